@@ -1,0 +1,174 @@
+//! Every attribute, metric and span name inferd emits, declared once (TELEMETRY.md is the contract).
+//!
+//! HTTP and error names follow the OpenTelemetry semantic conventions; GenAI names are pinned to
+//! semantic-conventions v1.41 (`gen_ai.provider.name`, never the older `gen_ai.system`); inferd's
+//! own names live under `inferd.` and `model.`.
+
+// --- HTTP (stable semantic conventions) ---
+/// HTTP request method, e.g. `GET`.
+pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+/// The matched route template, e.g. `/v1/chat/completions`.
+pub const HTTP_ROUTE: &str = "http.route";
+/// HTTP response status code.
+pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// Path of the request URL.
+pub const URL_PATH: &str = "url.path";
+/// Scheme of the request URL (`http` / `https`).
+pub const URL_SCHEME: &str = "url.scheme";
+/// Full URL of an outgoing request (credentials removed).
+pub const URL_FULL: &str = "url.full";
+/// Server host name as seen by the client.
+pub const SERVER_ADDRESS: &str = "server.address";
+/// Server port as seen by the client.
+pub const SERVER_PORT: &str = "server.port";
+/// Address of the client (peer).
+pub const CLIENT_ADDRESS: &str = "client.address";
+/// The `User-Agent` header.
+pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+/// Class of error an operation ended with (status code, exception type, `cancelled`, ...).
+pub const ERROR_TYPE: &str = "error.type";
+/// Exception event name and its attributes.
+pub const EXCEPTION_EVENT: &str = "exception";
+/// Exception message attribute.
+pub const EXCEPTION_MESSAGE: &str = "exception.message";
+/// Exception type attribute.
+pub const EXCEPTION_TYPE: &str = "exception.type";
+/// Histogram of HTTP server request durations (seconds).
+pub const HTTP_SERVER_REQUEST_DURATION: &str = "http.server.request.duration";
+
+// --- Resource ---
+/// Logical service name.
+pub const SERVICE_NAME: &str = "service.name";
+/// Service version.
+pub const SERVICE_VERSION: &str = "service.version";
+/// Unique id of this process instance.
+pub const SERVICE_INSTANCE_ID: &str = "service.instance.id";
+/// Host name.
+pub const HOST_NAME: &str = "host.name";
+/// Deployment environment (e.g. `production`).
+pub const DEPLOYMENT_ENVIRONMENT_NAME: &str = "deployment.environment.name";
+
+// --- Sampling ---
+/// Set on a span that was sampled only because the request carried `X-Force-Trace: true`.
+pub const SAMPLING_FORCED: &str = "sampling.forced";
+
+// --- GenAI (semantic conventions v1.41) ---
+/// Operation name (`chat`, `text_completion`, `embeddings`).
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// Provider name (replaces the old `gen_ai.system`).
+pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// Requested model.
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// Requested max tokens.
+pub const GEN_AI_REQUEST_MAX_TOKENS: &str = "gen_ai.request.max_tokens";
+/// Requested temperature.
+pub const GEN_AI_REQUEST_TEMPERATURE: &str = "gen_ai.request.temperature";
+/// Requested top_p.
+pub const GEN_AI_REQUEST_TOP_P: &str = "gen_ai.request.top_p";
+/// Requested top_k.
+pub const GEN_AI_REQUEST_TOP_K: &str = "gen_ai.request.top_k";
+/// Requested seed.
+pub const GEN_AI_REQUEST_SEED: &str = "gen_ai.request.seed";
+/// Requested stop sequences.
+pub const GEN_AI_REQUEST_STOP_SEQUENCES: &str = "gen_ai.request.stop_sequences";
+/// Requested frequency penalty.
+pub const GEN_AI_REQUEST_FREQUENCY_PENALTY: &str = "gen_ai.request.frequency_penalty";
+/// Requested presence penalty.
+pub const GEN_AI_REQUEST_PRESENCE_PENALTY: &str = "gen_ai.request.presence_penalty";
+/// Response id.
+pub const GEN_AI_RESPONSE_ID: &str = "gen_ai.response.id";
+/// Model that produced the response.
+pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// Finish reasons of the response.
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+/// Input token count.
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// Output token count.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// Token type (`input` / `output`) on the token usage histogram.
+pub const GEN_AI_TOKEN_TYPE: &str = "gen_ai.token.type";
+/// Captured input messages (opt-in).
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// Captured output messages (opt-in).
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+/// Captured system instructions (opt-in).
+pub const GEN_AI_SYSTEM_INSTRUCTIONS: &str = "gen_ai.system_instructions";
+/// vLLM-compatible timing: time in queue (s).
+pub const GEN_AI_LATENCY_TIME_IN_QUEUE: &str = "gen_ai.latency.time_in_queue";
+/// vLLM-compatible timing: prefill (s).
+pub const GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL: &str = "gen_ai.latency.time_in_model_prefill";
+/// vLLM-compatible timing: decode (s).
+pub const GEN_AI_LATENCY_TIME_IN_MODEL_DECODE: &str = "gen_ai.latency.time_in_model_decode";
+/// vLLM-compatible timing: time to first token (s).
+pub const GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN: &str = "gen_ai.latency.time_to_first_token";
+/// vLLM-compatible timing: end to end (s).
+pub const GEN_AI_LATENCY_E2E: &str = "gen_ai.latency.e2e";
+/// Metric: server request duration (s).
+pub const GEN_AI_SERVER_REQUEST_DURATION: &str = "gen_ai.server.request.duration";
+/// Metric: server time to first token (s).
+pub const GEN_AI_SERVER_TIME_TO_FIRST_TOKEN: &str = "gen_ai.server.time_to_first_token";
+/// Metric: server time per output token (s).
+pub const GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN: &str = "gen_ai.server.time_per_output_token";
+/// Metric: token usage ({token}).
+pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+/// Metric: upstream call duration (s).
+pub const GEN_AI_CLIENT_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
+
+// --- inferd's own ---
+/// Id of one generation.
+pub const INFERD_GENERATION_ID: &str = "inferd.generation.id";
+/// Whether the response streams.
+pub const INFERD_STREAM: &str = "inferd.stream";
+/// Time to first token on the generation span (s).
+pub const INFERD_TIME_TO_FIRST_TOKEN: &str = "inferd.time_to_first_token";
+/// Time per output token on the generation span (s).
+pub const INFERD_TIME_PER_OUTPUT_TOKEN: &str = "inferd.time_per_output_token";
+/// Position in the engine queue.
+pub const INFERD_QUEUE_POSITION: &str = "inferd.queue.position";
+/// Members in one batched engine step.
+pub const INFERD_BATCH_SIZE: &str = "inferd.batch.size";
+/// Model file format (e.g. `gguf`).
+pub const INFERD_MODEL_FORMAT: &str = "inferd.model.format";
+/// Model id.
+pub const MODEL_ID: &str = "model.id";
+/// Model load time (s).
+pub const MODEL_LOAD_TIME_SECONDS: &str = "model.load_time_seconds";
+/// Where model artifacts came from (`local_cache`, `http`, `s3`, ...).
+pub const MODEL_ARTIFACTS_SOURCE: &str = "model.artifacts.source";
+/// Span names of the model lifecycle.
+pub const SPAN_MODEL_QUEUE: &str = "model.queue";
+/// Prefill and decode span.
+pub const SPAN_MODEL_INFER: &str = "model.infer";
+/// One batched engine step.
+pub const SPAN_MODEL_BATCH: &str = "model.batch";
+/// Model load.
+pub const SPAN_MODEL_LOAD: &str = "model.load";
+/// Artifact load from the local cache.
+pub const SPAN_MODEL_ARTIFACTS_LOAD: &str = "model.artifacts.load";
+/// Artifact download.
+pub const SPAN_MODEL_ARTIFACTS_DOWNLOAD: &str = "model.artifacts.download";
+/// Model unload.
+pub const SPAN_MODEL_UNLOAD: &str = "model.unload";
+/// Metric: loaded models.
+pub const INFERD_MODELS_LOADED: &str = "inferd.models.loaded";
+/// Metric: model loads.
+pub const INFERD_MODEL_LOADS: &str = "inferd.model.loads";
+/// Metric: model unloads.
+pub const INFERD_MODEL_UNLOADS: &str = "inferd.model.unloads";
+/// Metric: model load duration (s).
+pub const INFERD_MODEL_LOAD_DURATION: &str = "inferd.model.load.duration";
+/// Metric: active requests.
+pub const INFERD_REQUESTS_ACTIVE: &str = "inferd.requests.active";
+/// Metric: queue size.
+pub const INFERD_QUEUE_SIZE: &str = "inferd.queue.size";
+/// Metric: errors.
+pub const INFERD_ERRORS: &str = "inferd.errors";
+/// Metric: telemetry items dropped because export failed.
+pub const INFERD_TELEMETRY_DROPPED: &str = "inferd.telemetry.dropped";
+/// Attribute on `inferd.telemetry.dropped`: `spans`, `metrics` or `logs`.
+pub const SIGNAL: &str = "signal";
+
+/// Recommended bucket boundaries (seconds) for HTTP duration histograms.
+pub const HTTP_DURATION_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
