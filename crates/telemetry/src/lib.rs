@@ -9,6 +9,8 @@
 mod args;
 mod config;
 mod error;
+mod propagation;
+mod sampler;
 pub mod semconv;
 
 pub use args::TelemetryArgs;
@@ -17,3 +19,11 @@ pub use config::{
     ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TraceStoreConfig,
 };
 pub use error::Error;
+pub use propagation::{
+    extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
+    inject_current_into_map, BaggageLimitsPropagator, Propagators, TraceContextPropagator, BAGGAGE,
+    TRACEPARENT, TRACERESPONSE, TRACESTATE,
+};
+pub use sampler::{
+    build_sampler, force_trace_requested, with_force_trace, ForceTrace, ForceTraceSampler,
+};
