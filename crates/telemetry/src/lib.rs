@@ -12,6 +12,7 @@ mod error;
 mod propagation;
 mod sampler;
 pub mod semconv;
+mod store;
 
 pub use args::TelemetryArgs;
 pub use config::{
@@ -26,4 +27,8 @@ pub use propagation::{
 };
 pub use sampler::{
     build_sampler, force_trace_requested, with_force_trace, ForceTrace, ForceTraceSampler,
+};
+pub use store::{
+    EventRecord, LinkRecord, SpanRecord, SpanStatus, TraceDetail, TraceStore, TraceStoreProcessor,
+    TraceSummary,
 };

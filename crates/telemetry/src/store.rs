@@ -1,0 +1,343 @@
+//! The bounded in-memory store of recent traces that `local` and `otlp` modes keep, and its JSON
+//! read API (served by the server at /debug/traces). Oldest traces are evicted first when either
+//! the trace or the span capacity is reached.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
+use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
+use serde::Serialize;
+
+use crate::config::TraceStoreConfig;
+
+/// One line of the recent-traces list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceSummary {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// Name of the span without a parent in this store (the earliest if several).
+    pub root_span_name: String,
+    /// Earliest span start, unix nanoseconds.
+    pub start_unix_nanos: u64,
+    /// From the earliest start to the latest end.
+    pub duration_nanos: u64,
+    /// Spans stored for this trace.
+    pub span_count: usize,
+    /// Whether any span ended with status ERROR.
+    pub error: bool,
+}
+
+/// All stored spans of one trace.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TraceDetail {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// Spans ordered by start time.
+    pub spans: Vec<SpanRecord>,
+}
+
+/// One finished span, ready to serialize.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanRecord {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits.
+    pub span_id: String,
+    /// The parent's span id, `None` for a root span.
+    pub parent_span_id: Option<String>,
+    /// Span name.
+    pub name: String,
+    /// `server`, `client`, `internal`, `producer` or `consumer`.
+    pub kind: &'static str,
+    /// Start, unix nanoseconds.
+    pub start_unix_nanos: u64,
+    /// End, unix nanoseconds.
+    pub end_unix_nanos: u64,
+    /// Final status.
+    pub status: SpanStatus,
+    /// Attributes by key.
+    pub attributes: BTreeMap<String, serde_json::Value>,
+    /// Events in order.
+    pub events: Vec<EventRecord>,
+    /// Links to other spans.
+    pub links: Vec<LinkRecord>,
+}
+
+/// A span's status.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SpanStatus {
+    /// `unset`, `ok` or `error`.
+    pub code: &'static str,
+    /// Description (errors only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
+/// A span event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    /// Event name.
+    pub name: String,
+    /// When, unix nanoseconds.
+    pub time_unix_nanos: u64,
+    /// Attributes by key.
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+/// A link to another span.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinkRecord {
+    /// Linked trace.
+    pub trace_id: String,
+    /// Linked span.
+    pub span_id: String,
+    /// Attributes by key.
+    pub attributes: BTreeMap<String, serde_json::Value>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    traces: HashMap<TraceId, Vec<SpanRecord>>,
+    /// Trace ids in order of first arrival; the front is evicted first.
+    order: VecDeque<TraceId>,
+    span_count: usize,
+}
+
+/// The recent-trace store. Cheap to clone: clones share the same store.
+#[derive(Debug, Clone)]
+pub struct TraceStore {
+    inner: Arc<Mutex<Inner>>,
+    capacity: TraceStoreConfig,
+}
+
+impl TraceStore {
+    /// An empty store with the given capacity.
+    pub fn new(capacity: TraceStoreConfig) -> Self {
+        TraceStore {
+            inner: Arc::default(),
+            capacity,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent data (every mutation is whole).
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds one finished span, evicting the oldest traces when full.
+    pub fn insert(&self, span: &SpanData) {
+        let record = span_record(span);
+        let trace_id = span.span_context.trace_id();
+        let mut inner = self.lock();
+        if !inner.traces.contains_key(&trace_id) {
+            while inner.order.len() >= self.capacity.max_traces {
+                evict_oldest(&mut inner);
+            }
+            inner.order.push_back(trace_id);
+        }
+        while inner.span_count >= self.capacity.max_spans {
+            let oldest_is_this = inner.order.front() == Some(&trace_id);
+            if oldest_is_this && inner.order.len() == 1 {
+                // One trace larger than the whole store: keep its earliest spans.
+                return;
+            }
+            if oldest_is_this {
+                // Evict the next-oldest instead, keeping the trace being written.
+                if let Some(id) = inner.order.remove(1) {
+                    if let Some(spans) = inner.traces.remove(&id) {
+                        inner.span_count -= spans.len();
+                    }
+                }
+            } else {
+                evict_oldest(&mut inner);
+            }
+        }
+        inner.traces.entry(trace_id).or_default().push(record);
+        inner.span_count += 1;
+    }
+
+    /// The most recent traces, newest first, at most `limit`.
+    pub fn recent_traces(&self, limit: usize) -> Vec<TraceSummary> {
+        let inner = self.lock();
+        inner
+            .order
+            .iter()
+            .rev()
+            .take(limit)
+            .filter_map(|id| inner.traces.get(id).map(|spans| summarize(*id, spans)))
+            .collect()
+    }
+
+    /// All stored spans of one trace (`trace_id` as 32 hex digits), ordered by start time.
+    pub fn trace(&self, trace_id: &str) -> Option<TraceDetail> {
+        let id = TraceId::from_hex(trace_id).ok()?;
+        let inner = self.lock();
+        let mut spans = inner.traces.get(&id)?.clone();
+        spans.sort_by_key(|s| s.start_unix_nanos);
+        Some(TraceDetail {
+            trace_id: id.to_string(),
+            spans,
+        })
+    }
+
+    /// Number of traces and spans currently held.
+    pub fn len(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.order.len(), inner.span_count)
+    }
+
+    /// Whether the store holds no trace.
+    pub fn is_empty(&self) -> bool {
+        self.lock().order.is_empty()
+    }
+}
+
+fn evict_oldest(inner: &mut Inner) {
+    if let Some(id) = inner.order.pop_front() {
+        if let Some(spans) = inner.traces.remove(&id) {
+            inner.span_count -= spans.len();
+        }
+    }
+}
+
+fn summarize(trace_id: TraceId, spans: &[SpanRecord]) -> TraceSummary {
+    let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
+    let end = spans
+        .iter()
+        .map(|s| s.end_unix_nanos)
+        .max()
+        .unwrap_or(start);
+    let root = spans
+        .iter()
+        .filter(|s| {
+            s.parent_span_id
+                .as_ref()
+                .is_none_or(|p| !spans.iter().any(|o| &o.span_id == p))
+        })
+        .min_by_key(|s| s.start_unix_nanos);
+    TraceSummary {
+        trace_id: trace_id.to_string(),
+        root_span_name: root.map(|s| s.name.clone()).unwrap_or_default(),
+        start_unix_nanos: start,
+        duration_nanos: end.saturating_sub(start),
+        span_count: spans.len(),
+        error: spans.iter().any(|s| s.status.code == "error"),
+    }
+}
+
+fn unix_nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos()
+        .try_into()
+        .unwrap_or(u64::MAX)
+}
+
+fn json_value(value: &Value) -> serde_json::Value {
+    match value {
+        Value::Bool(b) => (*b).into(),
+        Value::I64(i) => (*i).into(),
+        Value::F64(f) => (*f).into(),
+        Value::String(s) => s.as_str().into(),
+        other => other.to_string().into(),
+    }
+}
+
+fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, serde_json::Value> {
+    kvs.iter()
+        .map(|kv| (kv.key.as_str().to_owned(), json_value(&kv.value)))
+        .collect()
+}
+
+fn span_record(span: &SpanData) -> SpanRecord {
+    let kind = match span.span_kind {
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
+        SpanKind::Internal => "internal",
+    };
+    let status = match &span.status {
+        Status::Unset => SpanStatus {
+            code: "unset",
+            message: None,
+        },
+        Status::Ok => SpanStatus {
+            code: "ok",
+            message: None,
+        },
+        Status::Error { description } => SpanStatus {
+            code: "error",
+            message: Some(description.to_string()),
+        },
+    };
+    SpanRecord {
+        trace_id: span.span_context.trace_id().to_string(),
+        span_id: span.span_context.span_id().to_string(),
+        parent_span_id: (span.parent_span_id != SpanId::INVALID)
+            .then(|| span.parent_span_id.to_string()),
+        name: span.name.to_string(),
+        kind,
+        start_unix_nanos: unix_nanos(span.start_time),
+        end_unix_nanos: unix_nanos(span.end_time),
+        status,
+        attributes: attributes(&span.attributes),
+        events: span
+            .events
+            .iter()
+            .map(|e| EventRecord {
+                name: e.name.to_string(),
+                time_unix_nanos: unix_nanos(e.timestamp),
+                attributes: attributes(&e.attributes),
+            })
+            .collect(),
+        links: span
+            .links
+            .iter()
+            .map(|l| LinkRecord {
+                trace_id: l.span_context.trace_id().to_string(),
+                span_id: l.span_context.span_id().to_string(),
+                attributes: attributes(&l.attributes),
+            })
+            .collect(),
+    }
+}
+
+/// Span processor feeding the store with every sampled span as it ends.
+#[derive(Debug, Clone)]
+pub struct TraceStoreProcessor {
+    store: TraceStore,
+}
+
+impl TraceStoreProcessor {
+    /// A processor writing into `store`.
+    pub fn new(store: TraceStore) -> Self {
+        TraceStoreProcessor { store }
+    }
+}
+
+impl SpanProcessor for TraceStoreProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.store.insert(&span);
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+#[path = "store_tests.rs"]
+mod tests;

@@ -1,0 +1,128 @@
+use opentelemetry::trace::{
+    Span as _, SpanKind, Status, TraceContextExt, Tracer, TracerProvider as _,
+};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::SdkTracerProvider;
+
+use super::*;
+
+fn provider(store: &TraceStore) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_span_processor(TraceStoreProcessor::new(store.clone()))
+        .build()
+}
+
+/// Makes one trace of `spans` spans (a root and children); returns its trace id.
+fn make_trace(provider: &SdkTracerProvider, name: &str, spans: usize) -> String {
+    let tracer = provider.tracer("test");
+    let root = tracer
+        .span_builder(name.to_owned())
+        .with_kind(SpanKind::Server)
+        .start(&tracer);
+    let trace_id = root.span_context().trace_id().to_string();
+    let cx = Context::new().with_span(root);
+    for i in 1..spans {
+        let mut child = tracer.start_with_context(format!("child-{i}"), &cx);
+        child.set_attribute(KeyValue::new("i", i as i64));
+        child.end();
+    }
+    cx.span().end();
+    trace_id
+}
+
+#[test]
+fn stores_spans_with_their_tree_and_details() {
+    let store = TraceStore::new(TraceStoreConfig {
+        max_traces: 10,
+        max_spans: 100,
+    });
+    let provider = provider(&store);
+    let tracer = provider.tracer("test");
+    let mut root = tracer
+        .span_builder("GET /v1/models")
+        .with_kind(SpanKind::Server)
+        .start(&tracer);
+    root.set_attribute(KeyValue::new("http.response.status_code", 500_i64));
+    root.add_event("first_token", vec![KeyValue::new("n", 1_i64)]);
+    root.set_status(Status::error("boom"));
+    let trace_id = root.span_context().trace_id().to_string();
+    let root_id = root.span_context().span_id().to_string();
+    let cx = Context::new().with_span(root);
+    tracer.start_with_context("model.infer", &cx).end();
+    cx.span().end();
+
+    let list = store.recent_traces(10);
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].trace_id, trace_id);
+    assert_eq!(list[0].root_span_name, "GET /v1/models");
+    assert_eq!(list[0].span_count, 2);
+    assert!(list[0].error);
+
+    let detail = store.trace(&trace_id);
+    let Some(detail) = detail else {
+        panic!("trace missing")
+    };
+    let root = &detail.spans[0];
+    assert_eq!(root.kind, "server");
+    assert_eq!(root.parent_span_id, None);
+    assert_eq!(root.status.code, "error");
+    assert_eq!(root.attributes["http.response.status_code"], 500);
+    assert_eq!(root.events[0].name, "first_token");
+    let child = &detail.spans[1];
+    assert_eq!(child.parent_span_id.as_deref(), Some(root_id.as_str()));
+    assert!(child.end_unix_nanos >= child.start_unix_nanos);
+
+    let json = serde_json::to_value(&detail).unwrap_or_default();
+    assert_eq!(json["spans"][0]["span_id"].as_str().map(str::len), Some(16));
+}
+
+#[test]
+fn oldest_trace_is_evicted_first_by_trace_capacity() {
+    let store = TraceStore::new(TraceStoreConfig {
+        max_traces: 2,
+        max_spans: 100,
+    });
+    let provider = provider(&store);
+    let first = make_trace(&provider, "a", 1);
+    let second = make_trace(&provider, "b", 1);
+    let third = make_trace(&provider, "c", 1);
+    let ids: Vec<_> = store
+        .recent_traces(10)
+        .into_iter()
+        .map(|t| t.trace_id)
+        .collect();
+    assert_eq!(ids, vec![third, second]);
+    assert!(store.trace(&first).is_none());
+}
+
+#[test]
+fn oldest_trace_is_evicted_first_by_span_capacity() {
+    let store = TraceStore::new(TraceStoreConfig {
+        max_traces: 100,
+        max_spans: 5,
+    });
+    let provider = provider(&store);
+    let first = make_trace(&provider, "a", 3);
+    let second = make_trace(&provider, "b", 2);
+    assert_eq!(store.len(), (2, 5));
+    let third = make_trace(&provider, "c", 2);
+    assert!(store.trace(&first).is_none());
+    assert!(store.trace(&second).is_some() && store.trace(&third).is_some());
+    assert_eq!(store.len(), (2, 4));
+    // A trace larger than the whole store keeps only what fits.
+    let huge = make_trace(&provider, "d", 9);
+    assert_eq!(store.len(), (1, 5));
+    assert_eq!(store.trace(&huge).map(|t| t.spans.len()), Some(5));
+}
+
+#[test]
+fn unsampled_spans_are_not_stored() {
+    let store = TraceStore::new(TraceStoreConfig::default());
+    let provider = SdkTracerProvider::builder()
+        .with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff)
+        .with_span_processor(TraceStoreProcessor::new(store.clone()))
+        .build();
+    make_trace(&provider, "dropped", 2);
+    assert!(store.is_empty());
+    assert!(store.trace("not-hex").is_none());
+}
