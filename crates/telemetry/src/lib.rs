@@ -8,10 +8,17 @@
 
 mod args;
 mod config;
+mod console;
 mod error;
+mod export_health;
+mod http_layer;
+mod logs;
 mod propagation;
+mod resource;
 mod sampler;
 pub mod semconv;
+mod setup;
+mod spans;
 mod store;
 
 pub use args::TelemetryArgs;
@@ -19,14 +26,29 @@ pub use config::{
     vars, BatchConfig, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
     ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TraceStoreConfig,
 };
+pub use console::ConsoleSpanExporter;
 pub use error::Error;
+pub use export_health::{
+    is_sdk_export_noise, ExportHealth, MonitoredLogExporter, MonitoredMetricExporter,
+    MonitoredSpanExporter, EXPORT_HEALTH_TARGET,
+};
+pub use http_layer::{
+    http_layer, HttpTraceLayer, HttpTraceService, ResponseFuture, HTTP_SPAN_TARGET, X_FORCE_TRACE,
+};
+pub use logs::{current_trace_ids, CorrelatedFormat};
 pub use propagation::{
     extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
     inject_current_into_map, BaggageLimitsPropagator, Propagators, TraceContextPropagator, BAGGAGE,
     TRACEPARENT, TRACERESPONSE, TRACESTATE,
 };
+pub use resource::{build_resource, service_instance_id};
 pub use sampler::{
     build_sampler, force_trace_requested, with_force_trace, ForceTrace, ForceTraceSampler,
+};
+pub use setup::{build_with_writer, init, init_with_writer, ShutdownError, TelemetryGuard, SCOPE};
+pub use spans::{
+    in_current_context, record_error, record_error_value, set_attribute, spawn_blocking_in_context,
+    spawn_thread_in_context,
 };
 pub use store::{
     EventRecord, LinkRecord, SpanRecord, SpanStatus, TraceDetail, TraceStore, TraceStoreProcessor,

@@ -253,7 +253,7 @@ fn attributes(kvs: &[KeyValue]) -> BTreeMap<String, serde_json::Value> {
         .collect()
 }
 
-fn span_record(span: &SpanData) -> SpanRecord {
+pub(crate) fn span_record(span: &SpanData) -> SpanRecord {
     let kind = match span.span_kind {
         SpanKind::Server => "server",
         SpanKind::Client => "client",

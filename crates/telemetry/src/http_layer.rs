@@ -1,0 +1,370 @@
+//! The tower layer that traces each HTTP request to an axum server: it extracts the remote
+//! parent, honours `X-Force-Trace`, opens the SERVER span `{METHOD} {route}` with the HTTP
+//! semantic-convention attributes, answers with a `traceresponse` header, and records
+//! `http.server.request.duration`. The span ends when the response body has been sent (or
+//! dropped), so streamed responses are timed whole.
+//!
+//! When telemetry is off the layer is not installed at all: [`http_layer`] returns `None`,
+//! and `tower::util::option_layer` turns that into a pass-through.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, MatchedPath};
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response};
+use opentelemetry::baggage::BaggageExt;
+use opentelemetry::metrics::Histogram;
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::KeyValue;
+use tracing::field::Empty;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::propagation::{format_traceparent, Propagators, TRACERESPONSE};
+use crate::sampler::{force_trace_requested, with_force_trace};
+use crate::semconv;
+use crate::setup::TelemetryGuard;
+
+/// The request header that asks for a trace.
+pub const X_FORCE_TRACE: &str = "x-force-trace";
+/// Target of the HTTP server span (useful in log filters).
+pub const HTTP_SPAN_TARGET: &str = "inferd_telemetry::http";
+
+/// The layer for a running telemetry, or `None` when telemetry is off. Use it with
+/// `tower::util::option_layer`:
+///
+/// ```ignore
+/// let app = router.layer(tower::util::option_layer(inferd_telemetry::http_layer(&guard)));
+/// ```
+pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
+    if !guard.is_enabled() {
+        return None;
+    }
+    let duration = guard.meter().map(|meter| {
+        meter
+            .f64_histogram(semconv::HTTP_SERVER_REQUEST_DURATION)
+            .with_unit("s")
+            .with_description("Duration of HTTP server requests")
+            .with_boundaries(semconv::HTTP_DURATION_BUCKETS.to_vec())
+            .build()
+    });
+    Some(HttpTraceLayer {
+        shared: Arc::new(Shared {
+            propagators: guard.propagators.clone(),
+            force_trace_header: guard.force_trace_header,
+            baggage_span_attributes: guard.baggage_span_attributes.clone(),
+            duration,
+        }),
+    })
+}
+
+#[derive(Debug)]
+struct Shared {
+    propagators: Arc<Propagators>,
+    force_trace_header: bool,
+    baggage_span_attributes: Arc<[String]>,
+    duration: Option<Histogram<f64>>,
+}
+
+/// Traces HTTP requests; see the module documentation.
+#[derive(Debug, Clone)]
+pub struct HttpTraceLayer {
+    shared: Arc<Shared>,
+}
+
+impl<S> tower::Layer<S> for HttpTraceLayer {
+    type Service = HttpTraceService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        HttpTraceService {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`HttpTraceLayer`] wraps around the application.
+#[derive(Debug, Clone)]
+pub struct HttpTraceService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+/// The method as semantic conventions name it: known methods as-is, others `_OTHER`.
+fn method_name(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "_OTHER",
+    }
+}
+
+fn header_str<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+impl<S> HttpTraceService<S> {
+    fn start_span<B>(&self, req: &Request<B>) -> (Span, RequestState, Option<HeaderValue>) {
+        let shared = &self.shared;
+        let mut parent = shared.propagators.extract_headers(req.headers());
+        let forced = shared.force_trace_header
+            && req
+                .headers()
+                .get(X_FORCE_TRACE)
+                .is_some_and(|v| force_trace_requested(v.as_bytes()));
+        if forced {
+            parent = with_force_trace(&parent);
+        }
+        let method = method_name(req.method());
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| Arc::<str>::from(p.as_str()));
+        let name = match (&route, method) {
+            (_, "_OTHER") => "HTTP".to_owned(),
+            (Some(route), _) => format!("{method} {route}"),
+            (None, _) => method.to_owned(),
+        };
+        let span = tracing::info_span!(
+            target: HTTP_SPAN_TARGET,
+            "HTTP request",
+            otel.name = name,
+            otel.kind = "server",
+            otel.status_code = Empty,
+            http.request.method = method,
+            http.route = Empty,
+            url.path = req.uri().path(),
+            url.scheme = req.uri().scheme_str().unwrap_or("http"),
+            server.address = Empty,
+            server.port = Empty,
+            client.address = Empty,
+            user_agent.original = Empty,
+            http.response.status_code = Empty,
+            error.type = Empty,
+        );
+        if let Some(route) = &route {
+            span.record(semconv::HTTP_ROUTE, &**route);
+        }
+        let authority = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str())
+            .or_else(|| header_str(req, http::header::HOST));
+        if let Some(authority) = authority.and_then(|a| a.parse::<http::uri::Authority>().ok()) {
+            span.record(semconv::SERVER_ADDRESS, authority.host());
+            if let Some(port) = authority.port_u16() {
+                span.record(semconv::SERVER_PORT, i64::from(port));
+            }
+        }
+        if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
+            span.record(semconv::CLIENT_ADDRESS, addr.ip().to_string());
+        }
+        if let Some(agent) = header_str(req, http::header::USER_AGENT) {
+            span.record(semconv::USER_AGENT_ORIGINAL, agent);
+        }
+        if !shared.baggage_span_attributes.is_empty() {
+            let baggage = parent.baggage();
+            for key in shared.baggage_span_attributes.iter() {
+                if let Some(value) = baggage.get(key.as_str()) {
+                    span.set_attribute(key.clone(), value.to_string());
+                }
+            }
+        }
+        // Must happen before the span is entered: the OTel span starts lazily.
+        let _ = span.set_parent(parent);
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        let traceresponse = sc
+            .is_valid()
+            .then(|| HeaderValue::from_str(&format_traceparent(&sc)).ok())
+            .flatten();
+        let state = RequestState {
+            shared: self.shared.clone(),
+            start: Instant::now(),
+            method,
+            route,
+            status: None,
+            span: span.clone(),
+        };
+        (span, state, traceresponse)
+    }
+}
+
+impl<S, B> tower::Service<Request<B>> for HttpTraceService<S>
+where
+    S: tower::Service<Request<B>, Response = Response<Body>>,
+    S::Error: std::fmt::Display,
+{
+    type Response = Response<Body>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (span, state, traceresponse) = self.start_span(&req);
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        ResponseFuture {
+            inner,
+            span,
+            state: Some(state),
+            traceresponse,
+        }
+    }
+}
+
+/// What is needed to finish a request: kept by the future, then by the response body.
+#[derive(Debug)]
+struct RequestState {
+    shared: Arc<Shared>,
+    start: Instant,
+    method: &'static str,
+    route: Option<Arc<str>>,
+    status: Option<u16>,
+    span: Span,
+}
+
+impl Drop for RequestState {
+    /// Ends the request: records the duration and lets the span close. A request dropped before
+    /// its response was produced was cancelled by the client.
+    fn drop(&mut self) {
+        if self.status.is_none() {
+            self.span.record(semconv::ERROR_TYPE, "cancelled");
+            self.span.record("otel.status_code", "ERROR");
+        }
+        if let Some(histogram) = &self.shared.duration {
+            let mut attributes = Vec::with_capacity(4);
+            attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method));
+            if let Some(route) = &self.route {
+                attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_string()));
+            }
+            match self.status {
+                Some(status) => {
+                    attributes.push(KeyValue::new(
+                        semconv::HTTP_RESPONSE_STATUS_CODE,
+                        i64::from(status),
+                    ));
+                    if status >= 500 {
+                        attributes.push(KeyValue::new(semconv::ERROR_TYPE, status.to_string()));
+                    }
+                }
+                None => attributes.push(KeyValue::new(semconv::ERROR_TYPE, "cancelled")),
+            }
+            histogram.record(self.start.elapsed().as_secs_f64(), &attributes);
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`HttpTraceService`].
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        span: Span,
+        state: Option<RequestState>,
+        traceresponse: Option<HeaderValue>,
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<Body>, E>>,
+    E: std::fmt::Display,
+{
+    type Output = Result<Response<Body>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let result = {
+            let _entered = this.span.enter();
+            ready!(this.inner.poll(cx))
+        };
+        let Some(mut state) = this.state.take() else {
+            return Poll::Ready(result);
+        };
+        match result {
+            Ok(mut response) => {
+                let status = response.status();
+                state.status = Some(status.as_u16());
+                this.span.record(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status.as_u16()),
+                );
+                if status.is_server_error() {
+                    this.span.record(semconv::ERROR_TYPE, status.as_str());
+                    this.span.record("otel.status_code", "ERROR");
+                }
+                if let Some(value) = this.traceresponse.take() {
+                    response.headers_mut().insert(TRACERESPONSE, value);
+                }
+                Poll::Ready(Ok(response.map(|body| {
+                    Body::new(TracedBody {
+                        inner: body,
+                        _state: state,
+                    })
+                })))
+            }
+            Err(error) => {
+                state.status = Some(500);
+                this.span.record(semconv::ERROR_TYPE, "_OTHER");
+                this.span.record("otel.status_code", "ERROR");
+                let span: &Span = this.span;
+                tracing::error!(target: HTTP_SPAN_TARGET, parent: span, %error, "request failed");
+                Poll::Ready(Err(error))
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps the request's span open until it is sent or dropped.
+    struct TracedBody {
+        #[pin]
+        inner: Body,
+        _state: RequestState,
+    }
+}
+
+impl http_body::Body for TracedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().inner.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}

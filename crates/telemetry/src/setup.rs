@@ -1,0 +1,459 @@
+//! Start-up and shutdown: builds the tracer, meter and logger providers, the log subscriber and
+//! the propagator from a [`TelemetryConfig`], and returns the [`TelemetryGuard`] that owns them.
+//! In `off` mode nothing but the log layer is built.
+
+use std::io::IsTerminal;
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use opentelemetry::metrics::{Counter, Meter, MeterProvider as _};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
+use opentelemetry_sdk::logs::SdkLoggerProvider;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing::Dispatch;
+use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt, LevelFilter};
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::{Layer, SubscriberExt};
+use tracing_subscriber::registry::Registry;
+
+use crate::config::{
+    Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig, Signal, TelemetryConfig,
+};
+use crate::console::ConsoleSpanExporter;
+use crate::export_health::{
+    is_sdk_export_noise, ExportHealth, MonitoredLogExporter, MonitoredMetricExporter,
+    MonitoredSpanExporter, EXPORT_HEALTH_TARGET,
+};
+use crate::logs::CorrelatedFormat;
+use crate::propagation::Propagators;
+use crate::resource::build_resource;
+use crate::sampler::build_sampler;
+use crate::semconv;
+use crate::store::{TraceStore, TraceStoreProcessor};
+use crate::Error;
+
+/// Instrumentation scope name of inferd's tracer and meter.
+pub const SCOPE: &str = "inferd";
+
+type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
+
+/// Owns everything telemetry started. Keep it alive for the life of the process and call
+/// [`TelemetryGuard::shutdown`] after draining requests; dropping it shuts down too.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    pub(crate) mode: Mode,
+    pub(crate) tracer_provider: Option<SdkTracerProvider>,
+    pub(crate) meter_provider: Option<SdkMeterProvider>,
+    pub(crate) logger_provider: Option<SdkLoggerProvider>,
+    pub(crate) trace_store: Option<TraceStore>,
+    pub(crate) propagators: Arc<Propagators>,
+    pub(crate) force_trace_header: bool,
+    pub(crate) baggage_span_attributes: Arc<[String]>,
+    pub(crate) genai_capture_message_content: bool,
+}
+
+/// Why shutdown did not complete cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum ShutdownError {
+    /// Flushing did not finish within the deadline; remaining data was abandoned.
+    #[error("telemetry flush did not finish within {0:?}")]
+    DeadlineExceeded(Duration),
+    /// A provider reported an error while flushing (e.g. the collector is unreachable).
+    #[error("telemetry flush failed: {0}")]
+    Flush(String),
+}
+
+impl TelemetryGuard {
+    /// The mode telemetry runs in.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// Whether anything beyond logs is on.
+    pub fn is_enabled(&self) -> bool {
+        self.mode != Mode::Off
+    }
+
+    /// The recent-trace store (`local` and `otlp` modes).
+    pub fn trace_store(&self) -> Option<&TraceStore> {
+        self.trace_store.as_ref()
+    }
+
+    /// The tracer provider (`None` when off).
+    pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
+        self.tracer_provider.as_ref()
+    }
+
+    /// The meter provider (`None` when off or when no metric reader is configured).
+    pub fn meter_provider(&self) -> Option<&SdkMeterProvider> {
+        self.meter_provider.as_ref()
+    }
+
+    /// inferd's meter (`None` when metrics are off).
+    pub fn meter(&self) -> Option<Meter> {
+        self.meter_provider.as_ref().map(|p| p.meter(SCOPE))
+    }
+
+    /// The configured propagators.
+    pub fn propagators(&self) -> &Propagators {
+        &self.propagators
+    }
+
+    /// Whether prompt and completion content may be recorded on spans.
+    pub fn capture_message_content(&self) -> bool {
+        self.genai_capture_message_content
+    }
+
+    /// Flushes and stops every provider, giving up after `deadline` (a dead collector does not
+    /// hold shutdown longer). Runs on its own thread, so it is safe to call from async code;
+    /// it blocks the caller for at most `deadline`.
+    pub fn shutdown(mut self, deadline: Duration) -> Result<(), ShutdownError> {
+        self.shutdown_inner(deadline)
+    }
+
+    fn shutdown_inner(&mut self, deadline: Duration) -> Result<(), ShutdownError> {
+        let tracer = self.tracer_provider.take();
+        let meter = self.meter_provider.take();
+        let logger = self.logger_provider.take();
+        if tracer.is_none() && meter.is_none() && logger.is_none() {
+            return Ok(());
+        }
+        let (done, wait) = mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("telemetry-shutdown".into())
+            .spawn(move || {
+                let mut errors = Vec::new();
+                if let Some(p) = tracer {
+                    if let Err(e) = p.shutdown_with_timeout(deadline) {
+                        errors.push(format!("traces: {e}"));
+                    }
+                }
+                if let Some(p) = meter {
+                    if let Err(e) = p.shutdown_with_timeout(deadline) {
+                        errors.push(format!("metrics: {e}"));
+                    }
+                }
+                if let Some(p) = logger {
+                    if let Err(e) = p.shutdown_with_timeout(deadline) {
+                        errors.push(format!("logs: {e}"));
+                    }
+                }
+                let _ = done.send(errors);
+            });
+        if spawned.is_err() {
+            return Err(ShutdownError::Flush(
+                "cannot spawn the shutdown thread".into(),
+            ));
+        }
+        match wait.recv_timeout(deadline + Duration::from_millis(200)) {
+            Ok(errors) if errors.is_empty() => Ok(()),
+            Ok(errors) => Err(ShutdownError::Flush(errors.join("; "))),
+            Err(_) => Err(ShutdownError::DeadlineExceeded(deadline)),
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        let _ = self.shutdown_inner(Duration::from_secs(3));
+    }
+}
+
+/// Starts telemetry for the whole process: installs the global tracing subscriber, and unless
+/// the mode is `off`, the global tracer and meter providers and propagator. Logs go to stdout.
+///
+/// Call it inside a Tokio runtime when OTLP/gRPC export is configured.
+pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, Error> {
+    init_with_writer(config, std::io::stdout)
+}
+
+/// As [`init`], with log lines written to `writer` (tests capture them this way).
+pub fn init_with_writer<W>(config: &TelemetryConfig, writer: W) -> Result<TelemetryGuard, Error>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let (guard, dispatch) = build_with_writer(config, writer, std::io::stdout().is_terminal())?;
+    tracing::dispatcher::set_global_default(dispatch)
+        .map_err(|e| Error::Subscriber(e.to_string()))?;
+    if let Some(tp) = &guard.tracer_provider {
+        opentelemetry::global::set_tracer_provider(tp.clone());
+        opentelemetry::global::set_text_map_propagator(Propagators::new(&config.propagators));
+    }
+    if let Some(mp) = &guard.meter_provider {
+        opentelemetry::global::set_meter_provider(mp.clone());
+    }
+    Ok(guard)
+}
+
+/// Builds everything [`init`] builds without installing anything globally: the guard and a
+/// [`Dispatch`] to use with `tracing::dispatcher::with_default` or `set_default`.
+/// `terminal` chooses the pretty log format when the format is `auto`.
+pub fn build_with_writer<W>(
+    config: &TelemetryConfig,
+    writer: W,
+    terminal: bool,
+) -> Result<(TelemetryGuard, Dispatch), Error>
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
+    let env_filter = EnvFilter::builder()
+        .parse(&config.log_filter)
+        .map_err(|e| Error::invalid(crate::vars::INFERD_LOG, &config.log_filter, &e.to_string()))?;
+    let format = match (config.log_format, terminal) {
+        (LogFormat::Json, _) | (LogFormat::Auto, false) => CorrelatedFormat::json(),
+        (LogFormat::Pretty, _) | (LogFormat::Auto, true) => CorrelatedFormat::pretty(terminal),
+    };
+    let fmt_layer = tracing_subscriber::fmt::layer()
+        .event_format(format)
+        .with_writer(writer)
+        .with_filter(env_filter.and(filter_fn(|meta| !is_sdk_export_noise(meta))));
+    let mut layers: Vec<BoxedLayer> = vec![Box::new(fmt_layer)];
+
+    let mut guard = TelemetryGuard {
+        mode: config.mode,
+        tracer_provider: None,
+        meter_provider: None,
+        logger_provider: None,
+        trace_store: None,
+        propagators: Arc::new(Propagators::new(&config.propagators)),
+        force_trace_header: config.sampler.force_trace_header,
+        baggage_span_attributes: config.baggage_span_attributes.clone().into(),
+        genai_capture_message_content: config.genai_capture_message_content,
+    };
+
+    if config.mode != Mode::Off {
+        let resource = build_resource(config);
+        guard.meter_provider = meter_provider(config, &resource)?;
+        let dropped = guard.meter().map(|m| {
+            m.u64_counter(semconv::INFERD_TELEMETRY_DROPPED)
+                .with_unit("{item}")
+                .with_description("Telemetry items dropped because export failed")
+                .build()
+        });
+        let (tracer_provider, store) = tracer_provider(config, &resource, dropped.clone())?;
+        let tracer = tracer_provider.tracer(SCOPE);
+        // Spans follow their own level (INFO), not the log filter: `--log warn` must not
+        // switch tracing off. A level is always set, so DEBUG spans of libraries cost nothing.
+        layers.push(Box::new(
+            tracing_opentelemetry::layer()
+                .with_tracer(tracer)
+                .with_filter(LevelFilter::INFO),
+        ));
+        guard.tracer_provider = Some(tracer_provider);
+        guard.trace_store = store;
+
+        if let Some(logger_provider) = logger_provider(config, &resource, dropped)? {
+            let bridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
+                &logger_provider,
+            )
+            .with_filter(
+                LevelFilter::INFO.and(filter_fn(|meta| !is_exporter_internal(meta.target()))),
+            );
+            layers.push(Box::new(bridge));
+            guard.logger_provider = Some(logger_provider);
+        }
+    }
+
+    let subscriber = Registry::default().with(layers);
+    Ok((guard, Dispatch::new(subscriber)))
+}
+
+/// Log targets that must not feed the OTLP log exporter, or its own traffic would loop back.
+fn is_exporter_internal(target: &str) -> bool {
+    const PREFIXES: [&str; 8] = [
+        "opentelemetry",
+        "hyper",
+        "h2",
+        "tonic",
+        "tower",
+        "reqwest",
+        "rustls",
+        EXPORT_HEALTH_TARGET,
+    ];
+    PREFIXES.iter().any(|p| target.starts_with(p))
+}
+
+fn exporter_error(signal: Signal, c: &OtlpSignalConfig, reason: impl ToString) -> Error {
+    Error::Exporter {
+        signal: signal.as_str(),
+        endpoint: c.endpoint.clone(),
+        reason: reason.to_string(),
+    }
+}
+
+fn check_runtime(signal: Signal, c: &OtlpSignalConfig) -> Result<(), Error> {
+    if c.protocol == OtlpProtocol::Grpc && tokio::runtime::Handle::try_current().is_err() {
+        return Err(exporter_error(
+            signal,
+            c,
+            "OTLP/gRPC export needs a Tokio runtime: call init inside one",
+        ));
+    }
+    Ok(())
+}
+
+fn grpc_metadata(
+    headers: &[(String, String)],
+) -> opentelemetry_otlp::tonic_types::metadata::MetadataMap {
+    let mut map = http::HeaderMap::new();
+    for (k, v) in headers {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes()),
+            http::HeaderValue::from_str(v),
+        ) {
+            map.append(name, value);
+        }
+    }
+    opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(map)
+}
+
+fn tracer_provider(
+    config: &TelemetryConfig,
+    resource: &Resource,
+    dropped: Option<Counter<u64>>,
+) -> Result<(SdkTracerProvider, Option<TraceStore>), Error> {
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource.clone())
+        .with_sampler(build_sampler(&config.sampler));
+    let mut store = None;
+    if matches!(config.mode, Mode::Local | Mode::Otlp) {
+        let s = TraceStore::new(config.trace_store);
+        builder = builder.with_span_processor(TraceStoreProcessor::new(s.clone()));
+        store = Some(s);
+    }
+    let batch = BatchConfigBuilder::default()
+        .with_scheduled_delay(config.batch.schedule_delay)
+        .with_max_queue_size(config.batch.max_queue_size)
+        .with_max_export_batch_size(config.batch.max_export_batch_size)
+        .build();
+    // OTEL_BSP_EXPORT_TIMEOUT bounds each export through the exporter's own timeout.
+    let mut traces = config.otlp_traces.clone();
+    traces.timeout = traces.timeout.min(config.batch.export_timeout);
+    let c = &traces;
+    let exporter = match config.mode {
+        Mode::Otlp => c.exporter,
+        Mode::Console => Exporter::Console,
+        Mode::Off | Mode::Local => Exporter::None,
+    };
+    match exporter {
+        Exporter::Otlp => {
+            check_runtime(Signal::Traces, c)?;
+            let built = match c.protocol {
+                OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(c.endpoint.clone())
+                    .with_timeout(c.timeout)
+                    .with_metadata(grpc_metadata(&c.headers))
+                    .build(),
+                OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_endpoint(c.endpoint.clone())
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_timeout(c.timeout)
+                    .with_headers(c.headers.iter().cloned().collect())
+                    .build(),
+            }
+            .map_err(|e| exporter_error(Signal::Traces, c, e))?;
+            let health = ExportHealth::new(Signal::Traces, &c.endpoint, dropped);
+            let processor = BatchSpanProcessor::builder(MonitoredSpanExporter::new(built, health))
+                .with_batch_config(batch)
+                .build();
+            builder = builder.with_span_processor(processor);
+        }
+        Exporter::Console => {
+            let processor = BatchSpanProcessor::builder(ConsoleSpanExporter)
+                .with_batch_config(batch)
+                .build();
+            builder = builder.with_span_processor(processor);
+        }
+        Exporter::None => {}
+    }
+    Ok((builder.build(), store))
+}
+
+fn meter_provider(
+    config: &TelemetryConfig,
+    resource: &Resource,
+) -> Result<Option<SdkMeterProvider>, Error> {
+    let c = &config.otlp_metrics;
+    let exporter = match config.mode {
+        Mode::Otlp => c.exporter,
+        Mode::Console => Exporter::Console,
+        Mode::Off | Mode::Local => Exporter::None,
+    };
+    let builder = SdkMeterProvider::builder().with_resource(resource.clone());
+    let builder = match exporter {
+        Exporter::Otlp => {
+            check_runtime(Signal::Metrics, c)?;
+            let built = match c.protocol {
+                OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(c.endpoint.clone())
+                    .with_timeout(c.timeout)
+                    .with_metadata(grpc_metadata(&c.headers))
+                    .build(),
+                OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
+                    .with_http()
+                    .with_endpoint(c.endpoint.clone())
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_timeout(c.timeout)
+                    .with_headers(c.headers.iter().cloned().collect())
+                    .build(),
+            }
+            .map_err(|e| exporter_error(Signal::Metrics, c, e))?;
+            // The dropped counter lives in this provider, so the metrics exporter counts its
+            // own failures only in the log, not in itself.
+            let health = ExportHealth::new(Signal::Metrics, &c.endpoint, None);
+            let reader = PeriodicReader::builder(MonitoredMetricExporter::new(built, health))
+                .with_interval(config.metric_export_interval)
+                .build();
+            builder.with_reader(reader)
+        }
+        Exporter::Console => {
+            let reader = PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
+                .with_interval(config.metric_export_interval)
+                .build();
+            builder.with_reader(reader)
+        }
+        // Local mode: instruments are real so a /metrics reader can be attached later.
+        Exporter::None => builder,
+    };
+    Ok(Some(builder.build()))
+}
+
+fn logger_provider(
+    config: &TelemetryConfig,
+    resource: &Resource,
+    dropped: Option<Counter<u64>>,
+) -> Result<Option<SdkLoggerProvider>, Error> {
+    let c = &config.otlp_logs;
+    if config.mode != Mode::Otlp || c.exporter != Exporter::Otlp {
+        return Ok(None);
+    }
+    check_runtime(Signal::Logs, c)?;
+    let built = match c.protocol {
+        OtlpProtocol::Grpc => opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(c.endpoint.clone())
+            .with_timeout(c.timeout)
+            .with_metadata(grpc_metadata(&c.headers))
+            .build(),
+        OtlpProtocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
+            .with_http()
+            .with_endpoint(c.endpoint.clone())
+            .with_protocol(Protocol::HttpBinary)
+            .with_timeout(c.timeout)
+            .with_headers(c.headers.iter().cloned().collect())
+            .build(),
+    }
+    .map_err(|e| exporter_error(Signal::Logs, c, e))?;
+    let health = ExportHealth::new(Signal::Logs, &c.endpoint, dropped);
+    let provider = SdkLoggerProvider::builder()
+        .with_resource(resource.clone())
+        .with_batch_exporter(MonitoredLogExporter::new(built, health))
+        .build();
+    Ok(Some(provider))
+}

@@ -1,0 +1,199 @@
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use opentelemetry::trace::TraceContextExt;
+
+use super::*;
+use crate::config::{LogFormat, Mode, TelemetryConfig};
+use crate::setup::build_with_writer;
+
+/// A log writer the test can read back.
+#[derive(Clone, Default)]
+pub(crate) struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub(crate) fn text(&self) -> String {
+        let bytes = self.0.lock().map(|b| b.clone()).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+}
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut b) = self.0.lock() {
+            b.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+fn local(format: LogFormat) -> TelemetryConfig {
+    TelemetryConfig {
+        mode: Mode::Local,
+        log_format: format,
+        ..TelemetryConfig::default()
+    }
+}
+
+#[test]
+fn record_error_sets_status_type_and_exception_event() {
+    let (guard, dispatch) =
+        match build_with_writer(&local(LogFormat::Json), Captured::default(), false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+    let trace_id = tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("generation");
+        record_error(&span, "model_not_found", "no model named x");
+        set_attribute(&span, semconv::GEN_AI_REQUEST_MODEL, "x");
+        span.context().span().span_context().trace_id().to_string()
+    });
+    let store = guard.trace_store().cloned();
+    let detail = store.and_then(|s| s.trace(&trace_id));
+    let Some(detail) = detail else {
+        panic!("trace not stored")
+    };
+    let span = &detail.spans[0];
+    assert_eq!(span.status.code, "error");
+    assert_eq!(span.status.message.as_deref(), Some("no model named x"));
+    assert_eq!(span.attributes[semconv::ERROR_TYPE], "model_not_found");
+    assert_eq!(span.attributes[semconv::GEN_AI_REQUEST_MODEL], "x");
+    let event = &span.events[0];
+    assert_eq!(event.name, "exception");
+    assert_eq!(
+        event.attributes[semconv::EXCEPTION_MESSAGE],
+        "no model named x"
+    );
+}
+
+#[test]
+fn helpers_are_no_ops_when_off() {
+    let config = TelemetryConfig {
+        mode: Mode::Off,
+        ..TelemetryConfig::default()
+    };
+    let (guard, dispatch) = match build_with_writer(&config, Captured::default(), false) {
+        Ok(x) => x,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(guard.tracer_provider().is_none() && guard.trace_store().is_none());
+    assert!(crate::http_layer(&guard).is_none());
+    tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("generation");
+        record_error(&span, "x", "y");
+        set_attribute(&span, "k", 1_i64);
+        assert!(!span.context().span().span_context().is_valid());
+    });
+}
+
+#[test]
+fn log_line_in_a_span_carries_that_spans_ids() {
+    let out = Captured::default();
+    let (_guard, dispatch) = match build_with_writer(&local(LogFormat::Json), out.clone(), false) {
+        Ok(x) => x,
+        Err(e) => panic!("{e}"),
+    };
+    let (trace_id, span_id) = tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!("outside any span");
+        let span = tracing::info_span!("request");
+        let _entered = span.enter();
+        tracing::info!(tokens = 3, "inside the span");
+        let cx = span.context();
+        let sc = cx.span().span_context().clone();
+        (sc.trace_id().to_string(), sc.span_id().to_string())
+    });
+    let text = out.text();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].get("trace_id").is_none());
+    assert_eq!(lines[1]["message"], "inside the span");
+    assert_eq!(lines[1]["fields"]["tokens"], 3);
+    assert_eq!(lines[1]["trace_id"], trace_id.as_str());
+    assert_eq!(lines[1]["span_id"], span_id.as_str());
+    assert_eq!(trace_id.len(), 32);
+    assert_eq!(span_id.len(), 16);
+    assert!(trace_id
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase()));
+}
+
+#[test]
+fn pretty_log_line_in_a_span_carries_ids() {
+    let out = Captured::default();
+    let (_guard, dispatch) = match build_with_writer(&local(LogFormat::Pretty), out.clone(), false)
+    {
+        Ok(x) => x,
+        Err(e) => panic!("{e}"),
+    };
+    let trace_id = tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("request");
+        let _entered = span.enter();
+        tracing::warn!("careful");
+        span.context().span().span_context().trace_id().to_string()
+    });
+    let text = out.text();
+    assert!(
+        text.contains("careful") && text.contains(&format!("trace_id={trace_id}")),
+        "{text}"
+    );
+}
+
+#[test]
+fn context_is_carried_into_a_thread_and_detached_after_a_panic() {
+    let (guard, dispatch) =
+        match build_with_writer(&local(LogFormat::Json), Captured::default(), false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+    let (trace_id, parent_id) = tracing::dispatcher::with_default(&dispatch, || {
+        let request = tracing::info_span!("request");
+        let _entered = request.enter();
+        let sc = request.context().span().span_context().clone();
+        let d = dispatch.clone();
+        let worker = spawn_thread_in_context(move || {
+            tracing::dispatcher::with_default(&d, || {
+                let _child = tracing::info_span!("model.infer").entered();
+            })
+        });
+        assert!(worker.join().is_ok());
+
+        // A panicking job detaches its context: the same pooled thread sees no stale context.
+        let (tx, rx) = std::sync::mpsc::channel::<Box<dyn FnOnce() + Send>>();
+        let pool = std::thread::spawn(move || {
+            let mut stale = Vec::new();
+            while let Ok(job) = rx.recv() {
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                stale.push(Context::current().span().span_context().is_valid());
+            }
+            stale
+        });
+        let _ = tx.send(Box::new(in_current_context(|| panic!("job failed"))));
+        drop(tx);
+        let stale = pool.join().unwrap_or_default();
+        assert_eq!(stale, vec![false]);
+        (sc.trace_id().to_string(), sc.span_id().to_string())
+    });
+    let store = guard.trace_store().cloned();
+    let Some(detail) = store.and_then(|s| s.trace(&trace_id)) else {
+        panic!("no trace")
+    };
+    let child = detail.spans.iter().find(|s| s.name == "model.infer");
+    assert_eq!(
+        child.and_then(|c| c.parent_span_id.clone()),
+        Some(parent_id)
+    );
+}
