@@ -1,0 +1,54 @@
+//! The [`Backend`] trait: anything that can turn a [`GenerationRequest`] into a stream of
+//! [`GenerationEvent`]s. The local llama.cpp engine implements it; a remote upstream will too.
+
+use async_trait::async_trait;
+use tokio::sync::mpsc;
+
+use crate::{EngineError, GenerationEvent, GenerationRequest};
+
+/// Facts about a served model that the API layer needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelInfo {
+    /// Context window in tokens.
+    pub context_length: u32,
+    /// Who provides the model (`owned_by` in `/v1/models`).
+    pub owned_by: String,
+}
+
+/// The events of one generation. Dropping it cancels the generation: the engine notices at its
+/// next token and frees its slot.
+#[derive(Debug)]
+pub struct GenerationStream {
+    /// Prompt size in tokens, known once the request was accepted.
+    pub prompt_tokens: u32,
+    events: mpsc::UnboundedReceiver<Result<GenerationEvent, EngineError>>,
+}
+
+impl GenerationStream {
+    /// Wraps the receiving end of an engine's event channel.
+    pub fn new(
+        prompt_tokens: u32,
+        events: mpsc::UnboundedReceiver<Result<GenerationEvent, EngineError>>,
+    ) -> Self {
+        Self {
+            prompt_tokens,
+            events,
+        }
+    }
+
+    /// The next event; `None` once the generation is over (after `Finished` or an error).
+    pub async fn next(&mut self) -> Option<Result<GenerationEvent, EngineError>> {
+        self.events.recv().await
+    }
+}
+
+/// A model server: local engine or remote upstream.
+#[async_trait]
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Facts about the model behind this backend.
+    fn info(&self) -> ModelInfo;
+
+    /// Validates and enqueues a generation. Errors returned here (prompt too long, queue full)
+    /// happen before any output, so the API can answer with a proper status code.
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError>;
+}

@@ -1,0 +1,21 @@
+//! The inference side of inferd: the [`Backend`] trait every model server implements, the
+//! request/response types that cross it, the in-process llama.cpp engine ([`local`]) and the
+//! [`ModelRegistry`] that maps model ids to loaded backends.
+//!
+//! The HTTP layer depends on this crate, never the other way round.
+
+pub mod backend;
+pub mod catalog;
+pub mod error;
+pub mod local;
+pub mod registry;
+pub mod request;
+pub mod text;
+
+pub use backend::{Backend, GenerationStream, ModelInfo};
+pub use error::EngineError;
+pub use registry::{ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState};
+pub use request::{
+    ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, Prompt,
+    SamplingParams, Usage,
+};

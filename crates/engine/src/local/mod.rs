@@ -1,0 +1,279 @@
+//! The in-process engine: a GGUF model run by llama.cpp (through the `llama-cpp-2` crate).
+//!
+//! A llama.cpp context cannot move between threads, so each loaded model gets one dedicated
+//! engine thread that owns its context and takes jobs from a bounded queue. Request handlers
+//! never compute on the async workers: they tokenize on the blocking pool, enqueue, and read
+//! the generated text from a channel.
+
+mod worker;
+
+use std::num::NonZeroU32;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use async_trait::async_trait;
+use llama_cpp_2::context::params::LlamaContextParams;
+use llama_cpp_2::llama_backend::LlamaBackend;
+use llama_cpp_2::model::params::LlamaModelParams;
+use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
+use llama_cpp_2::token::LlamaToken;
+use tokio::sync::mpsc;
+
+use crate::backend::{Backend, GenerationStream, ModelInfo};
+use crate::{EngineError, GenerationRequest, Prompt};
+
+/// Tokens decoded per llama.cpp call while processing a prompt.
+const PREFILL_CHUNK: u32 = 512;
+
+/// How a local model is run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalEngineConfig {
+    /// Compute threads for llama.cpp (prompt and generation).
+    pub threads: usize,
+    /// Context window in tokens; `None` uses the model's training context, capped at 8192.
+    pub context_length: Option<u32>,
+    /// Requests allowed to wait for the engine; more are refused as overloaded.
+    pub max_queue: usize,
+}
+
+impl Default for LocalEngineConfig {
+    fn default() -> Self {
+        Self {
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            context_length: None,
+            max_queue: 64,
+        }
+    }
+}
+
+/// llama.cpp's process-wide backend; it may be initialised once per process.
+fn llama_backend() -> Result<&'static LlamaBackend, EngineError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+    BACKEND
+        .get_or_init(|| {
+            llama_cpp_2::send_logs_to_tracing(llama_cpp_2::LogOptions::default());
+            LlamaBackend::init().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|reason| EngineError::Inference(format!("llama.cpp backend: {reason}")))
+}
+
+/// One unit of work for the engine thread.
+#[derive(Debug)]
+struct Job {
+    tokens: Vec<LlamaToken>,
+    params: crate::SamplingParams,
+    /// Tokens the job may generate (already capped by the context window).
+    max_new_tokens: u32,
+    events: mpsc::UnboundedSender<Result<crate::GenerationEvent, EngineError>>,
+}
+
+/// Turns prompts into tokens with the model's own chat template and tokenizer. Shared with the
+/// blocking pool, where tokenization runs.
+struct Prompter {
+    id: String,
+    model: Arc<LlamaModel>,
+    template: Option<LlamaChatTemplate>,
+}
+
+/// A GGUF model loaded in this process, served by its own engine thread.
+pub struct LocalEngine {
+    id: String,
+    prompter: Arc<Prompter>,
+    context_length: u32,
+    max_queue: usize,
+    queued: Arc<AtomicUsize>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl LocalEngine {
+    /// Loads the model file and starts its engine thread. Blocking: call it off the async workers.
+    pub fn load(id: &str, path: &Path, config: &LocalEngineConfig) -> Result<Self, EngineError> {
+        let load_error = |reason: String| EngineError::Load {
+            model: id.to_owned(),
+            path: path.display().to_string(),
+            reason,
+        };
+        if !path.is_file() {
+            return Err(load_error("no such file".into()));
+        }
+        let backend = llama_backend()?;
+        let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
+            .map_err(|e| load_error(format!("not a loadable GGUF model ({e})")))?;
+        let model = Arc::new(model);
+        let context_length = config
+            .context_length
+            .unwrap_or_else(|| model.n_ctx_train().min(8192))
+            .max(16);
+        let template = model.chat_template(None).ok();
+        let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
+        let context_params = LlamaContextParams::default()
+            .with_n_ctx(NonZeroU32::new(context_length))
+            .with_n_batch(PREFILL_CHUNK)
+            .with_n_threads(threads)
+            .with_n_threads_batch(threads);
+
+        let (jobs_tx, jobs_rx) = mpsc::channel(config.max_queue.max(1));
+        let queued = Arc::new(AtomicUsize::new(0));
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        let worker = worker::Worker {
+            model: Arc::clone(&model),
+            queued: Arc::clone(&queued),
+            prefill_chunk: PREFILL_CHUNK,
+        };
+        std::thread::Builder::new()
+            .name(format!("engine-{id}"))
+            .spawn(move || worker.run(backend, context_params, jobs_rx, ready_tx))
+            .map_err(|e| load_error(format!("cannot start engine thread: {e}")))?;
+        ready_rx
+            .recv()
+            .map_err(|_| load_error("engine thread exited during start-up".into()))?
+            .map_err(load_error)?;
+        tracing::info!(
+            model = id,
+            path = %path.display(),
+            context_length,
+            threads,
+            has_chat_template = template.is_some(),
+            "model loaded"
+        );
+        Ok(Self {
+            id: id.to_owned(),
+            prompter: Arc::new(Prompter {
+                id: id.to_owned(),
+                model,
+                template,
+            }),
+            context_length,
+            max_queue: config.max_queue.max(1),
+            queued,
+            jobs: jobs_tx,
+        })
+    }
+
+    /// Checks the request against the context window and returns how many tokens it may generate.
+    fn completion_budget(
+        &self,
+        prompt_tokens: u32,
+        max_tokens: Option<u32>,
+    ) -> Result<u32, EngineError> {
+        let context_length = self.context_length;
+        if prompt_tokens >= context_length {
+            return Err(EngineError::PromptTooLong {
+                prompt_tokens,
+                context_length,
+            });
+        }
+        let available = context_length - prompt_tokens;
+        match max_tokens {
+            None => Ok(available),
+            Some(max_tokens) if max_tokens <= available => Ok(max_tokens),
+            Some(max_tokens) => Err(EngineError::MaxTokensTooLarge {
+                prompt_tokens,
+                max_tokens,
+                requested_total: prompt_tokens.saturating_add(max_tokens),
+                context_length,
+                available,
+            }),
+        }
+    }
+
+    /// The model id this engine serves.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+impl std::fmt::Debug for LocalEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalEngine")
+            .field("id", &self.id)
+            .field("context_length", &self.context_length)
+            .field("max_queue", &self.max_queue)
+            .field("queued", &self.queued.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Prompter {
+    /// Renders and tokenizes the prompt with the model's own template and tokenizer.
+    fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, EngineError> {
+        let text = match prompt {
+            Prompt::Text(text) => text.clone(),
+            Prompt::Chat(messages) => {
+                let template = self.template.as_ref().ok_or_else(|| {
+                    EngineError::InvalidRequest(format!(
+                        "model `{}` has no chat template; use /v1/completions with a plain prompt",
+                        self.id
+                    ))
+                })?;
+                let messages = messages
+                    .iter()
+                    .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| {
+                        EngineError::InvalidRequest(
+                            "message content must not contain NUL characters".into(),
+                        )
+                    })?;
+                self.model
+                    .apply_chat_template(template, &messages, true)
+                    .map_err(|e| {
+                        EngineError::InvalidRequest(format!("cannot apply chat template: {e}"))
+                    })?
+            }
+        };
+        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
+        if tokens.is_empty() {
+            return Err(EngineError::InvalidRequest(
+                "the prompt is empty: it must contain at least one token".into(),
+            ));
+        }
+        Ok(tokens)
+    }
+}
+
+#[async_trait]
+impl Backend for LocalEngine {
+    fn info(&self) -> ModelInfo {
+        ModelInfo {
+            context_length: self.context_length,
+            owned_by: "inferd".into(),
+        }
+    }
+
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        let GenerationRequest { prompt, params } = request;
+        let prompter = Arc::clone(&self.prompter);
+        let tokens = tokio::task::spawn_blocking(move || prompter.tokenize(&prompt))
+            .await
+            .map_err(|e| EngineError::Inference(format!("tokenizer task failed: {e}")))??;
+        let prompt_tokens = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
+        let max_new_tokens = self.completion_budget(prompt_tokens, params.max_tokens)?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let job = Job {
+            tokens,
+            params,
+            max_new_tokens,
+            events: events_tx,
+        };
+        self.queued.fetch_add(1, Ordering::SeqCst);
+        match self.jobs.try_send(job) {
+            Ok(()) => Ok(GenerationStream::new(prompt_tokens, events_rx)),
+            Err(err) => {
+                self.queued.fetch_sub(1, Ordering::SeqCst);
+                Err(match err {
+                    mpsc::error::TrySendError::Full(_) => EngineError::Overloaded {
+                        model: self.id.clone(),
+                        queued: self.queued.load(Ordering::SeqCst),
+                        limit: self.max_queue,
+                    },
+                    mpsc::error::TrySendError::Closed(_) => {
+                        EngineError::Inference("the engine thread has stopped".into())
+                    }
+                })
+            }
+        }
+    }
+}

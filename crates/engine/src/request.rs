@@ -1,0 +1,128 @@
+//! Validated, protocol-neutral request and response types that cross the [`crate::Backend`] trait.
+
+use serde::Serialize;
+
+/// Who wrote a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatRole {
+    System,
+    User,
+    Assistant,
+}
+
+impl ChatRole {
+    /// The role name chat templates expect.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatRole::System => "system",
+            ChatRole::User => "user",
+            ChatRole::Assistant => "assistant",
+        }
+    }
+}
+
+/// One message of a conversation, text only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatMessage {
+    pub role: ChatRole,
+    pub content: String,
+}
+
+/// What the model is asked to continue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prompt {
+    /// A conversation, rendered with the model's own chat template.
+    Chat(Vec<ChatMessage>),
+    /// Raw text, tokenized as is (with the model's BOS token when it wants one).
+    Text(String),
+}
+
+/// Sampling and stopping options, already range-checked by the API layer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SamplingParams {
+    /// Upper bound on generated tokens; `None` means "until the context is full".
+    pub max_tokens: Option<u32>,
+    /// 0 selects greedy decoding.
+    pub temperature: f32,
+    pub top_p: f32,
+    /// 0 disables top-k.
+    pub top_k: u32,
+    /// Seed of the random sampler; `None` picks a fresh one per request.
+    pub seed: Option<u64>,
+    /// Generation ends before any of these strings; they are not part of the output.
+    pub stop: Vec<String>,
+    pub frequency_penalty: f32,
+    pub presence_penalty: f32,
+    /// Keep generating after an end-of-generation token (for benchmarks).
+    pub ignore_eos: bool,
+}
+
+impl Default for SamplingParams {
+    fn default() -> Self {
+        Self {
+            max_tokens: None,
+            temperature: 1.0,
+            top_p: 1.0,
+            top_k: 0,
+            seed: None,
+            stop: Vec::new(),
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
+            ignore_eos: false,
+        }
+    }
+}
+
+/// A request for one completion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationRequest {
+    pub prompt: Prompt,
+    pub params: SamplingParams,
+}
+
+/// Why generation ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FinishReason {
+    /// End-of-generation token or a stop sequence.
+    Stop,
+    /// `max_tokens` reached, or the context is full.
+    Length,
+}
+
+impl FinishReason {
+    /// The OpenAI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+        }
+    }
+}
+
+/// Token counts of one generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+impl Usage {
+    pub fn total_tokens(&self) -> u32 {
+        self.prompt_tokens + self.completion_tokens
+    }
+}
+
+/// What a running generation reports, in order: zero or more `Delta`s, then one `Finished`
+/// (or an error in its place).
+#[derive(Debug, Clone, PartialEq)]
+pub enum GenerationEvent {
+    /// New text, always whole UTF-8 characters.
+    Delta(String),
+    /// Generation ended.
+    Finished {
+        finish_reason: FinishReason,
+        usage: Usage,
+    },
+}

@@ -1,0 +1,177 @@
+//! API errors: every failure a client can see, rendered as OpenAI-style error JSON
+//! `{"error":{"message","type","param","code"}}` with the matching HTTP status.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use inferd_engine::{EngineError, LookupError};
+use serde::Serialize;
+
+/// A client-facing error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+    /// OpenAI's error `type`: `invalid_request_error`, `server_error`, …
+    pub kind: &'static str,
+    /// The request field at fault, when there is one.
+    pub param: Option<String>,
+    /// A stable machine-readable code.
+    pub code: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorDetail<'a>,
+}
+
+/// The `error` object of an error body; also sent as an SSE event when a stream fails.
+#[derive(Debug, Serialize)]
+pub struct ErrorDetail<'a> {
+    message: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    param: Option<&'a str>,
+    code: Option<&'a str>,
+}
+
+impl ApiError {
+    /// 400: the request is wrong; `param` names the field.
+    pub fn invalid(param: impl Into<Option<String>>, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: param.into(),
+            code: None,
+        }
+    }
+
+    /// 400 for a valid option inferd does not implement.
+    pub fn unsupported(param: &str, message: impl Into<String>) -> Self {
+        Self::invalid(Some(param.to_owned()), message).with_code("unsupported_parameter")
+    }
+
+    /// 404 for a path that does not exist.
+    pub fn route_not_found(path: &str) -> Self {
+        Self {
+            status: StatusCode::NOT_FOUND,
+            message: format!(
+                "no route for {path}; see /v1/models, /v1/chat/completions, /v1/completions"
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("not_found"),
+        }
+    }
+
+    /// 405 for a known path with the wrong method.
+    pub fn method_not_allowed() -> Self {
+        Self {
+            status: StatusCode::METHOD_NOT_ALLOWED,
+            message: "method not allowed on this path".into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("method_not_allowed"),
+        }
+    }
+
+    /// 413 for a body over the configured limit.
+    pub fn too_large(limit: usize) -> Self {
+        Self {
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+            message: format!("request body is larger than the limit of {limit} bytes"),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_too_large"),
+        }
+    }
+
+    /// 500 for a bug or an engine failure; the message still says what happened.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+            kind: "server_error",
+            param: None,
+            code: Some("internal_error"),
+        }
+    }
+
+    pub fn with_code(mut self, code: &'static str) -> Self {
+        self.code = Some(code);
+        self
+    }
+
+    /// The `error` object alone, for an SSE error event.
+    pub fn detail(&self) -> ErrorDetail<'_> {
+        ErrorDetail {
+            message: &self.message,
+            kind: self.kind,
+            param: self.param.as_deref(),
+            code: self.code,
+        }
+    }
+
+    /// Maps an engine error, naming `prompt_param` (`messages` or `prompt`) where the prompt is at fault.
+    pub fn from_engine(err: EngineError, prompt_param: &str) -> Self {
+        let message = err.to_string();
+        let code = err.kind();
+        match err {
+            EngineError::PromptTooLong { .. } => {
+                Self::invalid(Some(prompt_param.to_owned()), message).with_code(code)
+            }
+            EngineError::MaxTokensTooLarge { .. } => {
+                Self::invalid(Some("max_tokens".to_owned()), message).with_code(code)
+            }
+            EngineError::InvalidRequest(_) => {
+                Self::invalid(Some(prompt_param.to_owned()), message).with_code(code)
+            }
+            EngineError::Overloaded { .. } | EngineError::NotReady { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message,
+                kind: "server_error",
+                param: None,
+                code: Some(code),
+            },
+            EngineError::Load { .. } | EngineError::Inference(_) => Self {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                message,
+                kind: "server_error",
+                param: None,
+                code: Some(code),
+            },
+        }
+    }
+
+    /// Maps a registry lookup failure (unknown or unready model).
+    pub fn from_lookup(err: LookupError) -> Self {
+        match err {
+            LookupError::NotFound { model, available } => Self {
+                status: StatusCode::NOT_FOUND,
+                message: format!(
+                    "the model `{model}` does not exist; available models: {}",
+                    available.join(", ")
+                ),
+                kind: "invalid_request_error",
+                param: Some("model".into()),
+                code: Some("model_not_found"),
+            },
+            LookupError::Unavailable(err) => Self::from_engine(err, "model"),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: self.detail(),
+        };
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}

@@ -1,0 +1,114 @@
+//! A JSON body extractor whose failures are OpenAI-style errors: 413 over the size limit, 400
+//! naming the offending field for malformed JSON or wrong types.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// The request body parsed as `T`.
+#[derive(Debug)]
+pub struct JsonBody<T>(pub T);
+
+impl<T> FromRequest<AppState> for JsonBody<T>
+where
+    T: DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let bytes =
+            Bytes::from_request(req, state)
+                .await
+                .map_err(|rejection: BytesRejection| {
+                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                        ApiError::too_large(state.config.max_body_bytes)
+                    } else {
+                        ApiError::invalid(None, format!("cannot read request body: {rejection}"))
+                    }
+                })?;
+        parse(&bytes).map(JsonBody)
+    }
+}
+
+/// Parses JSON, turning serde's error into a 400 that names the field path.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::invalid(
+            None,
+            "request body is empty: send a JSON object",
+        ));
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            ApiError::invalid(None, format!("request body is not valid JSON: {inner}"))
+        } else if path == "." {
+            ApiError::invalid(None, format!("invalid request body: {inner}"))
+        } else {
+            ApiError::invalid(
+                Some(path.clone()),
+                format!("invalid value for `{path}`: {inner}"),
+            )
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::invalid(None, format!("request body is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Req {
+        model: String,
+        n: Option<u32>,
+        inner: Option<Vec<Inner>>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        role: String,
+    }
+
+    #[test]
+    fn wrong_type_names_nested_field() {
+        let err = parse::<Req>(br#"{"model":"m","inner":[{"role":5}]}"#).expect_err("bad");
+        assert_eq!(err.param.as_deref(), Some("inner[0].role"));
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+    }
+
+    #[test]
+    fn missing_field_is_reported() {
+        let err = parse::<Req>(br#"{"n":1}"#).expect_err("bad");
+        assert!(
+            err.message.contains("missing field `model`"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn syntax_error_and_empty_body_are_400() {
+        assert!(parse::<Req>(b"{not json")
+            .expect_err("bad")
+            .message
+            .contains("not valid JSON"));
+        assert!(parse::<Req>(b"  ")
+            .expect_err("bad")
+            .message
+            .contains("empty"));
+        assert!(parse::<Req>(br#"{"model":"m"} trailing"#).is_err());
+    }
+}

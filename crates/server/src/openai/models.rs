@@ -1,0 +1,19 @@
+//! `/v1/models` response bodies.
+
+use serde::Serialize;
+
+#[derive(Debug, Serialize)]
+pub struct ModelList {
+    pub object: &'static str,
+    pub data: Vec<ModelCard>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ModelCard {
+    pub id: String,
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: String,
+    /// Extension: the context window in tokens.
+    pub context_length: u32,
+}

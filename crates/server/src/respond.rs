@@ -1,0 +1,324 @@
+//! Runs a validated request on its model and shapes the answer: one JSON body, or an SSE
+//! stream of chunks ending in `data: [DONE]`. Shared by the chat and text completion routes,
+//! which differ only in the JSON they put around the text.
+
+use std::convert::Infallible;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::stream::{self, Stream};
+use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Usage};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::openai::chat::{
+    ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, ResponseMessage,
+};
+use crate::openai::completions::{Completion, CompletionChoice, CompletionChunk};
+use crate::openai::UsageBody;
+use crate::validation::ValidRequest;
+use crate::AppState;
+
+/// Which OpenAI endpoint is answering.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Chat,
+    Text,
+}
+
+impl Endpoint {
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "chatcmpl-",
+            Endpoint::Text => "cmpl-",
+        }
+    }
+
+    /// The request field that holds the prompt.
+    fn prompt_param(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "messages",
+            Endpoint::Text => "prompt",
+        }
+    }
+}
+
+/// Identity of one response, repeated in every chunk.
+#[derive(Debug, Clone)]
+struct ResponseMeta {
+    endpoint: Endpoint,
+    id: String,
+    created: u64,
+    model: String,
+    include_usage: bool,
+}
+
+/// Runs `request` and answers as `endpoint`.
+pub async fn generate(
+    state: &AppState,
+    endpoint: Endpoint,
+    request: ValidRequest,
+) -> Result<Response, ApiError> {
+    let backend = state
+        .registry
+        .get(&request.model)
+        .map_err(ApiError::from_lookup)?;
+    let generation = backend
+        .generate(request.generation)
+        .await
+        .map_err(|e| ApiError::from_engine(e, endpoint.prompt_param()))?;
+    let meta = ResponseMeta {
+        endpoint,
+        id: format!("{}{}", endpoint.id_prefix(), uuid::Uuid::new_v4().simple()),
+        created: unix_now(),
+        model: request.model,
+        include_usage: request.include_usage,
+    };
+    if request.stream {
+        Ok(Sse::new(sse_events(meta, generation))
+            .keep_alive(KeepAlive::default())
+            .into_response())
+    } else {
+        collect(meta, generation).await
+    }
+}
+
+/// Waits for the whole generation and returns one JSON body.
+async fn collect(
+    meta: ResponseMeta,
+    mut generation: GenerationStream,
+) -> Result<Response, ApiError> {
+    let mut text = String::new();
+    let (finish_reason, usage) = loop {
+        match generation.next().await {
+            Some(Ok(GenerationEvent::Delta(delta))) => text.push_str(&delta),
+            Some(Ok(GenerationEvent::Finished {
+                finish_reason,
+                usage,
+            })) => break (finish_reason, usage),
+            Some(Err(err)) => return Err(ApiError::from_engine(err, meta.endpoint.prompt_param())),
+            None => return Err(ApiError::internal("the engine stopped before finishing")),
+        }
+    };
+    let usage = UsageBody::from(usage);
+    let body = match meta.endpoint {
+        Endpoint::Chat => axum::Json(ChatCompletion {
+            id: meta.id,
+            object: "chat.completion",
+            created: meta.created,
+            model: meta.model,
+            choices: vec![ChatChoice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant",
+                    content: text,
+                },
+                logprobs: None,
+                finish_reason: finish_reason.as_str(),
+            }],
+            usage,
+            system_fingerprint: None,
+        })
+        .into_response(),
+        Endpoint::Text => axum::Json(Completion {
+            id: meta.id,
+            object: "text_completion",
+            created: meta.created,
+            model: meta.model,
+            choices: vec![CompletionChoice {
+                index: 0,
+                text,
+                logprobs: None,
+                finish_reason: Some(finish_reason.as_str()),
+            }],
+            usage,
+            system_fingerprint: None,
+        })
+        .into_response(),
+    };
+    Ok(body)
+}
+
+/// What the SSE stream still has to do.
+struct StreamState {
+    meta: ResponseMeta,
+    generation: GenerationStream,
+    pending: std::collections::VecDeque<Event>,
+    done: bool,
+}
+
+/// The SSE events of a streaming response. Dropping the stream (the client went away) drops
+/// the generation, which stops the engine at its next token.
+fn sse_events(
+    meta: ResponseMeta,
+    generation: GenerationStream,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    let mut pending = std::collections::VecDeque::new();
+    if meta.endpoint == Endpoint::Chat {
+        pending.push_back(chunk_event(&meta, Piece::Role));
+    }
+    let state = StreamState {
+        meta,
+        generation,
+        pending,
+        done: false,
+    };
+    stream::unfold(state, |mut st| async move {
+        loop {
+            if let Some(event) = st.pending.pop_front() {
+                return Some((Ok(event), st));
+            }
+            if st.done {
+                return None;
+            }
+            match st.generation.next().await {
+                Some(Ok(GenerationEvent::Delta(text))) => {
+                    st.pending
+                        .push_back(chunk_event(&st.meta, Piece::Text(text)));
+                }
+                Some(Ok(GenerationEvent::Finished {
+                    finish_reason,
+                    usage,
+                })) => {
+                    st.pending
+                        .push_back(chunk_event(&st.meta, Piece::Finish(finish_reason)));
+                    if st.meta.include_usage {
+                        st.pending
+                            .push_back(chunk_event(&st.meta, Piece::Usage(usage)));
+                    }
+                    st.pending.push_back(Event::default().data("[DONE]"));
+                    st.done = true;
+                }
+                Some(Err(err)) => {
+                    tracing::warn!(error = %err, "generation failed mid-stream");
+                    let api = ApiError::from_engine(err, st.meta.endpoint.prompt_param());
+                    st.pending.push_back(json_event(&ErrorEvent {
+                        error: api.detail(),
+                    }));
+                    st.pending.push_back(Event::default().data("[DONE]"));
+                    st.done = true;
+                }
+                None => {
+                    let api = ApiError::internal("the engine stopped before finishing");
+                    st.pending.push_back(json_event(&ErrorEvent {
+                        error: api.detail(),
+                    }));
+                    st.done = true;
+                }
+            }
+        }
+    })
+}
+
+#[derive(Serialize)]
+struct ErrorEvent<'a> {
+    error: crate::error::ErrorDetail<'a>,
+}
+
+/// What one chunk carries.
+enum Piece {
+    Role,
+    Text(String),
+    Finish(FinishReason),
+    Usage(Usage),
+}
+
+fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
+    // OpenAI sends `"usage": null` on every chunk when usage was asked for.
+    let null_usage = meta.include_usage.then_some(None);
+    match meta.endpoint {
+        Endpoint::Chat => {
+            let (choices, usage) = match piece {
+                Piece::Role => (
+                    vec![chat_choice(
+                        Delta {
+                            role: Some("assistant"),
+                            content: Some(String::new()),
+                        },
+                        None,
+                    )],
+                    null_usage,
+                ),
+                Piece::Text(text) => (
+                    vec![chat_choice(
+                        Delta {
+                            role: None,
+                            content: Some(text),
+                        },
+                        None,
+                    )],
+                    null_usage,
+                ),
+                Piece::Finish(reason) => (
+                    vec![chat_choice(Delta::default(), Some(reason.as_str()))],
+                    null_usage,
+                ),
+                Piece::Usage(usage) => (Vec::new(), Some(Some(UsageBody::from(usage)))),
+            };
+            json_event(&ChatCompletionChunk {
+                id: &meta.id,
+                object: "chat.completion.chunk",
+                created: meta.created,
+                model: &meta.model,
+                system_fingerprint: None,
+                choices,
+                usage,
+            })
+        }
+        Endpoint::Text => {
+            let (choices, usage) = match piece {
+                Piece::Role => (Vec::new(), null_usage),
+                Piece::Text(text) => (vec![text_choice(text, None)], null_usage),
+                Piece::Finish(reason) => (
+                    vec![text_choice(String::new(), Some(reason.as_str()))],
+                    null_usage,
+                ),
+                Piece::Usage(usage) => (Vec::new(), Some(Some(UsageBody::from(usage)))),
+            };
+            json_event(&CompletionChunk {
+                id: &meta.id,
+                object: "text_completion",
+                created: meta.created,
+                model: &meta.model,
+                system_fingerprint: None,
+                choices,
+                usage,
+            })
+        }
+    }
+}
+
+fn chat_choice(delta: Delta, finish_reason: Option<&'static str>) -> ChunkChoice {
+    ChunkChoice {
+        index: 0,
+        delta,
+        logprobs: None,
+        finish_reason,
+    }
+}
+
+fn text_choice(text: String, finish_reason: Option<&'static str>) -> CompletionChoice {
+    CompletionChoice {
+        index: 0,
+        text,
+        logprobs: None,
+        finish_reason,
+    }
+}
+
+fn json_event<T: Serialize>(value: &T) -> Event {
+    match serde_json::to_string(value) {
+        Ok(json) => Event::default().data(json),
+        // Our own types always serialize; keep the stream well-formed regardless.
+        Err(e) => Event::default().data(format!(
+            r#"{{"error":{{"message":"cannot encode chunk: {e}","type":"server_error","param":null,"code":"internal_error"}}}}"#
+        )),
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

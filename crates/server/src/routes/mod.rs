@@ -1,0 +1,5 @@
+//! Route handlers, kept thin: extract, validate, call the engine, shape the answer.
+
+pub mod completions;
+pub mod health;
+pub mod models;

@@ -1,0 +1,237 @@
+//! `inferd serve` configuration: command-line flags, their `INFERD_*` environment twins, an
+//! optional TOML file, and defaults, merged in that order of precedence and validated once.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use inferd_engine::catalog::{self, DEFAULT_MODEL_ID};
+use inferd_engine::local::LocalEngineConfig;
+use inferd_engine::ModelSpec;
+use inferd_server::ServerConfig;
+use serde::Deserialize;
+
+/// Flags of `inferd serve`. Every flag has an `INFERD_*` environment twin and a key of the same
+/// name (with underscores) in the `--config` file; flags win over the environment, the
+/// environment over the file, the file over defaults.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines.
+    #[arg(long, env = "INFERD_HOST", value_name = "ADDR")]
+    pub host: Option<String>,
+
+    /// Port to listen on (0 picks a free one; the log says which).
+    #[arg(long, env = "INFERD_PORT")]
+    pub port: Option<u16>,
+
+    /// Model to serve: a known id (smollm2-135m), a path to a .gguf file (id = file stem), or
+    /// ID=PATH. Repeat for several; the first is the default that /ready waits for.
+    #[arg(
+        long = "model",
+        env = "INFERD_MODEL",
+        value_name = "ID_OR_PATH",
+        value_delimiter = ','
+    )]
+    pub models: Vec<String>,
+
+    /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
+    /// max_queue, max_body_bytes, home).
+    #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Compute threads per model [default: all cores].
+    #[arg(long, env = "INFERD_THREADS")]
+    pub threads: Option<usize>,
+
+    /// Context window in tokens [default: the model's training context, at most 8192].
+    #[arg(long, env = "INFERD_CTX_SIZE", value_name = "TOKENS")]
+    pub ctx_size: Option<u32>,
+
+    /// Requests that may wait per model before new ones get 503 [default: 64].
+    #[arg(long, env = "INFERD_MAX_QUEUE")]
+    pub max_queue: Option<usize>,
+
+    /// Largest request body in bytes; larger bodies get 413 [default: 4194304].
+    #[arg(long, env = "INFERD_MAX_BODY_BYTES", value_name = "BYTES")]
+    pub max_body_bytes: Option<usize>,
+
+    /// inferd's home; model files are cached in HOME/models [default: ~/.cache/inferd].
+    #[arg(long, env = "INFERD_HOME", value_name = "DIR")]
+    pub home: Option<PathBuf>,
+}
+
+/// The `--config` file: the same settings as the flags.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    host: Option<String>,
+    port: Option<u16>,
+    models: Option<Vec<String>>,
+    threads: Option<usize>,
+    ctx_size: Option<u32>,
+    max_queue: Option<usize>,
+    max_body_bytes: Option<usize>,
+    home: Option<PathBuf>,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub host: String,
+    pub port: u16,
+    pub models: Vec<ModelSpec>,
+    pub server: ServerConfig,
+}
+
+impl ServeArgs {
+    /// Merges flags/environment with the config file and defaults, and checks the result.
+    /// `user_home` is the user's home directory, for the default cache location.
+    pub fn resolve(self, user_home: Option<&Path>) -> anyhow::Result<ServeConfig> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("cannot read config file {}", path.display()))?;
+                toml::from_str::<FileConfig>(&text)
+                    .with_context(|| format!("invalid config file {}", path.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let host = self
+            .host
+            .or(file.host)
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let port = self.port.or(file.port).unwrap_or(8080);
+        let threads = self.threads.or(file.threads);
+        if threads == Some(0) {
+            bail!("threads must be at least 1 (--threads / INFERD_THREADS / threads)");
+        }
+        let ctx_size = self.ctx_size.or(file.ctx_size);
+        if ctx_size.is_some_and(|n| n < 64) {
+            bail!("ctx_size must be at least 64 tokens (--ctx-size / INFERD_CTX_SIZE / ctx_size)");
+        }
+        let max_queue = self.max_queue.or(file.max_queue).unwrap_or(64);
+        if max_queue == 0 {
+            bail!("max_queue must be at least 1 (--max-queue / INFERD_MAX_QUEUE / max_queue)");
+        }
+        let max_body_bytes = self
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(ServerConfig::default().max_body_bytes);
+        if max_body_bytes < 1024 {
+            bail!("max_body_bytes must be at least 1024 (--max-body-bytes / INFERD_MAX_BODY_BYTES / max_body_bytes)");
+        }
+        let home = match self.home.or(file.home) {
+            Some(home) => home,
+            None => user_home
+                .map(|h| h.join(".cache").join("inferd"))
+                .context("cannot find a home directory for the model cache; set INFERD_HOME")?,
+        };
+        let engine = LocalEngineConfig {
+            threads: threads.unwrap_or_else(|| LocalEngineConfig::default().threads),
+            context_length: ctx_size,
+            max_queue,
+        };
+        let mut model_args = if self.models.is_empty() {
+            file.models.unwrap_or_default()
+        } else {
+            self.models
+        };
+        if model_args.is_empty() {
+            model_args.push(DEFAULT_MODEL_ID.to_owned());
+        }
+        let models_dir = catalog::models_dir(&home);
+        let mut models: Vec<ModelSpec> = Vec::new();
+        for arg in &model_args {
+            let spec = catalog::resolve_model_arg(arg, &models_dir, &engine)?;
+            if models.iter().any(|m| m.id == spec.id) {
+                bail!(
+                    "model id `{}` is given twice; name one of them with ID=PATH",
+                    spec.id
+                );
+            }
+            models.push(spec);
+        }
+        Ok(ServeConfig {
+            host,
+            port,
+            models,
+            server: ServerConfig { max_body_bytes },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model_file(dir: &Path) -> PathBuf {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let file = dir.join("m.gguf");
+        std::fs::write(&file, b"x").expect("write");
+        file
+    }
+
+    #[test]
+    fn flags_override_file_and_file_overrides_defaults() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-{}", std::process::id()));
+        let model = model_file(&dir);
+        let file = dir.join("inferd.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "port = 9999\nmax_queue = 3\nmodels = [\"{}\"]\n",
+                model.display()
+            ),
+        )
+        .expect("write");
+        let args = ServeArgs {
+            port: Some(7000),
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let cfg = args.resolve(Some(&dir)).expect("valid");
+        assert_eq!(cfg.port, 7000);
+        assert_eq!(cfg.host, "127.0.0.1");
+        assert_eq!(cfg.models[0].id, "m");
+        assert_eq!(cfg.models[0].engine.max_queue, 3);
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_named() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-bad-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("bad.toml");
+        std::fs::write(&file, "prot = 1\n").expect("write");
+        let err = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("bad key");
+        assert!(
+            format!("{err:#}").contains("unknown field `prot`"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn zero_threads_rejected_and_duplicate_ids_rejected() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-dup-{}", std::process::id()));
+        let model = model_file(&dir).display().to_string();
+        let err = ServeArgs {
+            threads: Some(0),
+            models: vec![model.clone()],
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("zero");
+        assert!(err.to_string().contains("threads"));
+        let err = ServeArgs {
+            models: vec![model.clone(), model],
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("dup");
+        assert!(err.to_string().contains("given twice"));
+    }
+}
