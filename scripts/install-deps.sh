@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the system packages the build needs: llama.cpp is compiled from source by the
+# llama-cpp-2 crate (cmake, a C++ compiler, libclang for bindgen). Debian/Ubuntu only.
+set -euo pipefail
+
+missing=()
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v clang >/dev/null 2>&1 || missing+=(clang)
+dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
+command -v c++ >/dev/null 2>&1 || missing+=(g++)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing build dependencies: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

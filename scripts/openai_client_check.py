@@ -1,0 +1,85 @@
+"""Checks inferd with the official `openai` Python client: chat and text completions,
+streaming and not, model listing, and error mapping to the client's exception types.
+
+Usage: python openai_client_check.py BASE_URL   (e.g. http://127.0.0.1:8080/v1)
+Prints one line per check and a closing "openai-client: N passed, M failed" line.
+"""
+
+import sys
+
+import openai
+
+MODEL = "smollm2-135m"
+QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+def check_models(client):
+    ids = [m.id for m in client.models.list()]
+    assert MODEL in ids, ids
+
+
+def check_chat(client):
+    r = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=24)
+    text = r.choices[0].message.content
+    assert "Paris" in text, text
+    assert r.choices[0].finish_reason == "stop", r.choices[0].finish_reason
+    assert r.usage.total_tokens == r.usage.prompt_tokens + r.usage.completion_tokens
+
+
+def check_chat_stream(client):
+    whole = client.chat.completions.create(model=MODEL, messages=QUESTION, temperature=0, max_tokens=24)
+    stream = client.chat.completions.create(
+        model=MODEL, messages=QUESTION, temperature=0, max_tokens=24,
+        stream=True, stream_options={"include_usage": True},
+    )
+    parts, usage, finish = [], None, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage
+        for choice in chunk.choices:
+            parts.append(choice.delta.content or "")
+            finish = choice.finish_reason or finish
+    assert "".join(parts) == whole.choices[0].message.content, ("".join(parts), whole)
+    assert finish == "stop", finish
+    assert usage is not None and usage.completion_tokens == whole.usage.completion_tokens, usage
+
+
+def check_completion(client):
+    r = client.completions.create(model=MODEL, prompt="Once upon a time", max_tokens=8, temperature=0)
+    assert r.choices[0].text, r
+    stream = client.completions.create(
+        model=MODEL, prompt="Once upon a time", max_tokens=8, temperature=0, stream=True
+    )
+    assert "".join(c.choices[0].text for c in stream if c.choices) == r.choices[0].text
+
+
+def check_errors(client):
+    try:
+        client.chat.completions.create(model="no-such-model", messages=QUESTION)
+        raise AssertionError("unknown model accepted")
+    except openai.NotFoundError as e:
+        assert e.status_code == 404 and "no-such-model" in str(e), e
+    try:
+        client.chat.completions.create(model=MODEL, messages=QUESTION, n=2)
+        raise AssertionError("n=2 accepted")
+    except openai.BadRequestError as e:
+        assert e.body["param"] == "n", e.body
+
+
+def main():
+    client = openai.OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0, timeout=120)
+    checks = [check_models, check_chat, check_chat_stream, check_completion, check_errors]
+    failed = 0
+    for check in checks:
+        try:
+            check(client)
+            print(f"ok   {check.__name__}")
+        except Exception as e:  # report every failing check, not only the first
+            failed += 1
+            print(f"FAIL {check.__name__}: {e!r}")
+    print(f"openai-client: {len(checks) - failed} passed, {failed} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+//! Starts the real `inferd serve` binary on an ephemeral 127.0.0.1 port for end-to-end tests.
+
+#![allow(dead_code)] // each test binary uses a different subset
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A running server, killed on drop.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    /// Log lines the server wrote to stderr so far (filled by a reader thread).
+    logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+/// The model file the tests serve: `INFERD_TEST_MODEL`, else the default model in the cache.
+pub fn model_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("INFERD_TEST_MODEL") {
+        return PathBuf::from(path);
+    }
+    let home = std::env::var_os("INFERD_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/inferd")))
+        .expect("HOME or INFERD_HOME must be set");
+    let path = home.join("models/SmolLM2-135M-Instruct.Q4_1.gguf");
+    assert!(
+        path.is_file(),
+        "default model missing at {}: run `make model` first",
+        path.display()
+    );
+    path
+}
+
+impl Server {
+    /// Starts `inferd serve` with the default model (as id `smollm2-135m`) and extra flags,
+    /// and waits until /ready says 200.
+    pub fn start(extra: &[&str]) -> Server {
+        let model = format!("smollm2-135m={}", model_path().display());
+        let mut args = vec![
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--model",
+            &model,
+        ];
+        args.extend_from_slice(extra);
+        Self::start_raw(&args, true)
+    }
+
+    /// Starts the binary with exactly `args`; waits for readiness when `wait_ready`.
+    pub fn start_raw(args: &[&str], wait_ready: bool) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_inferd"))
+            .args(args)
+            .env("INFERD_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start inferd");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let sink = std::sync::Arc::clone(&logs);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(at) = line.find("listening on http://") {
+                    let rest = &line[at + "listening on ".len()..];
+                    let url: String = rest
+                        .chars()
+                        .take_while(|c| !c.is_whitespace() && *c != '"')
+                        .collect();
+                    let _ = addr_tx.send(url);
+                }
+                sink.lock().expect("log lock").push(line);
+            }
+        });
+        let base = match addr_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => base,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "inferd did not report its address; logs: {:?}",
+                    logs.lock().expect("lock")
+                );
+            }
+        };
+        let server = Server { child, base, logs };
+        if wait_ready {
+            server.wait_ready();
+        }
+        server
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let get_status = probe::get_status;
+        while Instant::now() < deadline {
+            if get_status(&format!("{}/ready", self.base)) == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("inferd never became ready; logs: {:?}", self.logs());
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.logs.lock().expect("lock").clone()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking GET returning the status, so readiness polling needs no async runtime.
+mod probe {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+
+    pub fn get_status(url: &str) -> Option<u16> {
+        let rest = url.strip_prefix("http://")?;
+        let (host, path) = rest
+            .split_once('/')
+            .map_or((rest, "/".to_string()), |(h, p)| (h, format!("/{p}")));
+        let mut stream = TcpStream::connect(host).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        response.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+/// Collects an SSE body into its `data:` payloads.
+pub fn sse_data(body: &str) -> Vec<String> {
+    body.lines()
+        .filter_map(|line| {
+            line.strip_prefix("data: ")
+                .or_else(|| line.strip_prefix("data:"))
+        })
+        .map(|s| s.trim().to_owned())
+        .collect()
+}
