@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Benchmark: inferd vs llama.cpp (llama-cpp-python) on the default model, same file, same
+# thread count, greedy, single stream. Builds nothing itself: run `make bench`, which builds
+# the release binary first.
+# Env: THREADS (default: all cores), MAX_TOKENS (128), RUNS (5), BENCH_JSON (output file).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+THREADS="${THREADS:-$(nproc)}"
+INFERD_HOME="${INFERD_HOME:-$HOME/.cache/inferd}"
+MODEL="$INFERD_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+VENV="${BENCH_VENV:-target/bench-venv}"
+BIN="target/release/inferd"
+
+[ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
+[ -f "$MODEL" ] || { echo "fetch the model first: make model" >&2; exit 1; }
+if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
+  echo "installing llama-cpp-python (compiles llama.cpp: several minutes)..."
+  python3 -m venv "$VENV"
+  CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$VENV/bin/pip" install --quiet --disable-pip-version-check "llama-cpp-python==0.3.36"
+fi
+
+log="$(mktemp)"
+"$BIN" serve --host 127.0.0.1 --port 0 --threads "$THREADS" --ctx-size 8192 --model "smollm2-135m=$MODEL" >/dev/null 2>"$log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
+base=""
+for _ in $(seq 1 600); do
+  base="$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n1 | sed 's/listening on //')" || true
+  if [ -n "$base" ] && curl -fs "$base/ready" >/dev/null 2>&1; then break; fi
+  sleep 0.1
+done
+[ -n "$base" ] || { cat "$log" >&2; exit 1; }
+
+"$VENV/bin/python" scripts/bench/engine_vs_llamacpp.py --url "$base" --model "$MODEL" \
+  --threads "$THREADS" --ctx-size 8192 --max-tokens "${MAX_TOKENS:-128}" --runs "${RUNS:-5}" \
+  ${BENCH_JSON:+--json "$BENCH_JSON"}
