@@ -24,6 +24,9 @@ pub enum Error {
         /// What went wrong.
         reason: String,
     },
+    /// Metrics could not be collected (e.g. after shutdown).
+    #[error("cannot collect metrics: {0}")]
+    Metrics(String),
     /// The global tracing subscriber was already set by someone else.
     #[error("cannot install the log subscriber: {0}")]
     Subscriber(String),

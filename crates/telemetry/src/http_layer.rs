@@ -4,8 +4,8 @@
 //! `http.server.request.duration`. The span ends when the response body has been sent (or
 //! dropped), so streamed responses are timed whole.
 //!
-//! When telemetry is off the layer is not installed at all: [`http_layer`] returns `None`,
-//! and `tower::util::option_layer` turns that into a pass-through.
+//! When telemetry is off the layer is not installed at all: [`http_layer`] returns `None` and
+//! [`with_http_layer`] leaves the router untouched.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -36,12 +36,9 @@ pub const X_FORCE_TRACE: &str = "x-force-trace";
 /// Target of the HTTP server span (useful in log filters).
 pub const HTTP_SPAN_TARGET: &str = "inferd_telemetry::http";
 
-/// The layer for a running telemetry, or `None` when telemetry is off. Use it with
-/// `tower::util::option_layer`:
-///
-/// ```ignore
-/// let app = router.layer(tower::util::option_layer(inferd_telemetry::http_layer(&guard)));
-/// ```
+/// The layer for a running telemetry, or `None` when telemetry is off. Prefer
+/// [`with_http_layer`] for an axum `Router`: `Router::layer` itself costs a boxed service per
+/// route even for a pass-through layer, so when off nothing must be layered at all.
 pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
     if !guard.is_enabled() {
         return None;
@@ -62,6 +59,21 @@ pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
             duration,
         }),
     })
+}
+
+/// `router` with the HTTP layer when telemetry is on, `router` untouched when it is off.
+///
+/// ```ignore
+/// let app = inferd_telemetry::with_http_layer(router, &guard);
+/// ```
+pub fn with_http_layer<S>(router: axum::Router<S>, guard: &TelemetryGuard) -> axum::Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    match http_layer(guard) {
+        Some(layer) => router.layer(layer),
+        None => router,
+    }
 }
 
 #[derive(Debug)]
@@ -254,7 +266,7 @@ impl Drop for RequestState {
             let mut attributes = Vec::with_capacity(4);
             attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method));
             if let Some(route) = &self.route {
-                attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.to_string()));
+                attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
             }
             match self.status {
                 Some(status) => {

@@ -13,6 +13,7 @@ mod error;
 mod export_health;
 mod http_layer;
 mod logs;
+mod prometheus;
 mod propagation;
 mod resource;
 mod sampler;
@@ -33,9 +34,11 @@ pub use export_health::{
     MonitoredSpanExporter, EXPORT_HEALTH_TARGET,
 };
 pub use http_layer::{
-    http_layer, HttpTraceLayer, HttpTraceService, ResponseFuture, HTTP_SPAN_TARGET, X_FORCE_TRACE,
+    http_layer, with_http_layer, HttpTraceLayer, HttpTraceService, ResponseFuture,
+    HTTP_SPAN_TARGET, X_FORCE_TRACE,
 };
 pub use logs::{current_trace_ids, CorrelatedFormat};
+pub use prometheus::PrometheusMetrics;
 pub use propagation::{
     extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
     inject_current_into_map, BaggageLimitsPropagator, Propagators, TraceContextPropagator, BAGGAGE,

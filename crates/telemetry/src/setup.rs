@@ -28,6 +28,7 @@ use crate::export_health::{
     MonitoredSpanExporter, EXPORT_HEALTH_TARGET,
 };
 use crate::logs::CorrelatedFormat;
+use crate::prometheus::{PrometheusMetrics, SharedReader};
 use crate::propagation::Propagators;
 use crate::resource::build_resource;
 use crate::sampler::build_sampler;
@@ -49,6 +50,7 @@ pub struct TelemetryGuard {
     pub(crate) meter_provider: Option<SdkMeterProvider>,
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     pub(crate) trace_store: Option<TraceStore>,
+    pub(crate) prometheus: Option<PrometheusMetrics>,
     pub(crate) propagators: Arc<Propagators>,
     pub(crate) force_trace_header: bool,
     pub(crate) baggage_span_attributes: Arc<[String]>,
@@ -80,6 +82,11 @@ impl TelemetryGuard {
     /// The recent-trace store (`local` and `otlp` modes).
     pub fn trace_store(&self) -> Option<&TraceStore> {
         self.trace_store.as_ref()
+    }
+
+    /// Metrics in Prometheus text format for `/metrics` (`None` when off).
+    pub fn prometheus_metrics(&self) -> Option<&PrometheusMetrics> {
+        self.prometheus.as_ref()
     }
 
     /// The tracer provider (`None` when off).
@@ -218,6 +225,7 @@ where
         meter_provider: None,
         logger_provider: None,
         trace_store: None,
+        prometheus: None,
         propagators: Arc::new(Propagators::new(&config.propagators)),
         force_trace_header: config.sampler.force_trace_header,
         baggage_span_attributes: config.baggage_span_attributes.clone().into(),
@@ -226,7 +234,9 @@ where
 
     if config.mode != Mode::Off {
         let resource = build_resource(config);
-        guard.meter_provider = meter_provider(config, &resource)?;
+        let (prometheus, reader) = PrometheusMetrics::new();
+        guard.meter_provider = meter_provider(config, &resource, reader)?;
+        guard.prometheus = Some(prometheus);
         let dropped = guard.meter().map(|m| {
             m.u64_counter(semconv::INFERD_TELEMETRY_DROPPED)
                 .with_unit("{item}")
@@ -284,7 +294,16 @@ fn exporter_error(signal: Signal, c: &OtlpSignalConfig, reason: impl ToString) -
     }
 }
 
-fn check_runtime(signal: Signal, c: &OtlpSignalConfig) -> Result<(), Error> {
+/// Checks what can be checked before building an exporter: TLS support and, for gRPC, a Tokio
+/// runtime to run the channel on.
+fn check_endpoint(signal: Signal, c: &OtlpSignalConfig) -> Result<(), Error> {
+    if c.endpoint.starts_with("https://") {
+        return Err(exporter_error(
+            signal,
+            c,
+            "this build has no TLS support for OTLP; use an http:// endpoint (e.g. a collector on localhost or a sidecar)",
+        ));
+    }
     if c.protocol == OtlpProtocol::Grpc && tokio::runtime::Handle::try_current().is_err() {
         return Err(exporter_error(
             signal,
@@ -340,7 +359,7 @@ fn tracer_provider(
     };
     match exporter {
         Exporter::Otlp => {
-            check_runtime(Signal::Traces, c)?;
+            check_endpoint(Signal::Traces, c)?;
             let built = match c.protocol {
                 OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
                     .with_tonic()
@@ -377,6 +396,7 @@ fn tracer_provider(
 fn meter_provider(
     config: &TelemetryConfig,
     resource: &Resource,
+    prometheus: SharedReader,
 ) -> Result<Option<SdkMeterProvider>, Error> {
     let c = &config.otlp_metrics;
     let exporter = match config.mode {
@@ -384,10 +404,12 @@ fn meter_provider(
         Mode::Console => Exporter::Console,
         Mode::Off | Mode::Local => Exporter::None,
     };
-    let builder = SdkMeterProvider::builder().with_resource(resource.clone());
+    let builder = SdkMeterProvider::builder()
+        .with_resource(resource.clone())
+        .with_reader(prometheus);
     let builder = match exporter {
         Exporter::Otlp => {
-            check_runtime(Signal::Metrics, c)?;
+            check_endpoint(Signal::Metrics, c)?;
             let built = match c.protocol {
                 OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
                     .with_tonic()
@@ -418,7 +440,7 @@ fn meter_provider(
                 .build();
             builder.with_reader(reader)
         }
-        // Local mode: instruments are real so a /metrics reader can be attached later.
+        // Local mode: /metrics only.
         Exporter::None => builder,
     };
     Ok(Some(builder.build()))
@@ -433,7 +455,7 @@ fn logger_provider(
     if config.mode != Mode::Otlp || c.exporter != Exporter::Otlp {
         return Ok(None);
     }
-    check_runtime(Signal::Logs, c)?;
+    check_endpoint(Signal::Logs, c)?;
     let built = match c.protocol {
         OtlpProtocol::Grpc => opentelemetry_otlp::LogExporter::builder()
             .with_tonic()
@@ -456,4 +478,68 @@ fn logger_provider(
         .with_batch_exporter(MonitoredLogExporter::new(built, health))
         .build();
     Ok(Some(provider))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn otlp(endpoint: &str, protocol: OtlpProtocol) -> TelemetryConfig {
+        let mut config = TelemetryConfig {
+            mode: Mode::Otlp,
+            ..TelemetryConfig::default()
+        };
+        for c in [
+            &mut config.otlp_traces,
+            &mut config.otlp_metrics,
+            &mut config.otlp_logs,
+        ] {
+            c.endpoint = endpoint.to_owned();
+            c.protocol = protocol;
+        }
+        config
+    }
+
+    fn start_error(config: &TelemetryConfig) -> String {
+        match build_with_writer(config, std::io::sink, false) {
+            Ok(_) => panic!("started"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn https_endpoint_is_refused_at_start_up_with_a_reason() {
+        let e = start_error(&otlp(
+            "https://collector:4318/v1/x",
+            OtlpProtocol::HttpProtobuf,
+        ));
+        assert!(
+            e.contains("https://collector:4318") && e.contains("TLS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn grpc_without_a_runtime_is_refused_instead_of_panicking() {
+        let e = start_error(&otlp("http://127.0.0.1:4317", OtlpProtocol::Grpc));
+        assert!(e.contains("Tokio runtime"), "{e}");
+    }
+
+    #[test]
+    fn off_mode_builds_no_provider_and_no_layer() {
+        let config = TelemetryConfig {
+            mode: Mode::Off,
+            ..TelemetryConfig::default()
+        };
+        let (guard, _dispatch) = match build_with_writer(&config, std::io::sink, false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(!guard.is_enabled());
+        assert!(guard.tracer_provider().is_none());
+        assert!(guard.meter_provider().is_none());
+        assert!(guard.trace_store().is_none());
+        assert!(crate::http_layer(&guard).is_none());
+        assert!(guard.shutdown(Duration::from_millis(10)).is_ok());
+    }
 }

@@ -101,7 +101,9 @@ pub struct LinkRecord {
 
 #[derive(Debug, Default)]
 struct Inner {
-    traces: HashMap<TraceId, Vec<SpanRecord>>,
+    /// Spans are kept as the SDK delivered them and converted only when read, so recording
+    /// stays cheap on the request path.
+    traces: HashMap<TraceId, Vec<SpanData>>,
     /// Trace ids in order of first arrival; the front is evicted first.
     order: VecDeque<TraceId>,
     span_count: usize,
@@ -129,8 +131,7 @@ impl TraceStore {
     }
 
     /// Adds one finished span, evicting the oldest traces when full.
-    pub fn insert(&self, span: &SpanData) {
-        let record = span_record(span);
+    pub fn insert(&self, span: SpanData) {
         let trace_id = span.span_context.trace_id();
         let mut inner = self.lock();
         if !inner.traces.contains_key(&trace_id) {
@@ -156,7 +157,7 @@ impl TraceStore {
                 evict_oldest(&mut inner);
             }
         }
-        inner.traces.entry(trace_id).or_default().push(record);
+        inner.traces.entry(trace_id).or_default().push(span);
         inner.span_count += 1;
     }
 
@@ -176,7 +177,8 @@ impl TraceStore {
     pub fn trace(&self, trace_id: &str) -> Option<TraceDetail> {
         let id = TraceId::from_hex(trace_id).ok()?;
         let inner = self.lock();
-        let mut spans = inner.traces.get(&id)?.clone();
+        let mut spans: Vec<SpanRecord> = inner.traces.get(&id)?.iter().map(span_record).collect();
+        drop(inner);
         spans.sort_by_key(|s| s.start_unix_nanos);
         Some(TraceDetail {
             trace_id: id.to_string(),
@@ -204,28 +206,31 @@ fn evict_oldest(inner: &mut Inner) {
     }
 }
 
-fn summarize(trace_id: TraceId, spans: &[SpanRecord]) -> TraceSummary {
-    let start = spans.iter().map(|s| s.start_unix_nanos).min().unwrap_or(0);
-    let end = spans
-        .iter()
-        .map(|s| s.end_unix_nanos)
-        .max()
-        .unwrap_or(start);
+fn summarize(trace_id: TraceId, spans: &[SpanData]) -> TraceSummary {
+    let start = spans.iter().map(|s| s.start_time).min();
+    let end = spans.iter().map(|s| s.end_time).max();
     let root = spans
         .iter()
         .filter(|s| {
-            s.parent_span_id
-                .as_ref()
-                .is_none_or(|p| !spans.iter().any(|o| &o.span_id == p))
+            s.parent_span_id == SpanId::INVALID
+                || !spans
+                    .iter()
+                    .any(|o| o.span_context.span_id() == s.parent_span_id)
         })
-        .min_by_key(|s| s.start_unix_nanos);
+        .min_by_key(|s| s.start_time);
+    let start_unix_nanos = start.map(unix_nanos).unwrap_or(0);
     TraceSummary {
         trace_id: trace_id.to_string(),
-        root_span_name: root.map(|s| s.name.clone()).unwrap_or_default(),
-        start_unix_nanos: start,
-        duration_nanos: end.saturating_sub(start),
+        root_span_name: root.map(|s| s.name.to_string()).unwrap_or_default(),
+        start_unix_nanos,
+        duration_nanos: end
+            .map(unix_nanos)
+            .unwrap_or(start_unix_nanos)
+            .saturating_sub(start_unix_nanos),
         span_count: spans.len(),
-        error: spans.iter().any(|s| s.status.code == "error"),
+        error: spans
+            .iter()
+            .any(|s| matches!(s.status, Status::Error { .. })),
     }
 }
 
@@ -325,7 +330,7 @@ impl SpanProcessor for TraceStoreProcessor {
 
     fn on_end(&self, span: SpanData) {
         if span.span_context.is_sampled() {
-            self.store.insert(&span);
+            self.store.insert(span);
         }
     }
 

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use inferd_telemetry::{
-    build_with_writer, http_layer, PropagatorConfig, Propagators, TelemetryConfig,
+    build_with_writer, with_http_layer, PropagatorConfig, Propagators, TelemetryConfig,
 };
 use support::{env, http_receiver, Captured, Spans};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -80,8 +80,8 @@ async fn start() -> Server {
                     text("baggage")
                 )
             }),
-        )
-        .layer(tower::util::option_layer(http_layer(&guard)));
+        );
+    let app = with_http_layer(app, &guard);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
