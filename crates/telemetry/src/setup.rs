@@ -114,6 +114,31 @@ impl TelemetryGuard {
         self.genai_capture_message_content
     }
 
+    /// Exports everything buffered now (blocks until done; call it off the async workers).
+    pub fn force_flush(&self) -> Result<(), ShutdownError> {
+        let mut errors = Vec::new();
+        if let Some(p) = &self.tracer_provider {
+            if let Err(e) = p.force_flush() {
+                errors.push(format!("traces: {e}"));
+            }
+        }
+        if let Some(p) = &self.meter_provider {
+            if let Err(e) = p.force_flush() {
+                errors.push(format!("metrics: {e}"));
+            }
+        }
+        if let Some(p) = &self.logger_provider {
+            if let Err(e) = p.force_flush() {
+                errors.push(format!("logs: {e}"));
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ShutdownError::Flush(errors.join("; ")))
+        }
+    }
+
     /// Flushes and stops every provider, giving up after `deadline` (a dead collector does not
     /// hold shutdown longer). Runs on its own thread, so it is safe to call from async code;
     /// it blocks the caller for at most `deadline`.

@@ -67,6 +67,14 @@ async fn dead_collector_warns_once_then_recovers_with_one_info() {
         "{text}"
     );
     assert!(lines_with(&text, "INFO", inferd_telemetry::EXPORT_HEALTH_TARGET).is_empty());
+    // Every span lost while failing is counted, by signal.
+    let metrics = guard.prometheus_metrics().unwrap().render().unwrap();
+    assert!(
+        metrics.contains(&format!(
+            "inferd_telemetry_dropped_total{{signal=\"spans\"}} {FAILED_EXPORTS}"
+        )),
+        "{metrics}"
+    );
 
     // The collector comes up on the same port.
     let (_, spans) = http_receiver_on(format!("127.0.0.1:{port}").parse().unwrap()).await;

@@ -145,3 +145,36 @@ async fn shutdown_with_a_dead_collector_respects_the_deadline() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_reach_the_collector_with_the_spans_ids() {
+    let (endpoint, spans, logs) = support::grpc_traces_and_logs_receiver().await;
+    let config = TelemetryConfig::from_env(&env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_METRICS_EXPORTER", "none"),
+    ]))
+    .unwrap();
+    let (guard, dispatch) = build_with_writer(&config, Captured::default(), false).unwrap();
+    let (trace_id, span_id) = tracing::dispatcher::with_default(&dispatch, || {
+        let span = tracing::info_span!("request");
+        let _entered = span.enter();
+        tracing::info!("model loaded");
+        tracing::debug!("below the level: not exported");
+        let sc = span.context().span().span_context().clone();
+        (sc.trace_id().to_string(), sc.span_id().to_string())
+    });
+    tokio::task::spawn_blocking(move || guard.force_flush())
+        .await
+        .unwrap()
+        .unwrap();
+    let (_, log_trace_id, log_span_id, resource) = logs.wait_for("model loaded").await;
+    assert_eq!(log_trace_id, trace_id);
+    assert_eq!(log_span_id, span_id);
+    assert_eq!(
+        support::attr(&resource, "service.instance.id").as_deref(),
+        Some(service_instance_id())
+    );
+    spans.wait_for("request").await;
+    assert!(logs.all().iter().all(|l| !l.0.contains("below the level")));
+}

@@ -220,3 +220,93 @@ pub fn env(pairs: &[(&str, &str)]) -> std::collections::HashMap<String, String> 
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
 }
+
+/// One received log record: (body, trace_id hex, span_id hex, resource attributes).
+pub type LogRecord = (String, String, String, Vec<KeyValue>);
+
+/// Log records received so far.
+#[derive(Debug, Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<LogRecord>>>);
+
+impl Logs {
+    pub fn all(&self) -> Vec<LogRecord> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits up to 10 s for a record whose body is `body`.
+    pub async fn wait_for(&self, body: &str) -> LogRecord {
+        for _ in 0..200 {
+            if let Some(r) = self.all().into_iter().find(|r| r.0 == body) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("log {body:?} never arrived; got {:?}", self.all());
+    }
+}
+
+struct GrpcLogsReceiver(Logs);
+
+#[tonic::async_trait]
+impl opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService
+    for GrpcLogsReceiver
+{
+    async fn export(
+        &self,
+        request: tonic::Request<
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest,
+        >,
+    ) -> Result<
+        tonic::Response<opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse>,
+        tonic::Status,
+    > {
+        let mut logs = self.0 .0.lock().unwrap();
+        for rl in request.into_inner().resource_logs {
+            let resource = rl.resource.map(|r| r.attributes).unwrap_or_default();
+            for sl in rl.scope_logs {
+                for record in sl.log_records {
+                    let body = record
+                        .body
+                        .and_then(|b| b.value)
+                        .map(|v| match v {
+                            AnyValue::StringValue(s) => s,
+                            other => format!("{other:?}"),
+                        })
+                        .unwrap_or_default();
+                    logs.push((
+                        body,
+                        hex(&record.trace_id),
+                        hex(&record.span_id),
+                        resource.clone(),
+                    ));
+                }
+            }
+        }
+        Ok(tonic::Response::new(
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse {
+                partial_success: None,
+            },
+        ))
+    }
+}
+
+/// Starts an OTLP/gRPC receiver for traces and logs on one port.
+pub async fn grpc_traces_and_logs_receiver() -> (String, Spans, Logs) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let spans = Spans::default();
+    let logs = Logs::default();
+    let traces = TraceServiceServer::new(GrpcReceiver(spans.clone()));
+    let logs_service =
+        opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer::new(
+            GrpcLogsReceiver(logs.clone()),
+        );
+    tokio::spawn(async move {
+        let _ = tonic::transport::Server::builder()
+            .add_service(traces)
+            .add_service(logs_service)
+            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+            .await;
+    });
+    (format!("http://{addr}"), spans, logs)
+}
