@@ -209,6 +209,7 @@ impl<S> HttpTraceService<S> {
             method,
             route,
             status: None,
+            body_finished: true,
             span: span.clone(),
         };
         (span, state, traceresponse)
@@ -251,14 +252,18 @@ struct RequestState {
     method: &'static str,
     route: Option<Arc<str>>,
     status: Option<u16>,
+    /// Whether the response body was sent to its end (`true` until a body is being streamed).
+    body_finished: bool,
     span: Span,
 }
 
 impl Drop for RequestState {
     /// Ends the request: records the duration and lets the span close. A request dropped before
-    /// its response was produced was cancelled by the client.
+    /// its response was produced, or whose body was dropped before its end, was cancelled by the
+    /// client.
     fn drop(&mut self) {
-        if self.status.is_none() {
+        let cancelled = self.status.is_none() || !self.body_finished;
+        if cancelled {
             self.span.record(semconv::ERROR_TYPE, "cancelled");
             self.span.record("otel.status_code", "ERROR");
         }
@@ -268,17 +273,18 @@ impl Drop for RequestState {
             if let Some(route) = &self.route {
                 attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
             }
+            if let Some(status) = self.status {
+                attributes.push(KeyValue::new(
+                    semconv::HTTP_RESPONSE_STATUS_CODE,
+                    i64::from(status),
+                ));
+            }
             match self.status {
-                Some(status) => {
-                    attributes.push(KeyValue::new(
-                        semconv::HTTP_RESPONSE_STATUS_CODE,
-                        i64::from(status),
-                    ));
-                    if status >= 500 {
-                        attributes.push(KeyValue::new(semconv::ERROR_TYPE, status.to_string()));
-                    }
+                Some(status) if status >= 500 => {
+                    attributes.push(KeyValue::new(semconv::ERROR_TYPE, status.to_string()));
                 }
-                None => attributes.push(KeyValue::new(semconv::ERROR_TYPE, "cancelled")),
+                _ if cancelled => attributes.push(KeyValue::new(semconv::ERROR_TYPE, "cancelled")),
+                _ => {}
             }
             histogram.record(self.start.elapsed().as_secs_f64(), &attributes);
         }
@@ -334,10 +340,8 @@ where
                     response.headers_mut().insert(TRACERESPONSE, value);
                 }
                 Poll::Ready(Ok(response.map(|body| {
-                    Body::new(TracedBody {
-                        inner: body,
-                        _state: state,
-                    })
+                    state.body_finished = http_body::Body::is_end_stream(&body);
+                    Body::new(TracedBody { inner: body, state })
                 })))
             }
             Err(error) => {
@@ -357,7 +361,7 @@ pin_project_lite::pin_project! {
     struct TracedBody {
         #[pin]
         inner: Body,
-        _state: RequestState,
+        state: RequestState,
     }
 }
 
@@ -369,7 +373,17 @@ impl http_body::Body for TracedBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        self.project().inner.poll_frame(cx)
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        match &frame {
+            None | Some(Err(_)) => this.state.body_finished = true,
+            Some(Ok(_)) => {
+                if http_body::Body::is_end_stream(&*this.inner) {
+                    this.state.body_finished = true;
+                }
+            }
+        }
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -378,5 +392,73 @@ impl http_body::Body for TracedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::config::{Mode, TelemetryConfig};
+    use crate::setup::build_with_writer;
+
+    fn serve_one(read_body: bool) -> crate::store::TraceDetail {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            ..TelemetryConfig::default()
+        };
+        let (guard, dispatch) = match build_with_writer(&config, std::io::sink, false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let app = with_http_layer(
+            Router::new().route("/stream", get(|| async { "chunk" })),
+            &guard,
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread().build();
+        let Ok(runtime) = runtime else {
+            panic!("no runtime")
+        };
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        let trace_id = runtime.block_on(async {
+            let request = Request::get("/stream").body(Body::empty());
+            let Ok(request) = request else {
+                panic!("request")
+            };
+            let Ok(response) = app.oneshot(request).await;
+            let traceresponse = response.headers()[TRACERESPONSE]
+                .to_str()
+                .map(str::to_owned);
+            if read_body {
+                let body = axum::body::to_bytes(response.into_body(), 1024).await;
+                assert!(body.is_ok());
+            }
+            // Otherwise the response (and its body) is dropped unread: the client went away.
+            traceresponse.unwrap_or_default()[3..35].to_owned()
+        });
+        let detail = guard.trace_store().and_then(|s| s.trace(&trace_id));
+        let Some(detail) = detail else {
+            panic!("trace not stored")
+        };
+        detail
+    }
+
+    #[test]
+    fn body_dropped_before_its_end_marks_the_span_cancelled() {
+        let span = &serve_one(false).spans[0];
+        assert_eq!(span.name, "GET /stream");
+        assert_eq!(span.attributes[semconv::ERROR_TYPE], "cancelled");
+        assert_eq!(span.status.code, "error");
+    }
+
+    #[test]
+    fn body_read_to_its_end_is_not_cancelled() {
+        let span = &serve_one(true).spans[0];
+        assert_eq!(span.attributes.get(semconv::ERROR_TYPE), None);
+        assert_eq!(span.attributes[semconv::HTTP_RESPONSE_STATUS_CODE], 200);
+        assert_eq!(span.kind, "server");
     }
 }

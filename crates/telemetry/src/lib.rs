@@ -3,8 +3,9 @@
 //! [`Mode::Off`] nothing but the log layer is installed.
 //!
 //! The server calls [`TelemetryArgs::into_config`] (or [`TelemetryConfig::from_env`]), then
-//! [`init`], keeps the returned [`TelemetryGuard`] alive, adds [`http_layer`] to its router and
+//! [`init`], keeps the returned [`TelemetryGuard`] alive, wraps its router with [`with_http_layer`] and
 //! calls [`TelemetryGuard::shutdown`] after draining requests.
+#![warn(missing_docs)]
 
 mod args;
 mod config;

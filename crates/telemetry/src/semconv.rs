@@ -172,3 +172,42 @@ pub const SIGNAL: &str = "signal";
 pub const HTTP_DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
 ];
+
+/// Recommended buckets (seconds) for `gen_ai.server.request.duration` and
+/// `gen_ai.client.operation.duration`.
+pub const GEN_AI_DURATION_BUCKETS: &[f64] = &[
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+];
+/// Recommended buckets (seconds) for `gen_ai.server.time_to_first_token`.
+pub const GEN_AI_TIME_TO_FIRST_TOKEN_BUCKETS: &[f64] = &[
+    0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+/// Recommended buckets (seconds) for `gen_ai.server.time_per_output_token`.
+pub const GEN_AI_TIME_PER_OUTPUT_TOKEN_BUCKETS: &[f64] = &[
+    0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5,
+];
+/// Recommended buckets ({token}) for `gen_ai.client.token.usage`.
+pub const GEN_AI_TOKEN_USAGE_BUCKETS: &[f64] = &[
+    1.0, 4.0, 16.0, 64.0, 256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+    16777216.0, 67108864.0,
+];
+
+#[cfg(test)]
+mod tests {
+    /// Each name is declared once: no two constants share a value.
+    #[test]
+    fn names_are_unique_and_genai_uses_provider_name() {
+        let source = include_str!("semconv.rs");
+        let mut names: Vec<&str> = source
+            .lines()
+            .filter(|l| l.starts_with("pub const") && l.contains(": &str"))
+            .filter_map(|l| l.split('"').nth(1))
+            .collect();
+        let total = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), total, "a name is declared twice");
+        assert!(names.contains(&"gen_ai.provider.name"));
+        assert!(!names.contains(&"gen_ai.system"));
+    }
+}
