@@ -58,8 +58,12 @@ impl ShouldSample for ForceTraceSampler {
         let by_ratio =
             self.ratio
                 .should_sample(parent_context, trace_id, name, span_kind, attributes, links);
-        let forced =
-            self.force_enabled && parent_context.is_some_and(|cx| cx.get::<ForceTrace>().is_some());
+        // Forcing applies to new traces only, also when this sampler is used without
+        // ParentBased: a header never overrides a parent's decision.
+        let forced = self.force_enabled
+            && parent_context.is_some_and(|cx| {
+                cx.get::<ForceTrace>().is_some() && !cx.span().span_context().is_valid()
+            });
         if !forced || by_ratio.decision == SamplingDecision::RecordAndSample {
             return by_ratio;
         }

@@ -182,3 +182,39 @@ fn forced_flag_does_not_leak_to_the_next_request_and_is_recorded_on_the_span() {
         .iter()
         .any(|kv| kv.key.as_str() == semconv::SAMPLING_FORCED)));
 }
+
+#[test]
+fn force_trace_never_overrides_a_parent_even_without_parent_based() {
+    let sampler = build_sampler(&SamplerConfig {
+        parent_based: false,
+        ratio: 0.0,
+        force_trace_header: true,
+    });
+    let unsampled_parent = Context::new().with_remote_span_context(SpanContext::new(
+        TraceId::from(7_u128),
+        SpanId::from(7_u64),
+        TraceFlags::default(),
+        true,
+        TraceState::default(),
+    ));
+    let cx = with_force_trace(&unsampled_parent);
+    let result = sampler.should_sample(
+        Some(&cx),
+        TraceId::from(7_u128),
+        "x",
+        &SpanKind::Server,
+        &[],
+        &[],
+    );
+    assert_eq!(result.decision, SamplingDecision::Drop);
+    let cx = with_force_trace(&Context::new());
+    let result = sampler.should_sample(
+        Some(&cx),
+        TraceId::from(7_u128),
+        "x",
+        &SpanKind::Server,
+        &[],
+        &[],
+    );
+    assert_eq!(result.decision, SamplingDecision::RecordAndSample);
+}

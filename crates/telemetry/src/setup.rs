@@ -275,6 +275,8 @@ where
         layers.push(Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                // thread.id/thread.name on every span cost an allocation and say little here.
+                .with_threads(false)
                 .with_filter(LevelFilter::INFO),
         ));
         guard.tracer_provider = Some(tracer_provider);

@@ -310,3 +310,74 @@ pub async fn grpc_traces_and_logs_receiver() -> (String, Spans, Logs) {
     });
     (format!("http://{addr}"), spans, logs)
 }
+
+/// One received data point: (metric name, unit, data point attributes).
+pub type MetricPoint = (String, String, Vec<KeyValue>);
+
+/// Metric data points received so far.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics(Arc<Mutex<Vec<MetricPoint>>>);
+
+impl Metrics {
+    pub fn all(&self) -> Vec<MetricPoint> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Waits up to 10 s for a data point of metric `name`.
+    pub async fn wait_for(&self, name: &str) -> MetricPoint {
+        for _ in 0..200 {
+            if let Some(m) = self.all().into_iter().find(|m| m.0 == name) {
+                return m;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("metric {name:?} never arrived; got {:?}", self.all());
+    }
+}
+
+/// Starts an OTLP/HTTP protobuf metrics receiver at `/v1/metrics` on an ephemeral port.
+pub async fn http_metrics_receiver() -> (String, Metrics) {
+    use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let metrics = Metrics::default();
+    let sink = metrics.clone();
+    let app = axum::Router::new().route(
+        "/v1/metrics",
+        axum::routing::post(move |body: Bytes| {
+            let sink = sink.clone();
+            async move {
+                let request = ExportMetricsServiceRequest::decode(body).unwrap();
+                let mut all = sink.0.lock().unwrap();
+                for rm in request.resource_metrics {
+                    for sm in rm.scope_metrics {
+                        for m in sm.metrics {
+                            let points: Vec<Vec<KeyValue>> = match &m.data {
+                                Some(Data::Histogram(h)) => {
+                                    h.data_points.iter().map(|p| p.attributes.clone()).collect()
+                                }
+                                Some(Data::Sum(s)) => {
+                                    s.data_points.iter().map(|p| p.attributes.clone()).collect()
+                                }
+                                Some(Data::Gauge(g)) => {
+                                    g.data_points.iter().map(|p| p.attributes.clone()).collect()
+                                }
+                                _ => Vec::new(),
+                            };
+                            for attributes in points {
+                                all.push((m.name.clone(), m.unit.clone(), attributes));
+                            }
+                        }
+                    }
+                }
+                axum::http::StatusCode::OK
+            }
+        }),
+    );
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/v1/metrics"), metrics)
+}
