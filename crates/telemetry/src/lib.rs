@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod client;
 mod config;
 mod console;
 mod error;
@@ -24,6 +25,7 @@ mod spans;
 mod store;
 
 pub use args::TelemetryArgs;
+pub use client::{http_client_span, inject_span_context, record_http_response, sanitize_url};
 pub use config::{
     vars, BatchConfig, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
     ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TraceStoreConfig,

@@ -1,0 +1,175 @@
+//! Outgoing HTTP calls: a CLIENT span per call and the headers that carry its context, so an
+//! upstream backend or an artifact download joins the request's trace.
+
+use http::{HeaderMap, Method};
+use opentelemetry::Context;
+use tracing::field::Empty;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::semconv;
+
+/// Query parameters whose values are secrets (signed URLs) and are recorded as `REDACTED`.
+const SECRET_QUERY_KEYS: [&str; 5] = [
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Amz-Signature",
+];
+
+/// `url` as it may be recorded: no user or password, signature query values redacted.
+pub fn sanitize_url(url: &str) -> String {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return String::from("(invalid url)");
+    };
+    let mut out = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        out.push_str(scheme);
+        out.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        let host_port = authority
+            .as_str()
+            .rsplit_once('@')
+            .map_or(authority.as_str(), |(_, hp)| hp);
+        out.push_str(host_port);
+    }
+    out.push_str(uri.path());
+    if let Some(query) = uri.query() {
+        out.push('?');
+        let parts: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if SECRET_QUERY_KEYS.contains(&k) => format!("{k}=REDACTED"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&parts.join("&"));
+    }
+    out
+}
+
+/// Starts the CLIENT span for an outgoing call, child of the current span. Record the outcome
+/// with [`record_http_response`]; inject its context with [`inject_span_context`].
+pub fn http_client_span(method: &Method, url: &str) -> Span {
+    let span = tracing::info_span!(
+        target: "inferd_telemetry::http_client",
+        "HTTP client request",
+        otel.name = method.as_str(),
+        otel.kind = "client",
+        otel.status_code = Empty,
+        http.request.method = method.as_str(),
+        url.full = sanitize_url(url),
+        server.address = Empty,
+        server.port = Empty,
+        http.response.status_code = Empty,
+        error.type = Empty,
+    );
+    if let Ok(uri) = url.parse::<http::Uri>() {
+        if let Some(host) = uri.host() {
+            span.record(semconv::SERVER_ADDRESS, host);
+        }
+        let port = uri.port_u16().or(match uri.scheme_str() {
+            Some("https") => Some(443),
+            Some("http") => Some(80),
+            _ => None,
+        });
+        if let Some(port) = port {
+            span.record(semconv::SERVER_PORT, i64::from(port));
+        }
+    }
+    span
+}
+
+/// Records the response status on a client span; 4xx and 5xx set `error.type` and ERROR.
+pub fn record_http_response(span: &Span, status: http::StatusCode) {
+    span.record(
+        semconv::HTTP_RESPONSE_STATUS_CODE,
+        i64::from(status.as_u16()),
+    );
+    if status.is_client_error() || status.is_server_error() {
+        span.record(semconv::ERROR_TYPE, status.as_str());
+        span.record("otel.status_code", "ERROR");
+    }
+}
+
+/// Writes `span`'s context (traceparent, tracestate, baggage) into outgoing headers with the
+/// global propagator; nothing when telemetry is off.
+pub fn inject_span_context(span: &Span, headers: &mut HeaderMap) {
+    let cx: Context = span.context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::trace::TraceContextExt;
+
+    use super::*;
+    use crate::config::{Mode, TelemetryConfig};
+    use crate::propagation::{Propagators, TRACEPARENT};
+    use crate::setup::build_with_writer;
+
+    #[test]
+    fn urls_lose_credentials_and_signatures() {
+        assert_eq!(
+            sanitize_url("https://user:pw@example.com:8443/m.gguf?X-Amz-Signature=abc&part=1"),
+            "https://example.com:8443/m.gguf?X-Amz-Signature=REDACTED&part=1"
+        );
+        assert_eq!(sanitize_url("http://h/p"), "http://h/p");
+        assert_eq!(sanitize_url("not a url"), "(invalid url)");
+    }
+
+    #[test]
+    fn client_span_is_a_child_with_client_attributes() {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            ..TelemetryConfig::default()
+        };
+        let (guard, dispatch) = match build_with_writer(&config, std::io::sink, false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let (trace_id, parent_id, traceparent) =
+            tracing::dispatcher::with_default(&dispatch, || {
+                let parent = tracing::info_span!("generation");
+                let _entered = parent.enter();
+                let client = http_client_span(&Method::POST, "http://up:8000/v1/chat?sig=s");
+                record_http_response(&client, http::StatusCode::BAD_GATEWAY);
+                let mut headers = HeaderMap::new();
+                let cx = client.context();
+                Propagators::new(&config.propagators).inject_headers(&cx, &mut headers);
+                let sc = parent.context().span().span_context().clone();
+                (
+                    sc.trace_id().to_string(),
+                    sc.span_id().to_string(),
+                    headers
+                        .get(TRACEPARENT)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned),
+                )
+            });
+        let detail = guard.trace_store().and_then(|s| s.trace(&trace_id));
+        let Some(detail) = detail else {
+            panic!("no trace")
+        };
+        let client = detail.spans.iter().find(|s| s.kind == "client");
+        let Some(client) = client else {
+            panic!("no client span")
+        };
+        assert_eq!(client.name, "POST");
+        assert_eq!(client.parent_span_id.as_deref(), Some(parent_id.as_str()));
+        assert_eq!(
+            client.attributes[semconv::URL_FULL],
+            "http://up:8000/v1/chat?sig=REDACTED"
+        );
+        assert_eq!(client.attributes[semconv::SERVER_ADDRESS], "up");
+        assert_eq!(client.attributes[semconv::SERVER_PORT], 8000);
+        assert_eq!(client.attributes[semconv::ERROR_TYPE], "502");
+        assert_eq!(client.status.code, "error");
+        let expected = format!("00-{trace_id}-{}-01", client.span_id);
+        assert_eq!(traceparent.as_deref(), Some(expected.as_str()));
+    }
+}
