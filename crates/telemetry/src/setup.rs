@@ -210,6 +210,9 @@ where
     let (guard, dispatch) = build_with_writer(config, writer, std::io::stdout().is_terminal())?;
     tracing::dispatcher::set_global_default(dispatch)
         .map_err(|e| Error::Subscriber(e.to_string()))?;
+    // Libraries that log through the `log` crate end up in the same lines. Someone else may
+    // have installed a logger already; their choice stands.
+    let _ = tracing_log::LogTracer::init();
     if let Some(tp) = &guard.tracer_provider {
         opentelemetry::global::set_tracer_provider(tp.clone());
         opentelemetry::global::set_text_map_propagator(Propagators::new(&config.propagators));
