@@ -30,7 +30,7 @@ pub use config::{
     vars, BatchConfig, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
     ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TraceStoreConfig,
 };
-pub use console::ConsoleSpanExporter;
+pub use console::{ConsoleMetricExporter, ConsoleSpanExporter};
 pub use error::Error;
 pub use export_health::{
     is_sdk_export_noise, ExportHealth, MonitoredLogExporter, MonitoredMetricExporter,

@@ -63,11 +63,16 @@ impl PrometheusMetrics {
 
     /// Collects now and renders Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> Result<String, crate::Error> {
+        Ok(render(&self.collect()?))
+    }
+
+    /// Collects the current cumulative values.
+    pub(crate) fn collect(&self) -> Result<ResourceMetrics, crate::Error> {
         let mut rm = ResourceMetrics::default();
         self.reader
             .collect(&mut rm)
             .map_err(|e| crate::Error::Metrics(e.to_string()))?;
-        Ok(render(&rm))
+        Ok(rm)
     }
 }
 

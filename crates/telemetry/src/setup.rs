@@ -22,7 +22,7 @@ use tracing_subscriber::registry::Registry;
 use crate::config::{
     Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig, Signal, TelemetryConfig,
 };
-use crate::console::ConsoleSpanExporter;
+use crate::console::{ConsoleMetricExporter, ConsoleSpanExporter};
 use crate::export_health::{
     is_sdk_export_noise, ExportHealth, MonitoredLogExporter, MonitoredMetricExporter,
     MonitoredSpanExporter, EXPORT_HEALTH_TARGET,
@@ -465,7 +465,7 @@ fn meter_provider(
             builder.with_reader(reader)
         }
         Exporter::Console => {
-            let reader = PeriodicReader::builder(opentelemetry_stdout::MetricExporter::default())
+            let reader = PeriodicReader::builder(ConsoleMetricExporter)
                 .with_interval(config.metric_export_interval)
                 .build();
             builder.with_reader(reader)
@@ -553,6 +553,27 @@ mod tests {
     fn grpc_without_a_runtime_is_refused_instead_of_panicking() {
         let e = start_error(&otlp("http://127.0.0.1:4317", OtlpProtocol::Grpc));
         assert!(e.contains("Tokio runtime"), "{e}");
+    }
+
+    #[test]
+    fn console_and_local_modes_build_what_they_promise() {
+        let console = TelemetryConfig {
+            mode: Mode::Console,
+            ..TelemetryConfig::default()
+        };
+        let (guard, _) = match build_with_writer(&console, std::io::sink, false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(guard.tracer_provider().is_some() && guard.trace_store().is_none());
+        assert!(guard.prometheus_metrics().is_some());
+        let local = TelemetryConfig::default();
+        let (guard, _) = match build_with_writer(&local, std::io::sink, false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(guard.mode(), Mode::Local);
+        assert!(guard.trace_store().is_some() && guard.logger_provider.is_none());
     }
 
     #[test]
