@@ -17,6 +17,7 @@ mod http_layer;
 mod logs;
 mod prometheus;
 mod propagation;
+mod providers;
 mod resource;
 mod sampler;
 pub mod semconv;
