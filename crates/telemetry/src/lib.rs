@@ -14,6 +14,7 @@ mod console;
 mod error;
 mod export_health;
 mod http_layer;
+mod instruments;
 mod logs;
 mod prometheus;
 mod propagation;
@@ -41,6 +42,7 @@ pub use http_layer::{
     http_layer, with_http_layer, HttpTraceLayer, HttpTraceService, ResponseFuture,
     HTTP_SPAN_TARGET, X_FORCE_TRACE,
 };
+pub use instruments::InferdMetrics;
 pub use logs::{current_trace_ids, CorrelatedFormat};
 pub use prometheus::PrometheusMetrics;
 pub use propagation::{

@@ -1,0 +1,185 @@
+//! Every metric inferd emits (TELEMETRY.md, "Metrics"), declared once with its unit, description
+//! and bucket boundaries. When telemetry is off the instruments come from a no-op meter, so
+//! recording costs nothing and callers need no `if`.
+
+use opentelemetry::metrics::{Counter, Histogram, Meter, MeterProvider as _, UpDownCounter};
+
+use crate::semconv;
+use crate::setup::TelemetryGuard;
+
+/// inferd's instruments. Cheap to clone; clones record into the same instruments.
+#[derive(Debug, Clone)]
+pub struct InferdMetrics {
+    /// `gen_ai.server.request.duration` (s): gen_ai.operation.name, gen_ai.request.model, error.type.
+    pub gen_ai_server_request_duration: Histogram<f64>,
+    /// `gen_ai.server.time_to_first_token` (s): gen_ai.operation.name, gen_ai.request.model.
+    pub gen_ai_server_time_to_first_token: Histogram<f64>,
+    /// `gen_ai.server.time_per_output_token` (s): gen_ai.operation.name, gen_ai.request.model.
+    pub gen_ai_server_time_per_output_token: Histogram<f64>,
+    /// `gen_ai.client.token.usage` ({token}): gen_ai.token.type, gen_ai.request.model.
+    pub gen_ai_client_token_usage: Histogram<u64>,
+    /// `gen_ai.client.operation.duration` (s): gen_ai.provider.name, gen_ai.request.model,
+    /// server.address, error.type.
+    pub gen_ai_client_operation_duration: Histogram<f64>,
+    /// `inferd.models.loaded` ({model}).
+    pub models_loaded: UpDownCounter<i64>,
+    /// `inferd.model.loads` ({load}): model.id, model.artifacts.source.
+    pub model_loads: Counter<u64>,
+    /// `inferd.model.unloads` ({load}): model.id.
+    pub model_unloads: Counter<u64>,
+    /// `inferd.model.load.duration` (s): model.id, model.artifacts.source.
+    pub model_load_duration: Histogram<f64>,
+    /// `inferd.requests.active` ({request}): gen_ai.request.model.
+    pub requests_active: UpDownCounter<i64>,
+    /// `inferd.queue.size` ({request}): gen_ai.request.model.
+    pub queue_size: UpDownCounter<i64>,
+    /// `inferd.errors` ({error}): error.type.
+    pub errors: Counter<u64>,
+}
+
+impl InferdMetrics {
+    /// Instruments on `meter`.
+    pub fn new(meter: &Meter) -> Self {
+        let seconds = |name: &'static str, description: &'static str, buckets: &[f64]| {
+            meter
+                .f64_histogram(name)
+                .with_unit("s")
+                .with_description(description)
+                .with_boundaries(buckets.to_vec())
+                .build()
+        };
+        InferdMetrics {
+            gen_ai_server_request_duration: seconds(
+                semconv::GEN_AI_SERVER_REQUEST_DURATION,
+                "Time to serve a generation request",
+                semconv::GEN_AI_DURATION_BUCKETS,
+            ),
+            gen_ai_server_time_to_first_token: seconds(
+                semconv::GEN_AI_SERVER_TIME_TO_FIRST_TOKEN,
+                "Time from request to the first output token",
+                semconv::GEN_AI_TIME_TO_FIRST_TOKEN_BUCKETS,
+            ),
+            gen_ai_server_time_per_output_token: seconds(
+                semconv::GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN,
+                "Time per output token after the first",
+                semconv::GEN_AI_TIME_PER_OUTPUT_TOKEN_BUCKETS,
+            ),
+            gen_ai_client_token_usage: meter
+                .u64_histogram(semconv::GEN_AI_CLIENT_TOKEN_USAGE)
+                .with_unit("{token}")
+                .with_description("Tokens used, by gen_ai.token.type")
+                .with_boundaries(semconv::GEN_AI_TOKEN_USAGE_BUCKETS.to_vec())
+                .build(),
+            gen_ai_client_operation_duration: seconds(
+                semconv::GEN_AI_CLIENT_OPERATION_DURATION,
+                "Duration of calls to upstream model servers",
+                semconv::GEN_AI_DURATION_BUCKETS,
+            ),
+            models_loaded: meter
+                .i64_up_down_counter(semconv::INFERD_MODELS_LOADED)
+                .with_unit("{model}")
+                .with_description("Models currently loaded")
+                .build(),
+            model_loads: meter
+                .u64_counter(semconv::INFERD_MODEL_LOADS)
+                .with_unit("{load}")
+                .with_description("Model loads")
+                .build(),
+            model_unloads: meter
+                .u64_counter(semconv::INFERD_MODEL_UNLOADS)
+                .with_unit("{load}")
+                .with_description("Model unloads")
+                .build(),
+            model_load_duration: seconds(
+                semconv::INFERD_MODEL_LOAD_DURATION,
+                "Time to load a model",
+                semconv::GEN_AI_DURATION_BUCKETS,
+            ),
+            requests_active: meter
+                .i64_up_down_counter(semconv::INFERD_REQUESTS_ACTIVE)
+                .with_unit("{request}")
+                .with_description("Requests being served")
+                .build(),
+            queue_size: meter
+                .i64_up_down_counter(semconv::INFERD_QUEUE_SIZE)
+                .with_unit("{request}")
+                .with_description("Requests waiting for an engine slot")
+                .build(),
+            errors: meter
+                .u64_counter(semconv::INFERD_ERRORS)
+                .with_unit("{error}")
+                .with_description("Errors, by error.type")
+                .build(),
+        }
+    }
+
+    /// Instruments of a running telemetry, or no-op instruments when it is off.
+    pub fn from_guard(guard: &TelemetryGuard) -> Self {
+        match guard.meter() {
+            Some(meter) => Self::new(&meter),
+            None => Self::new(&opentelemetry::metrics::NoopMeterProvider::new().meter("inferd")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry::KeyValue;
+
+    use super::*;
+    use crate::config::{Mode, TelemetryConfig};
+    use crate::setup::build_with_writer;
+
+    #[test]
+    fn instruments_record_and_render_with_their_units() {
+        let (guard, _) = match build_with_writer(&TelemetryConfig::default(), std::io::sink, false)
+        {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let m = InferdMetrics::from_guard(&guard);
+        let model = [KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, "smollm2-135m")];
+        m.gen_ai_server_time_to_first_token.record(0.03, &model);
+        m.gen_ai_client_token_usage.record(
+            12,
+            &[
+                KeyValue::new(semconv::GEN_AI_TOKEN_TYPE, "input"),
+                model[0].clone(),
+            ],
+        );
+        m.requests_active.add(1, &model);
+        m.errors
+            .add(1, &[KeyValue::new(semconv::ERROR_TYPE, "timeout")]);
+        let text = guard
+            .prometheus_metrics()
+            .map(|p| p.render())
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        assert!(text.contains("gen_ai_server_time_to_first_token_seconds_bucket{gen_ai_request_model=\"smollm2-135m\",le=\"0.04\"} 1"), "{text}");
+        assert!(text.contains("gen_ai_client_token_usage_count{gen_ai_request_model=\"smollm2-135m\",gen_ai_token_type=\"input\"} 1"), "{text}");
+        assert!(
+            text.contains("inferd_requests_active{gen_ai_request_model=\"smollm2-135m\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("inferd_errors_total{error_type=\"timeout\"} 1"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn instruments_are_no_ops_when_off() {
+        let config = TelemetryConfig {
+            mode: Mode::Off,
+            ..TelemetryConfig::default()
+        };
+        let (guard, _) = match build_with_writer(&config, std::io::sink, false) {
+            Ok(x) => x,
+            Err(e) => panic!("{e}"),
+        };
+        let m = InferdMetrics::from_guard(&guard);
+        m.errors.add(1, &[]);
+        m.gen_ai_server_request_duration.record(1.0, &[]);
+        assert!(guard.prometheus_metrics().is_none());
+    }
+}
