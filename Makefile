@@ -15,7 +15,8 @@ run: deps model
 ## test: the whole test suite (unit, end-to-end against the real model, openai client)
 test: deps model
 	$(CARGO) test --workspace
-	$(CARGO) build --bin inferd
+	# `cargo test --workspace` has built target/debug/inferd (the e2e tests need it); a separate
+	# `cargo build` could resolve features differently and recompile llama.cpp.
 	scripts/openai-client-check.sh target/debug/inferd
 
 deps:

@@ -58,6 +58,9 @@ pub struct ServeArgs {
     /// inferd's home; model files are cached in HOME/models [default: ~/.cache/inferd].
     #[arg(long, env = "INFERD_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub telemetry: inferd_telemetry::TelemetryArgs,
 }
 
 /// The `--config` file: the same settings as the flags.

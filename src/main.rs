@@ -2,15 +2,14 @@
 
 mod config;
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use inferd_engine::ModelRegistry;
-use inferd_server::AppState;
-use tracing_subscriber::EnvFilter;
+use inferd_server::{AppState, TelemetryHandles};
 
 use crate::config::ServeArgs;
 
@@ -33,7 +32,9 @@ Examples:
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
 
-Logs go to stderr; set INFERD_LOG (e.g. debug, or info,inferd_engine=debug) to change the level.";
+Logs go to stderr (JSON lines unless on a terminal); INFERD_LOG (e.g. debug, or
+info,inferd_engine=debug) sets the level. Telemetry: --telemetry off|local|otlp|console, and the
+standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 selects otlp).";
 
 #[derive(Debug, Subcommand)]
 enum Command {
@@ -46,33 +47,37 @@ enum Command {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging();
     match cli.command {
         Command::Serve(args) => serve(args),
     }
 }
 
-fn init_logging() {
-    let filter = EnvFilter::try_from_env("INFERD_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,llama-cpp-2=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::io::stderr().is_terminal() {
-        builder.init();
-    } else {
-        builder.json().flatten_event(true).init();
-    }
-}
+/// llama.cpp logs every model load at INFO; keep that out of the default log.
+const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn";
+
+/// How long shutdown waits for telemetry to flush (a dead collector must not hang exit).
+const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let user_home = std::env::var_os("HOME").map(PathBuf::from);
+    let log_filter_given = args.telemetry.log.is_some() || std::env::var_os("INFERD_LOG").is_some();
+    let mut telemetry_config = args
+        .telemetry
+        .clone()
+        .into_config(&inferd_telemetry::ProcessEnv)?;
+    telemetry_config.service_version = env!("CARGO_PKG_VERSION").to_owned();
+    if !log_filter_given {
+        telemetry_config.log_filter = DEFAULT_LOG_FILTER.to_owned();
+    }
     let config = args.resolve(user_home.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let telemetry = runtime.block_on(async move {
+        // gRPC export needs the runtime, so telemetry starts inside it.
+        let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, std::io::stderr)
+            .context("cannot start telemetry")?;
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
             .await
@@ -85,14 +90,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let state = AppState {
             registry,
             config: Arc::new(config.server),
+            telemetry: TelemetryHandles::from_guard(&telemetry),
         };
-        tracing::info!(address = %format!("http://{local}"), "inferd listening on http://{local}");
-        inferd_server::serve(listener, state, shutdown_signal())
+        tracing::info!(
+            address = %format!("http://{local}"),
+            telemetry = ?telemetry.mode(),
+            "inferd listening on http://{local}"
+        );
+        inferd_server::serve(listener, state, &telemetry, shutdown_signal())
             .await
             .context("server failed")?;
-        tracing::info!("inferd stopped");
-        Ok(())
-    })
+        anyhow::Ok(telemetry)
+    })?;
+    // After in-flight requests drained: flush telemetry, bounded by a deadline.
+    if let Err(e) = telemetry.shutdown(TELEMETRY_FLUSH_DEADLINE) {
+        eprintln!("inferd: telemetry flush incomplete at shutdown: {e}");
+    }
+    Ok(())
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -11,6 +11,7 @@ pub mod routes;
 pub mod validation;
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -19,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use inferd_engine::ModelRegistry;
+use inferd_telemetry::{PrometheusMetrics, TelemetryGuard, TraceStore};
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
 
@@ -44,9 +46,27 @@ impl Default for ServerConfig {
 pub struct AppState {
     pub registry: Arc<ModelRegistry>,
     pub config: Arc<ServerConfig>,
+    pub telemetry: TelemetryHandles,
 }
 
-/// All routes and layers.
+/// The parts of telemetry that routes read; empty when telemetry is off.
+#[derive(Debug, Clone, Default)]
+pub struct TelemetryHandles {
+    pub trace_store: Option<TraceStore>,
+    pub prometheus: Option<PrometheusMetrics>,
+}
+
+impl TelemetryHandles {
+    /// The handles of an initialised telemetry guard.
+    pub fn from_guard(guard: &TelemetryGuard) -> Self {
+        Self {
+            trace_store: guard.trace_store().cloned(),
+            prometheus: guard.prometheus_metrics().cloned(),
+        }
+    }
+}
+
+/// All routes and layers except telemetry's (see [`serve`]).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
@@ -55,6 +75,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
+        .route("/metrics", get(routes::debug::metrics))
+        .route("/debug/traces", get(routes::debug::list_traces))
+        .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -62,15 +85,22 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish.
+/// Serves until `shutdown` resolves, then lets in-flight requests finish. The telemetry HTTP
+/// layer (SERVER span per request, `traceresponse`, HTTP metrics) wraps every route unless
+/// telemetry is off, in which case the router is left untouched.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
+    telemetry: &TelemetryGuard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let app = inferd_telemetry::with_http_layer(router(state), telemetry);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 async fn not_found(uri: Uri) -> ApiError {

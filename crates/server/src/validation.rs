@@ -212,27 +212,28 @@ fn check_logit_bias(bias: &Option<Value>) -> Result<(), ApiError> {
 }
 
 fn message(index: usize, msg: &RequestMessage) -> Result<ChatMessage, ApiError> {
-    let role =
-        match msg.role.as_str() {
-            "system" | "developer" => ChatRole::System,
-            "user" => ChatRole::User,
-            "assistant" => ChatRole::Assistant,
-            "tool" | "function" => {
-                return Err(ApiError::unsupported(
-                    &format!("messages[{index}].role"),
-                    format!(
-                        "role `{}` is not supported: this server has no tool calling",
-                        msg.role
-                    ),
-                ))
-            }
-            other => return Err(ApiError::invalid(
+    let role = match msg.role.as_str() {
+        "system" | "developer" => ChatRole::System,
+        "user" => ChatRole::User,
+        "assistant" => ChatRole::Assistant,
+        "tool" | "function" => {
+            return Err(ApiError::unsupported(
+                &format!("messages[{index}].role"),
+                format!(
+                    "role `{}` is not supported: this server has no tool calling",
+                    msg.role
+                ),
+            ))
+        }
+        other => {
+            return Err(ApiError::invalid(
                 Some(format!("messages[{index}].role")),
                 format!(
                     "unknown role `{other}`; expected one of: system, developer, user, assistant"
                 ),
-            )),
-        };
+            ))
+        }
+    };
     let param = format!("messages[{index}].content");
     let content = match &msg.content {
         Value::String(text) => text.clone(),

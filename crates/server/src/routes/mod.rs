@@ -1,5 +1,6 @@
 //! Route handlers, kept thin: extract, validate, call the engine, shape the answer.
 
 pub mod completions;
+pub mod debug;
 pub mod health;
 pub mod models;

@@ -1,0 +1,85 @@
+//! Operator endpoints backed by the telemetry crate: GET /metrics (Prometheus text) and
+//! GET /debug/traces[/{trace_id}] (recent traces from the in-memory store).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// Most traces one listing returns.
+const MAX_LISTED_TRACES: usize = 1000;
+
+fn telemetry_off(what: &str) -> ApiError {
+    ApiError {
+        status: StatusCode::NOT_FOUND,
+        message: format!("{what} is not available: telemetry mode is off (see --telemetry)"),
+        kind: "invalid_request_error",
+        param: None,
+        code: Some("telemetry_off"),
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let prometheus = state
+        .telemetry
+        .prometheus
+        .as_ref()
+        .ok_or_else(|| telemetry_off("/metrics"))?;
+    let text = prometheus
+        .render()
+        .map_err(|e| ApiError::internal(format!("cannot render metrics: {e}")))?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    limit: Option<usize>,
+}
+
+pub async fn list_traces(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let store = state
+        .telemetry
+        .trace_store
+        .as_ref()
+        .ok_or_else(|| telemetry_off("/debug/traces"))?;
+    let limit = query.limit.unwrap_or(100).min(MAX_LISTED_TRACES);
+    Ok(Json(json!({ "traces": store.recent_traces(limit) })).into_response())
+}
+
+pub async fn get_trace(
+    State(state): State<AppState>,
+    Path(trace_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let store = state
+        .telemetry
+        .trace_store
+        .as_ref()
+        .ok_or_else(|| telemetry_off("/debug/traces"))?;
+    match store.trace(&trace_id.to_ascii_lowercase()) {
+        Some(trace) => Ok(Json(trace).into_response()),
+        None => Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: format!(
+                "no trace `{trace_id}` in the recent-trace store (not sampled, evicted, or not finished yet)"
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("trace_not_found"),
+        }),
+    }
+}
