@@ -12,17 +12,6 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<3"
 
-log="$(mktemp)"
-"$BIN" serve --host 127.0.0.1 --port 0 --threads 1 >/dev/null 2>"$log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
-
-base=""
-for _ in $(seq 1 600); do
-  base="$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n1 | sed 's/listening on //')" || true
-  if [ -n "$base" ] && curl -fs "$base/ready" >/dev/null 2>&1; then break; fi
-  if ! kill -0 $pid 2>/dev/null; then cat "$log" >&2; echo "inferd exited" >&2; exit 1; fi
-  sleep 0.1
-done
-if [ -z "$base" ]; then cat "$log" >&2; echo "inferd did not start" >&2; exit 1; fi
-"$VENV/bin/python" scripts/openai_client_check.py "$base/v1"
+source scripts/lib/start-inferd.sh
+start_inferd "$BIN" --threads 1
+"$VENV/bin/python" scripts/openai_client_check.py "$INFERD_BASE/v1"

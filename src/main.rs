@@ -52,7 +52,8 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// llama.cpp logs every model load at INFO; keep that out of the default log.
+/// llama.cpp logs every model load at INFO (target `llama-cpp-2`); keep that out of the
+/// default log.
 const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn";
 
 /// How long shutdown waits for telemetry to flush (a dead collector must not hang exit).
@@ -69,6 +70,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if !log_filter_given {
         telemetry_config.log_filter = DEFAULT_LOG_FILTER.to_owned();
     }
+    // The llama-cpp-2 bindings wrap their calls (model load, chat template) in INFO spans; they
+    // are not request steps and would each become a trace of their own.
+    telemetry_config.span_filter = "info,llama_cpp_2=off".to_owned();
     let config = args.resolve(user_home.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -82,11 +82,17 @@ async fn request_joins_callers_trace_and_is_listed_in_debug_traces() {
         .json()
         .await
         .expect("json");
-    assert!(list["traces"]
-        .as_array()
-        .expect("traces")
-        .iter()
-        .any(|t| t["trace_id"] == CALLER_TRACE));
+    let traces = list["traces"].as_array().expect("traces");
+    assert!(traces.iter().any(|t| t["trace_id"] == CALLER_TRACE));
+    // Internal spans of the llama.cpp bindings (model load, chat template) must not show up
+    // as traces of their own: every trace here starts at an HTTP request.
+    for t in traces {
+        let root = t["root_span_name"].as_str().unwrap_or_default();
+        assert!(
+            root.starts_with("GET ") || root.starts_with("POST "),
+            "unexpected root span `{root}` in {list}"
+        );
+    }
 }
 
 #[tokio::test]

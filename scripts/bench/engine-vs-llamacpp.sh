@@ -20,18 +20,9 @@ if ! "$VENV/bin/python" -c "import llama_cpp" 2>/dev/null; then
   CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" "$VENV/bin/pip" install --quiet --disable-pip-version-check "llama-cpp-python==0.3.36"
 fi
 
-log="$(mktemp)"
-"$BIN" serve --host 127.0.0.1 --port 0 --threads "$THREADS" --ctx-size 8192 --model "smollm2-135m=$MODEL" >/dev/null 2>"$log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -f "$log"' EXIT
-base=""
-for _ in $(seq 1 600); do
-  base="$(grep -o 'listening on http://[0-9.:]*' "$log" | head -n1 | sed 's/listening on //')" || true
-  if [ -n "$base" ] && curl -fs "$base/ready" >/dev/null 2>&1; then break; fi
-  sleep 0.1
-done
-[ -n "$base" ] || { cat "$log" >&2; exit 1; }
+source scripts/lib/start-inferd.sh
+start_inferd "$BIN" --threads "$THREADS" --ctx-size 8192 --model "smollm2-135m=$MODEL"
 
-"$VENV/bin/python" scripts/bench/engine_vs_llamacpp.py --url "$base" --model "$MODEL" \
+"$VENV/bin/python" scripts/bench/engine_vs_llamacpp.py --url "$INFERD_BASE" --model "$MODEL" \
   --threads "$THREADS" --ctx-size 8192 --max-tokens "${MAX_TOKENS:-128}" --runs "${RUNS:-5}" \
   ${BENCH_JSON:+--json "$BENCH_JSON"}

@@ -294,6 +294,11 @@ pub struct TelemetryConfig {
     pub log_format: LogFormat,
     /// Log filter directives (EnvFilter syntax), default `info`.
     pub log_filter: String,
+    /// Which `tracing` spans become OpenTelemetry spans (EnvFilter syntax), default `info`.
+    /// Independent of `log_filter`, so `--log warn` does not switch tracing off; an embedding
+    /// program narrows it to keep a library's own instrumentation out of traces
+    /// (e.g. `info,some_crate=off`).
+    pub span_filter: String,
 }
 
 impl Default for TelemetryConfig {
@@ -326,6 +331,7 @@ impl Default for TelemetryConfig {
             baggage_span_attributes: Vec::new(),
             log_format: LogFormat::Auto,
             log_filter: "info".to_owned(),
+            span_filter: "info".to_owned(),
         }
     }
 }

@@ -265,14 +265,19 @@ where
         });
         let (tracer_provider, store) = tracer_provider(config, &resource, dropped.clone())?;
         let tracer = tracer_provider.tracer(SCOPE);
-        // Spans follow their own level (INFO), not the log filter: `--log warn` must not
-        // switch tracing off. A level is always set, so DEBUG spans of libraries cost nothing.
+        // Spans follow their own filter (INFO by default), not the log filter: `--log warn`
+        // must not switch tracing off. A level is always set, so DEBUG spans of libraries
+        // cost nothing.
+        let span_filter = EnvFilter::builder()
+            .with_default_directive(LevelFilter::INFO.into())
+            .parse(&config.span_filter)
+            .map_err(|e| Error::invalid("span_filter", &config.span_filter, &e.to_string()))?;
         layers.push(Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 // thread.id/thread.name on every span cost an allocation and say little here.
                 .with_threads(false)
-                .with_filter(LevelFilter::INFO),
+                .with_filter(span_filter),
         ));
         guard.tracer_provider = Some(tracer_provider);
         guard.trace_store = store;

@@ -24,6 +24,14 @@ fn telemetry_off(what: &str) -> ApiError {
     }
 }
 
+fn trace_store(state: &AppState) -> Result<&inferd_telemetry::TraceStore, ApiError> {
+    state
+        .telemetry
+        .trace_store
+        .as_ref()
+        .ok_or_else(|| telemetry_off("/debug/traces"))
+}
+
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
     let prometheus = state
         .telemetry
@@ -52,11 +60,7 @@ pub async fn list_traces(
     State(state): State<AppState>,
     Query(query): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let store = state
-        .telemetry
-        .trace_store
-        .as_ref()
-        .ok_or_else(|| telemetry_off("/debug/traces"))?;
+    let store = trace_store(&state)?;
     let limit = query.limit.unwrap_or(100).min(MAX_LISTED_TRACES);
     Ok(Json(json!({ "traces": store.recent_traces(limit) })).into_response())
 }
@@ -65,12 +69,7 @@ pub async fn get_trace(
     State(state): State<AppState>,
     Path(trace_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let store = state
-        .telemetry
-        .trace_store
-        .as_ref()
-        .ok_or_else(|| telemetry_off("/debug/traces"))?;
-    match store.trace(&trace_id.to_ascii_lowercase()) {
+    match trace_store(&state)?.trace(&trace_id.to_ascii_lowercase()) {
         Some(trace) => Ok(Json(trace).into_response()),
         None => Err(ApiError {
             status: StatusCode::NOT_FOUND,
