@@ -95,6 +95,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             registry,
             config: Arc::new(config.server),
             telemetry: TelemetryHandles::from_guard(&telemetry),
+            hooks: inferd_server::observe::hooks_for(&telemetry),
         };
         tracing::info!(
             address = %format!("http://{local}"),

@@ -171,3 +171,212 @@ async fn telemetry_off_serves_no_metrics_and_no_traceresponse() {
         .expect("send");
     assert_eq!(r.status(), 404);
 }
+
+async fn wait_for_trace(server: &Server, trace_id: &str, min_spans: usize) -> Vec<Value> {
+    for _ in 0..50 {
+        let r = client()
+            .get(server.url(&format!("/debug/traces/{trace_id}")))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 200 {
+            let trace: Value = r.json().await.expect("json");
+            let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+            if spans.len() >= min_spans {
+                return spans;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("trace {trace_id} never had {min_spans} spans");
+}
+
+#[tokio::test]
+async fn generation_span_carries_genai_attributes_and_usage_of_the_response() {
+    let server = Server::start(&["--telemetry", "local"]);
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let response = client()
+        .post(server.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN}-01"))
+        .json(
+            &json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
+                      "max_tokens": 6, "temperature": 0, "seed": 9, "stream": true,
+                      "stream_options": {"include_usage": true}}),
+        )
+        .send()
+        .await
+        .expect("send");
+    let body = response.text().await.expect("body");
+    let usage: Value = common::sse_data(&body)
+        .iter()
+        .filter(|d| d.as_str() != "[DONE]")
+        .map(|d| serde_json::from_str::<Value>(d).expect("json"))
+        .find(|c| c["usage"].is_object())
+        .map(|c| c["usage"].clone())
+        .expect("usage chunk");
+    let spans = wait_for_trace(&server, trace_id, 2).await;
+    let http = spans
+        .iter()
+        .find(|s| s["kind"] == "server")
+        .expect("server span");
+    let generation = spans
+        .iter()
+        .find(|s| s["name"] == "chat smollm2-135m")
+        .expect("generation span");
+    assert_eq!(generation["parent_span_id"], http["span_id"]);
+    let a = &generation["attributes"];
+    assert_eq!(a["gen_ai.operation.name"], "chat");
+    assert_eq!(a["gen_ai.provider.name"], "inferd");
+    assert_eq!(a["gen_ai.request.model"], "smollm2-135m");
+    assert_eq!(a["gen_ai.request.max_tokens"], 6);
+    assert_eq!(a["gen_ai.request.seed"], 9);
+    assert_eq!(a["gen_ai.usage.input_tokens"], usage["prompt_tokens"]);
+    assert_eq!(a["gen_ai.usage.output_tokens"], usage["completion_tokens"]);
+    assert_eq!(a["inferd.stream"], true);
+    assert!(a["gen_ai.response.id"]
+        .as_str()
+        .is_some_and(|id| id.starts_with("chatcmpl-")));
+    assert!(a["inferd.generation.id"]
+        .as_str()
+        .is_some_and(|id| id.len() == 32));
+    let ttft = a["inferd.time_to_first_token"]
+        .as_f64()
+        .unwrap_or_else(|| panic!("no ttft in {generation}"));
+    let e2e = a["gen_ai.latency.e2e"].as_f64().expect("e2e");
+    assert!(ttft > 0.0 && ttft <= e2e, "ttft {ttft} e2e {e2e}");
+    assert!(a["inferd.time_per_output_token"]
+        .as_f64()
+        .is_some_and(|t| t > 0.0));
+    let events: Vec<&str> = generation["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(events, vec!["first_token", "finished"]);
+    let (start, end) = (
+        generation["start_unix_nanos"].as_u64().expect("start"),
+        generation["end_unix_nanos"].as_u64().expect("end"),
+    );
+    assert!(
+        (end - start) as f64 / 1e9 >= e2e * 0.99,
+        "span shorter than the generation"
+    );
+}
+
+#[tokio::test]
+async fn generation_errors_and_cancellations_are_recorded_and_counted() {
+    let server = Server::start(&["--telemetry", "local"]);
+    let unknown = "6bf92f3577b34da6a3ce929d0e0e4738";
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{unknown}-{CALLER_SPAN}-01"))
+        .json(&json!({"model": "no-such-model", "messages": [{"role": "user", "content": "x"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    let spans = wait_for_trace(&server, unknown, 2).await;
+    let generation = spans
+        .iter()
+        .find(|s| s["name"] == "chat no-such-model")
+        .expect("generation span for the unknown model");
+    assert_eq!(generation["status"]["code"], "error");
+    assert_eq!(generation["attributes"]["error.type"], "model_not_found");
+
+    // A stream the client abandons ends its generation span as cancelled.
+    let cancelled = "7bf92f3577b34da6a3ce929d0e0e4739";
+    let response = client()
+        .post(server.url("/v1/completions"))
+        .header("traceparent", format!("00-{cancelled}-{CALLER_SPAN}-01"))
+        .json(
+            &json!({"model": "smollm2-135m", "prompt": "Tell a long story", "max_tokens": 4000,
+                      "ignore_eos": true, "stream": true}),
+        )
+        .send()
+        .await
+        .expect("send");
+    let mut body = response.bytes_stream();
+    use futures::StreamExt;
+    body.next().await.expect("a chunk").expect("bytes");
+    drop(body);
+    let spans = wait_for_trace(&server, cancelled, 2).await;
+    let generation = spans
+        .iter()
+        .find(|s| s["name"] == "text_completion smollm2-135m")
+        .expect("generation span");
+    assert_eq!(generation["attributes"]["error.type"], "cancelled");
+
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    for expected in [
+        "inferd_errors_total{error_type=\"model_not_found\"",
+        "inferd_errors_total{error_type=\"cancelled\"",
+    ] {
+        assert!(
+            metrics.contains(expected),
+            "`{expected}` missing from:\n{metrics}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn genai_metrics_count_every_generation() {
+    let server = Server::start(&["--telemetry", "local"]);
+    for _ in 0..3 {
+        let r = client()
+            .post(server.url("/v1/completions"))
+            .json(
+                &json!({"model": "smollm2-135m", "prompt": "Hello", "max_tokens": 3,
+                          "ignore_eos": true}),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200);
+    }
+    let text = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    let count = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| {
+                l.starts_with(prefix) && l.contains("gen_ai_operation_name=\"text_completion\"")
+            })
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` line in:\n{text}"))
+    };
+    assert_eq!(count("gen_ai_server_request_duration_seconds_count"), 3.0);
+    assert_eq!(
+        count("gen_ai_server_time_to_first_token_seconds_count"),
+        3.0
+    );
+    assert_eq!(
+        count("gen_ai_server_time_per_output_token_seconds_count"),
+        3.0
+    );
+    let output_tokens = text
+        .lines()
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage")
+                && l.contains("_sum")
+                && l.contains("gen_ai_token_type=\"output\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no output token usage in:\n{text}"));
+    assert_eq!(output_tokens, 9.0);
+    assert!(text.contains("inferd_requests_active"), "{text}");
+}

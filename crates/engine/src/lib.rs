@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod error;
+pub mod hooks;
 pub mod local;
 pub mod registry;
 pub mod request;

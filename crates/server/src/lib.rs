@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod json;
+pub mod observe;
 pub mod openai;
 pub mod respond;
 pub mod routes;
@@ -19,6 +20,7 @@ use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use inferd_engine::hooks::HooksBus;
 use inferd_engine::ModelRegistry;
 use inferd_telemetry::{PrometheusMetrics, TelemetryGuard, TraceStore};
 use tokio::net::TcpListener;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub registry: Arc<ModelRegistry>,
     pub config: Arc<ServerConfig>,
     pub telemetry: TelemetryHandles,
+    /// Generation observers (tracing and metrics plugins when telemetry is on).
+    pub hooks: HooksBus,
 }
 
 /// The parts of telemetry that routes read; empty when telemetry is off.

@@ -8,6 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
+use inferd_engine::hooks::{ActiveGeneration, GenerationStart, Operation};
 use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Usage};
 use serde::Serialize;
 
@@ -35,6 +36,13 @@ impl Endpoint {
         }
     }
 
+    fn operation(self) -> Operation {
+        match self {
+            Endpoint::Chat => Operation::Chat,
+            Endpoint::Text => Operation::TextCompletion,
+        }
+    }
+
     /// The request field that holds the prompt.
     fn prompt_param(self) -> &'static str {
         match self {
@@ -54,20 +62,36 @@ struct ResponseMeta {
     include_usage: bool,
 }
 
+/// Provider name of generations served in this process (`gen_ai.provider.name`).
+const PROVIDER: &str = "inferd";
+
 /// Runs `request` and answers as `endpoint`.
 pub async fn generate(
     state: &AppState,
     endpoint: Endpoint,
     request: ValidRequest,
 ) -> Result<Response, ApiError> {
-    let backend = state
-        .registry
-        .get(&request.model)
-        .map_err(ApiError::from_lookup)?;
-    let generation = backend
-        .generate(request.generation)
-        .await
-        .map_err(|e| ApiError::from_engine(e, endpoint.prompt_param()))?;
+    let observed = state.hooks.start(GenerationStart {
+        generation_id: uuid::Uuid::new_v4().simple().to_string(),
+        operation: endpoint.operation(),
+        model: request.model.clone(),
+        provider: PROVIDER,
+        params: request.generation.params.clone(),
+        stream: request.stream,
+    });
+    let backend = match state.registry.get(&request.model) {
+        Ok(backend) => backend,
+        Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
+    };
+    let generation = match backend.generate(request.generation).await {
+        Ok(generation) => generation,
+        Err(e) => {
+            return Err(fail(
+                observed,
+                ApiError::from_engine(e, endpoint.prompt_param()),
+            ))
+        }
+    };
     let meta = ResponseMeta {
         endpoint,
         id: format!("{}{}", endpoint.id_prefix(), uuid::Uuid::new_v4().simple()),
@@ -76,31 +100,48 @@ pub async fn generate(
         include_usage: request.include_usage,
     };
     if request.stream {
-        Ok(Sse::new(sse_events(meta, generation))
+        Ok(Sse::new(sse_events(meta, generation, observed))
             .keep_alive(KeepAlive::default())
             .into_response())
     } else {
-        collect(meta, generation).await
+        collect(meta, generation, observed).await
     }
+}
+
+/// Reports `error` to the observers and hands it back.
+fn fail(observed: ActiveGeneration, error: ApiError) -> ApiError {
+    observed.fail(error.code.unwrap_or(error.kind), &error.message);
+    error
 }
 
 /// Waits for the whole generation and returns one JSON body.
 async fn collect(
     meta: ResponseMeta,
     mut generation: GenerationStream,
+    mut observed: ActiveGeneration,
 ) -> Result<Response, ApiError> {
     let mut text = String::new();
     let (finish_reason, usage) = loop {
         match generation.next().await {
-            Some(Ok(GenerationEvent::Delta(delta))) => text.push_str(&delta),
+            Some(Ok(GenerationEvent::Delta(delta))) => {
+                observed.token();
+                text.push_str(&delta);
+            }
             Some(Ok(GenerationEvent::Finished {
                 finish_reason,
                 usage,
             })) => break (finish_reason, usage),
-            Some(Err(err)) => return Err(ApiError::from_engine(err, meta.endpoint.prompt_param())),
-            None => return Err(ApiError::internal("the engine stopped before finishing")),
+            Some(Err(err)) => {
+                let error = ApiError::from_engine(err, meta.endpoint.prompt_param());
+                return Err(fail(observed, error));
+            }
+            None => {
+                let error = ApiError::internal("the engine stopped before finishing");
+                return Err(fail(observed, error));
+            }
         }
     };
+    observed.finish(meta.id.clone(), meta.model.clone(), finish_reason, usage);
     let usage = UsageBody::from(usage);
     let body = match meta.endpoint {
         Endpoint::Chat => axum::Json(ChatCompletion {
@@ -144,6 +185,8 @@ async fn collect(
 struct StreamState {
     meta: ResponseMeta,
     generation: GenerationStream,
+    /// Taken when the generation ends; dropped with the stream otherwise (= cancelled).
+    observed: Option<ActiveGeneration>,
     pending: std::collections::VecDeque<Event>,
     done: bool,
 }
@@ -153,6 +196,7 @@ struct StreamState {
 fn sse_events(
     meta: ResponseMeta,
     generation: GenerationStream,
+    observed: ActiveGeneration,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut pending = std::collections::VecDeque::new();
     if meta.endpoint == Endpoint::Chat {
@@ -161,6 +205,7 @@ fn sse_events(
     let state = StreamState {
         meta,
         generation,
+        observed: Some(observed),
         pending,
         done: false,
     };
@@ -174,6 +219,9 @@ fn sse_events(
             }
             match st.generation.next().await {
                 Some(Ok(GenerationEvent::Delta(text))) => {
+                    if let Some(observed) = st.observed.as_mut() {
+                        observed.token();
+                    }
                     st.pending
                         .push_back(chunk_event(&st.meta, Piece::Text(text)));
                 }
@@ -181,6 +229,14 @@ fn sse_events(
                     finish_reason,
                     usage,
                 })) => {
+                    if let Some(observed) = st.observed.take() {
+                        observed.finish(
+                            st.meta.id.clone(),
+                            st.meta.model.clone(),
+                            finish_reason,
+                            usage,
+                        );
+                    }
                     st.pending
                         .push_back(chunk_event(&st.meta, Piece::Finish(finish_reason)));
                     if st.meta.include_usage {
@@ -192,7 +248,10 @@ fn sse_events(
                 }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, "generation failed mid-stream");
-                    let api = ApiError::from_engine(err, st.meta.endpoint.prompt_param());
+                    let mut api = ApiError::from_engine(err, st.meta.endpoint.prompt_param());
+                    if let Some(observed) = st.observed.take() {
+                        api = fail(observed, api);
+                    }
                     st.pending.push_back(json_event(&ErrorEvent {
                         error: api.detail(),
                     }));
@@ -200,7 +259,10 @@ fn sse_events(
                     st.done = true;
                 }
                 None => {
-                    let api = ApiError::internal("the engine stopped before finishing");
+                    let mut api = ApiError::internal("the engine stopped before finishing");
+                    if let Some(observed) = st.observed.take() {
+                        api = fail(observed, api);
+                    }
                     st.pending.push_back(json_event(&ErrorEvent {
                         error: api.detail(),
                     }));

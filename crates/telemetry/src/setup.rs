@@ -275,8 +275,12 @@ where
         layers.push(Box::new(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
-                // thread.id/thread.name on every span cost an allocation and say little here.
+                // thread.id/thread.name, busy/idle times, source locations and targets on
+                // every span cost allocations and are not part of TELEMETRY.md's contract.
                 .with_threads(false)
+                .with_tracked_inactivity(false)
+                .with_location(false)
+                .with_target(false)
                 .with_filter(span_filter),
         ));
         guard.tracer_provider = Some(tracer_provider);

@@ -1,0 +1,323 @@
+//! The hooks bus: how telemetry (and any other plugin) observes generations without backends
+//! knowing about it. Observers are registered once at start-up; for each generation the bus
+//! calls every observer's [`GenerationObserver::pre_call`] in line (so an observer can open a
+//! span that covers the whole call), then reports the first token, and exactly one of
+//! success ([`GenerationCall::post_call`]) or failure ([`GenerationCall::error`]). A generation
+//! dropped before either (the client went away) is reported as an error of type `cancelled`.
+//!
+//! Adding a plugin: implement [`GenerationObserver`] (and the per-call [`GenerationCall`] it
+//! returns) and pass it to [`HooksBus::new`] at start-up. Post-call hooks run on the request
+//! path, so they must only record (no I/O, no waiting).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::{FinishReason, SamplingParams, Usage};
+
+/// Which GenAI operation a generation is (`gen_ai.operation.name`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operation {
+    Chat,
+    TextCompletion,
+}
+
+impl Operation {
+    /// The GenAI semantic-convention name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Chat => "chat",
+            Operation::TextCompletion => "text_completion",
+        }
+    }
+}
+
+/// What is known when a generation starts.
+#[derive(Debug, Clone)]
+pub struct GenerationStart {
+    /// inferd's own correlation id, distinct from the response id.
+    pub generation_id: String,
+    pub operation: Operation,
+    /// The model id the client asked for.
+    pub model: String,
+    /// Who serves it (`gen_ai.provider.name`).
+    pub provider: &'static str,
+    pub params: SamplingParams,
+    pub stream: bool,
+}
+
+/// What is known when a generation ends well.
+#[derive(Debug, Clone)]
+pub struct GenerationEnd {
+    pub response_id: String,
+    pub response_model: String,
+    pub finish_reason: FinishReason,
+    pub usage: Usage,
+    pub timings: GenerationTimings,
+}
+
+/// Why a generation failed.
+#[derive(Debug, Clone)]
+pub struct GenerationFailure {
+    /// A short stable label (`error.type`): `model_not_found`, `overloaded`, `cancelled`, …
+    pub error_type: String,
+    pub message: String,
+    pub timings: GenerationTimings,
+}
+
+/// Durations measured by the bus, from the moment the generation started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GenerationTimings {
+    /// Start to end (success or failure).
+    pub duration: Duration,
+    /// Start to the first generated text, when there was any.
+    pub time_to_first_token: Option<Duration>,
+    /// Mean time between output tokens after the first, when there were at least two.
+    pub time_per_output_token: Option<Duration>,
+}
+
+/// A plugin that observes generations.
+pub trait GenerationObserver: Send + Sync + std::fmt::Debug {
+    /// Called in line when a generation starts; the returned call object receives the rest of
+    /// this generation's events.
+    fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall>;
+}
+
+/// One observer's view of one generation.
+pub trait GenerationCall: Send {
+    /// The first text was produced.
+    fn first_token(&mut self, _elapsed: Duration) {}
+    /// The generation finished.
+    fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd);
+    /// The generation failed or was cancelled.
+    fn error(self: Box<Self>, start: &GenerationStart, failure: &GenerationFailure);
+}
+
+/// The registered observers.
+#[derive(Debug, Clone, Default)]
+pub struct HooksBus {
+    observers: Arc<[Arc<dyn GenerationObserver>]>,
+}
+
+impl HooksBus {
+    /// A bus with these observers (none: every hook is a no-op).
+    pub fn new(observers: Vec<Arc<dyn GenerationObserver>>) -> Self {
+        Self {
+            observers: observers.into(),
+        }
+    }
+
+    /// Starts observing a generation.
+    pub fn start(&self, start: GenerationStart) -> ActiveGeneration {
+        let calls = self.observers.iter().map(|o| o.pre_call(&start)).collect();
+        ActiveGeneration {
+            start,
+            started_at: Instant::now(),
+            first_token_at: None,
+            calls,
+        }
+    }
+}
+
+/// A generation being observed. Report its end with [`ActiveGeneration::finish`] or
+/// [`ActiveGeneration::fail`]; dropping it unreported reports `cancelled`.
+pub struct ActiveGeneration {
+    start: GenerationStart,
+    started_at: Instant,
+    first_token_at: Option<Instant>,
+    calls: Vec<Box<dyn GenerationCall>>,
+}
+
+impl std::fmt::Debug for ActiveGeneration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ActiveGeneration")
+            .field("start", &self.start)
+            .field("observers", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ActiveGeneration {
+    /// inferd's id for this generation.
+    pub fn generation_id(&self) -> &str {
+        &self.start.generation_id
+    }
+
+    /// Notes generated text; only the first call matters.
+    pub fn token(&mut self) {
+        if self.first_token_at.is_none() {
+            let now = Instant::now();
+            self.first_token_at = Some(now);
+            let elapsed = now - self.started_at;
+            for call in &mut self.calls {
+                call.first_token(elapsed);
+            }
+        }
+    }
+
+    /// Reports success.
+    pub fn finish(
+        mut self,
+        response_id: String,
+        response_model: String,
+        finish_reason: FinishReason,
+        usage: Usage,
+    ) {
+        let end = GenerationEnd {
+            response_id,
+            response_model,
+            finish_reason,
+            timings: self.timings(usage.completion_tokens),
+            usage,
+        };
+        for call in std::mem::take(&mut self.calls) {
+            call.post_call(&self.start, &end);
+        }
+    }
+
+    /// Reports failure.
+    pub fn fail(mut self, error_type: &str, message: &str) {
+        self.report_failure(error_type, message);
+    }
+
+    fn report_failure(&mut self, error_type: &str, message: &str) {
+        let failure = GenerationFailure {
+            error_type: error_type.to_owned(),
+            message: message.to_owned(),
+            timings: self.timings(0),
+        };
+        for call in std::mem::take(&mut self.calls) {
+            call.error(&self.start, &failure);
+        }
+    }
+
+    fn timings(&self, completion_tokens: u32) -> GenerationTimings {
+        let now = Instant::now();
+        let time_per_output_token = match (self.first_token_at, completion_tokens) {
+            (Some(first), n) if n >= 2 => Some((now - first) / (n - 1)),
+            _ => None,
+        };
+        GenerationTimings {
+            duration: now - self.started_at,
+            time_to_first_token: self.first_token_at.map(|t| t - self.started_at),
+            time_per_output_token,
+        }
+    }
+}
+
+impl Drop for ActiveGeneration {
+    fn drop(&mut self) {
+        if !self.calls.is_empty() {
+            self.report_failure(
+                "cancelled",
+                "the client went away before the generation ended",
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Recorder {
+        events: Arc<Mutex<Vec<String>>>,
+    }
+
+    struct RecorderCall {
+        events: Arc<Mutex<Vec<String>>>,
+    }
+
+    impl GenerationObserver for Recorder {
+        fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+            self.events
+                .lock()
+                .expect("lock")
+                .push(format!("pre {}", start.generation_id));
+            Box::new(RecorderCall {
+                events: Arc::clone(&self.events),
+            })
+        }
+    }
+
+    impl GenerationCall for RecorderCall {
+        fn first_token(&mut self, _elapsed: Duration) {
+            self.events.lock().expect("lock").push("first".into());
+        }
+        fn post_call(self: Box<Self>, _start: &GenerationStart, end: &GenerationEnd) {
+            self.events.lock().expect("lock").push(format!(
+                "post {} tpot={}",
+                end.usage.completion_tokens,
+                end.timings.time_per_output_token.is_some()
+            ));
+        }
+        fn error(self: Box<Self>, _start: &GenerationStart, failure: &GenerationFailure) {
+            self.events
+                .lock()
+                .expect("lock")
+                .push(format!("error {}", failure.error_type));
+        }
+    }
+
+    fn start(id: &str) -> GenerationStart {
+        GenerationStart {
+            generation_id: id.into(),
+            operation: Operation::Chat,
+            model: "m".into(),
+            provider: "inferd",
+            params: SamplingParams::default(),
+            stream: true,
+        }
+    }
+
+    #[test]
+    fn success_reports_pre_first_token_once_and_post() {
+        let recorder = Arc::new(Recorder::default());
+        let events = Arc::clone(&recorder.events);
+        let bus = HooksBus::new(vec![recorder]);
+        let mut generation = bus.start(start("g1"));
+        generation.token();
+        generation.token();
+        generation.finish(
+            "r".into(),
+            "m".into(),
+            FinishReason::Stop,
+            Usage {
+                prompt_tokens: 3,
+                completion_tokens: 2,
+            },
+        );
+        assert_eq!(
+            *events.lock().expect("lock"),
+            vec!["pre g1", "first", "post 2 tpot=true"]
+        );
+    }
+
+    #[test]
+    fn dropping_unfinished_generation_reports_cancelled_once() {
+        let recorder = Arc::new(Recorder::default());
+        let events = Arc::clone(&recorder.events);
+        let bus = HooksBus::new(vec![recorder]);
+        drop(bus.start(start("g2")));
+        let generation = bus.start(start("g3"));
+        generation.fail("overloaded", "full");
+        assert_eq!(
+            *events.lock().expect("lock"),
+            vec!["pre g2", "error cancelled", "pre g3", "error overloaded"]
+        );
+    }
+
+    #[test]
+    fn empty_bus_is_a_no_op() {
+        let bus = HooksBus::default();
+        let mut generation = bus.start(start("g4"));
+        generation.token();
+        generation.finish(
+            "r".into(),
+            "m".into(),
+            FinishReason::Length,
+            Usage::default(),
+        );
+    }
+}

@@ -1,0 +1,87 @@
+//! GenAI and inferd metrics for every generation, whatever the sampling: request duration,
+//! time to first token, time per output token, token usage by type, active requests, errors.
+
+use inferd_engine::hooks::{
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationObserver, GenerationStart,
+};
+use inferd_telemetry::semconv as sc;
+use inferd_telemetry::InferdMetrics;
+use opentelemetry::KeyValue;
+
+/// Records the metrics of TELEMETRY.md for each generation.
+#[derive(Debug)]
+pub struct MetricsPlugin {
+    metrics: InferdMetrics,
+}
+
+impl MetricsPlugin {
+    pub fn new(metrics: InferdMetrics) -> Self {
+        Self { metrics }
+    }
+}
+
+struct MetricsCall {
+    metrics: InferdMetrics,
+    model: KeyValue,
+}
+
+impl GenerationObserver for MetricsPlugin {
+    fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+        let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
+        self.metrics
+            .requests_active
+            .add(1, std::slice::from_ref(&model));
+        Box::new(MetricsCall {
+            metrics: self.metrics.clone(),
+            model,
+        })
+    }
+}
+
+impl GenerationCall for MetricsCall {
+    fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
+        let m = &self.metrics;
+        m.requests_active.add(-1, std::slice::from_ref(&self.model));
+        let attrs = [
+            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+            self.model.clone(),
+        ];
+        m.gen_ai_server_request_duration
+            .record(end.timings.duration.as_secs_f64(), &attrs);
+        if let Some(ttft) = end.timings.time_to_first_token {
+            m.gen_ai_server_time_to_first_token
+                .record(ttft.as_secs_f64(), &attrs);
+        }
+        if let Some(tpot) = end.timings.time_per_output_token {
+            m.gen_ai_server_time_per_output_token
+                .record(tpot.as_secs_f64(), &attrs);
+        }
+        for (kind, tokens) in [
+            ("input", end.usage.prompt_tokens),
+            ("output", end.usage.completion_tokens),
+        ] {
+            m.gen_ai_client_token_usage.record(
+                u64::from(tokens),
+                &[
+                    KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind),
+                    self.model.clone(),
+                ],
+            );
+        }
+    }
+
+    fn error(self: Box<Self>, start: &GenerationStart, failure: &GenerationFailure) {
+        let m = &self.metrics;
+        m.requests_active.add(-1, std::slice::from_ref(&self.model));
+        let error_type = KeyValue::new(sc::ERROR_TYPE, failure.error_type.clone());
+        m.gen_ai_server_request_duration.record(
+            failure.timings.duration.as_secs_f64(),
+            &[
+                KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+                self.model.clone(),
+                error_type.clone(),
+            ],
+        );
+        m.errors.add(1, &[error_type]);
+    }
+}
