@@ -214,7 +214,7 @@ async fn generation_span_carries_genai_attributes_and_usage_of_the_response() {
         .find(|c| c["usage"].is_object())
         .map(|c| c["usage"].clone())
         .expect("usage chunk");
-    let spans = wait_for_trace(&server, trace_id, 2).await;
+    let spans = wait_for_trace(&server, trace_id, 4).await;
     let http = spans
         .iter()
         .find(|s| s["kind"] == "server")
@@ -262,6 +262,38 @@ async fn generation_span_carries_genai_attributes_and_usage_of_the_response() {
         (end - start) as f64 / 1e9 >= e2e * 0.99,
         "span shorter than the generation"
     );
+    for key in [
+        "gen_ai.latency.time_in_queue",
+        "gen_ai.latency.time_in_model_prefill",
+        "gen_ai.latency.time_in_model_decode",
+        "gen_ai.latency.time_to_first_token",
+    ] {
+        assert!(
+            a[key].as_f64().is_some_and(|v| v >= 0.0),
+            "{key} missing: {a}"
+        );
+    }
+
+    // The engine's spans, made on its own thread, hang under the generation span (the wait
+    // above was for all four spans: the engine may close its span after the response).
+    let child = |name: &str| {
+        spans
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} span in {spans:?}"))
+    };
+    let queue = child("model.queue");
+    let infer = child("model.infer");
+    assert_eq!(queue["parent_span_id"], generation["span_id"]);
+    assert_eq!(infer["parent_span_id"], generation["span_id"]);
+    assert!(queue["attributes"]["inferd.queue.position"].is_i64());
+    let infer_events: Vec<&str> = infer["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(infer_events, vec!["first_token", "finished"]);
 }
 
 #[tokio::test]
@@ -306,6 +338,14 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
         .find(|s| s["name"] == "text_completion smollm2-135m")
         .expect("generation span");
     assert_eq!(generation["attributes"]["error.type"], "cancelled");
+    // The engine notices at its next token and ends its own span as cancelled too.
+    let spans = wait_for_trace(&server, cancelled, 4).await;
+    let infer = spans
+        .iter()
+        .find(|s| s["name"] == "model.infer")
+        .expect("infer span");
+    assert_eq!(infer["attributes"]["error.type"], "cancelled");
+    assert_eq!(infer["status"]["code"], "error");
 
     let metrics = client()
         .get(server.url("/metrics"))

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{FinishReason, SamplingParams, Usage};
+use crate::{EngineTimings, FinishReason, SamplingParams, Usage};
 
 /// Which GenAI operation a generation is (`gen_ai.operation.name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub struct GenerationEnd {
     pub finish_reason: FinishReason,
     pub usage: Usage,
     pub timings: GenerationTimings,
+    /// Queue, prefill and decode times, when the backend measured them.
+    pub engine_timings: Option<EngineTimings>,
 }
 
 /// Why a generation failed.
@@ -84,6 +86,11 @@ pub trait GenerationObserver: Send + Sync + std::fmt::Debug {
 
 /// One observer's view of one generation.
 pub trait GenerationCall: Send {
+    /// The span that must be current while the backend works on this generation, so the
+    /// backend's own spans (queue, inference) become its children.
+    fn span(&self) -> Option<tracing::Span> {
+        None
+    }
     /// The first text was produced.
     fn first_token(&mut self, _elapsed: Duration) {}
     /// The generation finished.
@@ -142,6 +149,14 @@ impl ActiveGeneration {
         &self.start.generation_id
     }
 
+    /// The span observers want current during the backend call (`Span::none()` if none).
+    pub fn span(&self) -> tracing::Span {
+        self.calls
+            .iter()
+            .find_map(|call| call.span())
+            .unwrap_or_else(tracing::Span::none)
+    }
+
     /// Notes generated text; only the first call matters.
     pub fn token(&mut self) {
         if self.first_token_at.is_none() {
@@ -161,6 +176,7 @@ impl ActiveGeneration {
         response_model: String,
         finish_reason: FinishReason,
         usage: Usage,
+        engine_timings: Option<EngineTimings>,
     ) {
         let end = GenerationEnd {
             response_id,
@@ -168,6 +184,7 @@ impl ActiveGeneration {
             finish_reason,
             timings: self.timings(usage.completion_tokens),
             usage,
+            engine_timings,
         };
         for call in std::mem::take(&mut self.calls) {
             call.post_call(&self.start, &end);
@@ -287,6 +304,7 @@ mod tests {
                 prompt_tokens: 3,
                 completion_tokens: 2,
             },
+            None,
         );
         assert_eq!(
             *events.lock().expect("lock"),
@@ -318,6 +336,7 @@ mod tests {
             "m".into(),
             FinishReason::Length,
             Usage::default(),
+            None,
         );
     }
 }

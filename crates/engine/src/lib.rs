@@ -17,6 +17,6 @@ pub use backend::{Backend, GenerationStream, ModelInfo};
 pub use error::EngineError;
 pub use registry::{ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState};
 pub use request::{
-    ChatMessage, ChatRole, FinishReason, GenerationEvent, GenerationRequest, Prompt,
+    ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest, Prompt,
     SamplingParams, Usage,
 };

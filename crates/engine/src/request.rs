@@ -114,6 +114,17 @@ impl Usage {
     }
 }
 
+/// Where the engine's time went for one generation.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct EngineTimings {
+    /// Waiting for the engine.
+    pub queue: std::time::Duration,
+    /// Processing the prompt, up to the first sampled token.
+    pub prefill: std::time::Duration,
+    /// Generating the rest.
+    pub decode: std::time::Duration,
+}
+
 /// What a running generation reports, in order: zero or more `Delta`s, then one `Finished`
 /// (or an error in its place).
 #[derive(Debug, Clone, PartialEq)]
@@ -124,5 +135,6 @@ pub enum GenerationEvent {
     Finished {
         finish_reason: FinishReason,
         usage: Usage,
+        timings: EngineTimings,
     },
 }

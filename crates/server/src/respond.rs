@@ -11,6 +11,7 @@ use futures::stream::{self, Stream};
 use inferd_engine::hooks::{ActiveGeneration, GenerationStart, Operation};
 use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Usage};
 use serde::Serialize;
+use tracing::Instrument;
 
 use crate::error::ApiError;
 use crate::openai::chat::{
@@ -83,7 +84,13 @@ pub async fn generate(
         Ok(backend) => backend,
         Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
     };
-    let generation = match backend.generate(request.generation).await {
+    // The generation span is current while the backend enqueues, so its queue and
+    // inference spans (made on the engine thread) become the generation's children.
+    let generation = match backend
+        .generate(request.generation)
+        .instrument(observed.span())
+        .await
+    {
         Ok(generation) => generation,
         Err(e) => {
             return Err(fail(
@@ -121,7 +128,7 @@ async fn collect(
     mut observed: ActiveGeneration,
 ) -> Result<Response, ApiError> {
     let mut text = String::new();
-    let (finish_reason, usage) = loop {
+    let (finish_reason, usage, timings) = loop {
         match generation.next().await {
             Some(Ok(GenerationEvent::Delta(delta))) => {
                 observed.token();
@@ -130,7 +137,8 @@ async fn collect(
             Some(Ok(GenerationEvent::Finished {
                 finish_reason,
                 usage,
-            })) => break (finish_reason, usage),
+                timings,
+            })) => break (finish_reason, usage, timings),
             Some(Err(err)) => {
                 let error = ApiError::from_engine(err, meta.endpoint.prompt_param());
                 return Err(fail(observed, error));
@@ -141,7 +149,13 @@ async fn collect(
             }
         }
     };
-    observed.finish(meta.id.clone(), meta.model.clone(), finish_reason, usage);
+    observed.finish(
+        meta.id.clone(),
+        meta.model.clone(),
+        finish_reason,
+        usage,
+        Some(timings),
+    );
     let usage = UsageBody::from(usage);
     let body = match meta.endpoint {
         Endpoint::Chat => axum::Json(ChatCompletion {
@@ -228,6 +242,7 @@ fn sse_events(
                 Some(Ok(GenerationEvent::Finished {
                     finish_reason,
                     usage,
+                    timings,
                 })) => {
                     if let Some(observed) = st.observed.take() {
                         observed.finish(
@@ -235,6 +250,7 @@ fn sse_events(
                             st.meta.model.clone(),
                             finish_reason,
                             usage,
+                            Some(timings),
                         );
                     }
                     st.pending

@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
+use inferd_telemetry::semconv as sc;
+use inferd_telemetry::set_attribute;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -62,6 +64,12 @@ fn llama_backend() -> Result<&'static LlamaBackend, EngineError> {
 /// One unit of work for the engine thread.
 #[derive(Debug)]
 struct Job {
+    /// The span the request was in (the generation span when telemetry is on): the engine's
+    /// spans are its children, whichever thread they run on.
+    parent: tracing::Span,
+    /// `model.queue`, open from enqueue to dequeue.
+    queue_span: tracing::Span,
+    enqueued_at: std::time::Instant,
     tokens: Vec<LlamaToken>,
     params: crate::SamplingParams,
     /// Tokens the job may generate (already capped by the context window).
@@ -252,7 +260,18 @@ impl Backend for LocalEngine {
         let prompt_tokens = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
         let max_new_tokens = self.completion_budget(prompt_tokens, params.max_tokens)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let parent = tracing::Span::current();
+        let queue_span =
+            tracing::info_span!(parent: &parent, "queue", otel.name = sc::SPAN_MODEL_QUEUE);
+        set_attribute(
+            &queue_span,
+            sc::INFERD_QUEUE_POSITION,
+            i64::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(i64::MAX),
+        );
         let job = Job {
+            parent,
+            queue_span,
+            enqueued_at: std::time::Instant::now(),
             tokens,
             params,
             max_new_tokens,

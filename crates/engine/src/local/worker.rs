@@ -4,7 +4,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use inferd_telemetry::record_error;
+use inferd_telemetry::semconv as sc;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -15,7 +18,7 @@ use tokio::sync::mpsc;
 
 use super::Job;
 use crate::text::{StopMatcher, Utf8Assembler};
-use crate::{EngineError, FinishReason, GenerationEvent, SamplingParams, Usage};
+use crate::{EngineError, EngineTimings, FinishReason, GenerationEvent, SamplingParams, Usage};
 
 /// Tokens looked back at for frequency/presence penalties (llama.cpp's default window).
 const PENALTY_WINDOW: i32 = 64;
@@ -56,15 +59,27 @@ impl Worker {
         if ready.send(Ok(())).is_err() {
             return;
         }
-        while let Some(job) = jobs.blocking_recv() {
+        while let Some(mut job) = jobs.blocking_recv() {
             self.queued.fetch_sub(1, Ordering::SeqCst);
+            let queue_time = job.enqueued_at.elapsed();
+            // A span ends at its last exit: enter the queue span once as the wait ends.
+            let queue_span = std::mem::replace(&mut job.queue_span, tracing::Span::none());
+            queue_span.in_scope(|| {});
+            drop(queue_span);
             if job.events.is_closed() {
                 continue; // the client left while waiting in the queue
             }
-            match self.generate(&mut ctx, &mut batch, &job) {
-                Ok(Outcome::Finished | Outcome::Cancelled) => {}
+            let infer =
+                tracing::info_span!(parent: &job.parent, "infer", otel.name = sc::SPAN_MODEL_INFER);
+            let _entered = infer.enter();
+            match self.generate(&mut ctx, &mut batch, &job, queue_time) {
+                Ok(Outcome::Finished) => {}
+                Ok(Outcome::Cancelled) => {
+                    record_error(&infer, "cancelled", "the client went away");
+                }
                 Err(err) => {
                     tracing::error!(error = %err, "generation failed");
+                    record_error(&infer, err.kind(), &err.to_string());
                     let _ = job.events.send(Err(err));
                 }
             }
@@ -77,7 +92,9 @@ impl Worker {
         ctx: &mut LlamaContext<'_>,
         batch: &mut LlamaBatch<'_>,
         job: &Job,
+        queue_time: Duration,
     ) -> Result<Outcome, EngineError> {
+        let started = Instant::now();
         let decode_error = |e: llama_cpp_2::DecodeError| EngineError::Inference(e.to_string());
         let batch_error =
             |e: llama_cpp_2::llama_batch::BatchAddError| EngineError::Inference(e.to_string());
@@ -109,11 +126,19 @@ impl Worker {
             text.is_empty() || job.events.send(Ok(GenerationEvent::Delta(text))).is_ok()
         };
 
+        let mut timings = EngineTimings {
+            queue: queue_time,
+            ..EngineTimings::default()
+        };
         let finish_reason = loop {
             if completion_tokens >= job.max_new_tokens {
                 break FinishReason::Length;
             }
             let token = sampler.sample(ctx, batch.n_tokens() - 1);
+            if completion_tokens == 0 {
+                timings.prefill = started.elapsed();
+                tracing::info!("first_token");
+            }
             if vocab.is_eog(token) && !job.params.ignore_eos {
                 break FinishReason::Stop;
             }
@@ -124,7 +149,8 @@ impl Worker {
                 return Ok(Outcome::Cancelled);
             }
             if scan.stopped {
-                return self.finish(job, FinishReason::Stop, completion_tokens, None);
+                timings.decode = started.elapsed().saturating_sub(timings.prefill);
+                return self.finish(job, FinishReason::Stop, completion_tokens, timings, None);
             }
             if completion_tokens >= job.max_new_tokens {
                 break FinishReason::Length;
@@ -149,7 +175,8 @@ impl Worker {
             tail.push_str(&stops.finish());
             finish_reason
         };
-        self.finish(job, finish_reason, completion_tokens, Some(tail))
+        timings.decode = started.elapsed().saturating_sub(timings.prefill);
+        self.finish(job, finish_reason, completion_tokens, timings, Some(tail))
     }
 
     fn finish(
@@ -157,6 +184,7 @@ impl Worker {
         job: &Job,
         finish_reason: FinishReason,
         completion_tokens: u32,
+        timings: EngineTimings,
         tail: Option<String>,
     ) -> Result<Outcome, EngineError> {
         if let Some(tail) = tail.filter(|t| !t.is_empty()) {
@@ -168,9 +196,15 @@ impl Worker {
             prompt_tokens: u32::try_from(job.tokens.len()).unwrap_or(u32::MAX),
             completion_tokens,
         };
+        tracing::info!(
+            finish_reason = finish_reason.as_str(),
+            completion_tokens,
+            "finished"
+        );
         let _ = job.events.send(Ok(GenerationEvent::Finished {
             finish_reason,
             usage,
+            timings,
         }));
         Ok(Outcome::Finished)
     }

@@ -69,6 +69,10 @@ impl GenerationObserver for TracingPlugin {
 }
 
 impl GenerationCall for TracingCall {
+    fn span(&self) -> Option<Span> {
+        Some(self.span.clone())
+    }
+
     fn first_token(&mut self, elapsed: Duration) {
         self.span
             .in_scope(|| tracing::info!(seconds = elapsed.as_secs_f64(), "first_token"));
@@ -108,6 +112,23 @@ impl GenerationCall for TracingCall {
         }
         if let Some(tpot) = end.timings.time_per_output_token {
             set_attribute(span, sc::INFERD_TIME_PER_OUTPUT_TOKEN, tpot.as_secs_f64());
+        }
+        if let Some(engine) = end.engine_timings {
+            set_attribute(
+                span,
+                sc::GEN_AI_LATENCY_TIME_IN_QUEUE,
+                engine.queue.as_secs_f64(),
+            );
+            set_attribute(
+                span,
+                sc::GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL,
+                engine.prefill.as_secs_f64(),
+            );
+            set_attribute(
+                span,
+                sc::GEN_AI_LATENCY_TIME_IN_MODEL_DECODE,
+                engine.decode.as_secs_f64(),
+            );
         }
         // The span's end time is its last exit, so enter it once more as it finishes.
         span.in_scope(|| tracing::info!(finish_reason = end.finish_reason.as_str(), "finished"));
