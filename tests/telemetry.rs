@@ -420,3 +420,118 @@ async fn genai_metrics_count_every_generation() {
     assert_eq!(output_tokens, 9.0);
     assert!(text.contains("inferd_requests_active"), "{text}");
 }
+
+async fn stored(server: &Server, trace_id: &str) -> bool {
+    // Give the span time to end and reach the store before deciding it is absent.
+    for _ in 0..10 {
+        let r = client()
+            .get(server.url(&format!("/debug/traces/{trace_id}")))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test]
+async fn force_trace_header_samples_at_ratio_zero_but_never_overrides_a_parent() {
+    let server = Server::start_env(
+        &["--telemetry", "local"],
+        &[("OTEL_TRACES_SAMPLER_ARG", "0")],
+    );
+    let send = |headers: Vec<(&'static str, String)>| {
+        let mut request = client().get(server.url("/v1/models"));
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+    let forced = send(vec![("x-force-trace", "true".into())])
+        .await
+        .expect("send");
+    let forced_trace = forced.headers()["traceresponse"]
+        .to_str()
+        .expect("ascii")
+        .split('-')
+        .nth(1)
+        .expect("trace id")
+        .to_owned();
+    assert!(forced.headers()["traceresponse"]
+        .to_str()
+        .unwrap_or_default()
+        .ends_with("-01"));
+    assert!(
+        stored(&server, &forced_trace).await,
+        "forced request not sampled"
+    );
+    let spans = wait_for_trace(&server, &forced_trace, 1).await;
+    assert_eq!(spans[0]["attributes"]["sampling.forced"], true);
+
+    let plain = send(vec![]).await.expect("send");
+    let plain_trace = plain.headers()["traceresponse"]
+        .to_str()
+        .expect("ascii")
+        .split('-')
+        .nth(1)
+        .expect("trace id")
+        .to_owned();
+    assert!(
+        !stored(&server, &plain_trace).await,
+        "ratio 0 sampled a request"
+    );
+
+    let parent_unsampled = "8bf92f3577b34da6a3ce929d0e0e4730";
+    let r = send(vec![
+        ("x-force-trace", "true".into()),
+        (
+            "traceparent",
+            format!("00-{parent_unsampled}-{CALLER_SPAN}-00"),
+        ),
+    ])
+    .await
+    .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(
+        !stored(&server, parent_unsampled).await,
+        "force-trace overrode an unsampled parent"
+    );
+}
+
+#[tokio::test]
+async fn log_lines_written_during_a_request_carry_its_trace_id() {
+    let server = Server::start(&["--telemetry", "local"]);
+    let trace_id = "9bf92f3577b34da6a3ce929d0e0e4731";
+    let r = client()
+        .post(server.url("/v1/completions"))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN}-01"))
+        .json(&json!({"model": "smollm2-135m", "prompt": "Hi", "max_tokens": 2}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("body");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let lines: Vec<Value> = server
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l.to_string().contains("finished"))
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "no `finished` log line in {:?}",
+        server.logs()
+    );
+    for line in &lines {
+        assert_eq!(line["trace_id"], trace_id, "{line}");
+        let span_id = line["span_id"].as_str().unwrap_or_default();
+        assert_eq!(span_id.len(), 16, "{line}");
+        assert!(span_id
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+    }
+}

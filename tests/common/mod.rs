@@ -38,6 +38,11 @@ impl Server {
     /// Starts `inferd serve` with the default model (as id `smollm2-135m`) and extra flags,
     /// and waits until /ready says 200.
     pub fn start(extra: &[&str]) -> Server {
+        Self::start_env(extra, &[])
+    }
+
+    /// As [`Server::start`], with extra environment variables.
+    pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
         let model = format!("smollm2-135m={}", model_path().display());
         let mut args = vec![
             "serve",
@@ -51,14 +56,20 @@ impl Server {
             &model,
         ];
         args.extend_from_slice(extra);
-        Self::start_raw(&args, true)
+        Self::start_with_env(&args, env, true)
     }
 
     /// Starts the binary with exactly `args`; waits for readiness when `wait_ready`.
     pub fn start_raw(args: &[&str], wait_ready: bool) -> Server {
+        Self::start_with_env(args, &[], wait_ready)
+    }
+
+    /// As [`Server::start_raw`], with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)], wait_ready: bool) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_inferd"))
             .args(args)
             .env("INFERD_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
