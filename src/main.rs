@@ -89,13 +89,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let registry = Arc::new(ModelRegistry::new(config.models));
+        let hooks = inferd_server::observe::hooks_for(&telemetry);
+        let registry = Arc::new(ModelRegistry::new(config.models, hooks.clone()));
         tokio::spawn(Arc::clone(&registry).load_all());
         let state = AppState {
             registry,
             config: Arc::new(config.server),
             telemetry: TelemetryHandles::from_guard(&telemetry),
-            hooks: inferd_server::observe::hooks_for(&telemetry),
+            hooks,
         };
         tracing::info!(
             address = %format!("http://{local}"),

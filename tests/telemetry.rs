@@ -84,12 +84,12 @@ async fn request_joins_callers_trace_and_is_listed_in_debug_traces() {
         .expect("json");
     let traces = list["traces"].as_array().expect("traces");
     assert!(traces.iter().any(|t| t["trace_id"] == CALLER_TRACE));
-    // Internal spans of the llama.cpp bindings (model load, chat template) must not show up
-    // as traces of their own: every trace here starts at an HTTP request.
+    // Internal spans of the llama.cpp bindings (chat template, their own load span) must not
+    // show up as traces of their own: every trace starts at an HTTP request or a model load.
     for t in traces {
         let root = t["root_span_name"].as_str().unwrap_or_default();
         assert!(
-            root.starts_with("GET ") || root.starts_with("POST "),
+            root.starts_with("GET ") || root.starts_with("POST ") || root == "model.load",
             "unexpected root span `{root}` in {list}"
         );
     }
@@ -534,4 +534,62 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
             .chars()
             .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
     }
+}
+
+#[tokio::test]
+async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
+    let server = Server::start(&["--telemetry", "local"]);
+    let list: Value = client()
+        .get(server.url("/debug/traces"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let load = list["traces"]
+        .as_array()
+        .expect("traces")
+        .iter()
+        .find(|t| t["root_span_name"] == "model.load")
+        .unwrap_or_else(|| panic!("no model.load trace in {list}"));
+    let spans = wait_for_trace(&server, load["trace_id"].as_str().expect("id"), 2).await;
+    let root = spans
+        .iter()
+        .find(|s| s["name"] == "model.load")
+        .expect("load");
+    let artifacts = spans
+        .iter()
+        .find(|s| s["name"] == "model.artifacts.load")
+        .expect("artifacts");
+    assert!(root["parent_span_id"].is_null());
+    assert_eq!(artifacts["parent_span_id"], root["span_id"]);
+    assert_eq!(root["attributes"]["model.id"], "smollm2-135m");
+    assert!(root["attributes"]["model.load_time_seconds"]
+        .as_f64()
+        .is_some_and(|t| t > 0.0));
+    assert_eq!(
+        artifacts["attributes"]["model.artifacts.source"],
+        "local_cache"
+    );
+    let size = std::fs::metadata(common::model_path())
+        .expect("model file")
+        .len();
+    assert_eq!(artifacts["attributes"]["model.artifacts.bytes"], size);
+
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.lines().any(|l| l == "inferd_models_loaded 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains(
+        "inferd_model_loads_total{model_artifacts_source=\"local_cache\",model_id=\"smollm2-135m\"} 1"
+    ));
 }

@@ -1,11 +1,11 @@
 //! The hooks bus: how telemetry (and any other plugin) observes generations without backends
 //! knowing about it. Observers are registered once at start-up; for each generation the bus
-//! calls every observer's [`GenerationObserver::pre_call`] in line (so an observer can open a
+//! calls every observer's [`Observer::pre_call`] in line (so an observer can open a
 //! span that covers the whole call), then reports the first token, and exactly one of
 //! success ([`GenerationCall::post_call`]) or failure ([`GenerationCall::error`]). A generation
 //! dropped before either (the client went away) is reported as an error of type `cancelled`.
 //!
-//! Adding a plugin: implement [`GenerationObserver`] (and the per-call [`GenerationCall`] it
+//! Adding a plugin: implement [`Observer`] (and the per-call [`GenerationCall`] it
 //! returns) and pass it to [`HooksBus::new`] at start-up. Post-call hooks run on the request
 //! path, so they must only record (no I/O, no waiting).
 
@@ -77,11 +77,25 @@ pub struct GenerationTimings {
     pub time_per_output_token: Option<Duration>,
 }
 
-/// A plugin that observes generations.
-pub trait GenerationObserver: Send + Sync + std::fmt::Debug {
+/// A model load, as reported to observers.
+#[derive(Debug, Clone)]
+pub struct ModelLoad {
+    pub model_id: String,
+    /// Where the artifacts came from (`model.artifacts.source`): `local_cache`, `http`, …
+    pub source: &'static str,
+    pub duration: Duration,
+    /// `Err` carries the message of a failed load.
+    pub result: Result<(), String>,
+}
+
+/// A plugin that observes generations and model loads.
+pub trait Observer: Send + Sync + std::fmt::Debug {
     /// Called in line when a generation starts; the returned call object receives the rest of
     /// this generation's events.
-    fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall>;
+    fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall>;
+
+    /// A model finished loading, or failed to.
+    fn model_loaded(&self, _load: &ModelLoad) {}
 }
 
 /// One observer's view of one generation.
@@ -102,20 +116,31 @@ pub trait GenerationCall: Send {
 /// The registered observers.
 #[derive(Debug, Clone, Default)]
 pub struct HooksBus {
-    observers: Arc<[Arc<dyn GenerationObserver>]>,
+    observers: Arc<[Arc<dyn Observer>]>,
 }
 
 impl HooksBus {
     /// A bus with these observers (none: every hook is a no-op).
-    pub fn new(observers: Vec<Arc<dyn GenerationObserver>>) -> Self {
+    pub fn new(observers: Vec<Arc<dyn Observer>>) -> Self {
         Self {
             observers: observers.into(),
         }
     }
 
+    /// Reports a model load to every observer.
+    pub fn model_loaded(&self, load: &ModelLoad) {
+        for observer in self.observers.iter() {
+            observer.model_loaded(load);
+        }
+    }
+
     /// Starts observing a generation.
     pub fn start(&self, start: GenerationStart) -> ActiveGeneration {
-        let calls = self.observers.iter().map(|o| o.pre_call(&start)).collect();
+        let calls = self
+            .observers
+            .iter()
+            .map(|o| o.generation_pre_call(&start))
+            .collect();
         ActiveGeneration {
             start,
             started_at: Instant::now(),
@@ -246,8 +271,8 @@ mod tests {
         events: Arc<Mutex<Vec<String>>>,
     }
 
-    impl GenerationObserver for Recorder {
-        fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+    impl Observer for Recorder {
+        fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
             self.events
                 .lock()
                 .expect("lock")

@@ -6,9 +6,16 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use inferd_telemetry::semconv as sc;
+use inferd_telemetry::{record_error, set_attribute};
+
 use crate::backend::{Backend, ModelInfo};
+use crate::hooks::{HooksBus, ModelLoad};
 use crate::local::{LocalEngine, LocalEngineConfig};
 use crate::EngineError;
+
+/// `model.artifacts.source` of a model file already on local disk.
+const SOURCE_LOCAL: &str = "local_cache";
 
 /// A model to serve from a local GGUF file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,11 +66,13 @@ pub enum LookupError {
 pub struct ModelRegistry {
     entries: RwLock<BTreeMap<String, Entry>>,
     default_model: Option<String>,
+    hooks: HooksBus,
 }
 
 impl ModelRegistry {
     /// A registry of these models, all in the `Loading` state; the first is the default.
-    pub fn new(specs: Vec<ModelSpec>) -> Self {
+    /// Loads are reported to `hooks`.
+    pub fn new(specs: Vec<ModelSpec>, hooks: HooksBus) -> Self {
         let default_model = specs.first().map(|s| s.id.clone());
         let entries = specs
             .into_iter()
@@ -81,6 +90,7 @@ impl ModelRegistry {
         Self {
             entries: RwLock::new(entries),
             default_model,
+            hooks,
         }
     }
 
@@ -99,8 +109,16 @@ impl ModelRegistry {
         for spec in specs {
             let id = spec.id.clone();
             let started = Instant::now();
+            // Loads at start-up belong to no request: each gets a trace of its own.
+            let span = tracing::info_span!(parent: None, "load", otel.name = sc::SPAN_MODEL_LOAD);
+            set_attribute(&span, sc::MODEL_ID, id.clone());
+            set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");
+            let in_span = span.clone();
             let loaded = tokio::task::spawn_blocking(move || {
-                LocalEngine::load(&spec.id, &spec.path, &spec.engine)
+                in_span.in_scope(|| {
+                    check_artifacts(&spec);
+                    LocalEngine::load(&spec.id, &spec.path, &spec.engine)
+                })
             })
             .await
             .unwrap_or_else(|e| {
@@ -108,16 +126,28 @@ impl ModelRegistry {
                     "model loader task failed: {e}"
                 )))
             });
-            let state = match loaded {
+            let duration = started.elapsed();
+            set_attribute(&span, sc::MODEL_LOAD_TIME_SECONDS, duration.as_secs_f64());
+            let (state, result) = match loaded {
                 Ok(engine) => {
-                    tracing::info!(model = %id, seconds = started.elapsed().as_secs_f64(), "model ready");
-                    ModelState::Ready(Arc::new(engine))
+                    tracing::info!(parent: &span, model = %id, seconds = duration.as_secs_f64(), "model ready");
+                    (ModelState::Ready(Arc::new(engine)), Ok(()))
                 }
                 Err(err) => {
-                    tracing::error!(model = %id, error = %err, "model failed to load");
-                    ModelState::Failed(err.to_string())
+                    tracing::error!(parent: &span, model = %id, error = %err, "model failed to load");
+                    record_error(&span, err.kind(), &err.to_string());
+                    (ModelState::Failed(err.to_string()), Err(err.to_string()))
                 }
             };
+            // Enter once more so the span ends now (a span's end is its last exit).
+            span.in_scope(|| {});
+            drop(span);
+            self.hooks.model_loaded(&ModelLoad {
+                model_id: id.clone(),
+                source: SOURCE_LOCAL,
+                duration,
+                result,
+            });
             if let Some(entry) = self.write().get_mut(&id) {
                 entry.state = state;
                 entry.created = unix_now();
@@ -180,6 +210,27 @@ impl ModelRegistry {
     }
 }
 
+/// The `model.artifacts.load` step: finding the model file in local storage.
+fn check_artifacts(spec: &ModelSpec) {
+    let span = tracing::info_span!("artifacts", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
+    set_attribute(&span, sc::MODEL_ID, spec.id.clone());
+    set_attribute(&span, sc::MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL);
+    span.in_scope(|| match std::fs::metadata(&spec.path) {
+        Ok(meta) => {
+            set_attribute(
+                &span,
+                sc::MODEL_ARTIFACTS_BYTES,
+                i64::try_from(meta.len()).unwrap_or(i64::MAX),
+            );
+        }
+        Err(e) => record_error(
+            &span,
+            "artifact_missing",
+            &format!("{}: {e}", spec.path.display()),
+        ),
+    });
+}
+
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -200,7 +251,7 @@ mod tests {
 
     #[test]
     fn unknown_model_lists_available_ids() {
-        let registry = ModelRegistry::new(vec![spec("a"), spec("b")]);
+        let registry = ModelRegistry::new(vec![spec("a"), spec("b")], HooksBus::default());
         match registry.get("zzz") {
             Err(LookupError::NotFound { available, .. }) => assert_eq!(available, vec!["a", "b"]),
             other => panic!("expected NotFound, got {other:?}"),
@@ -210,7 +261,7 @@ mod tests {
 
     #[tokio::test]
     async fn missing_file_marks_model_failed_not_ready() {
-        let registry = Arc::new(ModelRegistry::new(vec![spec("gone")]));
+        let registry = Arc::new(ModelRegistry::new(vec![spec("gone")], HooksBus::default()));
         assert!(matches!(registry.state("gone"), Some(ModelState::Loading)));
         Arc::clone(&registry).load_all().await;
         assert!(matches!(

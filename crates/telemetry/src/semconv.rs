@@ -135,6 +135,8 @@ pub const MODEL_ID: &str = "model.id";
 pub const MODEL_LOAD_TIME_SECONDS: &str = "model.load_time_seconds";
 /// Where model artifacts came from (`local_cache`, `http`, `s3`, ...).
 pub const MODEL_ARTIFACTS_SOURCE: &str = "model.artifacts.source";
+/// Size of the model artifacts in bytes.
+pub const MODEL_ARTIFACTS_BYTES: &str = "model.artifacts.bytes";
 /// Span names of the model lifecycle.
 pub const SPAN_MODEL_QUEUE: &str = "model.queue";
 /// Prefill and decode span.

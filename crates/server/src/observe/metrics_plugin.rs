@@ -2,7 +2,7 @@
 //! time to first token, time per output token, token usage by type, active requests, errors.
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationObserver, GenerationStart,
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, Observer,
 };
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
@@ -25,8 +25,8 @@ struct MetricsCall {
     model: KeyValue,
 }
 
-impl GenerationObserver for MetricsPlugin {
-    fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+impl Observer for MetricsPlugin {
+    fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
         let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
         self.metrics
             .requests_active
@@ -35,6 +35,25 @@ impl GenerationObserver for MetricsPlugin {
             metrics: self.metrics.clone(),
             model,
         })
+    }
+
+    fn model_loaded(&self, load: &ModelLoad) {
+        let m = &self.metrics;
+        let attrs = [
+            KeyValue::new(sc::MODEL_ID, load.model_id.clone()),
+            KeyValue::new(sc::MODEL_ARTIFACTS_SOURCE, load.source),
+        ];
+        match &load.result {
+            Ok(()) => {
+                m.model_loads.add(1, &attrs);
+                m.model_load_duration
+                    .record(load.duration.as_secs_f64(), &attrs);
+                m.models_loaded.add(1, &[]);
+            }
+            Err(_) => m
+                .errors
+                .add(1, &[KeyValue::new(sc::ERROR_TYPE, "model_load_failed")]),
+        }
     }
 }
 

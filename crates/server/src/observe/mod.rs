@@ -8,7 +8,7 @@ pub mod tracing_plugin;
 
 use std::sync::Arc;
 
-use inferd_engine::hooks::{GenerationObserver, HooksBus};
+use inferd_engine::hooks::{HooksBus, Observer};
 use inferd_telemetry::{InferdMetrics, Mode, TelemetryGuard};
 
 /// The hooks bus for this telemetry set-up.
@@ -16,7 +16,7 @@ pub fn hooks_for(telemetry: &TelemetryGuard) -> HooksBus {
     if telemetry.mode() == Mode::Off {
         return HooksBus::default();
     }
-    let observers: Vec<Arc<dyn GenerationObserver>> = vec![
+    let observers: Vec<Arc<dyn Observer>> = vec![
         Arc::new(tracing_plugin::TracingPlugin),
         Arc::new(metrics_plugin::MetricsPlugin::new(
             InferdMetrics::from_guard(telemetry),

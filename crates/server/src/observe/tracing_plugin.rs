@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationObserver, GenerationStart,
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer,
 };
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{record_error, set_attribute};
@@ -21,8 +21,8 @@ struct TracingCall {
     span: Span,
 }
 
-impl GenerationObserver for TracingPlugin {
-    fn pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+impl Observer for TracingPlugin {
+    fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
         let name = format!("{} {}", start.operation.as_str(), start.model);
         let span = tracing::info_span!("generation", otel.name = %name, otel.kind = "internal");
         set_attribute(&span, sc::GEN_AI_OPERATION_NAME, start.operation.as_str());
