@@ -526,6 +526,24 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
         "no `finished` log line in {:?}",
         server.logs()
     );
+    let access: Vec<Value> = server
+        .logs()
+        .iter()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["fields"]["route"] == "/v1/completions")
+        .collect();
+    assert_eq!(
+        access.len(),
+        1,
+        "one access line per request: {:?}",
+        server.logs()
+    );
+    assert_eq!(access[0]["trace_id"], trace_id);
+    assert_eq!(access[0]["fields"]["status"], 200);
+    assert!(
+        lines.iter().any(|l| l["fields"]["output_tokens"] == 2),
+        "{lines:?}"
+    );
     for line in &lines {
         assert_eq!(line["trace_id"], trace_id, "{line}");
         let span_id = line["span_id"].as_str().unwrap_or_default();
@@ -592,4 +610,32 @@ async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
     assert!(metrics.contains(
         "inferd_model_loads_total{model_artifacts_source=\"local_cache\",model_id=\"smollm2-135m\"} 1"
     ));
+}
+
+#[tokio::test]
+async fn rejected_requests_are_counted_by_error_type() {
+    let server = Server::start(&["--telemetry", "local"]);
+    for body in [r#"{"model": "#, r#"{"model":"smollm2-135m","messages":[]}"#] {
+        let r = client()
+            .post(server.url("/v1/chat/completions"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 400);
+    }
+    let metrics = client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("inferd_errors_total{error_type=\"invalid_request_error\""))
+        .unwrap_or_else(|| panic!("no rejected-request count in:\n{metrics}"));
+    assert!(line.ends_with(" 2"), "{line}");
 }

@@ -96,6 +96,10 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 
     /// A model finished loading, or failed to.
     fn model_loaded(&self, _load: &ModelLoad) {}
+
+    /// A request was refused before any generation started (invalid JSON, a bad field, an
+    /// unsupported option). Runs in line, inside the request's span.
+    fn request_rejected(&self, _error_type: &str, _message: &str) {}
 }
 
 /// One observer's view of one generation.
@@ -131,6 +135,13 @@ impl HooksBus {
     pub fn model_loaded(&self, load: &ModelLoad) {
         for observer in self.observers.iter() {
             observer.model_loaded(load);
+        }
+    }
+
+    /// Reports a request refused before generation to every observer.
+    pub fn request_rejected(&self, error_type: &str, message: &str) {
+        for observer in self.observers.iter() {
+            observer.request_rejected(error_type, message);
         }
     }
 

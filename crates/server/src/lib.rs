@@ -84,6 +84,7 @@ pub fn router(state: AppState) -> Router {
         .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::from_fn(access_log))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
@@ -105,6 +106,30 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// One log line per request, written inside the request's span (so it carries the trace and
+/// span ids). For a streamed response it is written when the headers go out; the generation's
+/// own `finished` line follows with the model and token counts.
+async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let path = request.uri().path().to_owned();
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    tracing::info!(
+        target: "inferd::access",
+        method = %method,
+        route = route.as_deref().unwrap_or("(unmatched)"),
+        path = %path,
+        status = response.status().as_u16(),
+        seconds = started.elapsed().as_secs_f64(),
+        "request"
+    );
+    response
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -37,6 +37,12 @@ impl Observer for MetricsPlugin {
         })
     }
 
+    fn request_rejected(&self, error_type: &str, _message: &str) {
+        self.metrics
+            .errors
+            .add(1, &[KeyValue::new(sc::ERROR_TYPE, error_type.to_owned())]);
+    }
+
     fn model_loaded(&self, load: &ModelLoad) {
         let m = &self.metrics;
         let attrs = [

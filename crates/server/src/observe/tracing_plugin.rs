@@ -66,6 +66,10 @@ impl Observer for TracingPlugin {
         }
         Box::new(TracingCall { span })
     }
+
+    fn request_rejected(&self, error_type: &str, message: &str) {
+        record_error(&Span::current(), error_type.to_owned(), message);
+    }
 }
 
 impl GenerationCall for TracingCall {
@@ -131,7 +135,16 @@ impl GenerationCall for TracingCall {
             );
         }
         // The span's end time is its last exit, so enter it once more as it finishes.
-        span.in_scope(|| tracing::info!(finish_reason = end.finish_reason.as_str(), "finished"));
+        span.in_scope(|| {
+            tracing::info!(
+                model = %end.response_model,
+                finish_reason = end.finish_reason.as_str(),
+                input_tokens = end.usage.prompt_tokens,
+                output_tokens = end.usage.completion_tokens,
+                seconds = end.timings.duration.as_secs_f64(),
+                "finished"
+            )
+        });
     }
 
     fn error(self: Box<Self>, _start: &GenerationStart, failure: &GenerationFailure) {

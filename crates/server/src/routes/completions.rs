@@ -12,16 +12,27 @@ use crate::{validation, AppState};
 
 pub async fn chat(
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<ChatCompletionRequest>,
+    body: Result<JsonBody<ChatCompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let request = validation::chat(&req)?;
+    let request = body
+        .and_then(|JsonBody(req)| validation::chat(&req))
+        .map_err(|e| rejected(&state, e))?;
     generate(&state, Endpoint::Chat, request).await
 }
 
 pub async fn text(
     State(state): State<AppState>,
-    JsonBody(req): JsonBody<CompletionRequest>,
+    body: Result<JsonBody<CompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let request = validation::completion(&req)?;
+    let request = body
+        .and_then(|JsonBody(req)| validation::completion(&req))
+        .map_err(|e| rejected(&state, e))?;
     generate(&state, Endpoint::Text, request).await
+}
+
+/// Reports a request refused before generation (the hooks record it) and hands the error back.
+fn rejected(state: &AppState, error: ApiError) -> ApiError {
+    let error_type = error.code.unwrap_or(error.kind);
+    state.hooks.request_rejected(error_type, &error.message);
+    error
 }
