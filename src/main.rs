@@ -52,9 +52,10 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// llama.cpp logs every model load at INFO (target `llama-cpp-2`); keep that out of the
+/// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
+/// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
 /// default log.
-const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn";
+const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn,llama_cpp_2=error";
 
 /// How long shutdown waits for telemetry to flush (a dead collector must not hang exit).
 const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
