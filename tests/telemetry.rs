@@ -47,23 +47,9 @@ async fn request_joins_callers_trace_and_is_listed_in_debug_traces() {
     assert_ne!(server_span_id, CALLER_SPAN);
     response.text().await.expect("body");
 
-    // The span ends when the body is sent; poll the store briefly.
-    let mut trace = Value::Null;
-    for _ in 0..50 {
-        let r = client()
-            .get(server.url(&format!("/debug/traces/{CALLER_TRACE}")))
-            .send()
-            .await
-            .expect("send");
-        if r.status() == 200 {
-            trace = r.json().await.expect("json");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let spans = trace["spans"]
-        .as_array()
-        .expect("trace recorded in /debug/traces");
+    // Spans reach the store as they end (engine spans first, the server span when the body
+    // is sent): wait for all four of this request.
+    let spans = wait_for_trace(&server, CALLER_TRACE, 4).await;
     let span = spans
         .iter()
         .find(|s| s["span_id"] == server_span_id.as_str())
@@ -332,14 +318,13 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
     use futures::StreamExt;
     body.next().await.expect("a chunk").expect("bytes");
     drop(body);
-    let spans = wait_for_trace(&server, cancelled, 2).await;
+    let spans = wait_for_trace(&server, cancelled, 4).await;
     let generation = spans
         .iter()
         .find(|s| s["name"] == "text_completion smollm2-135m")
         .expect("generation span");
     assert_eq!(generation["attributes"]["error.type"], "cancelled");
     // The engine notices at its next token and ends its own span as cancelled too.
-    let spans = wait_for_trace(&server, cancelled, 4).await;
     let infer = spans
         .iter()
         .find(|s| s["name"] == "model.infer")
