@@ -404,6 +404,12 @@ async fn genai_metrics_count_every_generation() {
         .unwrap_or_else(|| panic!("no output token usage in:\n{text}"));
     assert_eq!(output_tokens, 9.0);
     assert!(text.contains("inferd_requests_active"), "{text}");
+    // Every request went through the queue and left it: the gauge is back at 0.
+    assert!(
+        text.lines()
+            .any(|l| l == "inferd_queue_size{gen_ai_request_model=\"smollm2-135m\"} 0"),
+        "{text}"
+    );
 }
 
 async fn stored(server: &Server, trace_id: &str) -> bool {

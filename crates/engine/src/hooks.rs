@@ -97,6 +97,9 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     /// A model finished loading, or failed to.
     fn model_loaded(&self, _load: &ModelLoad) {}
 
+    /// Requests waiting for `model`'s engine changed by `delta` (+1 enqueued, -1 dequeued).
+    fn queue_changed(&self, _model: &str, _delta: i64) {}
+
     /// A request was refused before any generation started (invalid JSON, a bad field, an
     /// unsupported option). Runs in line, inside the request's span.
     fn request_rejected(&self, _error_type: &str, _message: &str) {}
@@ -135,6 +138,13 @@ impl HooksBus {
     pub fn model_loaded(&self, load: &ModelLoad) {
         for observer in self.observers.iter() {
             observer.model_loaded(load);
+        }
+    }
+
+    /// Reports a change of a model's queue length to every observer.
+    pub fn queue_changed(&self, model: &str, delta: i64) {
+        for observer in self.observers.iter() {
+            observer.queue_changed(model, delta);
         }
     }
 

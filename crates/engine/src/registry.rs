@@ -114,10 +114,11 @@ impl ModelRegistry {
             set_attribute(&span, sc::MODEL_ID, id.clone());
             set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");
             let in_span = span.clone();
+            let hooks = self.hooks.clone();
             let loaded = tokio::task::spawn_blocking(move || {
                 in_span.in_scope(|| {
                     check_artifacts(&spec);
-                    LocalEngine::load(&spec.id, &spec.path, &spec.engine)
+                    LocalEngine::load(&spec.id, &spec.path, &spec.engine, hooks)
                 })
             })
             .await

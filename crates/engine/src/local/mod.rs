@@ -23,6 +23,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, GenerationStream, ModelInfo};
+use crate::hooks::HooksBus;
 use crate::{EngineError, GenerationRequest, Prompt};
 
 /// Tokens decoded per llama.cpp call while processing a prompt.
@@ -93,11 +94,17 @@ pub struct LocalEngine {
     max_queue: usize,
     queued: Arc<AtomicUsize>,
     jobs: mpsc::Sender<Job>,
+    hooks: HooksBus,
 }
 
 impl LocalEngine {
     /// Loads the model file and starts its engine thread. Blocking: call it off the async workers.
-    pub fn load(id: &str, path: &Path, config: &LocalEngineConfig) -> Result<Self, EngineError> {
+    pub fn load(
+        id: &str,
+        path: &Path,
+        config: &LocalEngineConfig,
+        hooks: HooksBus,
+    ) -> Result<Self, EngineError> {
         let load_error = |reason: String| EngineError::Load {
             model: id.to_owned(),
             path: path.display().to_string(),
@@ -126,6 +133,8 @@ impl LocalEngine {
         let queued = Arc::new(AtomicUsize::new(0));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
         let worker = worker::Worker {
+            model_id: id.to_owned(),
+            hooks: hooks.clone(),
             model: Arc::clone(&model),
             queued: Arc::clone(&queued),
             prefill_chunk: PREFILL_CHUNK,
@@ -157,6 +166,7 @@ impl LocalEngine {
             max_queue: config.max_queue.max(1),
             queued,
             jobs: jobs_tx,
+            hooks,
         })
     }
 
@@ -279,7 +289,10 @@ impl Backend for LocalEngine {
         };
         self.queued.fetch_add(1, Ordering::SeqCst);
         match self.jobs.try_send(job) {
-            Ok(()) => Ok(GenerationStream::new(prompt_tokens, events_rx)),
+            Ok(()) => {
+                self.hooks.queue_changed(&self.id, 1);
+                Ok(GenerationStream::new(prompt_tokens, events_rx))
+            }
             Err(err) => {
                 self.queued.fetch_sub(1, Ordering::SeqCst);
                 Err(match err {

@@ -17,6 +17,7 @@ use llama_cpp_2::sampling::LlamaSampler;
 use tokio::sync::mpsc;
 
 use super::Job;
+use crate::hooks::HooksBus;
 use crate::text::{StopMatcher, Utf8Assembler};
 use crate::{EngineError, EngineTimings, FinishReason, GenerationEvent, SamplingParams, Usage};
 
@@ -25,6 +26,8 @@ const PENALTY_WINDOW: i32 = 64;
 
 /// What the engine thread needs besides its queue.
 pub(super) struct Worker {
+    pub(super) model_id: String,
+    pub(super) hooks: HooksBus,
     pub(super) model: Arc<LlamaModel>,
     pub(super) queued: Arc<AtomicUsize>,
     pub(super) prefill_chunk: u32,
@@ -61,6 +64,7 @@ impl Worker {
         }
         while let Some(mut job) = jobs.blocking_recv() {
             self.queued.fetch_sub(1, Ordering::SeqCst);
+            self.hooks.queue_changed(&self.model_id, -1);
             let queue_time = job.enqueued_at.elapsed();
             // A span ends at its last exit: enter the queue span once as the wait ends.
             let queue_span = std::mem::replace(&mut job.queue_span, tracing::Span::none());

@@ -37,6 +37,13 @@ impl Observer for MetricsPlugin {
         })
     }
 
+    fn queue_changed(&self, model: &str, delta: i64) {
+        self.metrics.queue_size.add(
+            delta,
+            &[KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model.to_owned())],
+        );
+    }
+
     fn request_rejected(&self, error_type: &str, _message: &str) {
         self.metrics
             .errors
