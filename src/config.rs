@@ -35,7 +35,7 @@ pub struct ServeArgs {
     pub models: Vec<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
-    /// max_queue, max_body_bytes, home).
+    /// max_queue, max_body_bytes, home, genai_capture_max_bytes).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -59,6 +59,11 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
 
+    /// With content capture on (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true), the
+    /// most bytes of each captured message recorded on spans [default: 8192].
+    #[arg(long, env = "INFERD_GENAI_CAPTURE_MAX_BYTES", value_name = "BYTES")]
+    pub genai_capture_max_bytes: Option<usize>,
+
     #[command(flatten)]
     pub telemetry: inferd_telemetry::TelemetryArgs,
 }
@@ -75,6 +80,7 @@ struct FileConfig {
     max_queue: Option<usize>,
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
+    genai_capture_max_bytes: Option<usize>,
 }
 
 /// Everything `serve` needs, validated.
@@ -84,6 +90,8 @@ pub struct ServeConfig {
     pub port: u16,
     pub models: Vec<ModelSpec>,
     pub server: ServerConfig,
+    /// Longest captured message recorded on spans, in bytes.
+    pub genai_capture_max_bytes: usize,
 }
 
 impl ServeArgs {
@@ -158,7 +166,14 @@ impl ServeArgs {
             host,
             port,
             models,
-            server: ServerConfig { max_body_bytes },
+            server: ServerConfig {
+                max_body_bytes,
+                capture_content: false,
+            },
+            genai_capture_max_bytes: self
+                .genai_capture_max_bytes
+                .or(file.genai_capture_max_bytes)
+                .unwrap_or(8192),
         })
     }
 }

@@ -90,12 +90,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let hooks = inferd_server::observe::hooks_for(&telemetry);
+        let hooks = inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes);
+        let mut server_config = config.server;
+        server_config.capture_content = telemetry.capture_message_content();
         let registry = Arc::new(ModelRegistry::new(config.models, hooks.clone()));
         tokio::spawn(Arc::clone(&registry).load_all());
         let state = AppState {
             registry,
-            config: Arc::new(config.server),
+            config: Arc::new(server_config),
             telemetry: TelemetryHandles::from_guard(&telemetry),
             hooks,
         };

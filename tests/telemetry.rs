@@ -630,3 +630,87 @@ async fn rejected_requests_are_counted_by_error_type() {
         .unwrap_or_else(|| panic!("no rejected-request count in:\n{metrics}"));
     assert!(line.ends_with(" 2"), "{line}");
 }
+
+#[tokio::test]
+async fn content_is_captured_only_when_enabled_and_truncated() {
+    let body = json!({"model": "smollm2-135m", "max_tokens": 4, "temperature": 0,
+        "messages": [{"role": "system", "content": "Answer briefly."},
+                     {"role": "user", "content": "Please tell me what the capital of France is."}]});
+    let send = |server: &Server, trace_id: &'static str| {
+        client()
+            .post(server.url("/v1/chat/completions"))
+            .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN}-01"))
+            .json(&body)
+            .send()
+    };
+
+    let plain = Server::start(&["--telemetry", "local"]);
+    let trace_plain = "a1f92f3577b34da6a3ce929d0e0e4731";
+    send(&plain, trace_plain)
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("body");
+    let spans = wait_for_trace(&plain, trace_plain, 4).await;
+    let generation = spans
+        .iter()
+        .find(|s| s["name"] == "chat smollm2-135m")
+        .expect("span");
+    assert!(generation["attributes"]
+        .get("gen_ai.input.messages")
+        .is_none());
+    assert!(generation["attributes"]
+        .get("gen_ai.output.messages")
+        .is_none());
+
+    let capturing = Server::start_env(
+        &["--telemetry", "local", "--genai-capture-max-bytes", "16"],
+        &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")],
+    );
+    let trace_capture = "a2f92f3577b34da6a3ce929d0e0e4732";
+    let answer: Value = send(&capturing, trace_capture)
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let spans = wait_for_trace(&capturing, trace_capture, 4).await;
+    let a = &spans
+        .iter()
+        .find(|s| s["name"] == "chat smollm2-135m")
+        .expect("span")["attributes"];
+    let parse = |key: &str| -> Value {
+        serde_json::from_str(
+            a[key]
+                .as_str()
+                .unwrap_or_else(|| panic!("{key} missing: {a}")),
+        )
+        .expect("attribute is JSON")
+    };
+    assert_eq!(
+        parse("gen_ai.system_instructions"),
+        json!([{"type": "text", "content": "Answer briefly."}])
+    );
+    let input = parse("gen_ai.input.messages");
+    assert_eq!(input[0]["role"], "user");
+    assert_eq!(input[0]["parts"][0]["content"], "Please tell me w…");
+    let output = parse("gen_ai.output.messages");
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("text");
+    let recorded = output[0]["parts"][0]["content"].as_str().expect("content");
+    assert!(
+        text.starts_with(recorded.trim_end_matches('…')),
+        "`{recorded}` is not the start of `{text}`"
+    );
+    assert_eq!(
+        output[0]["finish_reason"],
+        answer["choices"][0]["finish_reason"]
+    );
+    // Content never reaches the logs.
+    assert!(!capturing
+        .logs()
+        .iter()
+        .any(|l| l.contains("capital of France")));
+}

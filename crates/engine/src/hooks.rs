@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{EngineTimings, FinishReason, SamplingParams, Usage};
+use crate::{EngineTimings, FinishReason, Prompt, SamplingParams, Usage};
 
 /// Which GenAI operation a generation is (`gen_ai.operation.name`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +43,8 @@ pub struct GenerationStart {
     pub provider: &'static str,
     pub params: SamplingParams,
     pub stream: bool,
+    /// The prompt, only when content capture is on (it is copied for observers).
+    pub captured_prompt: Option<Prompt>,
 }
 
 /// What is known when a generation ends well.
@@ -55,6 +57,8 @@ pub struct GenerationEnd {
     pub timings: GenerationTimings,
     /// Queue, prefill and decode times, when the backend measured them.
     pub engine_timings: Option<EngineTimings>,
+    /// The generated text, only when content capture is on.
+    pub captured_output: Option<String>,
 }
 
 /// Why a generation failed.
@@ -86,6 +90,12 @@ pub struct ModelLoad {
     pub duration: Duration,
     /// `Err` carries the message of a failed load.
     pub result: Result<(), String>,
+}
+
+/// Rewrites captured prompt and completion text before it is recorded (e.g. masks e-mail
+/// addresses or account numbers). Applied to each message's text, before truncation.
+pub trait Redactor: Send + Sync + std::fmt::Debug {
+    fn redact(&self, text: &str) -> String;
 }
 
 /// A plugin that observes generations and model loads.
@@ -162,11 +172,13 @@ impl HooksBus {
             .iter()
             .map(|o| o.generation_pre_call(&start))
             .collect();
+        let captured_output = start.captured_prompt.as_ref().map(|_| String::new());
         ActiveGeneration {
             start,
             started_at: Instant::now(),
             first_token_at: None,
             calls,
+            captured_output,
         }
     }
 }
@@ -178,6 +190,8 @@ pub struct ActiveGeneration {
     started_at: Instant,
     first_token_at: Option<Instant>,
     calls: Vec<Box<dyn GenerationCall>>,
+    /// The output so far, when content capture is on.
+    captured_output: Option<String>,
 }
 
 impl std::fmt::Debug for ActiveGeneration {
@@ -203,8 +217,12 @@ impl ActiveGeneration {
             .unwrap_or_else(tracing::Span::none)
     }
 
-    /// Notes generated text; only the first call matters.
-    pub fn token(&mut self) {
+    /// Notes generated text (kept only when content capture is on); the first call marks the
+    /// first token.
+    pub fn token(&mut self, text: &str) {
+        if let Some(output) = self.captured_output.as_mut() {
+            output.push_str(text);
+        }
         if self.first_token_at.is_none() {
             let now = Instant::now();
             self.first_token_at = Some(now);
@@ -231,6 +249,7 @@ impl ActiveGeneration {
             timings: self.timings(usage.completion_tokens),
             usage,
             engine_timings,
+            captured_output: self.captured_output.take(),
         };
         for call in std::mem::take(&mut self.calls) {
             call.post_call(&self.start, &end);
@@ -331,6 +350,7 @@ mod tests {
             provider: "inferd",
             params: SamplingParams::default(),
             stream: true,
+            captured_prompt: None,
         }
     }
 
@@ -340,8 +360,8 @@ mod tests {
         let events = Arc::clone(&recorder.events);
         let bus = HooksBus::new(vec![recorder]);
         let mut generation = bus.start(start("g1"));
-        generation.token();
-        generation.token();
+        generation.token("a");
+        generation.token("b");
         generation.finish(
             "r".into(),
             "m".into(),
@@ -376,7 +396,7 @@ mod tests {
     fn empty_bus_is_a_no_op() {
         let bus = HooksBus::default();
         let mut generation = bus.start(start("g4"));
-        generation.token();
+        generation.token("x");
         generation.finish(
             "r".into(),
             "m".into(),

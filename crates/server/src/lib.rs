@@ -33,12 +33,16 @@ use crate::error::ApiError;
 pub struct ServerConfig {
     /// Largest accepted request body; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Whether prompts and completions are handed to observers (GenAI content capture,
+    /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
+    pub capture_content: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
+            capture_content: false,
         }
     }
 }

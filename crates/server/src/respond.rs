@@ -79,6 +79,10 @@ pub async fn generate(
         provider: PROVIDER,
         params: request.generation.params.clone(),
         stream: request.stream,
+        captured_prompt: state
+            .config
+            .capture_content
+            .then(|| request.generation.prompt.clone()),
     });
     let backend = match state.registry.get(&request.model) {
         Ok(backend) => backend,
@@ -131,7 +135,7 @@ async fn collect(
     let (finish_reason, usage, timings) = loop {
         match generation.next().await {
             Some(Ok(GenerationEvent::Delta(delta))) => {
-                observed.token();
+                observed.token(&delta);
                 text.push_str(&delta);
             }
             Some(Ok(GenerationEvent::Finished {
@@ -234,7 +238,7 @@ fn sse_events(
             match st.generation.next().await {
                 Some(Ok(GenerationEvent::Delta(text))) => {
                     if let Some(observed) = st.observed.as_mut() {
-                        observed.token();
+                        observed.token(&text);
                     }
                     st.pending
                         .push_back(chunk_event(&st.meta, Piece::Text(text)));

@@ -11,13 +11,17 @@ use std::sync::Arc;
 use inferd_engine::hooks::{HooksBus, Observer};
 use inferd_telemetry::{InferdMetrics, Mode, TelemetryGuard};
 
-/// The hooks bus for this telemetry set-up.
-pub fn hooks_for(telemetry: &TelemetryGuard) -> HooksBus {
+/// The hooks bus for this telemetry set-up. With content capture on, captured messages are
+/// cut to `capture_max_bytes` each.
+pub fn hooks_for(telemetry: &TelemetryGuard, capture_max_bytes: usize) -> HooksBus {
     if telemetry.mode() == Mode::Off {
         return HooksBus::default();
     }
+    let capture = telemetry
+        .capture_message_content()
+        .then(|| tracing_plugin::ContentCapture::new(capture_max_bytes));
     let observers: Vec<Arc<dyn Observer>> = vec![
-        Arc::new(tracing_plugin::TracingPlugin),
+        Arc::new(tracing_plugin::TracingPlugin::new(capture)),
         Arc::new(metrics_plugin::MetricsPlugin::new(
             InferdMetrics::from_guard(telemetry),
         )),

@@ -5,20 +5,109 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer,
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer, Redactor,
 };
+use inferd_engine::{ChatRole, Prompt};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{record_error, set_attribute};
 use opentelemetry::{Array, StringValue, Value};
+use serde_json::{json, Value as JsonValue};
+
 use tracing::Span;
 
 /// Opens one span per generation.
 #[derive(Debug, Default)]
-pub struct TracingPlugin;
+pub struct TracingPlugin {
+    capture: Option<ContentCapture>,
+}
+
+impl TracingPlugin {
+    /// With `capture`, prompts and completions are recorded on the generation span.
+    pub fn new(capture: Option<ContentCapture>) -> Self {
+        Self { capture }
+    }
+}
+
+/// How captured content is recorded: each message's text goes through the redactor (if any),
+/// then is cut to `max_bytes` (on a character boundary, marked with `…`).
+#[derive(Debug, Clone)]
+pub struct ContentCapture {
+    max_bytes: usize,
+    redactor: Option<Arc<dyn Redactor>>,
+}
+
+impl ContentCapture {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            max_bytes,
+            redactor: None,
+        }
+    }
+
+    /// Adds a redaction plugin.
+    pub fn with_redactor(mut self, redactor: Arc<dyn Redactor>) -> Self {
+        self.redactor = Some(redactor);
+        self
+    }
+
+    fn text(&self, text: &str) -> String {
+        let text = match &self.redactor {
+            Some(redactor) => redactor.redact(text),
+            None => text.to_owned(),
+        };
+        if text.len() <= self.max_bytes {
+            return text;
+        }
+        let mut cut = self.max_bytes;
+        while !text.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &text[..cut])
+    }
+
+    /// `gen_ai.system_instructions` (if any) and `gen_ai.input.messages`, as the GenAI
+    /// conventions' JSON.
+    pub fn input(&self, prompt: &Prompt) -> (Option<String>, String) {
+        let part = |text: &str| json!({"type": "text", "content": self.text(text)});
+        match prompt {
+            Prompt::Text(text) => (
+                None,
+                json!([{"role": "user", "parts": [part(text)]}]).to_string(),
+            ),
+            Prompt::Chat(messages) => {
+                let system: Vec<JsonValue> = messages
+                    .iter()
+                    .filter(|m| m.role == ChatRole::System)
+                    .map(|m| part(&m.content))
+                    .collect();
+                let input: Vec<JsonValue> = messages
+                    .iter()
+                    .filter(|m| m.role != ChatRole::System)
+                    .map(|m| json!({"role": m.role.as_str(), "parts": [part(&m.content)]}))
+                    .collect();
+                let system = (!system.is_empty()).then(|| JsonValue::Array(system).to_string());
+                (system, JsonValue::Array(input).to_string())
+            }
+        }
+    }
+
+    /// `gen_ai.output.messages`.
+    pub fn output(&self, text: &str, finish_reason: &str) -> String {
+        json!([{
+            "role": "assistant",
+            "parts": [{"type": "text", "content": self.text(text)}],
+            "finish_reason": finish_reason,
+        }])
+        .to_string()
+    }
+}
 
 struct TracingCall {
     span: Span,
+    capture: Option<ContentCapture>,
 }
 
 impl Observer for TracingPlugin {
@@ -64,7 +153,15 @@ impl Observer for TracingPlugin {
                 f64::from(p.presence_penalty),
             );
         }
-        Box::new(TracingCall { span })
+        let capture = self.capture.clone();
+        if let (Some(capture), Some(prompt)) = (&capture, &start.captured_prompt) {
+            let (system, input) = capture.input(prompt);
+            if let Some(system) = system {
+                set_attribute(&span, sc::GEN_AI_SYSTEM_INSTRUCTIONS, system);
+            }
+            set_attribute(&span, sc::GEN_AI_INPUT_MESSAGES, input);
+        }
+        Box::new(TracingCall { span, capture })
     }
 
     fn request_rejected(&self, error_type: &str, message: &str) {
@@ -117,6 +214,13 @@ impl GenerationCall for TracingCall {
         if let Some(tpot) = end.timings.time_per_output_token {
             set_attribute(span, sc::INFERD_TIME_PER_OUTPUT_TOKEN, tpot.as_secs_f64());
         }
+        if let (Some(capture), Some(output)) = (&self.capture, &end.captured_output) {
+            set_attribute(
+                span,
+                sc::GEN_AI_OUTPUT_MESSAGES,
+                capture.output(output, end.finish_reason.as_str()),
+            );
+        }
         if let Some(engine) = end.engine_timings {
             set_attribute(
                 span,
@@ -163,4 +267,65 @@ fn strings(items: &[String]) -> Value {
     Value::Array(Array::String(
         items.iter().cloned().map(StringValue::from).collect(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use inferd_engine::ChatMessage;
+
+    #[derive(Debug)]
+    struct MaskDigits;
+
+    impl Redactor for MaskDigits {
+        fn redact(&self, text: &str) -> String {
+            text.chars()
+                .map(|c| if c.is_ascii_digit() { '#' } else { c })
+                .collect()
+        }
+    }
+
+    fn chat() -> Prompt {
+        Prompt::Chat(vec![
+            ChatMessage {
+                role: ChatRole::System,
+                content: "Be brief.".into(),
+            },
+            ChatMessage {
+                role: ChatRole::User,
+                content: "My card is 4111 1111 and I like crème brûlée".into(),
+            },
+        ])
+    }
+
+    #[test]
+    fn captured_input_splits_system_redacts_then_truncates() {
+        let capture = ContentCapture::new(24).with_redactor(Arc::new(MaskDigits));
+        let (system, input) = capture.input(&chat());
+        let system: JsonValue = serde_json::from_str(&system.expect("system")).expect("json");
+        assert_eq!(system, json!([{"type": "text", "content": "Be brief."}]));
+        let input: JsonValue = serde_json::from_str(&input).expect("json");
+        assert_eq!(input[0]["role"], "user");
+        let content = input[0]["parts"][0]["content"].as_str().expect("content");
+        assert_eq!(content, "My card is #### #### and…");
+    }
+
+    #[test]
+    fn truncation_respects_character_boundaries() {
+        let capture = ContentCapture::new(3);
+        // "é" is two bytes: a cut at byte 3 would split the second one.
+        assert_eq!(capture.text("éé!"), "é…");
+        assert_eq!(capture.text("ab"), "ab");
+    }
+
+    #[test]
+    fn captured_output_has_role_and_finish_reason() {
+        let output: JsonValue =
+            serde_json::from_str(&ContentCapture::new(100).output("Paris.", "stop")).expect("json");
+        assert_eq!(
+            output,
+            json!([{"role": "assistant", "parts": [{"type": "text", "content": "Paris."}],
+                    "finish_reason": "stop"}])
+        );
+    }
 }
