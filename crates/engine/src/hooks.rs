@@ -204,11 +204,6 @@ impl std::fmt::Debug for ActiveGeneration {
 }
 
 impl ActiveGeneration {
-    /// inferd's id for this generation.
-    pub fn generation_id(&self) -> &str {
-        &self.start.generation_id
-    }
-
     /// The span observers want current during the backend call (`Span::none()` if none).
     pub fn span(&self) -> tracing::Span {
         self.calls

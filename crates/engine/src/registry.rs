@@ -176,11 +176,6 @@ impl ModelRegistry {
         }
     }
 
-    /// Whether `model` is loaded and serving.
-    pub fn is_ready(&self, model: &str) -> bool {
-        self.get(model).is_ok()
-    }
-
     /// The state of `model`, if configured.
     pub fn state(&self, model: &str) -> Option<ModelState> {
         self.read().get(model).map(|e| e.state.clone())
@@ -269,7 +264,7 @@ mod tests {
             registry.state("gone"),
             Some(ModelState::Failed(_))
         ));
-        assert!(!registry.is_ready("gone"));
+        assert!(registry.get("gone").is_err());
         assert!(registry.list_ready().is_empty());
         match registry.get("gone") {
             Err(LookupError::Unavailable(EngineError::NotReady { reason, .. })) => {

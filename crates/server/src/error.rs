@@ -51,17 +51,23 @@ impl ApiError {
         Self::invalid(Some(param.to_owned()), message).with_code("unsupported_parameter")
     }
 
-    /// 404 for a path that does not exist.
-    pub fn route_not_found(path: &str) -> Self {
+    /// 404 for something that is not there; `code` says what.
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
-            message: format!(
-                "no route for {path}; see /v1/models, /v1/chat/completions, /v1/completions"
-            ),
+            message: message.into(),
             kind: "invalid_request_error",
             param: None,
-            code: Some("not_found"),
+            code: Some(code),
         }
+    }
+
+    /// 404 for a path that does not exist.
+    pub fn route_not_found(path: &str) -> Self {
+        Self::not_found(
+            "not_found",
+            format!("no route for {path}; see /v1/models, /v1/chat/completions, /v1/completions"),
+        )
     }
 
     /// 405 for a known path with the wrong method.

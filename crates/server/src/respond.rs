@@ -203,10 +203,10 @@ async fn collect(
 struct StreamState {
     meta: ResponseMeta,
     generation: GenerationStream,
-    /// Taken when the generation ends; dropped with the stream otherwise (= cancelled).
+    /// Taken when the generation ends, so `None` means there is nothing more to read;
+    /// dropped with the stream otherwise (= cancelled).
     observed: Option<ActiveGeneration>,
     pending: std::collections::VecDeque<Event>,
-    done: bool,
 }
 
 /// The SSE events of a streaming response. Dropping the stream (the client went away) drops
@@ -225,16 +225,14 @@ fn sse_events(
         generation,
         observed: Some(observed),
         pending,
-        done: false,
     };
     stream::unfold(state, |mut st| async move {
         loop {
             if let Some(event) = st.pending.pop_front() {
                 return Some((Ok(event), st));
             }
-            if st.done {
-                return None;
-            }
+            // The generation has ended once its observer was taken: the stream is over.
+            st.observed.as_ref()?;
             match st.generation.next().await {
                 Some(Ok(GenerationEvent::Delta(text))) => {
                     if let Some(observed) = st.observed.as_mut() {
@@ -264,7 +262,6 @@ fn sse_events(
                             .push_back(chunk_event(&st.meta, Piece::Usage(usage)));
                     }
                     st.pending.push_back(Event::default().data("[DONE]"));
-                    st.done = true;
                 }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, "generation failed mid-stream");
@@ -276,7 +273,6 @@ fn sse_events(
                         error: api.detail(),
                     }));
                     st.pending.push_back(Event::default().data("[DONE]"));
-                    st.done = true;
                 }
                 None => {
                     let mut api = ApiError::internal("the engine stopped before finishing");
@@ -286,7 +282,6 @@ fn sse_events(
                     st.pending.push_back(json_event(&ErrorEvent {
                         error: api.detail(),
                     }));
-                    st.done = true;
                 }
             }
         }

@@ -196,11 +196,6 @@ impl LocalEngine {
             }),
         }
     }
-
-    /// The model id this engine serves.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
 }
 
 impl std::fmt::Debug for LocalEngine {

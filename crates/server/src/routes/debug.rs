@@ -2,7 +2,7 @@
 //! GET /debug/traces[/{trace_id}] (recent traces from the in-memory store).
 
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -15,13 +15,10 @@ use crate::AppState;
 const MAX_LISTED_TRACES: usize = 1000;
 
 fn telemetry_off(what: &str) -> ApiError {
-    ApiError {
-        status: StatusCode::NOT_FOUND,
-        message: format!("{what} is not available: telemetry mode is off (see --telemetry)"),
-        kind: "invalid_request_error",
-        param: None,
-        code: Some("telemetry_off"),
-    }
+    ApiError::not_found(
+        "telemetry_off",
+        format!("{what} is not available: telemetry mode is off (see --telemetry)"),
+    )
 }
 
 fn trace_store(state: &AppState) -> Result<&inferd_telemetry::TraceStore, ApiError> {
@@ -71,14 +68,11 @@ pub async fn get_trace(
 ) -> Result<Response, ApiError> {
     match trace_store(&state)?.trace(&trace_id.to_ascii_lowercase()) {
         Some(trace) => Ok(Json(trace).into_response()),
-        None => Err(ApiError {
-            status: StatusCode::NOT_FOUND,
-            message: format!(
+        None => Err(ApiError::not_found(
+            "trace_not_found",
+            format!(
                 "no trace `{trace_id}` in the recent-trace store (not sampled, evicted, or not finished yet)"
             ),
-            kind: "invalid_request_error",
-            param: None,
-            code: Some("trace_not_found"),
-        }),
+        )),
     }
 }
