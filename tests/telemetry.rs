@@ -19,6 +19,18 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// The /metrics page as text.
+async fn metrics_text(server: &Server) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text")
+}
+
 fn chat_body() -> Value {
     json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
            "max_tokens": 4, "temperature": 0})
@@ -332,14 +344,7 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
     assert_eq!(infer["attributes"]["error.type"], "cancelled");
     assert_eq!(infer["status"]["code"], "error");
 
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&server).await;
     for expected in [
         "inferd_errors_total{error_type=\"model_not_found\"",
         "inferd_errors_total{error_type=\"cancelled\"",
@@ -366,14 +371,7 @@ async fn genai_metrics_count_every_generation() {
             .expect("send");
         assert_eq!(r.status(), 200);
     }
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let text = metrics_text(&server).await;
     let count = |prefix: &str| -> f64 {
         text.lines()
             .find(|l| {
@@ -586,14 +584,7 @@ async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
         .len();
     assert_eq!(artifacts["attributes"]["model.artifacts.bytes"], size);
 
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.lines().any(|l| l == "inferd_models_loaded 1"),
         "{metrics}"
@@ -616,14 +607,7 @@ async fn rejected_requests_are_counted_by_error_type() {
             .expect("send");
         assert_eq!(r.status(), 400);
     }
-    let metrics = client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&server).await;
     let line = metrics
         .lines()
         .find(|l| l.starts_with("inferd_errors_total{error_type=\"invalid_request_error\""))

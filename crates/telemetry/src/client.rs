@@ -108,9 +108,9 @@ mod tests {
     use opentelemetry::trace::TraceContextExt;
 
     use super::*;
-    use crate::config::{Mode, TelemetryConfig};
-    use crate::propagation::{Propagators, TRACEPARENT};
-    use crate::setup::build_with_writer;
+    use crate::config::Mode;
+    use crate::propagation::TRACEPARENT;
+    use crate::setup::build_for_test;
 
     #[test]
     fn urls_lose_credentials_and_signatures() {
@@ -124,14 +124,7 @@ mod tests {
 
     #[test]
     fn client_span_is_a_child_with_client_attributes() {
-        let config = TelemetryConfig {
-            mode: Mode::Local,
-            ..TelemetryConfig::default()
-        };
-        let (guard, dispatch) = match build_with_writer(&config, std::io::sink, false) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, dispatch) = build_for_test(Mode::Local);
         let (trace_id, parent_id, traceparent) =
             tracing::dispatcher::with_default(&dispatch, || {
                 let parent = tracing::info_span!("generation");
@@ -140,7 +133,7 @@ mod tests {
                 record_http_response(&client, http::StatusCode::BAD_GATEWAY);
                 let mut headers = HeaderMap::new();
                 let cx = client.context();
-                Propagators::new(&config.propagators).inject_headers(&cx, &mut headers);
+                guard.propagators().inject_headers(&cx, &mut headers);
                 let sc = parent.context().span().span_context().clone();
                 (
                     sc.trace_id().to_string(),

@@ -402,18 +402,11 @@ mod tests {
     use tower::ServiceExt;
 
     use super::*;
-    use crate::config::{Mode, TelemetryConfig};
-    use crate::setup::build_with_writer;
+    use crate::config::Mode;
+    use crate::setup::build_for_test;
 
     fn serve_one(read_body: bool) -> crate::store::TraceDetail {
-        let config = TelemetryConfig {
-            mode: Mode::Local,
-            ..TelemetryConfig::default()
-        };
-        let (guard, dispatch) = match build_with_writer(&config, std::io::sink, false) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, dispatch) = build_for_test(Mode::Local);
         let app = with_http_layer(
             Router::new().route("/stream", get(|| async { "chunk" })),
             &guard,

@@ -127,16 +127,12 @@ mod tests {
     use opentelemetry::KeyValue;
 
     use super::*;
-    use crate::config::{Mode, TelemetryConfig};
-    use crate::setup::build_with_writer;
+    use crate::config::Mode;
+    use crate::setup::build_for_test;
 
     #[test]
     fn instruments_record_and_render_with_their_units() {
-        let (guard, _) = match build_with_writer(&TelemetryConfig::default(), std::io::sink, false)
-        {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, _) = build_for_test(Mode::Local);
         let m = InferdMetrics::from_guard(&guard);
         let model = [KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, "smollm2-135m")];
         m.gen_ai_server_time_to_first_token.record(0.03, &model);
@@ -169,14 +165,7 @@ mod tests {
 
     #[test]
     fn instruments_are_no_ops_when_off() {
-        let config = TelemetryConfig {
-            mode: Mode::Off,
-            ..TelemetryConfig::default()
-        };
-        let (guard, _) = match build_with_writer(&config, std::io::sink, false) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, _) = build_for_test(Mode::Off);
         let m = InferdMetrics::from_guard(&guard);
         m.errors.add(1, &[]);
         m.gen_ai_server_request_duration.record(1.0, &[]);

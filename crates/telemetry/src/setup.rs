@@ -317,6 +317,19 @@ fn is_exporter_internal(target: &str) -> bool {
     PREFIXES.iter().any(|p| target.starts_with(p))
 }
 
+/// Builds telemetry in `mode` with default settings and logs discarded, for unit tests.
+#[cfg(test)]
+pub(crate) fn build_for_test(mode: Mode) -> (TelemetryGuard, Dispatch) {
+    let config = TelemetryConfig {
+        mode,
+        ..TelemetryConfig::default()
+    };
+    match build_with_writer(&config, std::io::sink, false) {
+        Ok(built) => built,
+        Err(e) => panic!("{e}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -365,35 +378,17 @@ mod tests {
 
     #[test]
     fn console_and_local_modes_build_what_they_promise() {
-        let console = TelemetryConfig {
-            mode: Mode::Console,
-            ..TelemetryConfig::default()
-        };
-        let (guard, _) = match build_with_writer(&console, std::io::sink, false) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, _) = build_for_test(Mode::Console);
         assert!(guard.tracer_provider().is_some() && guard.trace_store().is_none());
         assert!(guard.prometheus_metrics().is_some());
-        let local = TelemetryConfig::default();
-        let (guard, _) = match build_with_writer(&local, std::io::sink, false) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, _) = build_for_test(Mode::Local);
         assert_eq!(guard.mode(), Mode::Local);
         assert!(guard.trace_store().is_some() && guard.logger_provider.is_none());
     }
 
     #[test]
     fn off_mode_builds_no_provider_and_no_layer() {
-        let config = TelemetryConfig {
-            mode: Mode::Off,
-            ..TelemetryConfig::default()
-        };
-        let (guard, _dispatch) = match build_with_writer(&config, std::io::sink, false) {
-            Ok(x) => x,
-            Err(e) => panic!("{e}"),
-        };
+        let (guard, _dispatch) = build_for_test(Mode::Off);
         assert!(!guard.is_enabled());
         assert!(guard.tracer_provider().is_none());
         assert!(guard.meter_provider().is_none());
