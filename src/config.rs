@@ -35,7 +35,7 @@ pub struct ServeArgs {
     pub models: Vec<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
-    /// max_queue, max_body_bytes, home, genai_capture_max_bytes).
+    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, admin_token).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -64,6 +64,16 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_GENAI_CAPTURE_MAX_BYTES", value_name = "BYTES")]
     pub genai_capture_max_bytes: Option<usize>,
 
+    /// Bearer token that operator endpoints (/debug/*) require. Without one they answer
+    /// loopback clients only.
+    #[arg(
+        long,
+        env = "INFERD_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
     #[command(flatten)]
     pub telemetry: inferd_telemetry::TelemetryArgs,
 }
@@ -81,6 +91,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
     genai_capture_max_bytes: Option<usize>,
+    admin_token: Option<String>,
 }
 
 /// Everything `serve` needs, validated.
@@ -131,6 +142,10 @@ impl ServeArgs {
         if max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024 (--max-body-bytes / INFERD_MAX_BODY_BYTES / max_body_bytes)");
         }
+        let admin_token = self.admin_token.or(file.admin_token);
+        if admin_token.as_deref().is_some_and(|t| t.trim().len() < 16) {
+            bail!("admin_token must be at least 16 characters (--admin-token / INFERD_ADMIN_TOKEN / admin_token)");
+        }
         let home = match self.home.or(file.home) {
             Some(home) => home,
             None => user_home
@@ -169,6 +184,7 @@ impl ServeArgs {
             server: ServerConfig {
                 max_body_bytes,
                 capture_content: false,
+                admin_token,
             },
             genai_capture_max_bytes: self
                 .genai_capture_max_bytes

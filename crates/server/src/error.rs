@@ -62,6 +62,28 @@ impl ApiError {
         }
     }
 
+    /// 401: an operator endpoint was called without the right bearer token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            kind: "authentication_error",
+            param: None,
+            code: Some("invalid_admin_token"),
+        }
+    }
+
+    /// 403: an operator endpoint was called from another machine while no token is set.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+            kind: "permission_error",
+            param: None,
+            code: Some("loopback_only"),
+        }
+    }
+
     /// 404 for a path that does not exist.
     pub fn route_not_found(path: &str) -> Self {
         Self::not_found(

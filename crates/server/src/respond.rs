@@ -13,6 +13,7 @@ use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Usage};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::access::AccessFacts;
 use crate::error::ApiError;
 use crate::openai::chat::{
     ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, ResponseMessage,
@@ -61,6 +62,8 @@ struct ResponseMeta {
     created: u64,
     model: String,
     include_usage: bool,
+    /// Where the token counts go for the access line.
+    access: AccessFacts,
 }
 
 /// Provider name of generations served in this process (`gen_ai.provider.name`).
@@ -71,7 +74,9 @@ pub async fn generate(
     state: &AppState,
     endpoint: Endpoint,
     request: ValidRequest,
+    access: AccessFacts,
 ) -> Result<Response, ApiError> {
+    access.set_model(&request.model);
     let observed = state.hooks.start(GenerationStart {
         generation_id: uuid::Uuid::new_v4().simple().to_string(),
         operation: endpoint.operation(),
@@ -109,6 +114,7 @@ pub async fn generate(
         created: unix_now(),
         model: request.model,
         include_usage: request.include_usage,
+        access,
     };
     if request.stream {
         Ok(Sse::new(sse_events(meta, generation, observed))
@@ -153,6 +159,8 @@ async fn collect(
             }
         }
     };
+    meta.access
+        .set_tokens(usage.prompt_tokens, usage.completion_tokens);
     observed.finish(
         meta.id.clone(),
         meta.model.clone(),
@@ -246,6 +254,9 @@ fn sse_events(
                     usage,
                     timings,
                 })) => {
+                    st.meta
+                        .access
+                        .set_tokens(usage.prompt_tokens, usage.completion_tokens);
                     if let Some(observed) = st.observed.take() {
                         observed.finish(
                             st.meta.id.clone(),
