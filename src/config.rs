@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use inferd_engine::catalog::{self, DEFAULT_MODEL_ID};
 use inferd_engine::local::LocalEngineConfig;
+use inferd_engine::remote::{ReadyPolicy, UpstreamConfig};
 use inferd_engine::ModelSpec;
 use inferd_server::ServerConfig;
 use serde::Deserialize;
@@ -34,8 +35,25 @@ pub struct ServeArgs {
     )]
     pub models: Vec<String>,
 
+    /// OpenAI-compatible upstream to route models to: [NAME=]URL, URL being its /v1 base
+    /// (vLLM, TGI, SGLang, llama.cpp server, Ollama, another inferd). Its models are asked from
+    /// its /v1/models. Repeat for several. With upstreams and no --model, no local model is
+    /// loaded. The config file's [[upstreams]] tables take every setting.
+    #[arg(
+        long = "upstream",
+        env = "INFERD_UPSTREAM",
+        value_name = "[NAME=]URL",
+        value_delimiter = ','
+    )]
+    pub upstreams: Vec<String>,
+
+    /// Which upstreams must be healthy for /ready: all, any or ignore [default: any].
+    #[arg(long, env = "INFERD_READY_UPSTREAMS", value_name = "POLICY")]
+    pub ready_upstreams: Option<String>,
+
     /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
-    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, admin_token).
+    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, admin_token, ready_upstreams,
+    /// and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -92,6 +110,8 @@ struct FileConfig {
     home: Option<PathBuf>,
     genai_capture_max_bytes: Option<usize>,
     admin_token: Option<String>,
+    upstreams: Option<Vec<crate::upstreams::FileUpstream>>,
+    ready_upstreams: Option<String>,
 }
 
 /// Everything `serve` needs, validated.
@@ -100,6 +120,8 @@ pub struct ServeConfig {
     pub host: String,
     pub port: u16,
     pub models: Vec<ModelSpec>,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub ready_policy: ReadyPolicy,
     pub server: ServerConfig,
     /// Longest captured message recorded on spans, in bytes.
     pub genai_capture_max_bytes: usize,
@@ -157,12 +179,34 @@ impl ServeArgs {
             context_length: ctx_size,
             max_queue,
         };
+        let upstreams: Vec<UpstreamConfig> = if self.upstreams.is_empty() {
+            let env = |var: &str| std::env::var(var).ok();
+            file.upstreams
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| crate::upstreams::from_file(u, &env))
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            self.upstreams
+                .iter()
+                .map(|u| crate::upstreams::from_flag(u))
+                .collect::<anyhow::Result<_>>()?
+        };
+        let ready_policy = match self.ready_upstreams.or(file.ready_upstreams) {
+            Some(policy) => policy.parse::<ReadyPolicy>().map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (--ready-upstreams / INFERD_READY_UPSTREAMS / ready_upstreams)"
+                )
+            })?,
+            None => ReadyPolicy::default(),
+        };
         let mut model_args = if self.models.is_empty() {
             file.models.unwrap_or_default()
         } else {
             self.models
         };
-        if model_args.is_empty() {
+        // A gateway with no local model asked for loads none.
+        if model_args.is_empty() && upstreams.is_empty() {
             model_args.push(DEFAULT_MODEL_ID.to_owned());
         }
         let models_dir = catalog::models_dir(&home);
@@ -181,6 +225,8 @@ impl ServeArgs {
             host,
             port,
             models,
+            upstreams,
+            ready_policy,
             server: ServerConfig {
                 max_body_bytes,
                 capture_content: false,

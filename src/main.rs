@@ -1,6 +1,7 @@
 //! The `inferd` binary: parses the command line and starts the server.
 
 mod config;
+mod upstreams;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +30,7 @@ Examples:
   inferd serve                                  serve the default model (smollm2-135m) on 127.0.0.1:8080
   inferd serve --model ./my-model.gguf --port 9000
   inferd serve --model chat=/models/a.gguf --model /models/b.gguf --threads 4
+  inferd serve --upstream vllm=http://gpu-box:8000/v1    route the upstream's models (gateway)
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
 
@@ -93,7 +95,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let hooks = inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes);
         let mut server_config = config.server;
         server_config.capture_content = telemetry.capture_message_content();
-        let registry = Arc::new(ModelRegistry::new(config.models, hooks.clone()));
+        let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)
+            .map_err(anyhow::Error::msg)?;
+        gateway.spawn_probes();
+        let registry = Arc::new(
+            ModelRegistry::new(config.models, hooks.clone()).with_gateway(Arc::new(gateway)),
+        );
         tokio::spawn(Arc::clone(&registry).load_all());
         let state = AppState {
             registry,

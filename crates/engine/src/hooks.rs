@@ -40,7 +40,10 @@ pub struct GenerationStart {
     /// The model id the client asked for.
     pub model: String,
     /// Who serves it (`gen_ai.provider.name`).
-    pub provider: &'static str,
+    pub provider: String,
+    /// The upstream's address and port when a remote server answers (the generation is then
+    /// a client call: CLIENT span, `gen_ai.client.operation.duration`).
+    pub server: Option<(String, u16)>,
     pub params: SamplingParams,
     pub stream: bool,
     /// The prompt, only when content capture is on (it is copied for observers).
@@ -342,7 +345,8 @@ mod tests {
             generation_id: id.into(),
             operation: Operation::Chat,
             model: "m".into(),
-            provider: "inferd",
+            provider: "inferd".into(),
+            server: None,
             params: SamplingParams::default(),
             stream: true,
             captured_prompt: None,

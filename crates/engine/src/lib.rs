@@ -10,6 +10,7 @@ pub mod error;
 pub mod hooks;
 pub mod local;
 pub mod registry;
+pub mod remote;
 pub mod request;
 pub mod text;
 

@@ -12,6 +12,7 @@ use inferd_telemetry::{record_error, set_attribute};
 use crate::backend::{Backend, ModelInfo};
 use crate::hooks::{HooksBus, ModelLoad};
 use crate::local::{LocalEngine, LocalEngineConfig};
+use crate::remote::Gateway;
 use crate::EngineError;
 
 /// `model.artifacts.source` of a model file already on local disk.
@@ -67,6 +68,8 @@ pub struct ModelRegistry {
     entries: RwLock<BTreeMap<String, Entry>>,
     default_model: Option<String>,
     hooks: HooksBus,
+    /// Remote upstreams, asked for models not served locally.
+    gateway: Arc<Gateway>,
 }
 
 impl ModelRegistry {
@@ -91,7 +94,20 @@ impl ModelRegistry {
             entries: RwLock::new(entries),
             default_model,
             hooks,
+            gateway: Arc::new(Gateway::default()),
         }
+    }
+
+    /// Routes models not served locally to these upstreams (a local model of the same id
+    /// wins).
+    pub fn with_gateway(mut self, gateway: Arc<Gateway>) -> Self {
+        self.gateway = gateway;
+        self
+    }
+
+    /// The remote upstreams.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// The id of the model `/ready` waits for.
@@ -159,10 +175,20 @@ impl ModelRegistry {
     /// The backend serving `model`, if it is ready.
     pub fn get(&self, model: &str) -> Result<Arc<dyn Backend>, LookupError> {
         let entries = self.read();
-        let entry = entries.get(model).ok_or_else(|| LookupError::NotFound {
-            model: model.to_owned(),
-            available: entries.keys().cloned().collect(),
-        })?;
+        let Some(entry) = entries.get(model) else {
+            return match self.gateway.route(model) {
+                Some(Ok(backend)) => Ok(backend),
+                Some(Err(err)) => Err(LookupError::Unavailable(err)),
+                None => {
+                    let mut available: Vec<String> = entries.keys().cloned().collect();
+                    available.extend(self.gateway.models().into_iter().map(|(id, _)| id));
+                    Err(LookupError::NotFound {
+                        model: model.to_owned(),
+                        available,
+                    })
+                }
+            };
+        };
         match &entry.state {
             ModelState::Ready(backend) => Ok(Arc::clone(backend)),
             ModelState::Loading => Err(LookupError::Unavailable(EngineError::NotReady {
@@ -181,9 +207,11 @@ impl ModelRegistry {
         self.read().get(model).map(|e| e.state.clone())
     }
 
-    /// Ready models, sorted by id.
+    /// Ready local models, then the models of the upstreams (a local id hides a remote one),
+    /// sorted by id.
     pub fn list_ready(&self) -> Vec<ListedModel> {
-        self.read()
+        let entries = self.read();
+        let mut listed: Vec<ListedModel> = entries
             .iter()
             .filter_map(|(id, entry)| match &entry.state {
                 ModelState::Ready(backend) => Some(ListedModel {
@@ -193,7 +221,18 @@ impl ModelRegistry {
                 }),
                 _ => None,
             })
-            .collect()
+            .collect();
+        for (id, info) in self.gateway.models() {
+            if !entries.contains_key(&id) {
+                listed.push(ListedModel {
+                    id,
+                    created: 0,
+                    info,
+                });
+            }
+        }
+        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        listed
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {

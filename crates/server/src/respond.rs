@@ -66,7 +66,7 @@ struct ResponseMeta {
     access: AccessFacts,
 }
 
-/// Provider name of generations served in this process (`gen_ai.provider.name`).
+/// Provider name of generations whose model was not found (`gen_ai.provider.name`).
 const PROVIDER: &str = "inferd";
 
 /// Runs `request` and answers as `endpoint`.
@@ -77,11 +77,20 @@ pub async fn generate(
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
+    let lookup = state.registry.get(&request.model);
+    let (provider, server) = match &lookup {
+        Ok(backend) => {
+            let info = backend.info();
+            (info.provider, info.server)
+        }
+        Err(_) => (PROVIDER.to_owned(), None),
+    };
     let observed = state.hooks.start(GenerationStart {
         generation_id: uuid::Uuid::new_v4().simple().to_string(),
         operation: endpoint.operation(),
         model: request.model.clone(),
-        provider: PROVIDER,
+        provider,
+        server,
         params: request.generation.params.clone(),
         stream: request.stream,
         captured_prompt: state
@@ -89,7 +98,7 @@ pub async fn generate(
             .capture_content
             .then(|| request.generation.prompt.clone()),
     });
-    let backend = match state.registry.get(&request.model) {
+    let backend = match lookup {
         Ok(backend) => backend,
         Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
     };
@@ -166,7 +175,7 @@ async fn collect(
         meta.model.clone(),
         finish_reason,
         usage,
-        Some(timings),
+        timings,
     );
     let usage = UsageBody::from(usage);
     let body = match meta.endpoint {
@@ -263,7 +272,7 @@ fn sse_events(
                             st.meta.model.clone(),
                             finish_reason,
                             usage,
-                            Some(timings),
+                            timings,
                         );
                     }
                     st.pending

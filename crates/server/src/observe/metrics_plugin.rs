@@ -80,6 +80,7 @@ impl GenerationCall for MetricsCall {
         ];
         m.gen_ai_server_request_duration
             .record(end.timings.duration.as_secs_f64(), &attrs);
+        client_call_duration(m, start, end.timings.duration, None);
         if let Some(ttft) = end.timings.time_to_first_token {
             m.gen_ai_server_time_to_first_token
                 .record(ttft.as_secs_f64(), &attrs);
@@ -114,6 +115,35 @@ impl GenerationCall for MetricsCall {
                 error_type.clone(),
             ],
         );
+        client_call_duration(
+            m,
+            start,
+            failure.timings.duration,
+            Some(failure.error_type.clone()),
+        );
         m.errors.add(1, &[error_type]);
     }
+}
+
+/// `gen_ai.client.operation.duration` of a call to a remote upstream.
+fn client_call_duration(
+    m: &InferdMetrics,
+    start: &GenerationStart,
+    duration: std::time::Duration,
+    error_type: Option<String>,
+) {
+    let Some((address, _)) = &start.server else {
+        return;
+    };
+    let mut attrs = vec![
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
+        KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
+        KeyValue::new(sc::SERVER_ADDRESS, address.clone()),
+    ];
+    if let Some(error_type) = error_type {
+        attrs.push(KeyValue::new(sc::ERROR_TYPE, error_type));
+    }
+    m.gen_ai_client_operation_duration
+        .record(duration.as_secs_f64(), &attrs);
 }

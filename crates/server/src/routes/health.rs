@@ -1,4 +1,5 @@
-//! GET /health (the process answers) and GET /ready (the default model can serve).
+//! GET /health (the process answers) and GET /ready (the default model can serve, and the
+//! upstreams are healthy as the readiness policy asks).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,24 +14,45 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let Some(model) = state.registry.default_model() else {
-        return (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "model": null })),
-        );
+    let gateway = state.registry.gateway();
+    let upstreams: Vec<Value> = gateway
+        .statuses()
+        .into_iter()
+        .map(|u| {
+            json!({
+                "name": u.name,
+                "url": u.base_url,
+                "healthy": u.healthy,
+                "reason": u.reason,
+                "models": u.models,
+            })
+        })
+        .collect();
+    let model = state.registry.default_model();
+    let (status, reason) = match model.map(|m| state.registry.state(m)) {
+        None | Some(Some(ModelState::Ready(_))) => ("ready", None),
+        Some(Some(ModelState::Failed(reason))) => ("failed", Some(reason)),
+        Some(Some(ModelState::Loading) | None) => ("loading", None),
     };
-    match state.registry.state(model) {
-        Some(ModelState::Ready(_)) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "model": model })),
-        ),
-        Some(ModelState::Failed(reason)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "failed", "model": model, "reason": reason })),
-        ),
-        Some(ModelState::Loading) | None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "loading", "model": model })),
-        ),
+    let (status, reason) = if status == "ready" && !gateway.ready() {
+        (
+            "upstreams_unavailable",
+            Some("the upstreams are not healthy as the readiness policy requires".to_owned()),
+        )
+    } else {
+        (status, reason)
+    };
+    let mut body = json!({ "status": status, "model": model });
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
     }
+    if !upstreams.is_empty() {
+        body["upstreams"] = Value::Array(upstreams);
+    }
+    let code = if status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
 }
