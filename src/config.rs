@@ -52,7 +52,7 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
-    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, admin_token, ready_upstreams,
+    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, admin_token, memory_budget, ready_upstreams,
     /// and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -82,6 +82,11 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_GENAI_CAPTURE_MAX_BYTES", value_name = "BYTES")]
     pub genai_capture_max_bytes: Option<usize>,
 
+    /// Most bytes of model files loaded at once (e.g. 8GiB); idle models are unloaded, least
+    /// recently used first, to make room [default: no limit].
+    #[arg(long, env = "INFERD_MEMORY_BUDGET", value_name = "SIZE")]
+    pub memory_budget: Option<String>,
+
     /// Bearer token that operator endpoints (/debug/*) require. Without one they answer
     /// loopback clients only.
     #[arg(
@@ -102,7 +107,8 @@ pub struct ServeArgs {
 struct FileConfig {
     host: Option<String>,
     port: Option<u16>,
-    models: Option<Vec<String>>,
+    models: Option<Vec<crate::models::FileModel>>,
+    memory_budget: Option<String>,
     threads: Option<usize>,
     ctx_size: Option<u32>,
     max_queue: Option<usize>,
@@ -122,6 +128,8 @@ pub struct ServeConfig {
     pub models: Vec<ModelSpec>,
     pub upstreams: Vec<UpstreamConfig>,
     pub ready_policy: ReadyPolicy,
+    /// Most bytes of model files loaded at once.
+    pub memory_budget: Option<u64>,
     pub server: ServerConfig,
     /// Longest captured message recorded on spans, in bytes.
     pub genai_capture_max_bytes: usize,
@@ -200,19 +208,26 @@ impl ServeArgs {
             })?,
             None => ReadyPolicy::default(),
         };
-        let mut model_args = if self.models.is_empty() {
+        let memory_budget = match self.memory_budget.or(file.memory_budget) {
+            Some(text) => Some(crate::models::parse_bytes(&text).context(
+                "memory_budget (--memory-budget / INFERD_MEMORY_BUDGET / memory_budget)",
+            )?),
+            None => None,
+        };
+        use crate::models::FileModel;
+        let mut model_args: Vec<FileModel> = if self.models.is_empty() {
             file.models.unwrap_or_default()
         } else {
-            self.models
+            self.models.into_iter().map(FileModel::Arg).collect()
         };
         // A gateway with no local model asked for loads none.
         if model_args.is_empty() && upstreams.is_empty() {
-            model_args.push(DEFAULT_MODEL_ID.to_owned());
+            model_args.push(FileModel::Arg(DEFAULT_MODEL_ID.to_owned()));
         }
         let models_dir = catalog::models_dir(&home);
         let mut models: Vec<ModelSpec> = Vec::new();
         for arg in &model_args {
-            let spec = catalog::resolve_model_arg(arg, &models_dir, &engine)?;
+            let spec = crate::models::spec(arg, &models_dir, &engine)?;
             if models.iter().any(|m| m.id == spec.id) {
                 bail!(
                     "model id `{}` is given twice; name one of them with ID=PATH",
@@ -227,6 +242,7 @@ impl ServeArgs {
             models,
             upstreams,
             ready_policy,
+            memory_budget,
             server: ServerConfig {
                 max_body_bytes,
                 capture_content: false,

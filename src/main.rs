@@ -1,6 +1,7 @@
 //! The `inferd` binary: parses the command line and starts the server.
 
 mod config;
+mod models;
 mod upstreams;
 
 use std::path::PathBuf;
@@ -99,7 +100,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .map_err(anyhow::Error::msg)?;
         gateway.spawn_probes();
         let registry = Arc::new(
-            ModelRegistry::new(config.models, hooks.clone()).with_gateway(Arc::new(gateway)),
+            ModelRegistry::new(config.models, hooks.clone())
+                .with_gateway(Arc::new(gateway))
+                .with_memory_budget(config.memory_budget),
         );
         tokio::spawn(Arc::clone(&registry).load_all());
         let state = AppState {

@@ -95,6 +95,14 @@ pub struct ModelLoad {
     pub result: Result<(), String>,
 }
 
+/// A model left memory.
+#[derive(Debug, Clone)]
+pub struct ModelUnload {
+    pub model_id: String,
+    /// `admin` (asked for) or `evicted` (room for another under the memory budget).
+    pub reason: &'static str,
+}
+
 /// Rewrites captured prompt and completion text before it is recorded (e.g. masks e-mail
 /// addresses or account numbers). Applied to each message's text, before truncation.
 pub trait Redactor: Send + Sync + std::fmt::Debug {
@@ -109,6 +117,9 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 
     /// A model finished loading, or failed to.
     fn model_loaded(&self, _load: &ModelLoad) {}
+
+    /// A model was unloaded.
+    fn model_unloaded(&self, _unload: &ModelUnload) {}
 
     /// Requests waiting for `model`'s engine changed by `delta` (+1 enqueued, -1 dequeued).
     fn queue_changed(&self, _model: &str, _delta: i64) {}
@@ -151,6 +162,13 @@ impl HooksBus {
     pub fn model_loaded(&self, load: &ModelLoad) {
         for observer in self.observers.iter() {
             observer.model_loaded(load);
+        }
+    }
+
+    /// Reports an unload to every observer.
+    pub fn model_unloaded(&self, unload: &ModelUnload) {
+        for observer in self.observers.iter() {
+            observer.model_unloaded(unload);
         }
     }
 

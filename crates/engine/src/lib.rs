@@ -16,7 +16,10 @@ pub mod text;
 
 pub use backend::{Backend, GenerationStream, ModelInfo};
 pub use error::EngineError;
-pub use registry::{ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState};
+pub use registry::{
+    ArtifactResolver, Lease, ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState,
+    ModelStatus, ResolvedArtifact, UnloadError,
+};
 pub use request::{
     ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest, Prompt,
     SamplingParams, Usage,

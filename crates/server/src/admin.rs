@@ -1,4 +1,4 @@
-//! Access to operator endpoints (/debug/*): with an admin token configured, every caller must
+//! Access to operator endpoints (/debug/*, /admin/*): with an admin token configured, every caller must
 //! present it as `Authorization: Bearer TOKEN`; without one, only loopback clients are served,
 //! so a server bound to 0.0.0.0 does not show its traces to the network by accident.
 

@@ -84,6 +84,17 @@ impl ApiError {
         }
     }
 
+    /// 409: the request conflicts with the current state (e.g. unloading a busy model).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some(code),
+        }
+    }
+
     /// 404 for a path that does not exist.
     pub fn route_not_found(path: &str) -> Self {
         Self::not_found(

@@ -94,6 +94,12 @@ pub fn router(state: AppState) -> Router {
             Router::new()
                 .route("/debug/traces", get(routes::debug::list_traces))
                 .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
+                .route("/admin/models", get(routes::models_admin::list))
+                .route("/admin/models/{id}/load", post(routes::models_admin::load))
+                .route(
+                    "/admin/models/{id}/unload",
+                    post(routes::models_admin::unload),
+                )
                 .route_layer(axum::middleware::from_fn_with_state(
                     state.clone(),
                     admin::require_admin,

@@ -9,7 +9,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use inferd_engine::hooks::{ActiveGeneration, GenerationStart, Operation};
-use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Usage};
+use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Usage};
 use serde::Serialize;
 use tracing::Instrument;
 
@@ -77,10 +77,11 @@ pub async fn generate(
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
-    let lookup = state.registry.get(&request.model);
+    // A cold local model is loaded here (its model.load span under the request's span).
+    let lookup = state.registry.acquire(&request.model).await;
     let (provider, server) = match &lookup {
-        Ok(backend) => {
-            let info = backend.info();
+        Ok(lease) => {
+            let info = lease.backend.info();
             (info.provider, info.server)
         }
         Err(_) => (PROVIDER.to_owned(), None),
@@ -98,13 +99,14 @@ pub async fn generate(
             .capture_content
             .then(|| request.generation.prompt.clone()),
     });
-    let backend = match lookup {
-        Ok(backend) => backend,
+    let lease = match lookup {
+        Ok(lease) => lease,
         Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
     };
     // The generation span is current while the backend enqueues, so its queue and
     // inference spans (made on the engine thread) become the generation's children.
-    let generation = match backend
+    let generation = match lease
+        .backend
         .generate(request.generation)
         .instrument(observed.span())
         .await
@@ -126,11 +128,11 @@ pub async fn generate(
         access,
     };
     if request.stream {
-        Ok(Sse::new(sse_events(meta, generation, observed))
+        Ok(Sse::new(sse_events(meta, generation, observed, lease))
             .keep_alive(KeepAlive::default())
             .into_response())
     } else {
-        collect(meta, generation, observed).await
+        collect(meta, generation, observed, lease).await
     }
 }
 
@@ -145,6 +147,8 @@ async fn collect(
     meta: ResponseMeta,
     mut generation: GenerationStream,
     mut observed: ActiveGeneration,
+    // Keeps the model loaded until the answer is complete.
+    _lease: Lease,
 ) -> Result<Response, ApiError> {
     let mut text = String::new();
     let (finish_reason, usage, timings) = loop {
@@ -224,6 +228,8 @@ struct StreamState {
     /// dropped with the stream otherwise (= cancelled).
     observed: Option<ActiveGeneration>,
     pending: std::collections::VecDeque<Event>,
+    /// Keeps the model loaded while the stream lasts.
+    _lease: Lease,
 }
 
 /// The SSE events of a streaming response. Dropping the stream (the client went away) drops
@@ -232,6 +238,7 @@ fn sse_events(
     meta: ResponseMeta,
     generation: GenerationStream,
     observed: ActiveGeneration,
+    lease: Lease,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut pending = std::collections::VecDeque::new();
     if meta.endpoint == Endpoint::Chat {
@@ -242,6 +249,7 @@ fn sse_events(
         generation,
         observed: Some(observed),
         pending,
+        _lease: lease,
     };
     stream::unfold(state, |mut st| async move {
         loop {

@@ -2,7 +2,8 @@
 //! time to first token, time per output token, token usage by type, active requests, errors.
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, Observer,
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, ModelUnload,
+    Observer,
 };
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
@@ -48,6 +49,17 @@ impl Observer for MetricsPlugin {
         self.metrics
             .errors
             .add(1, &[KeyValue::new(sc::ERROR_TYPE, error_type.to_owned())]);
+    }
+
+    fn model_unloaded(&self, unload: &ModelUnload) {
+        self.metrics.model_unloads.add(
+            1,
+            &[
+                KeyValue::new(sc::MODEL_ID, unload.model_id.clone()),
+                KeyValue::new(sc::MODEL_UNLOAD_REASON, unload.reason),
+            ],
+        );
+        self.metrics.models_loaded.add(-1, &[]);
     }
 
     fn model_loaded(&self, load: &ModelLoad) {

@@ -29,10 +29,21 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         })
         .collect();
     let model = state.registry.default_model();
+    let startup = model.is_some_and(|m| {
+        state
+            .registry
+            .statuses()
+            .iter()
+            .any(|s| s.id == m && s.load_at_startup)
+    });
     let (status, reason) = match model.map(|m| state.registry.state(m)) {
-        None | Some(Some(ModelState::Ready(_))) => ("ready", None),
+        None | Some(Some(ModelState::Ready(_) | ModelState::Unloading)) => ("ready", None),
+        // A model loaded on first use can serve (it loads then).
+        Some(Some(ModelState::Available)) if !startup => ("ready", None),
         Some(Some(ModelState::Failed(reason))) => ("failed", Some(reason)),
-        Some(Some(ModelState::Loading) | None) => ("loading", None),
+        Some(
+            Some(ModelState::Available | ModelState::Downloading | ModelState::Loading) | None,
+        ) => ("loading", None),
     };
     let (status, reason) = if status == "ready" && !gateway.ready() {
         (
