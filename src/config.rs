@@ -52,8 +52,8 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
-    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, admin_token, memory_budget, ready_upstreams,
-    /// and [[upstreams]] tables).
+    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact, admin_token,
+    /// memory_budget, ready_upstreams, and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -82,6 +82,16 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_GENAI_CAPTURE_MAX_BYTES", value_name = "BYTES")]
     pub genai_capture_max_bytes: Option<usize>,
 
+    /// Regular expression whose matches are replaced by [REDACTED] in captured prompts and
+    /// completions (content capture only). Repeat for several.
+    #[arg(
+        long = "genai-redact",
+        env = "INFERD_GENAI_REDACT",
+        value_name = "REGEX",
+        value_delimiter = '\n'
+    )]
+    pub genai_redact: Vec<String>,
+
     /// Most bytes of model files loaded at once (e.g. 8GiB); idle models are unloaded, least
     /// recently used first, to make room [default: no limit].
     #[arg(long, env = "INFERD_MEMORY_BUDGET", value_name = "SIZE")]
@@ -109,6 +119,7 @@ struct FileConfig {
     port: Option<u16>,
     models: Option<Vec<crate::models::FileModel>>,
     memory_budget: Option<String>,
+    genai_redact: Option<Vec<String>>,
     threads: Option<usize>,
     ctx_size: Option<u32>,
     max_queue: Option<usize>,
@@ -133,6 +144,8 @@ pub struct ServeConfig {
     pub server: ServerConfig,
     /// Longest captured message recorded on spans, in bytes.
     pub genai_capture_max_bytes: usize,
+    /// Patterns masked in captured content.
+    pub genai_redact: Vec<String>,
 }
 
 impl ServeArgs {
@@ -247,6 +260,11 @@ impl ServeArgs {
                 max_body_bytes,
                 capture_content: false,
                 admin_token,
+            },
+            genai_redact: if self.genai_redact.is_empty() {
+                file.genai_redact.unwrap_or_default()
+            } else {
+                self.genai_redact
             },
             genai_capture_max_bytes: self
                 .genai_capture_max_bytes

@@ -93,7 +93,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let hooks = inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes);
+        let redactor: Option<Arc<dyn inferd_engine::hooks::Redactor>> =
+            if config.genai_redact.is_empty() {
+                None
+            } else {
+                Some(Arc::new(
+                    inferd_server::observe::redact::RegexRedactor::new(&config.genai_redact)
+                        .map_err(anyhow::Error::msg)?,
+                ))
+            };
+        let hooks =
+            inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes, redactor);
         let mut server_config = config.server;
         server_config.capture_content = telemetry.capture_message_content();
         let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)

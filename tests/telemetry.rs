@@ -689,7 +689,14 @@ async fn content_is_captured_only_when_enabled_and_truncated() {
         .is_none());
 
     let capturing = Server::start_env(
-        &["--telemetry", "local", "--genai-capture-max-bytes", "16"],
+        &[
+            "--telemetry",
+            "local",
+            "--genai-capture-max-bytes",
+            "16",
+            "--genai-redact",
+            "Answer|brief",
+        ],
         &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")],
     );
     let trace_capture = "a2f92f3577b34da6a3ce929d0e0e4732";
@@ -712,9 +719,10 @@ async fn content_is_captured_only_when_enabled_and_truncated() {
         )
         .expect("attribute is JSON")
     };
+    // Redacted before it is cut.
     assert_eq!(
         parse("gen_ai.system_instructions"),
-        json!([{"type": "text", "content": "Answer briefly."}])
+        json!([{"type": "text", "content": "[REDACTED] [REDA…"}])
     );
     let input = parse("gen_ai.input.messages");
     assert_eq!(input[0]["role"], "user");
