@@ -182,8 +182,8 @@ pub struct ListedModel {
     pub info: ModelInfo,
 }
 
-/// A configured local model as the admin API shows it.
-#[derive(Debug, Clone, PartialEq)]
+/// A configured local model as the admin API shows it (and serializes it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelStatus {
     pub id: String,
     pub aliases: Vec<String>,

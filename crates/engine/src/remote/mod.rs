@@ -142,10 +142,11 @@ struct Health {
     discovered: Option<Vec<ModelRoute>>,
 }
 
-/// An upstream's state as `/ready` and the admin views show it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An upstream's state as `/ready` and the admin views show it (and serialize it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UpstreamStatus {
     pub name: String,
+    #[serde(rename = "url")]
     pub base_url: String,
     /// `None` while not probed yet.
     pub healthy: Option<bool>,

@@ -15,19 +15,7 @@ pub async fn health() -> Json<Value> {
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let gateway = state.registry.gateway();
-    let upstreams: Vec<Value> = gateway
-        .statuses()
-        .into_iter()
-        .map(|u| {
-            json!({
-                "name": u.name,
-                "url": u.base_url,
-                "healthy": u.healthy,
-                "reason": u.reason,
-                "models": u.models,
-            })
-        })
-        .collect();
+    let upstreams = gateway.statuses();
     let model = state.registry.default_model();
     let startup = model.is_some_and(|m| {
         state
@@ -58,7 +46,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         body["reason"] = json!(reason);
     }
     if !upstreams.is_empty() {
-        body["upstreams"] = Value::Array(upstreams);
+        body["upstreams"] = json!(upstreams);
     }
     let code = if status == "ready" {
         StatusCode::OK

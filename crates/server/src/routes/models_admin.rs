@@ -10,40 +10,10 @@ use serde_json::{json, Value};
 use crate::error::ApiError;
 use crate::AppState;
 
-fn status_json(s: &ModelStatus) -> Value {
-    json!({
-        "id": s.id,
-        "aliases": s.aliases,
-        "state": s.state,
-        "source": s.source,
-        "artifact_source": s.artifact_source,
-        "bytes": s.bytes,
-        "load_seconds": s.load_seconds,
-        "in_flight": s.in_flight,
-        "idle_seconds": s.idle_seconds,
-        "error": s.error,
-        "load_at_startup": s.load_at_startup,
-    })
-}
-
 /// GET /admin/models: local models (every state) and upstreams.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let models: Vec<Value> = state.registry.statuses().iter().map(status_json).collect();
-    let upstreams: Vec<Value> = state
-        .registry
-        .gateway()
-        .statuses()
-        .into_iter()
-        .map(|u| {
-            json!({
-                "name": u.name,
-                "url": u.base_url,
-                "healthy": u.healthy,
-                "reason": u.reason,
-                "models": u.models,
-            })
-        })
-        .collect();
+    let models = state.registry.statuses();
+    let upstreams = state.registry.gateway().statuses();
     Json(json!({ "models": models, "upstreams": upstreams }))
 }
 
@@ -73,7 +43,7 @@ pub async fn load(
         .await
         .map_err(|e| ApiError::from_engine(e, "model"))?;
     let model = find(&state, &model.id)?;
-    Ok(Json(status_json(&model)).into_response())
+    Ok(Json(model).into_response())
 }
 
 /// POST /admin/models/{id}/unload: unloads it when no request is using it (409 otherwise).
@@ -85,7 +55,7 @@ pub async fn unload(
     match state.registry.unload(&model.id, "admin") {
         Ok(()) => {
             let model = find(&state, &model.id)?;
-            Ok(Json(status_json(&model)).into_response())
+            Ok(Json(model).into_response())
         }
         Err(UnloadError::NotFound(_)) => Err(ApiError::not_found(
             "model_not_found",
