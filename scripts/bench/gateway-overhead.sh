@@ -9,7 +9,10 @@
 # affects all paths alike; each has a short warm-up. Two loads: CONNECTIONS (16) connections
 # on THREADS (2) wrk threads, saturating, and one connection (unloaded: the added latency of
 # one request). Then a streamed request through inferd (curl -N) and streaming time to first
-# chunk over TTFT_REQUESTS sequential requests per path.
+# chunk over TTFT_REQUESTS sequential requests per path, once as a plain client and once with
+# the client acknowledging every segment at once (TCP_QUICKACK), which shows delayed-ACK/Nagle
+# stalls. Each load run also records the CPU time per request of the stand-in and of the
+# gateway process (/proc), a figure that other load on the machine barely changes.
 #
 # Everything runs on this one machine: load generator, gateways and stand-in share its cores,
 # so a gateway's CPU use is taken from the stand-in and wrk too. PIN=1 pins wrk to the last
@@ -122,10 +125,31 @@ wait_answers() {
   done
 }
 
+# cpu_us PID...: CPU time (user+system, microseconds) used so far by these processes and
+# their descendants (all threads).
+CLK_TCK="$(getconf CLK_TCK)"
+tree_pids() {
+  local pid
+  for pid in "$@"; do
+    echo "$pid"
+    # shellcheck disable=SC2046
+    tree_pids $(pgrep -P "$pid" || true)
+  done
+}
+cpu_us() {
+  local ticks=0 pid t
+  for pid in $(tree_pids "$@"); do
+    t="$(sed 's/^.*) //' "/proc/$pid/stat" 2>/dev/null | awk '{print $12 + $13}')" || t=0
+    ticks=$((ticks + ${t:-0}))
+  done
+  echo $((ticks * 1000000 / CLK_TCK))
+}
+
 # --- the stand-in and the three ways to reach it ---
 "${SRV_PIN[@]}" "$PY" "$BENCH/gateway_standin.py" --port "$P_STANDIN" --model "$MODEL" >"$WORK/standin.log" 2>&1 &
 pids+=($!)
-wait_answers standin $! "http://127.0.0.1:$P_STANDIN/v1"
+pid_standin=$!
+wait_answers standin $pid_standin "http://127.0.0.1:$P_STANDIN/v1"
 
 UPSTREAM="$MODEL=http://127.0.0.1:$P_STANDIN/v1"
 "${SRV_PIN[@]}" "$BIN" serve --host 127.0.0.1 --port "$P_OFF" --upstream "$UPSTREAM" --telemetry off \
@@ -147,6 +171,7 @@ declare -A URL=(
   [litellm]="http://127.0.0.1:$P_LITELLM/v1"
 )
 declare -A KEY=([direct]="" [inferd-off]="" [inferd-local]="" [litellm]="$LITELLM_KEY")
+declare -A GW_PID=([direct]="" [inferd-off]=$pid_off [inferd-local]=$pid_local [litellm]="")
 
 if [ "$SKIP_LITELLM" != 1 ]; then
   cat >"$WORK/litellm.yaml" <<EOF
@@ -161,6 +186,7 @@ EOF
     "${SRV_PIN[@]}" "$VENV/bin/litellm" --config "$WORK/litellm.yaml" --host 127.0.0.1 --port "$P_LITELLM" \
     --num_workers 1 >"$WORK/litellm.log" 2>&1 &
   pids+=($!)
+  GW_PID[litellm]=$!
   wait_answers litellm $! "${URL[litellm]}" -H "Authorization: Bearer $LITELLM_KEY"
   paths+=(litellm)
 fi
@@ -208,10 +234,16 @@ load_rounds() {
     for path in "${paths[@]}"; do
       run_wrk "$path" "$conns" "$threads" "$WARMUP_SECONDS" "$WORK/warmup.txt"
       local out="$WORK/wrk-$label-$path-$round.txt"
+      local gw_pid="${GW_PID[$path]}" s0 g0=0 s1 g1=0
+      s0="$(cpu_us "$pid_standin")"
+      [ -n "$gw_pid" ] && g0="$(cpu_us "$gw_pid")"
       run_wrk "$path" "$conns" "$threads" "$secs" "$out"
+      s1="$(cpu_us "$pid_standin")"
+      [ -n "$gw_pid" ] && g1="$(cpu_us "$gw_pid")"
       local line
       line="$(grep '^GWRESULT' "$out")"
-      echo "label=$label round=$round path=$path ${line#GWRESULT }" >>"$WORK/results.txt"
+      echo "label=$label round=$round path=$path ${line#GWRESULT } standin_cpu_us=$((s1 - s0)) gw_cpu_us=$((g1 - g0))" \
+        >>"$WORK/results.txt"
       printf '   round %d %-13s %10s req/s\n' "$round" "$path" "$(awk '/^Requests\/sec/ {print $2}' "$out")"
     done
   done
@@ -238,6 +270,10 @@ for path in "${paths[@]}"; do
   ttft_paths+=("$spec")
 done
 "${WRK_PIN[@]}" "$PY" "$BENCH/gateway_ttft.py" --requests "$TTFT_REQUESTS" --model "$MODEL" "${ttft_paths[@]}"
+echo
+echo "   the same with the client acknowledging every segment at once (TCP_QUICKACK), which"
+echo "   takes delayed-ACK/Nagle stalls out: the gap between the two tables is such a stall"
+"${WRK_PIN[@]}" "$PY" "$BENCH/gateway_ttft.py" --quickack --requests "$TTFT_REQUESTS" --model "$MODEL" "${ttft_paths[@]}"
 
 # --- what the gateways said ---
 echo

@@ -3,7 +3,8 @@
 Input lines: `label=L round=R path=P requests=N duration_us=D p50_us=.. p90_us=.. p99_us=..
 mean_us=.. non2xx=.. connect_err=.. read_err=.. write_err=.. timeouts=..` (one per wrk run).
 Per path: requests/s (mean over rounds, and its range), p50 and p99 (median over rounds);
-for every path but `direct`: throughput ratio to direct (median of the per-round ratios, each
+CPU time per request of the stand-in and of the gateway process (all threads, children too),
+which does not depend on what else shares the machine; for every path but `direct`: throughput ratio to direct (median of the per-round ratios, each
 against the same round's direct run) and the added p50/p99 over direct. Targets (issue #6):
 through inferd >= 0.8x direct throughput, added p50 <= 0.3 ms.
 """
@@ -40,7 +41,7 @@ def table(label: str, runs) -> list[str]:
     out = []
     header = (
         f"{'path':<13} {'req/s':>9} {'(min-max)':>15} {'p50 ms':>8} {'p99 ms':>8} "
-        f"{'x direct':>9} {'+p50 ms':>8} {'+p99 ms':>8} {'errors':>7}"
+        f"{'x direct':>9} {'+p50 ms':>8} {'+p99 ms':>8} {'gw CPU us/req':>13} {'up CPU us/req':>13} {'errors':>6}"
     )
     out.append(header)
     out.append("-" * len(header))
@@ -52,6 +53,10 @@ def table(label: str, runs) -> list[str]:
         p99 = statistics.median(r["p99_us"] for r in rs) / 1e3
         spread = f"({min(r['rps'] for r in rs):.0f}-{max(r['rps'] for r in rs):.0f})"
         errors = int(sum(r["errors"] for r in rs))
+        requests = sum(r["requests"] for r in rs)
+        gw_cpu = sum(r.get("gw_cpu_us", 0) for r in rs) / requests
+        up_cpu = sum(r.get("standin_cpu_us", 0) for r in rs) / requests
+        cpu = f"{'-' if path == 'direct' else f'{gw_cpu:.0f}':>13} {up_cpu:13.0f}"
         if path == "direct":
             base = (p50, p99)
             extra = f"{'1.00':>9} {'':>8} {'':>8}"
@@ -74,7 +79,7 @@ def table(label: str, runs) -> list[str]:
                 )
         else:
             extra = ""
-        out.append(f"{path:<13} {rps:9.0f} {spread:>15} {p50:8.3f} {p99:8.3f} {extra} {errors:7d}")
+        out.append(f"{path:<13} {rps:9.0f} {spread:>15} {p50:8.3f} {p99:8.3f} {extra} {cpu} {errors:6d}")
     out.append(f"targets ({label}):")
     out.extend(verdicts)
     return out
