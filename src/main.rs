@@ -57,8 +57,11 @@ fn main() -> anyhow::Result<()> {
 
 /// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
 /// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
-/// default log.
-const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn,llama_cpp_2=error";
+/// default log. The generation's own `first_token`/`finished` events are span events (and
+/// OTLP log records); the access line already carries the model and token counts, so they
+/// stay out of the default log.
+const DEFAULT_LOG_FILTER: &str =
+    "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
 
 /// How long shutdown waits for telemetry to flush (a dead collector must not hang exit).
 const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
@@ -82,9 +85,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Log lines are written by a background thread, so a request never waits on stderr; the
+    // guard flushes what is left when `serve` returns. Not lossy: under a flood, writers wait
+    // rather than drop lines.
+    let (log_writer, _log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("inferd-log")
+        .finish(std::io::stderr());
     let telemetry = runtime.block_on(async move {
         // gRPC export needs the runtime, so telemetry starts inside it.
-        let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, std::io::stderr)
+        let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, log_writer)
             .context("cannot start telemetry")?;
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)

@@ -122,7 +122,15 @@ pub async fn serve(
     telemetry: &TelemetryGuard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = inferd_telemetry::with_http_layer(router(state), telemetry);
+    // Without TCP_NODELAY, Nagle holds each small SSE event until the client's delayed ACK
+    // (~40 ms): every streamed token would wait for it.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -87,7 +87,7 @@ pub async fn generate(
         Err(_) => (PROVIDER.to_owned(), None),
     };
     let observed = state.hooks.start(GenerationStart {
-        generation_id: uuid::Uuid::new_v4().simple().to_string(),
+        generation_id: random_id(),
         operation: endpoint.operation(),
         model: request.model.clone(),
         provider,
@@ -121,7 +121,7 @@ pub async fn generate(
     };
     let meta = ResponseMeta {
         endpoint,
-        id: format!("{}{}", endpoint.id_prefix(), uuid::Uuid::new_v4().simple()),
+        id: format!("{}{}", endpoint.id_prefix(), random_id()),
         created: unix_now(),
         model: request.model,
         include_usage: request.include_usage,
@@ -420,6 +420,12 @@ fn json_event<T: Serialize>(value: &T) -> Event {
             r#"{{"error":{{"message":"cannot encode chunk: {e}","type":"server_error","param":null,"code":"internal_error"}}}}"#
         )),
     }
+}
+
+/// 128 random bits as 32 hex digits, for response and generation ids. Not a secret, so a fast
+/// user-space generator (seeded once per thread) instead of a system call per id.
+fn random_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
 fn unix_now() -> u64 {
