@@ -1,6 +1,7 @@
 //! The `inferd` binary: parses the command line and starts the server.
 
 mod config;
+mod pull;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use inferd_engine::ModelRegistry;
 use inferd_server::{AppState, TelemetryHandles};
 
 use crate::config::ServeArgs;
+use crate::pull::PullArgs;
 
 /// inferd: an LLM inference server you can see inside.
 ///
@@ -29,6 +31,7 @@ Examples:
   inferd serve                                  serve the default model (smollm2-135m) on 127.0.0.1:8080
   inferd serve --model ./my-model.gguf --port 9000
   inferd serve --model chat=/models/a.gguf --model /models/b.gguf --threads 4
+  inferd pull https://example.com/models/model.gguf --sha256 <64 hex>
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
 
@@ -43,12 +46,18 @@ enum Command {
     /// Listens on 127.0.0.1:8080 by default. The default model is fetched into the cache by
     /// `make model` (scripts/fetch-default-model.sh).
     Serve(ServeArgs),
+    /// Download a model into the cache (http(s)://, s3://, file://) and print its path.
+    ///
+    /// Shows a progress bar on a terminal (plain lines otherwise); resumes an interrupted
+    /// download when the server allows it; with --sha256, a mismatch caches nothing.
+    Pull(PullArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Pull(args) => pull::pull(args),
     }
 }
 

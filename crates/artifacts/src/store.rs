@@ -159,14 +159,26 @@ impl ArtifactStore {
             }
         };
         let (mut result, mut progress) = self.join_or_start(request, dest);
-        loop {
+        let artifact = loop {
             tokio::select! {
-                outcome = &mut result => return outcome,
+                outcome = &mut result => break outcome?,
                 changed = progress.changed() => match changed {
                     Ok(()) => on_progress(*progress.borrow_and_update()),
-                    Err(_) => return result.await,
+                    Err(_) => break result.await?,
                 },
             }
+        };
+        // A caller that joined another's fetch may expect a digest the starter did not.
+        match (&request.sha256, &artifact.sha256) {
+            (Some(expected), Some(actual)) if expected != actual => {
+                Err(ArtifactError::ChecksumMismatch {
+                    source_url: request.source.display_url(),
+                    expected: expected.to_hex(),
+                    actual: actual.to_hex(),
+                    note: "; the cached copy was fetched for a request without this digest".into(),
+                })
+            }
+            _ => Ok(artifact),
         }
     }
 
