@@ -59,8 +59,15 @@ fn text(bytes: &[u8]) -> String {
 }
 
 fn sha256_hex(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().expect("sha256sum");
-    text(&out.stdout).split_whitespace().next().unwrap_or_default().to_owned()
+    let out = Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    text(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -80,7 +87,10 @@ fn pull_downloads_into_the_cache_prints_the_path_and_then_hits_the_cache() {
     let path = PathBuf::from(text(&out.stdout).trim());
     assert!(path.starts_with(&cache), "{}", path.display());
     assert_eq!(std::fs::read(&path).expect("read pulled file"), body);
-    assert!(stderr.contains("pull http://"), "plain progress lines: {stderr}");
+    assert!(
+        stderr.contains("pull http://"),
+        "plain progress lines: {stderr}"
+    );
     assert!(stderr.contains("(100%)"), "{stderr}");
     assert!(stderr.contains("downloaded"), "{stderr}");
     assert_eq!(requests.load(Ordering::SeqCst), 1);
@@ -97,7 +107,13 @@ fn pull_with_the_wrong_sha256_fails_naming_both_digests_and_caches_nothing() {
     let (url, _) = serve(b"not the model you expect".to_vec());
     let cache = temp_dir("mismatch");
     let wrong = "0".repeat(64);
-    let out = pull(&[&url, "--sha256", &wrong, "--cache-dir", cache.to_str().expect("utf-8")]);
+    let out = pull(&[
+        &url,
+        "--sha256",
+        &wrong,
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+    ]);
     let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains(&wrong), "{stderr}");
@@ -106,7 +122,13 @@ fn pull_with_the_wrong_sha256_fails_naming_both_digests_and_caches_nothing() {
     let left: Vec<_> = walk(&cache);
     assert!(left.is_empty(), "{left:?}");
 
-    let out = pull(&[&url, "--sha256", "xyz", "--cache-dir", cache.to_str().expect("utf-8")]);
+    let out = pull(&[
+        &url,
+        "--sha256",
+        "xyz",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+    ]);
     assert!(!out.status.success());
     assert!(text(&out.stderr).contains("invalid sha256 `xyz`"));
 }
@@ -114,9 +136,17 @@ fn pull_with_the_wrong_sha256_fails_naming_both_digests_and_caches_nothing() {
 #[test]
 fn pull_of_a_known_id_missing_from_the_cache_says_how_to_get_it() {
     let cache = temp_dir("known");
-    let out = pull(&["smollm2-135m", "--cache-dir", cache.to_str().expect("utf-8")]);
+    let out = pull(&[
+        "smollm2-135m",
+        "--cache-dir",
+        cache.to_str().expect("utf-8"),
+    ]);
     assert!(!out.status.success());
-    assert!(text(&out.stderr).contains("make model"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("make model"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 fn walk(dir: &Path) -> Vec<PathBuf> {

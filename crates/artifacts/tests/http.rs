@@ -390,3 +390,36 @@ async fn pull_downloads_into_the_cache_and_returns_the_path() {
     let err = pull(&store, "ftp://h/x.gguf", &options).await.unwrap_err();
     assert!(err.to_string().contains("unsupported scheme"), "{err}");
 }
+
+#[tokio::test]
+async fn part_of_an_object_that_changed_since_is_not_resumed() {
+    let server = FileServer::start().await;
+    let old = content(300_000);
+    let url = server.add(
+        "changing.gguf",
+        Served {
+            body: old,
+            ranges: true,
+            truncate_first: 1,
+            ..Served::default()
+        },
+    );
+    let cache = temp_dir("changed");
+    let store = store(&cache);
+    assert!(store.fetch(&request(&url)).await.is_err());
+    // The object is replaced (new ETag) before the next fetch.
+    let new: Vec<u8> = content(350_000).iter().map(|b| b.wrapping_add(7)).collect();
+    server.add(
+        "changing.gguf",
+        Served {
+            body: new.clone(),
+            ranges: true,
+            ..Served::default()
+        },
+    );
+    let artifact = store.fetch(&request(&url)).await.unwrap();
+    assert_eq!(std::fs::read(&artifact.path).unwrap(), new);
+    let seen = server.seen("changing.gguf");
+    assert_eq!(seen.len(), 2);
+    assert!(seen[1].range.is_some(), "a resume was tried, with If-Range");
+}

@@ -41,10 +41,12 @@ fn spans_of(guard: &TelemetryGuard, trace_id: &str) -> Vec<SpanRecord> {
 }
 
 fn named<'a>(spans: &'a [SpanRecord], name: &str) -> &'a SpanRecord {
-    spans
-        .iter()
-        .find(|s| s.name == name)
-        .unwrap_or_else(|| panic!("no {name} span in {:?}", spans.iter().map(|s| &s.name).collect::<Vec<_>>()))
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        panic!(
+            "no {name} span in {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )
+    })
 }
 
 #[tokio::test]
@@ -53,13 +55,23 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     let _default = tracing::dispatcher::set_default(&dispatch);
     let server = FileServer::start().await;
     let body = content(64_000);
-    let url = server.add("m.gguf", Served { body: body.clone(), ..Served::default() });
+    let url = server.add(
+        "m.gguf",
+        Served {
+            body: body.clone(),
+            ..Served::default()
+        },
+    );
     let store = ArtifactStore::new(StoreConfig::new(temp_dir("telemetry-download"))).unwrap();
     let request = ArtifactRequest::new("tiny", ArtifactSource::parse(&url).unwrap());
 
     let load = model_load_span();
     let (trace_id, load_id) = ids(&load);
-    store.fetch(&request).instrument(load.clone()).await.unwrap();
+    store
+        .fetch(&request)
+        .instrument(load.clone())
+        .await
+        .unwrap();
     drop(load);
 
     let spans = spans_of(&guard, &trace_id);
@@ -70,8 +82,14 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     assert_eq!(download.attributes[sc::URL_FULL], url.as_str());
     assert_eq!(download.attributes[sc::MODEL_ARTIFACTS_BYTES], body.len());
     assert_ne!(download.status.code, "error");
-    let client = spans.iter().find(|s| s.kind == "client").expect("an HTTP client span");
-    assert_eq!(client.parent_span_id.as_deref(), Some(download.span_id.as_str()));
+    let client = spans
+        .iter()
+        .find(|s| s.kind == "client")
+        .expect("an HTTP client span");
+    assert_eq!(
+        client.parent_span_id.as_deref(),
+        Some(download.span_id.as_str())
+    );
     assert_eq!(client.attributes[sc::HTTP_RESPONSE_STATUS_CODE], 200);
     let seen = server.seen("m.gguf");
     assert_eq!(
@@ -82,7 +100,11 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     // The next load of the same model finds it in the cache.
     let load = model_load_span();
     let (trace_id, load_id) = ids(&load);
-    store.fetch(&request).instrument(load.clone()).await.unwrap();
+    store
+        .fetch(&request)
+        .instrument(load.clone())
+        .await
+        .unwrap();
     drop(load);
     let spans = spans_of(&guard, &trace_id);
     let hit = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
@@ -90,7 +112,9 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     assert_eq!(hit.attributes[sc::MODEL_ID], "tiny");
     assert_eq!(hit.attributes[sc::MODEL_ARTIFACTS_SOURCE], "local_cache");
     assert_eq!(hit.attributes[sc::MODEL_ARTIFACTS_BYTES], body.len());
-    assert!(spans.iter().all(|s| s.name != sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD));
+    assert!(spans
+        .iter()
+        .all(|s| s.name != sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD));
     assert_eq!(server.seen("m.gguf").len(), 1);
 }
 
@@ -99,7 +123,13 @@ async fn failed_download_and_local_file_spans() {
     let (guard, dispatch) = telemetry();
     let _default = tracing::dispatcher::set_default(&dispatch);
     let server = FileServer::start().await;
-    let url = server.add("m.gguf", Served { body: content(1000), ..Served::default() });
+    let url = server.add(
+        "m.gguf",
+        Served {
+            body: content(1000),
+            ..Served::default()
+        },
+    );
     let store = ArtifactStore::new(StoreConfig::new(temp_dir("telemetry-errors"))).unwrap();
 
     let bad = ArtifactRequest::new("m", ArtifactSource::parse(&url).unwrap())
@@ -115,7 +145,10 @@ async fn failed_download_and_local_file_spans() {
 
     let file = temp_dir("telemetry-local").join("local.gguf");
     std::fs::write(&file, b"12345").unwrap();
-    let local = ArtifactRequest::new("loc", ArtifactSource::parse(file.to_str().unwrap()).unwrap());
+    let local = ArtifactRequest::new(
+        "loc",
+        ArtifactSource::parse(file.to_str().unwrap()).unwrap(),
+    );
     let load = model_load_span();
     let (trace_id, load_id) = ids(&load);
     store.fetch(&local).instrument(load.clone()).await.unwrap();
