@@ -15,6 +15,7 @@ mod digest;
 mod error;
 mod file;
 mod http;
+mod lock;
 mod part;
 mod progress;
 mod pull;

@@ -14,6 +14,7 @@ use tracing::{Instrument, Span};
 
 use crate::cache::{self, Lookup, Sidecar};
 use crate::digest::Sha256Digest;
+use crate::lock::CacheLock;
 use crate::transfer::Job;
 use crate::{file, http, s3, ArtifactError, ArtifactSource, Progress, StoreConfig};
 
@@ -237,6 +238,18 @@ impl Inner {
         parent: &Span,
         progress: &watch::Sender<Progress>,
     ) -> Result<Artifact, ArtifactError> {
+        // Another process (a second server, `inferd pull`) may be fetching the same file.
+        let _lock = match lock_cache_file(dest).await {
+            Ok(lock) => lock,
+            Err(e) => {
+                record_error(
+                    &load_span(parent, &request.model_id),
+                    e.kind(),
+                    &e.to_string(),
+                );
+                return Err(e);
+            }
+        };
         let expected = request.sha256.as_ref();
         match cache::lookup(dest, expected, self.config.rehash_cache_hits).await {
             Ok(Lookup::Hit(sidecar)) => {
@@ -298,11 +311,6 @@ impl Inner {
         dest: &Path,
         progress: &watch::Sender<Progress>,
     ) -> Result<Artifact, ArtifactError> {
-        if let Some(dir) = dest.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .map_err(|e| ArtifactError::io("create directory", dir, e))?;
-        }
         let source_url = request.source.display_url();
         let job = Job {
             dest,
@@ -341,6 +349,15 @@ impl Inner {
             source: request.source.kind(),
         })
     }
+}
+
+async fn lock_cache_file(dest: &Path) -> Result<CacheLock, ArtifactError> {
+    if let Some(dir) = dest.parent() {
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(|e| ArtifactError::io("create directory", dir, e))?;
+    }
+    CacheLock::acquire(dest).await
 }
 
 /// A local path: present, a file, and (when expected) of the right digest. Never modified.

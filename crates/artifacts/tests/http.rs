@@ -423,3 +423,46 @@ async fn part_of_an_object_that_changed_since_is_not_resumed() {
     assert_eq!(seen.len(), 2);
     assert!(seen[1].range.is_some(), "a resume was tried, with If-Range");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_stores_on_one_cache_directory_download_once() {
+    // Two stores stand for two processes (a server and `inferd pull`): they share no memory,
+    // only the directory, and its per-file lock makes the second wait and then hit the cache.
+    let server = FileServer::start().await;
+    let body = content(100_000);
+    let url = server.add(
+        "shared.gguf",
+        Served {
+            body: body.clone(),
+            delay: Duration::from_millis(300),
+            ..Served::default()
+        },
+    );
+    let cache = temp_dir("two-stores");
+    let (a, b) = (store(&cache), store(&cache));
+    let (ra, rb) = (request(&url), request(&url));
+    let (first, second) = tokio::join!(
+        tokio::spawn(async move { a.fetch(&ra).await }),
+        tokio::spawn(async move { b.fetch(&rb).await })
+    );
+    let (first, second) = (first.unwrap().unwrap(), second.unwrap().unwrap());
+    assert_eq!(server.seen("shared.gguf").len(), 1);
+    let mut origins = [first.origin, second.origin];
+    origins.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        origins,
+        [ArtifactOrigin::CacheHit, ArtifactOrigin::Downloaded]
+    );
+    assert_eq!(std::fs::read(&first.path).unwrap(), body);
+    let rel = first
+        .path
+        .strip_prefix(&cache)
+        .unwrap()
+        .display()
+        .to_string();
+    assert_eq!(
+        files_under(&cache),
+        vec![rel.clone(), format!("{rel}.meta.json")],
+        "no lock file left"
+    );
+}
