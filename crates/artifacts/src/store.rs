@@ -136,6 +136,24 @@ impl ArtifactStore {
             .map(|rel| self.inner.config.cache_dir.join(rel))
     }
 
+    /// Whether fetching `request` would download (a registry shows the model as
+    /// `downloading` then): false for a local path and for a cached file whose sidecar matches
+    /// its size (and the expected sha256). A quick, synchronous check of metadata only.
+    pub fn needs_download(&self, request: &ArtifactRequest) -> bool {
+        let Some(dest) = self.cache_path(&request.source) else {
+            return false;
+        };
+        let Ok(meta) = std::fs::metadata(&dest) else {
+            return true;
+        };
+        let sidecar: Option<Sidecar> = std::fs::read(cache::sidecar_path(&dest))
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        !sidecar.is_some_and(|s| {
+            s.size == meta.len() && request.sha256.as_ref().is_none_or(|e| *e == s.sha256)
+        })
+    }
+
     /// Makes the file of `request` available locally: the local path itself, a verified cache
     /// hit, or a download. Spans are children of the current span.
     pub async fn fetch(&self, request: &ArtifactRequest) -> Result<Artifact, ArtifactError> {

@@ -42,7 +42,11 @@ async fn cold_download_lands_in_cache_with_sidecar_and_second_fetch_is_a_hit_wit
     let cache = temp_dir("cold");
     let store = store(&cache);
 
+    assert!(store.needs_download(&request(&url)));
     let first = store.fetch(&request(&url)).await.unwrap();
+    assert!(!store.needs_download(&request(&url)));
+    let other_digest = request(&url).with_sha256(Some(Sha256Digest::of(b"other")));
+    assert!(store.needs_download(&other_digest));
     assert_eq!(first.origin, ArtifactOrigin::Downloaded);
     assert_eq!(first.source, "http");
     assert_eq!(first.bytes, body.len() as u64);
@@ -307,6 +311,7 @@ async fn local_path_is_used_in_place_and_checked() {
         .await
         .unwrap();
     assert_eq!(artifact.path, file);
+    assert!(!store.needs_download(&ArtifactRequest::new("mine", source.clone())));
     assert_eq!(artifact.origin, ArtifactOrigin::LocalFile);
     assert_eq!(artifact.bytes, 11);
     assert_eq!(files_under(&cache), Vec::<String>::new(), "nothing copied");
