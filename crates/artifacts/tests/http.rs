@@ -270,6 +270,13 @@ async fn missing_remote_file_is_not_found_and_caches_nothing() {
     assert!(matches!(err, ArtifactError::NotFound { .. }), "{err:?}");
     assert!(err.to_string().contains("nope.gguf"), "{err}");
     assert_eq!(files_under(&cache), Vec::<String>::new());
+    // Credentials in the URL never reach an error message.
+    let with_password = format!("http://user:s3cr3t@{}/nope.gguf", server.addr);
+    let err = store(&cache)
+        .fetch(&request(&with_password))
+        .await
+        .unwrap_err();
+    assert!(!err.to_string().contains("s3cr3t"), "{err}");
 }
 
 #[tokio::test]
