@@ -14,7 +14,8 @@ run: deps model
 
 ## test: the whole test suite (unit, end-to-end against the real model, openai client)
 test: deps model
-	$(CARGO) test --workspace
+	# The artifact store's S3 test runs against moto's S3 server (PyPI moto[server]).
+	moto="$$(scripts/install-moto.sh)" && INFERD_TEST_MOTO="$$moto" $(CARGO) test --workspace
 	# `cargo test --workspace` has built target/debug/inferd (the e2e tests need it); a separate
 	# `cargo build` could resolve features differently and recompile llama.cpp.
 	scripts/openai-client-check.sh target/debug/inferd

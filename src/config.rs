@@ -141,6 +141,8 @@ pub struct ServeConfig {
     pub ready_policy: ReadyPolicy,
     /// Most bytes of model files loaded at once.
     pub memory_budget: Option<u64>,
+    /// The model cache (downloads land here; known models are found here).
+    pub models_dir: PathBuf,
     pub server: ServerConfig,
     /// Longest captured message recorded on spans, in bytes.
     pub genai_capture_max_bytes: usize,
@@ -256,6 +258,7 @@ impl ServeArgs {
             upstreams,
             ready_policy,
             memory_budget,
+            models_dir,
             server: ServerConfig {
                 max_body_bytes,
                 capture_content: false,

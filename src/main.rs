@@ -2,6 +2,7 @@
 
 mod config;
 mod models;
+mod pull;
 mod upstreams;
 
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use inferd_engine::ModelRegistry;
 use inferd_server::{AppState, TelemetryHandles};
 
 use crate::config::ServeArgs;
+use crate::pull::PullArgs;
 
 /// inferd: an LLM inference server you can see inside.
 ///
@@ -32,6 +34,7 @@ Examples:
   inferd serve --model ./my-model.gguf --port 9000
   inferd serve --model chat=/models/a.gguf --model /models/b.gguf --threads 4
   inferd serve --upstream vllm=http://gpu-box:8000/v1    route the upstream's models (gateway)
+  inferd pull https://example.com/models/model.gguf --sha256 <64 hex>
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
 
@@ -39,6 +42,8 @@ Logs go to stderr (JSON lines unless on a terminal); INFERD_LOG (e.g. debug, or
 info,inferd_engine=debug) sets the level. Telemetry: --telemetry off|local|otlp|console, and the
 standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 selects otlp).";
 
+// Built once from the command line; the size difference between variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the HTTP server.
@@ -46,12 +51,18 @@ enum Command {
     /// Listens on 127.0.0.1:8080 by default. The default model is fetched into the cache by
     /// `make model` (scripts/fetch-default-model.sh).
     Serve(ServeArgs),
+    /// Download a model into the cache (http(s)://, s3://, file://) and print its path.
+    ///
+    /// Shows a progress bar on a terminal (plain lines otherwise); resumes an interrupted
+    /// download when the server allows it; with --sha256, a mismatch caches nothing.
+    Pull(PullArgs),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Pull(args) => pull::pull(args),
     }
 }
 
@@ -116,13 +127,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes, redactor);
         let mut server_config = config.server;
         server_config.capture_content = telemetry.capture_message_content();
+        let mut store_config = inferd_artifacts::StoreConfig::new(&config.models_dir);
+        store_config.s3 = inferd_artifacts::S3Config::from_env(&inferd_telemetry::ProcessEnv);
+        let store = inferd_artifacts::ArtifactStore::new(store_config)
+            .context("cannot open the model cache")?;
         let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)
             .map_err(anyhow::Error::msg)?;
         gateway.spawn_probes();
         let registry = Arc::new(
             ModelRegistry::new(config.models, hooks.clone())
                 .with_gateway(Arc::new(gateway))
-                .with_memory_budget(config.memory_budget),
+                .with_memory_budget(config.memory_budget)
+                .with_resolver(Arc::new(inferd_engine::artifacts::StoreResolver::new(
+                    store,
+                ))),
         );
         tokio::spawn(Arc::clone(&registry).load_all());
         let state = AppState {

@@ -53,19 +53,40 @@ pub fn models_dir(inferd_home: &Path) -> PathBuf {
     inferd_home.join("models")
 }
 
-/// Resolves a `--model` argument: `ID=PATH`, a path to a GGUF file (id = file stem), or the id
-/// of a known model found in `models_dir`.
+/// Whether `source` is a URL (`https://`, `s3://`, `file://`, …) for the artifact store.
+pub fn is_url(source: &str) -> bool {
+    source.contains("://")
+}
+
+/// Resolves a `--model` argument: `ID=SOURCE`, a path to a GGUF file or a URL (id = file
+/// stem), or the id of a known model found in `models_dir`. Local files must exist; URLs are
+/// fetched when the model loads.
 pub fn resolve_model_arg(
     arg: &str,
     models_dir: &Path,
     engine: &LocalEngineConfig,
 ) -> Result<ModelSpec, ModelArgError> {
     let spec = |id: &str, path: PathBuf| ModelSpec::local(id, path, engine.clone());
-    if let Some((id, path)) = arg.split_once('=') {
+    if let Some((id, source)) = arg.split_once('=').filter(|(id, _)| !is_url(id)) {
         if id.trim().is_empty() {
             return Err(ModelArgError::EmptyId(arg.to_owned()));
         }
-        return existing(spec(id.trim(), PathBuf::from(path)), "check the path");
+        if is_url(source) {
+            return Ok(ModelSpec::local(id.trim(), source.trim(), engine.clone()));
+        }
+        return existing(spec(id.trim(), PathBuf::from(source)), "check the path");
+    }
+    if is_url(arg) {
+        // The id is the file stem of the URL's path (query and fragment ignored).
+        let path = arg.split(['?', '#']).next().unwrap_or(arg);
+        let id = path
+            .rsplit('/')
+            .next()
+            .and_then(|name| Path::new(name).file_stem())
+            .and_then(|s| s.to_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ModelArgError::Unknown(arg.to_owned()))?;
+        return Ok(ModelSpec::local(id, arg.trim(), engine.clone()));
     }
     if let Some(known) = KNOWN_MODELS.iter().find(|m| m.id == arg) {
         return existing(
@@ -149,6 +170,22 @@ mod tests {
             resolve_model_arg(&format!("={arg}"), &dir, &cfg),
             Err(ModelArgError::EmptyId(format!("={arg}")))
         );
+    }
+
+    #[test]
+    fn urls_are_taken_as_they_are_with_the_file_stem_as_id() {
+        let cfg = LocalEngineConfig::default();
+        let dir = Path::new("/nonexistent");
+        let spec =
+            resolve_model_arg("https://h.example/m/tiny.Q4.gguf?sig=1", dir, &cfg).expect("url");
+        assert_eq!(spec.id, "tiny.Q4");
+        assert_eq!(spec.source, "https://h.example/m/tiny.Q4.gguf?sig=1");
+        let named = resolve_model_arg("mine=s3://bucket/dir/x.gguf", dir, &cfg).expect("named");
+        assert_eq!(
+            (named.id.as_str(), named.source.as_str()),
+            ("mine", "s3://bucket/dir/x.gguf")
+        );
+        assert!(is_url("file:///tmp/x.gguf") && !is_url("/tmp/x.gguf"));
     }
 
     #[test]

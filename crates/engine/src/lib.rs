@@ -4,6 +4,7 @@
 //!
 //! The HTTP layer depends on this crate, never the other way round.
 
+pub mod artifacts;
 pub mod backend;
 pub mod catalog;
 pub mod error;

@@ -632,7 +632,12 @@ impl ModelRegistry {
                 id: e.spec.id.clone(),
                 aliases: e.spec.aliases.clone(),
                 state: e.state.name(),
-                source: e.spec.source.clone(),
+                // URLs may carry credentials or signatures.
+                source: if e.spec.source.contains("://") {
+                    inferd_telemetry::sanitize_url(&e.spec.source)
+                } else {
+                    e.spec.source.clone()
+                },
                 artifact_source: e.artifact_source,
                 bytes: e.bytes,
                 load_seconds: e.load_seconds,

@@ -1,0 +1,161 @@
+//! The spans the artifact store makes, read back from the telemetry crate's in-memory trace
+//! store: `model.artifacts.download` / `model.artifacts.load` under the caller's `model.load`,
+//! an HTTP CLIENT span under the download, and its traceparent received by the server.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use inferd_artifacts::{ArtifactRequest, ArtifactSource, ArtifactStore, Sha256Digest, StoreConfig};
+use inferd_telemetry::semconv as sc;
+use inferd_telemetry::{
+    build_with_writer, Mode, PropagatorConfig, Propagators, SpanRecord, TelemetryConfig,
+    TelemetryGuard,
+};
+use opentelemetry::trace::TraceContextExt;
+use support::{content, temp_dir, FileServer, Served};
+use tracing::{Dispatch, Instrument, Span};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+fn telemetry() -> (TelemetryGuard, Dispatch) {
+    // What `inferd_telemetry::init` installs globally for outgoing headers.
+    opentelemetry::global::set_text_map_propagator(Propagators::new(&PropagatorConfig::default()));
+    let config = TelemetryConfig {
+        mode: Mode::Local,
+        ..TelemetryConfig::default()
+    };
+    build_with_writer(&config, std::io::sink, false).unwrap()
+}
+
+fn model_load_span() -> Span {
+    tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD)
+}
+
+fn ids(span: &Span) -> (String, String) {
+    let cx = span.context();
+    let sc = cx.span().span_context().clone();
+    (sc.trace_id().to_string(), sc.span_id().to_string())
+}
+
+fn spans_of(guard: &TelemetryGuard, trace_id: &str) -> Vec<SpanRecord> {
+    guard.trace_store().unwrap().trace(trace_id).unwrap().spans
+}
+
+fn named<'a>(spans: &'a [SpanRecord], name: &str) -> &'a SpanRecord {
+    spans.iter().find(|s| s.name == name).unwrap_or_else(|| {
+        panic!(
+            "no {name} span in {:?}",
+            spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+        )
+    })
+}
+
+#[tokio::test]
+async fn download_span_sits_under_model_load_and_the_server_receives_its_traceparent() {
+    let (guard, dispatch) = telemetry();
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    let server = FileServer::start().await;
+    let body = content(64_000);
+    let url = server.add(
+        "m.gguf",
+        Served {
+            body: body.clone(),
+            ..Served::default()
+        },
+    );
+    let store = ArtifactStore::new(StoreConfig::new(temp_dir("telemetry-download"))).unwrap();
+    let request = ArtifactRequest::new("tiny", ArtifactSource::parse(&url).unwrap());
+
+    let load = model_load_span();
+    let (trace_id, load_id) = ids(&load);
+    store
+        .fetch(&request)
+        .instrument(load.clone())
+        .await
+        .unwrap();
+    drop(load);
+
+    let spans = spans_of(&guard, &trace_id);
+    let download = named(&spans, sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
+    assert_eq!(download.parent_span_id.as_deref(), Some(load_id.as_str()));
+    assert_eq!(download.attributes[sc::MODEL_ID], "tiny");
+    assert_eq!(download.attributes[sc::MODEL_ARTIFACTS_SOURCE], "http");
+    assert_eq!(download.attributes[sc::URL_FULL], url.as_str());
+    assert_eq!(download.attributes[sc::MODEL_ARTIFACTS_BYTES], body.len());
+    assert_ne!(download.status.code, "error");
+    let client = spans
+        .iter()
+        .find(|s| s.kind == "client")
+        .expect("an HTTP client span");
+    assert_eq!(
+        client.parent_span_id.as_deref(),
+        Some(download.span_id.as_str())
+    );
+    assert_eq!(client.attributes[sc::HTTP_RESPONSE_STATUS_CODE], 200);
+    let seen = server.seen("m.gguf");
+    assert_eq!(
+        seen[0].traceparent.as_deref(),
+        Some(format!("00-{trace_id}-{}-01", client.span_id).as_str())
+    );
+
+    // The next load of the same model finds it in the cache.
+    let load = model_load_span();
+    let (trace_id, load_id) = ids(&load);
+    store
+        .fetch(&request)
+        .instrument(load.clone())
+        .await
+        .unwrap();
+    drop(load);
+    let spans = spans_of(&guard, &trace_id);
+    let hit = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
+    assert_eq!(hit.parent_span_id.as_deref(), Some(load_id.as_str()));
+    assert_eq!(hit.attributes[sc::MODEL_ID], "tiny");
+    assert_eq!(hit.attributes[sc::MODEL_ARTIFACTS_SOURCE], "local_cache");
+    assert_eq!(hit.attributes[sc::MODEL_ARTIFACTS_BYTES], body.len());
+    assert!(spans
+        .iter()
+        .all(|s| s.name != sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD));
+    assert_eq!(server.seen("m.gguf").len(), 1);
+}
+
+#[tokio::test]
+async fn failed_download_and_local_file_spans() {
+    let (guard, dispatch) = telemetry();
+    let _default = tracing::dispatcher::set_default(&dispatch);
+    let server = FileServer::start().await;
+    let url = server.add(
+        "m.gguf",
+        Served {
+            body: content(1000),
+            ..Served::default()
+        },
+    );
+    let store = ArtifactStore::new(StoreConfig::new(temp_dir("telemetry-errors"))).unwrap();
+
+    let bad = ArtifactRequest::new("m", ArtifactSource::parse(&url).unwrap())
+        .with_sha256(Some(Sha256Digest::of(b"something else")));
+    let load = model_load_span();
+    let (trace_id, _) = ids(&load);
+    assert!(store.fetch(&bad).instrument(load.clone()).await.is_err());
+    drop(load);
+    let spans = spans_of(&guard, &trace_id);
+    let download = named(&spans, sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
+    assert_eq!(download.status.code, "error");
+    assert_eq!(download.attributes[sc::ERROR_TYPE], "checksum_mismatch");
+
+    let file = temp_dir("telemetry-local").join("local.gguf");
+    std::fs::write(&file, b"12345").unwrap();
+    let local = ArtifactRequest::new(
+        "loc",
+        ArtifactSource::parse(file.to_str().unwrap()).unwrap(),
+    );
+    let load = model_load_span();
+    let (trace_id, load_id) = ids(&load);
+    store.fetch(&local).instrument(load.clone()).await.unwrap();
+    drop(load);
+    let spans = spans_of(&guard, &trace_id);
+    let span = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
+    assert_eq!(span.parent_span_id.as_deref(), Some(load_id.as_str()));
+    assert_eq!(span.attributes[sc::MODEL_ARTIFACTS_SOURCE], "local_cache");
+    assert_eq!(span.attributes[sc::MODEL_ARTIFACTS_BYTES], 5);
+}
