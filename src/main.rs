@@ -29,6 +29,7 @@ Examples:
   inferd serve                                  serve the default model (smollm2-135m) on 127.0.0.1:8080
   inferd serve --model ./my-model.gguf --port 9000
   inferd serve --model chat=/models/a.gguf --model /models/b.gguf --threads 4
+  inferd bench --url http://127.0.0.1:8080 --model smollm2-135m --rate 2 --duration 30s
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
 
@@ -43,12 +44,20 @@ enum Command {
     /// Listens on 127.0.0.1:8080 by default. The default model is fetched into the cache by
     /// `make model` (scripts/fetch-default-model.sh).
     Serve(ServeArgs),
+    /// Load-test an OpenAI-compatible server (inferd, vLLM, llama.cpp server, ...), or compare
+    /// two reports (`inferd bench compare A.json B.json`).
+    ///
+    /// Stages of a request rate (constant or Poisson) or a concurrency; synthetic, JSONL or
+    /// ShareGPT prompts; TTFT, TPOT, inter-token and end-to-end latency per stage; a JSON report,
+    /// SVG charts, and a CLIENT span per request when tracing is on.
+    Bench(inferd_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),
+        Command::Bench(args) => inferd_bench::run(args),
     }
 }
 

@@ -127,6 +127,10 @@ pub const INFERD_TIME_PER_OUTPUT_TOKEN: &str = "inferd.time_per_output_token";
 pub const INFERD_QUEUE_POSITION: &str = "inferd.queue.position";
 /// Members in one batched engine step.
 pub const INFERD_BATCH_SIZE: &str = "inferd.batch.size";
+/// `inferd bench`: name of the stage a request belongs to.
+pub const INFERD_BENCH_STAGE: &str = "inferd.bench.stage";
+/// `inferd bench`: how late a request was sent against its schedule (s).
+pub const INFERD_BENCH_SCHEDULE_LAG: &str = "inferd.bench.schedule_lag";
 /// Model file format (e.g. `gguf`).
 pub const INFERD_MODEL_FORMAT: &str = "inferd.model.format";
 /// Model id.
