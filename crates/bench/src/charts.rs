@@ -60,11 +60,7 @@ fn line_chart(
                 .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
                 .label(name.as_str())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color));
-            chart.draw_series(
-                points
-                    .iter()
-                    .map(|&p| Circle::new(p, 4, color.filled())),
-            )?;
+            chart.draw_series(points.iter().map(|&p| Circle::new(p, 4, color.filled())))?;
         }
         chart
             .configure_series_labels()
@@ -104,14 +100,24 @@ pub fn write_charts(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>>
     ];
     for (file, title, pick) in latency {
         let path = dir.join(format!("latency-{file}.svg"));
-        line_chart(&path, title, "ms", &stages, &percentiles(&report.stages, pick))?;
+        line_chart(
+            &path,
+            title,
+            "ms",
+            &stages,
+            &percentiles(&report.stages, pick),
+        )?;
         written.push(path);
     }
     let path = dir.join("throughput-tokens.svg");
     let series = vec![
         (
             "output tokens/s".to_owned(),
-            report.stages.iter().map(|s| s.output_tokens_per_s).collect(),
+            report
+                .stages
+                .iter()
+                .map(|s| s.output_tokens_per_s)
+                .collect(),
         ),
         (
             "input tokens/s".to_owned(),
@@ -176,7 +182,11 @@ mod tests {
         for file in &files {
             let svg = std::fs::read_to_string(file).expect("read");
             assert!(svg.starts_with("<svg"), "{}", file.display());
-            assert!(svg.contains("high"), "{} lacks the stage name", file.display());
+            assert!(
+                svg.contains("high"),
+                "{} lacks the stage name",
+                file.display()
+            );
         }
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -343,10 +343,7 @@ async fn read_whole(
     outcome.response_id = parsed.id;
     outcome.response_model = parsed.model;
     let text_len = parsed.choices.first().map_or(0, Choice::text_len);
-    outcome.finish_reason = parsed
-        .choices
-        .first()
-        .and_then(|c| c.finish_reason.clone());
+    outcome.finish_reason = parsed.choices.first().and_then(|c| c.finish_reason.clone());
     // Without usage, estimate 4 bytes a token (no chunks to count).
     let estimated = (text_len as u64).div_ceil(4);
     apply_usage(outcome, parsed.usage, request, estimated);
@@ -466,7 +463,9 @@ mod tests {
     #[test]
     fn error_bodies_give_their_message() {
         assert_eq!(
-            error_message(r#"{"error":{"message":"model `x` not found","type":"invalid_request_error"}}"#),
+            error_message(
+                r#"{"error":{"message":"model `x` not found","type":"invalid_request_error"}}"#
+            ),
             "model `x` not found"
         );
         assert_eq!(error_message("  plain text \n"), "plain text");

@@ -199,7 +199,10 @@ mod tests {
         let path = std::env::temp_dir().join(format!("not-a-report-{}.json", std::process::id()));
         std::fs::write(&path, "{\"hello\": 1}").expect("write");
         let err = read_report(&path).expect_err("accepted");
-        assert!(err.to_string().contains("not an inferd bench report"), "{err}");
+        assert!(
+            err.to_string().contains("not an inferd bench report"),
+            "{err}"
+        );
         let _ = std::fs::remove_file(path);
     }
 }

@@ -181,7 +181,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "ms" => value / 1000.0,
         "m" | "min" => value * 60.0,
         "h" => value * 3600.0,
-        other => return Err(format!("unknown unit `{other}` in `{text}` (ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}` (ms, s, m or h)"
+            ))
+        }
     };
     Duration::try_from_secs_f64(secs).map_err(|e| format!("`{text}`: {e}"))
 }
@@ -328,7 +332,9 @@ impl Plan {
         };
 
         let warmup = match (&args.warmup, file.warmup) {
-            (Some(text), _) => Some(parse_warmup(text).map_err(|e| anyhow::anyhow!("--warmup: {e}"))?),
+            (Some(text), _) => {
+                Some(parse_warmup(text).map_err(|e| anyhow::anyhow!("--warmup: {e}"))?)
+            }
             (None, Some(toml::Value::Integer(n))) if n >= 0 => Some(Stop::Requests(n as u64)),
             (None, Some(toml::Value::String(text))) => {
                 Some(parse_warmup(&text).map_err(|e| anyhow::anyhow!("warmup: {e}"))?)
@@ -442,8 +448,18 @@ mod tests {
     #[test]
     fn one_stage_from_flags() {
         let p = plan(&[
-            "--url", "http://127.0.0.1:8080/v1/", "--model", "m", "--rate", "2.5",
-            "--arrival", "poisson", "--requests", "10", "--warmup", "3",
+            "--url",
+            "http://127.0.0.1:8080/v1/",
+            "--model",
+            "m",
+            "--rate",
+            "2.5",
+            "--arrival",
+            "poisson",
+            "--requests",
+            "10",
+            "--warmup",
+            "3",
         ])
         .expect("plan");
         assert_eq!(p.url, "http://127.0.0.1:8080");
@@ -508,18 +524,39 @@ mod tests {
     #[test]
     fn bad_config_names_the_problem() {
         let unknown = write_config("rat = 3\n");
-        let err = plan(&["--config", unknown.to_str().expect("utf-8"), "--url", "http://h", "--model", "m"])
-            .expect_err("unknown key accepted");
+        let err = plan(&[
+            "--config",
+            unknown.to_str().expect("utf-8"),
+            "--url",
+            "http://h",
+            "--model",
+            "m",
+        ])
+        .expect_err("unknown key accepted");
         assert!(err.to_string().contains("rat"), "{err}");
 
         let both = write_config("[[stages]]\nrate = 1.0\nconcurrency = 2\nrequests = 3\n");
-        let err = plan(&["--config", both.to_str().expect("utf-8"), "--url", "http://h", "--model", "m"])
-            .expect_err("rate and concurrency accepted");
+        let err = plan(&[
+            "--config",
+            both.to_str().expect("utf-8"),
+            "--url",
+            "http://h",
+            "--model",
+            "m",
+        ])
+        .expect_err("rate and concurrency accepted");
         assert!(err.to_string().contains("stages[0]"), "{err}");
 
         let no_stop = write_config("[[stages]]\nrate = 1.0\n");
-        let err = plan(&["--config", no_stop.to_str().expect("utf-8"), "--url", "http://h", "--model", "m"])
-            .expect_err("stage without stop accepted");
+        let err = plan(&[
+            "--config",
+            no_stop.to_str().expect("utf-8"),
+            "--url",
+            "http://h",
+            "--model",
+            "m",
+        ])
+        .expect_err("stage without stop accepted");
         assert!(err.to_string().contains("duration"), "{err}");
 
         let err = plan(&["--url", "ftp://h", "--model", "m", "--rate", "1"]).expect_err("ftp");

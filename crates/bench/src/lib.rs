@@ -95,7 +95,11 @@ pub fn run_load(args: BenchArgs) -> anyhow::Result<Report> {
     }
     if let Some(dir) = &args.charts {
         let files = charts::write_charts(&report, dir)?;
-        println!("charts written to {} ({} files)", dir.display(), files.len());
+        println!(
+            "charts written to {} ({} files)",
+            dir.display(),
+            files.len()
+        );
     }
     Ok(report)
 }

@@ -145,7 +145,13 @@ impl StageReport {
             out_per_request.push(o.output_tokens as f64);
         }
         let sent = outcomes.len() as u64;
-        let per_s = |n: f64| if duration_s > 0.0 { n / duration_s } else { 0.0 };
+        let per_s = |n: f64| {
+            if duration_s > 0.0 {
+                n / duration_s
+            } else {
+                0.0
+            }
+        };
         StageReport {
             name: spec.name.clone(),
             load: spec.load,
@@ -352,9 +358,11 @@ mod tests {
         };
         let plan = Plan::from_args(&plan_args).expect("plan");
         let mut report = Report::new(&plan);
-        report
-            .stages
-            .push(StageReport::from_outcomes(&spec(), &[ok(0.1, 1.1, 11)], 1.0));
+        report.stages.push(StageReport::from_outcomes(
+            &spec(),
+            &[ok(0.1, 1.1, 11)],
+            1.0,
+        ));
         let text = serde_json::to_string_pretty(&report).expect("json");
         let value: serde_json::Value = serde_json::from_str(&text).expect("parse");
         assert_eq!(value["schema_version"], 1);

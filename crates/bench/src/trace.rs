@@ -14,9 +14,10 @@ use crate::client::{Outcome, Target};
 /// endpoint is set, and `local` (an in-memory store nobody can read here) prints to the
 /// console.
 pub fn telemetry_config(args: &BenchArgs, env: &dyn EnvSource) -> anyhow::Result<TelemetryConfig> {
-    let explicit =
-        args.telemetry.telemetry.is_some() || env.get(inferd_telemetry::vars::INFERD_TELEMETRY).is_some();
-    let log_given = args.telemetry.log.is_some() || env.get(inferd_telemetry::vars::INFERD_LOG).is_some();
+    let explicit = args.telemetry.telemetry.is_some()
+        || env.get(inferd_telemetry::vars::INFERD_TELEMETRY).is_some();
+    let log_given =
+        args.telemetry.log.is_some() || env.get(inferd_telemetry::vars::INFERD_LOG).is_some();
     let mut config = args.telemetry.clone().into_config(env)?;
     config.mode = match (explicit, config.mode) {
         (true, Mode::Local) => Mode::Console,
@@ -170,7 +171,11 @@ pub fn record_outcome(span: &Span, outcome: &Outcome) {
         set_attribute(span, semconv::INFERD_TIME_PER_OUTPUT_TOKEN, tpot);
     }
     set_attribute(span, semconv::GEN_AI_LATENCY_E2E, outcome.e2e);
-    set_attribute(span, semconv::INFERD_BENCH_SCHEDULE_LAG, outcome.schedule_lag);
+    set_attribute(
+        span,
+        semconv::INFERD_BENCH_SCHEDULE_LAG,
+        outcome.schedule_lag,
+    );
     if let Some(kind) = &outcome.error {
         let message = outcome.error_message.as_deref().unwrap_or(kind);
         inferd_telemetry::record_error(span, kind.clone(), message);
@@ -205,7 +210,11 @@ mod tests {
         assert_eq!(config(&[], &[]).mode, Mode::Off);
         assert_eq!(config(&["--trace"], &[]).mode, Mode::Console);
         assert_eq!(
-            config(&["--trace"], &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]).mode,
+            config(
+                &["--trace"],
+                &[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317")]
+            )
+            .mode,
             Mode::Otlp
         );
         assert_eq!(
@@ -238,6 +247,9 @@ mod tests {
             server_address("http://127.0.0.1:8080/v1/chat/completions"),
             ("127.0.0.1".to_owned(), 8080)
         );
-        assert_eq!(server_address("https://api.example/v1"), ("api.example".to_owned(), 443));
+        assert_eq!(
+            server_address("https://api.example/v1"),
+            ("api.example".to_owned(), 443)
+        );
     }
 }
