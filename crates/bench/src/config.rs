@@ -253,6 +253,7 @@ fn load_of(
 }
 
 /// Strips a trailing `/` and `/v1`, so `http://h:8080/v1/` and `http://h:8080` mean the same.
+/// Only `http://` is accepted: this build has no TLS.
 pub fn normalize_base_url(url: &str) -> anyhow::Result<String> {
     let mut base = url.trim().trim_end_matches('/').to_owned();
     if let Some(stripped) = base.strip_suffix("/v1") {
@@ -262,8 +263,13 @@ pub fn normalize_base_url(url: &str) -> anyhow::Result<String> {
         .parse()
         .with_context(|| format!("--url `{url}` is not a URL"))?;
     match parsed.scheme_str() {
-        Some("http") | Some("https") if parsed.host().is_some() => Ok(base),
-        _ => bail!("--url `{url}` must be an http:// or https:// URL with a host"),
+        Some("http") if parsed.host().is_some() => Ok(base),
+        // reqwest is built without TLS in this workspace (its TLS stacks build C libraries).
+        Some("https") => bail!(
+            "--url `{url}`: https is not supported by this build of inferd bench; \
+             use http:// (e.g. through a local TLS-terminating proxy)"
+        ),
+        _ => bail!("--url `{url}` must be an http:// URL with a host"),
     }
 }
 

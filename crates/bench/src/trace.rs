@@ -252,4 +252,96 @@ mod tests {
             ("api.example".to_owned(), 443)
         );
     }
+
+    /// The spans of two stages of one request each, and each request's trace id.
+    fn spans_of(per_stage: bool) -> (Vec<inferd_telemetry::SpanRecord>, Vec<String>) {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            span_filter: "off,inferd_bench=info".to_owned(),
+            ..TelemetryConfig::default()
+        };
+        let (guard, dispatch) =
+            inferd_telemetry::build_with_writer(&config, std::io::sink, false).expect("build");
+        let target = Target {
+            client: reqwest::Client::new(),
+            endpoint: "http://127.0.0.1:9/v1/chat/completions".to_owned(),
+            api: crate::config::Api::Chat,
+            model: "m".to_owned(),
+            stream: true,
+            timeout: std::time::Duration::from_secs(1),
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            let tracing = Tracing::new(true, per_stage, &target);
+            for (i, name) in ["a", "b"].iter().enumerate() {
+                let stage = tracing.stage_span(i, name, "concurrency 1");
+                let request = request_span(&stage, &target, Some(4));
+                let outcome = Outcome {
+                    ttft: Some(0.1),
+                    e2e: 0.4,
+                    output_tokens: 4,
+                    ..Outcome::default()
+                };
+                record_outcome(&request, &outcome);
+            }
+        });
+        let store = guard.trace_store().expect("store");
+        let spans: Vec<inferd_telemetry::SpanRecord> = store
+            .recent_traces(10)
+            .iter()
+            .filter_map(|t| store.trace(&t.trace_id))
+            .flat_map(|d| d.spans)
+            .collect();
+        let ids = spans
+            .iter()
+            .filter(|s| s.kind == "client")
+            .map(|s| s.trace_id.clone())
+            .collect();
+        (spans, ids)
+    }
+
+    #[test]
+    fn requests_hang_under_stage_spans_in_one_trace_or_one_per_stage() {
+        let (spans, ids) = spans_of(false);
+        assert_eq!(ids.len(), 2, "{spans:?}");
+        assert_eq!(ids[0], ids[1], "one trace per session");
+        let root = spans
+            .iter()
+            .find(|s| s.name == "bench")
+            .expect("bench span");
+        let stages: Vec<_> = spans
+            .iter()
+            .filter(|s| s.name.starts_with("bench.stage"))
+            .collect();
+        assert_eq!(stages.len(), 2);
+        for stage in &stages {
+            assert_eq!(stage.parent_span_id.as_deref(), Some(root.span_id.as_str()));
+        }
+        let requests: Vec<_> = spans.iter().filter(|s| s.kind == "client").collect();
+        assert_eq!(requests.len(), 2);
+        assert_eq!(requests[0].name, "chat m");
+        assert_eq!(
+            requests[0].attributes[semconv::GEN_AI_OPERATION_NAME],
+            "chat"
+        );
+        assert_eq!(requests[0].attributes[semconv::SERVER_PORT], 9);
+        assert!(
+            (requests[0].attributes[semconv::INFERD_TIME_PER_OUTPUT_TOKEN]
+                .as_f64()
+                .unwrap_or(0.0)
+                - 0.1)
+                .abs()
+                < 1e-9
+        );
+        assert!(stages
+            .iter()
+            .any(|s| Some(s.span_id.as_str()) == requests[0].parent_span_id.as_deref()));
+
+        let (spans, ids) = spans_of(true);
+        assert_eq!(ids.len(), 2, "{spans:?}");
+        assert_ne!(ids[0], ids[1], "one trace per stage");
+        assert!(spans.iter().all(|s| s.name != "bench"));
+        for stage in spans.iter().filter(|s| s.name.starts_with("bench.stage")) {
+            assert_eq!(stage.parent_span_id, None, "a stage is a root span");
+        }
+    }
 }
