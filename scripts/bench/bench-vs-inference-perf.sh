@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # `inferd bench` against inference-perf (PyPI), on the same release inferd server, the same load
-# (constant rate, text completions, streaming, ignore_eos) and the same prompt and output
-# lengths. Prints both tools' TTFT, TPOT, inter-token latency, throughput, and the CPU each
-# load generator used (user + system, children included), side by side.
-# Env: RATE (1), DURATION (30, seconds), INPUT_TOKENS (64), OUTPUT_TOKENS (32), THREADS (1),
-#      ROUNDS (1: each round runs both tools, order alternating), SHARED (../shared).
+# and the same prompt and output lengths (text completions, streaming, ignore_eos). Prints both
+# tools' TTFT, TPOT, inter-token latency, throughput, and the CPU each load generator used
+# (user + system, children included), side by side.
+# Load: CONCURRENCY (1) requests in flight for REQUESTS (40) requests; or, with CONCURRENCY=0,
+# a constant RATE (1/s) for DURATION (30 s). inferd serves one request at a time, so at a rate
+# near its capacity queueing dominates TTFT, and inference-perf 0.7 sends its first requests in a
+# burst (its per-request start times show it), which makes rate runs disagree on TTFT for that
+# reason alone; the closed loop compares the measurement itself.
+# Env also: INPUT_TOKENS (64), OUTPUT_TOKENS (32), THREADS (1), SHARED (../shared),
+#      ROUNDS (1: each round runs both tools, order alternating).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -37,5 +42,6 @@ curl -fs "$INFERD_BASE/v1/completions" -H 'content-type: application/json' \
 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 "$VENV/bin/python" scripts/bench/bench_vs_inference_perf.py \
   --url "$INFERD_BASE" --inferd "$BIN" --inference-perf "$VENV/bin/inference-perf" \
   --tokenizer "$TOKENIZER" --rate "${RATE:-1}" --duration "${DURATION:-30}" \
+  --concurrency "${CONCURRENCY:-1}" --requests "${REQUESTS:-40}" \
   --input-tokens "${INPUT_TOKENS:-64}" --output-tokens "${OUTPUT_TOKENS:-32}" \
   --rounds "${ROUNDS:-1}" --work "target/bench-vs-inference-perf"

@@ -74,12 +74,14 @@ def inference_perf_figures(directory):
 
 def inference_perf_config(args, out_dir):
     dist = lambda n: {"min": n, "max": n, "mean": n, "std_dev": 0}
+    if args.concurrency:
+        load = {"type": "concurrent",
+                "stages": [{"num_requests": args.requests, "concurrency_level": args.concurrency}]}
+    else:
+        load = {"type": "constant", "stages": [{"rate": args.rate, "duration": args.duration}]}
+    load["num_workers"] = 1
     return {
-        "load": {
-            "type": "constant",
-            "stages": [{"rate": args.rate, "duration": args.duration}],
-            "num_workers": 1,
-        },
+        "load": load,
         "api": {"type": "completion", "streaming": True},
         "server": {
             "type": "vllm",
@@ -102,7 +104,9 @@ def run_inferd(args, work, round_no):
     report = os.path.join(work, f"inferd-bench-{round_no}.json")
     cmd = [
         args.inferd, "bench", "--url", args.url, "--model", "smollm2-135m",
-        "--api", "completions", "--rate", str(args.rate), "--duration", f"{args.duration}s",
+        "--api", "completions",
+    ] + (["--concurrency", str(args.concurrency), "--requests", str(args.requests)] if args.concurrency
+         else ["--rate", str(args.rate), "--duration", f"{args.duration}s"]) + [
         "--input-tokens", str(args.input_tokens), "--output-tokens", str(args.output_tokens),
         "--ignore-eos", "--no-progress", "--output", report,
     ]
@@ -141,6 +145,8 @@ def main():
     p.add_argument("--tokenizer", required=True)
     p.add_argument("--rate", type=float, default=1.0)
     p.add_argument("--duration", type=int, default=30)
+    p.add_argument("--concurrency", type=int, default=0, help="closed loop instead of --rate")
+    p.add_argument("--requests", type=int, default=40, help="requests at --concurrency")
     p.add_argument("--input-tokens", type=int, default=64)
     p.add_argument("--output-tokens", type=int, default=32)
     p.add_argument("--rounds", type=int, default=1)
@@ -157,7 +163,9 @@ def main():
             print(f"round {r + 1}: {name} ...", file=sys.stderr, flush=True)
             results[name].append(fn(args, args.work, r))
 
-    print(f"\nload: constant {args.rate}/s for {args.duration}s, /v1/completions streaming, "
+    load = (f"concurrency {args.concurrency}, {args.requests} requests" if args.concurrency
+            else f"constant {args.rate}/s for {args.duration}s")
+    print(f"\nload: {load}, /v1/completions streaming, "
           f"{args.input_tokens} input / {args.output_tokens} output tokens, ignore_eos; {args.url}")
     for r in range(args.rounds):
         (a, a_wall, a_cpu), (b, b_wall, b_cpu) = results["inferd bench"][r], results["inference-perf"][r]

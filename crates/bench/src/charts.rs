@@ -11,6 +11,9 @@ use crate::stats::Summary;
 
 type Series = (String, Vec<f64>);
 
+/// Picks one latency summary out of a stage.
+type Pick = fn(&StageReport) -> Option<&Summary>;
+
 fn line_chart(
     path: &Path,
     title: &str,
@@ -73,7 +76,7 @@ fn line_chart(
     draw().map_err(|e| anyhow::anyhow!("cannot draw {}: {e}", path.display()))
 }
 
-fn percentiles(stages: &[StageReport], pick: fn(&StageReport) -> Option<&Summary>) -> Vec<Series> {
+fn percentiles(stages: &[StageReport], pick: Pick) -> Vec<Series> {
     ["p50", "p90", "p99"]
         .iter()
         .map(|stat| {
@@ -92,7 +95,7 @@ pub fn write_charts(report: &Report, dir: &Path) -> anyhow::Result<Vec<PathBuf>>
         .with_context(|| format!("cannot create the charts directory {}", dir.display()))?;
     let stages: Vec<String> = report.stages.iter().map(|s| s.name.clone()).collect();
     let mut written = Vec::new();
-    let latency: [(&str, &str, fn(&StageReport) -> Option<&Summary>); 4] = [
+    let latency: [(&str, &str, Pick); 4] = [
         ("ttft", "Time to first token", |s| s.ttft.as_ref()),
         ("tpot", "Time per output token", |s| s.tpot.as_ref()),
         ("itl", "Inter-token latency", |s| s.itl.as_ref()),
@@ -159,7 +162,7 @@ mod tests {
                     load: Load::Concurrency { concurrency: 1 },
                     stop: Stop::Requests(1),
                 };
-                StageReport::from_outcomes(&spec, &[outcome.clone()], 1.0)
+                StageReport::from_outcomes(&spec, std::slice::from_ref(&outcome), 1.0)
             })
             .collect();
         let report = Report {
