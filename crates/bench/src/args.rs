@@ -75,6 +75,11 @@ pub struct BenchArgs {
     /// One stage with this many requests in flight.
     #[arg(long, value_name = "C")]
     pub concurrency: Option<u32>,
+    /// Several stages, `;`-separated, each with the config file's stage keys:
+    /// 'rate=2,duration=30s;concurrency=4,requests=50' (name, rate, arrival, concurrency,
+    /// duration, requests).
+    #[arg(long, value_name = "SPEC")]
+    pub stages: Option<String>,
     /// How long the stage sends, e.g. 30s, 2m (default 30s).
     #[arg(long, value_name = "DURATION")]
     pub duration: Option<String>,

@@ -155,7 +155,7 @@ struct FileConfig {
     data: Option<DataSpec>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileStage {
     name: Option<String>,
@@ -164,6 +164,55 @@ struct FileStage {
     concurrency: Option<u32>,
     duration: Option<String>,
     requests: Option<u64>,
+}
+
+/// Parses `--stages 'rate=2,duration=30s;concurrency=4,requests=50'`: stages separated by `;`,
+/// each a comma-separated list of the `[[stages]]` keys.
+fn parse_inline_stages(text: &str) -> anyhow::Result<Vec<FileStage>> {
+    text.split(';')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .enumerate()
+        .map(|(i, stage)| {
+            let mut parsed = FileStage::default();
+            for pair in stage.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').ok_or_else(|| {
+                    anyhow::anyhow!("--stages[{i}]: `{pair}` is not key=value")
+                })?;
+                let value = value.trim();
+                let number = |v: &str| -> anyhow::Result<f64> {
+                    v.parse()
+                        .map_err(|_| anyhow::anyhow!("--stages[{i}]: {key}=`{v}` is not a number"))
+                };
+                match key.trim() {
+                    "name" => parsed.name = Some(value.to_owned()),
+                    "rate" => parsed.rate = Some(number(value)?),
+                    "arrival" => {
+                        parsed.arrival = Some(match value {
+                            "constant" => Arrival::Constant,
+                            "poisson" => Arrival::Poisson,
+                            _ => bail!("--stages[{i}]: arrival=`{value}` (constant or poisson)"),
+                        })
+                    }
+                    "concurrency" => {
+                        parsed.concurrency = Some(value.parse().map_err(|_| {
+                            anyhow::anyhow!("--stages[{i}]: concurrency=`{value}` is not a count")
+                        })?)
+                    }
+                    "duration" => parsed.duration = Some(value.to_owned()),
+                    "requests" => {
+                        parsed.requests = Some(value.parse().map_err(|_| {
+                            anyhow::anyhow!("--stages[{i}]: requests=`{value}` is not a count")
+                        })?)
+                    }
+                    other => bail!(
+                        "--stages[{i}]: unknown key `{other}` (name, rate, arrival, concurrency, duration, requests)"
+                    ),
+                }
+            }
+            Ok(parsed)
+        })
+        .collect()
 }
 
 /// Parses `30s`, `500ms`, `2m`, `1h`, `1.5s`, or a bare number of seconds.
@@ -301,7 +350,14 @@ impl Plan {
         })?;
 
         let cli_stage = args.rate.is_some() || args.concurrency.is_some();
+        let inline = match &args.stages {
+            Some(text) => parse_inline_stages(text)?,
+            None => Vec::new(),
+        };
         let stages = if cli_stage {
+            if !inline.is_empty() {
+                bail!("give either --rate/--concurrency or --stages, not both");
+            }
             let load = load_of("command line", args.rate, args.arrival, args.concurrency)?;
             let stop = stop_of(
                 "command line",
@@ -314,20 +370,26 @@ impl Plan {
                 load,
                 stop,
             }]
-        } else if file.stages.is_empty() {
-            bail!(
-                "nothing to run: give --rate R or --concurrency C (with --duration or --requests), \
-                 or [[stages]] in a --config file"
-            );
         } else {
-            if args.duration.is_some() || args.requests.is_some() || args.arrival.is_some() {
-                bail!("--duration, --requests and --arrival go with --rate or --concurrency; the config file's [[stages]] set their own");
+            let (what, listed) = if inline.is_empty() {
+                ("stages", &file.stages)
+            } else {
+                ("--stages", &inline)
+            };
+            if listed.is_empty() {
+                bail!(
+                    "nothing to run: give --rate R or --concurrency C (with --duration or --requests), \
+                     --stages 'rate=2,duration=30s;concurrency=4,requests=50', or [[stages]] in a --config file"
+                );
             }
-            file.stages
+            if args.duration.is_some() || args.requests.is_some() || args.arrival.is_some() {
+                bail!("--duration, --requests and --arrival go with --rate or --concurrency; stages set their own");
+            }
+            listed
                 .iter()
                 .enumerate()
                 .map(|(i, s)| {
-                    let what = format!("stages[{i}]");
+                    let what = format!("{what}[{i}]");
                     Ok(StageSpec {
                         name: s.name.clone().unwrap_or_else(|| format!("stage-{}", i + 1)),
                         load: load_of(&what, s.rate, s.arrival, s.concurrency)?,
@@ -525,6 +587,43 @@ mod tests {
         assert_eq!(p.stages[1].name, "busy");
         assert_eq!(p.stages[1].load, Load::Concurrency { concurrency: 4 });
         assert!(matches!(p.data, DataSpec::Synthetic { .. }));
+    }
+
+    #[test]
+    fn inline_stages_from_the_command_line() {
+        let p = plan(&[
+            "--url",
+            "http://h",
+            "--model",
+            "m",
+            "--stages",
+            "rate=2,arrival=poisson,duration=30s; name=busy,concurrency=4,requests=50",
+        ])
+        .expect("plan");
+        assert_eq!(p.stages.len(), 2);
+        assert_eq!(
+            p.stages[0].load,
+            Load::Rate {
+                rate: 2.0,
+                arrival: Arrival::Poisson
+            }
+        );
+        assert_eq!(p.stages[0].stop, Stop::Duration(Duration::from_secs(30)));
+        assert_eq!(p.stages[1].name, "busy");
+        assert_eq!(p.stages[1].stop, Stop::Requests(50));
+        let err = plan(&[
+            "--url",
+            "http://h",
+            "--model",
+            "m",
+            "--stages",
+            "rate=2,speed=3",
+        ])
+        .expect_err("unknown key");
+        assert!(err.to_string().contains("speed"), "{err}");
+        let err = plan(&["--url", "http://h", "--model", "m", "--stages", "rate=2"])
+            .expect_err("no stop");
+        assert!(err.to_string().contains("--stages[0]"), "{err}");
     }
 
     #[test]
