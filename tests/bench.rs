@@ -192,9 +192,9 @@ fn bench_reports_consistent_figures_for_both_apis_and_compare_reads_them() {
     assert_eq!(stage["load"]["type"], "rate");
     // 4/s for 2 s: sends at 0, 0.25, ..., 1.75 s.
     check_stage(stage, Some(8), 4);
-    // The generator kept its schedule.
+    // The generator kept its schedule (bounds loose enough for a busy 2-core CI machine).
     assert!(
-        f(&stage["schedule_lag"]["max"]) < 0.25,
+        f(&stage["schedule_lag"]["mean"]) < 0.1 && f(&stage["schedule_lag"]["max"]) < 1.0,
         "late sends: {}",
         stage["schedule_lag"]
     );
@@ -261,6 +261,56 @@ fn server_errors_are_counted_by_kind_not_fatal() {
         .is_some_and(|m| m.contains("max_tokens")));
     assert!(stage["ttft"].is_null());
     assert!(text(&out.stdout).contains("http_400"));
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn prompts_from_jsonl_and_sharegpt_files_are_sent() {
+    let server = Server::start(&[]);
+    let dir = scratch("files");
+    let jsonl = dir.join("prompts.jsonl");
+    std::fs::write(
+        &jsonl,
+        "{\"prompt\": \"Name a colour.\"}\n{\"messages\": [{\"role\": \"user\", \"content\": \"Say hi.\"}], \"max_tokens\": 2}\n",
+    )
+    .expect("write");
+    let sharegpt = dir.join("sharegpt.json");
+    std::fs::write(
+        &sharegpt,
+        r#"[{"id": "x", "conversations": [{"from": "human", "value": "What is Rust?"}, {"from": "gpt", "value": "A language."}]}]"#,
+    )
+    .expect("write");
+    for (data, api) in [(&jsonl, "chat"), (&sharegpt, "completions")] {
+        let report_path = dir.join("report.json");
+        let out = bench(
+            &[
+                "--url",
+                &server.base,
+                "--model",
+                MODEL,
+                "--api",
+                api,
+                "--concurrency",
+                "1",
+                "--requests",
+                "3",
+                "--max-tokens",
+                "3",
+                "--ignore-eos",
+                "--data",
+                data.to_str().expect("utf-8"),
+                "--output",
+                report_path.to_str().expect("utf-8"),
+            ],
+            &[],
+        );
+        assert!(out.status.success(), "bench failed: {}", text(&out.stderr));
+        let report = read_json(&report_path);
+        let stage = &report["stages"][0];
+        assert_eq!(u(&stage["completed"]), 3, "{stage}");
+        // --max-tokens overrides the data's lengths; ignore_eos holds them.
+        assert_eq!(u(&stage["output_tokens"]), 9, "{stage}");
+    }
     let _ = std::fs::remove_dir_all(dir);
 }
 
