@@ -82,15 +82,16 @@ impl Tracing {
         } else {
             self.session.id()
         };
-        tracing::info_span!(
+        let span = tracing::info_span!(
             target: "inferd_bench",
             parent: parent,
             "bench.stage",
             otel.name = format!("bench.stage {name}"),
-            inferd.bench.stage = name,
-            inferd.bench.stage_index = index as i64,
-            inferd.bench.load = load,
-        )
+        );
+        set_attribute(&span, semconv::INFERD_BENCH_STAGE, name.to_owned());
+        set_attribute(&span, semconv::INFERD_BENCH_STAGE_INDEX, index as i64);
+        set_attribute(&span, semconv::INFERD_BENCH_LOAD, load.to_owned());
+        span
     }
 }
 
@@ -315,7 +316,14 @@ mod tests {
         assert_eq!(stages.len(), 2);
         for stage in &stages {
             assert_eq!(stage.parent_span_id.as_deref(), Some(root.span_id.as_str()));
+            assert_eq!(
+                stage.attributes[semconv::INFERD_BENCH_LOAD],
+                "concurrency 1"
+            );
         }
+        assert!(stages
+            .iter()
+            .any(|s| s.attributes[semconv::INFERD_BENCH_STAGE] == "b"));
         let requests: Vec<_> = spans.iter().filter(|s| s.kind == "client").collect();
         assert_eq!(requests.len(), 2);
         assert_eq!(requests[0].name, "chat m");

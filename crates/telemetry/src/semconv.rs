@@ -129,6 +129,10 @@ pub const INFERD_QUEUE_POSITION: &str = "inferd.queue.position";
 pub const INFERD_BATCH_SIZE: &str = "inferd.batch.size";
 /// `inferd bench`: name of the stage a request belongs to.
 pub const INFERD_BENCH_STAGE: &str = "inferd.bench.stage";
+/// `inferd bench`: position of the stage in the run (0 is the warm-up).
+pub const INFERD_BENCH_STAGE_INDEX: &str = "inferd.bench.stage_index";
+/// `inferd bench`: the stage's load, e.g. `rate 2/s poisson` or `concurrency 4`.
+pub const INFERD_BENCH_LOAD: &str = "inferd.bench.load";
 /// `inferd bench`: how late a request was sent against its schedule (s).
 pub const INFERD_BENCH_SCHEDULE_LAG: &str = "inferd.bench.schedule_lag";
 /// Model file format (e.g. `gguf`).
