@@ -37,6 +37,8 @@ Logs go to stderr (JSON lines unless on a terminal); INFERD_LOG (e.g. debug, or
 info,inferd_engine=debug) sets the level. Telemetry: --telemetry off|local|otlp|console, and the
 standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT=http://collector:4317 selects otlp).";
 
+// Parsed once at start-up: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the HTTP server.
