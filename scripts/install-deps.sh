@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs: llama.cpp is compiled from source by the
-# llama-cpp-2 crate (cmake, a C++ compiler, libclang for bindgen). Debian/Ubuntu only.
+# llama-cpp-2 crate (cmake, a C++ compiler, libclang for bindgen); the tests lint /metrics with
+# promtool (Debian's prometheus package). Debian/Ubuntu only.
 set -euo pipefail
 
 missing=()
@@ -10,6 +11,8 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+# promtool lints /metrics in the tests.
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use inferd_engine::catalog::{self, DEFAULT_MODEL_ID};
 use inferd_engine::local::LocalEngineConfig;
+use inferd_engine::remote::{ReadyPolicy, UpstreamConfig};
 use inferd_engine::ModelSpec;
 use inferd_server::ServerConfig;
 use serde::Deserialize;
@@ -34,8 +35,25 @@ pub struct ServeArgs {
     )]
     pub models: Vec<String>,
 
+    /// OpenAI-compatible upstream to route models to: [NAME=]URL, URL being its /v1 base
+    /// (vLLM, TGI, SGLang, llama.cpp server, Ollama, another inferd). Its models are asked from
+    /// its /v1/models. Repeat for several. With upstreams and no --model, no local model is
+    /// loaded. The config file's [[upstreams]] tables take every setting.
+    #[arg(
+        long = "upstream",
+        env = "INFERD_UPSTREAM",
+        value_name = "[NAME=]URL",
+        value_delimiter = ','
+    )]
+    pub upstreams: Vec<String>,
+
+    /// Which upstreams must be healthy for /ready: all, any or ignore [default: any].
+    #[arg(long, env = "INFERD_READY_UPSTREAMS", value_name = "POLICY")]
+    pub ready_upstreams: Option<String>,
+
     /// TOML file with any of these settings (keys: host, port, models, threads, ctx_size,
-    /// max_queue, max_body_bytes, home, genai_capture_max_bytes).
+    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact, admin_token,
+    /// memory_budget, ready_upstreams, and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -64,6 +82,31 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_GENAI_CAPTURE_MAX_BYTES", value_name = "BYTES")]
     pub genai_capture_max_bytes: Option<usize>,
 
+    /// Regular expression whose matches are replaced by [REDACTED] in captured prompts and
+    /// completions (content capture only). Repeat for several.
+    #[arg(
+        long = "genai-redact",
+        env = "INFERD_GENAI_REDACT",
+        value_name = "REGEX",
+        value_delimiter = '\n'
+    )]
+    pub genai_redact: Vec<String>,
+
+    /// Most bytes of model files loaded at once (e.g. 8GiB); idle models are unloaded, least
+    /// recently used first, to make room [default: no limit].
+    #[arg(long, env = "INFERD_MEMORY_BUDGET", value_name = "SIZE")]
+    pub memory_budget: Option<String>,
+
+    /// Bearer token that operator endpoints (/debug/*) require. Without one they answer
+    /// loopback clients only.
+    #[arg(
+        long,
+        env = "INFERD_ADMIN_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
     #[command(flatten)]
     pub telemetry: inferd_telemetry::TelemetryArgs,
 }
@@ -74,13 +117,18 @@ pub struct ServeArgs {
 struct FileConfig {
     host: Option<String>,
     port: Option<u16>,
-    models: Option<Vec<String>>,
+    models: Option<Vec<crate::models::FileModel>>,
+    memory_budget: Option<String>,
+    genai_redact: Option<Vec<String>>,
     threads: Option<usize>,
     ctx_size: Option<u32>,
     max_queue: Option<usize>,
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
     genai_capture_max_bytes: Option<usize>,
+    admin_token: Option<String>,
+    upstreams: Option<Vec<crate::upstreams::FileUpstream>>,
+    ready_upstreams: Option<String>,
 }
 
 /// Everything `serve` needs, validated.
@@ -89,9 +137,15 @@ pub struct ServeConfig {
     pub host: String,
     pub port: u16,
     pub models: Vec<ModelSpec>,
+    pub upstreams: Vec<UpstreamConfig>,
+    pub ready_policy: ReadyPolicy,
+    /// Most bytes of model files loaded at once.
+    pub memory_budget: Option<u64>,
     pub server: ServerConfig,
     /// Longest captured message recorded on spans, in bytes.
     pub genai_capture_max_bytes: usize,
+    /// Patterns masked in captured content.
+    pub genai_redact: Vec<String>,
 }
 
 impl ServeArgs {
@@ -131,6 +185,10 @@ impl ServeArgs {
         if max_body_bytes < 1024 {
             bail!("max_body_bytes must be at least 1024 (--max-body-bytes / INFERD_MAX_BODY_BYTES / max_body_bytes)");
         }
+        let admin_token = self.admin_token.or(file.admin_token);
+        if admin_token.as_deref().is_some_and(|t| t.trim().len() < 16) {
+            bail!("admin_token must be at least 16 characters (--admin-token / INFERD_ADMIN_TOKEN / admin_token)");
+        }
         let home = match self.home.or(file.home) {
             Some(home) => home,
             None => user_home
@@ -142,18 +200,47 @@ impl ServeArgs {
             context_length: ctx_size,
             max_queue,
         };
-        let mut model_args = if self.models.is_empty() {
+        let upstreams: Vec<UpstreamConfig> = if self.upstreams.is_empty() {
+            let env = |var: &str| std::env::var(var).ok();
+            file.upstreams
+                .unwrap_or_default()
+                .into_iter()
+                .map(|u| crate::upstreams::from_file(u, &env))
+                .collect::<anyhow::Result<_>>()?
+        } else {
+            self.upstreams
+                .iter()
+                .map(|u| crate::upstreams::from_flag(u))
+                .collect::<anyhow::Result<_>>()?
+        };
+        let ready_policy = match self.ready_upstreams.or(file.ready_upstreams) {
+            Some(policy) => policy.parse::<ReadyPolicy>().map_err(|e| {
+                anyhow::anyhow!(
+                    "{e} (--ready-upstreams / INFERD_READY_UPSTREAMS / ready_upstreams)"
+                )
+            })?,
+            None => ReadyPolicy::default(),
+        };
+        let memory_budget = match self.memory_budget.or(file.memory_budget) {
+            Some(text) => Some(crate::models::parse_bytes(&text).context(
+                "memory_budget (--memory-budget / INFERD_MEMORY_BUDGET / memory_budget)",
+            )?),
+            None => None,
+        };
+        use crate::models::FileModel;
+        let mut model_args: Vec<FileModel> = if self.models.is_empty() {
             file.models.unwrap_or_default()
         } else {
-            self.models
+            self.models.into_iter().map(FileModel::Arg).collect()
         };
-        if model_args.is_empty() {
-            model_args.push(DEFAULT_MODEL_ID.to_owned());
+        // A gateway with no local model asked for loads none.
+        if model_args.is_empty() && upstreams.is_empty() {
+            model_args.push(FileModel::Arg(DEFAULT_MODEL_ID.to_owned()));
         }
         let models_dir = catalog::models_dir(&home);
         let mut models: Vec<ModelSpec> = Vec::new();
         for arg in &model_args {
-            let spec = catalog::resolve_model_arg(arg, &models_dir, &engine)?;
+            let spec = crate::models::spec(arg, &models_dir, &engine)?;
             if models.iter().any(|m| m.id == spec.id) {
                 bail!(
                     "model id `{}` is given twice; name one of them with ID=PATH",
@@ -166,9 +253,18 @@ impl ServeArgs {
             host,
             port,
             models,
+            upstreams,
+            ready_policy,
+            memory_budget,
             server: ServerConfig {
                 max_body_bytes,
                 capture_content: false,
+                admin_token,
+            },
+            genai_redact: if self.genai_redact.is_empty() {
+                file.genai_redact.unwrap_or_default()
+            } else {
+                self.genai_redact
             },
             genai_capture_max_bytes: self
                 .genai_capture_max_bytes

@@ -1,6 +1,8 @@
 //! The `inferd` binary: parses the command line and starts the server.
 
 mod config;
+mod models;
+mod upstreams;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ Examples:
   inferd serve                                  serve the default model (smollm2-135m) on 127.0.0.1:8080
   inferd serve --model ./my-model.gguf --port 9000
   inferd serve --model chat=/models/a.gguf --model /models/b.gguf --threads 4
+  inferd serve --upstream vllm=http://gpu-box:8000/v1    route the upstream's models (gateway)
   inferd bench --url http://127.0.0.1:8080 --model smollm2-135m --rate 2 --duration 30s
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
@@ -65,8 +68,11 @@ fn main() -> anyhow::Result<()> {
 
 /// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
 /// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
-/// default log.
-const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn,llama_cpp_2=error";
+/// default log. The generation's own `first_token`/`finished` events are span events (and
+/// OTLP log records); the access line already carries the model and token counts, so they
+/// stay out of the default log.
+const DEFAULT_LOG_FILTER: &str =
+    "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
 
 /// How long shutdown waits for telemetry to flush (a dead collector must not hang exit).
 const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
@@ -90,9 +96,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // Log lines are written by a background thread, so a request never waits on stderr; the
+    // guard flushes what is left when `serve` returns. Not lossy: under a flood, writers wait
+    // rather than drop lines.
+    let (log_writer, _log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("inferd-log")
+        .finish(std::io::stderr());
     let telemetry = runtime.block_on(async move {
         // gRPC export needs the runtime, so telemetry starts inside it.
-        let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, std::io::stderr)
+        let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, log_writer)
             .context("cannot start telemetry")?;
         let addr = format!("{}:{}", config.host, config.port);
         let listener = tokio::net::TcpListener::bind(&addr)
@@ -101,10 +114,27 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let local = listener
             .local_addr()
             .context("cannot read the bound address")?;
-        let hooks = inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes);
+        let redactor: Option<Arc<dyn inferd_engine::hooks::Redactor>> =
+            if config.genai_redact.is_empty() {
+                None
+            } else {
+                Some(Arc::new(
+                    inferd_server::observe::redact::RegexRedactor::new(&config.genai_redact)
+                        .map_err(anyhow::Error::msg)?,
+                ))
+            };
+        let hooks =
+            inferd_server::observe::hooks_for(&telemetry, config.genai_capture_max_bytes, redactor);
         let mut server_config = config.server;
         server_config.capture_content = telemetry.capture_message_content();
-        let registry = Arc::new(ModelRegistry::new(config.models, hooks.clone()));
+        let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)
+            .map_err(anyhow::Error::msg)?;
+        gateway.spawn_probes();
+        let registry = Arc::new(
+            ModelRegistry::new(config.models, hooks.clone())
+                .with_gateway(Arc::new(gateway))
+                .with_memory_budget(config.memory_budget),
+        );
         tokio::spawn(Arc::clone(&registry).load_all());
         let state = AppState {
             registry,

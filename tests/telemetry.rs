@@ -408,6 +408,43 @@ async fn genai_metrics_count_every_generation() {
             .any(|l| l == "inferd_queue_size{gen_ai_request_model=\"smollm2-135m\"} 0"),
         "{text}"
     );
+    promtool_accepts(&text);
+}
+
+/// `promtool check metrics` (Debian's prometheus package, installed by scripts/install-deps.sh)
+/// lints the exposition. Required in CI; elsewhere a missing promtool is reported and skipped.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "promtool is required in CI (scripts/install-deps.sh installs it): {e}"
+            );
+            eprintln!("promtool not found ({e}); skipping the exposition lint");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(text.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool rejected /metrics:\n{}{}\n{text}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 async fn stored(server: &Server, trace_id: &str) -> bool {
@@ -529,6 +566,9 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
     );
     assert_eq!(access[0]["trace_id"], trace_id);
     assert_eq!(access[0]["fields"]["status"], 200);
+    assert_eq!(access[0]["fields"]["model"], "smollm2-135m");
+    assert_eq!(access[0]["fields"]["completion_tokens"], 2);
+    assert_eq!(access[0]["fields"]["outcome"], "complete");
     assert!(
         lines.iter().any(|l| l["fields"]["output_tokens"] == 2),
         "{lines:?}"
@@ -649,7 +689,14 @@ async fn content_is_captured_only_when_enabled_and_truncated() {
         .is_none());
 
     let capturing = Server::start_env(
-        &["--telemetry", "local", "--genai-capture-max-bytes", "16"],
+        &[
+            "--telemetry",
+            "local",
+            "--genai-capture-max-bytes",
+            "16",
+            "--genai-redact",
+            "Answer|brief",
+        ],
         &[("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")],
     );
     let trace_capture = "a2f92f3577b34da6a3ce929d0e0e4732";
@@ -672,9 +719,10 @@ async fn content_is_captured_only_when_enabled_and_truncated() {
         )
         .expect("attribute is JSON")
     };
+    // Redacted before it is cut.
     assert_eq!(
         parse("gen_ai.system_instructions"),
-        json!([{"type": "text", "content": "Answer briefly."}])
+        json!([{"type": "text", "content": "[REDACTED] [REDA…"}])
     );
     let input = parse("gen_ai.input.messages");
     assert_eq!(input[0]["role"], "user");
@@ -697,4 +745,111 @@ async fn content_is_captured_only_when_enabled_and_truncated() {
         .logs()
         .iter()
         .any(|l| l.contains("capital of France")));
+}
+
+/// The access line of a stream is written when the stream ends, with its token counts, in the
+/// request's own (new) trace; an abandoned stream's line says the client closed it.
+#[tokio::test]
+async fn streamed_requests_get_an_access_line_with_tokens_when_the_stream_ends() {
+    let server = Server::start(&["--telemetry", "local"]);
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
+                      "max_tokens": 5, "ignore_eos": true, "stream": true}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let traceresponse = r.headers()["traceresponse"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let trace_id = traceresponse
+        .split('-')
+        .nth(1)
+        .expect("trace id")
+        .to_owned();
+    r.text().await.expect("body");
+    // Abandon a second, long stream after its first chunk.
+    let mut r = client()
+        .post(server.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],
+                      "max_tokens": 400, "ignore_eos": true, "stream": true}),
+        )
+        .send()
+        .await
+        .expect("send");
+    r.chunk().await.expect("first chunk");
+    drop(r);
+    let access = |server: &Server| -> Vec<Value> {
+        server
+            .logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|l| l["fields"]["route"] == "/v1/chat/completions")
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while access(&server).len() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lines = access(&server);
+    assert_eq!(lines.len(), 2, "{:?}", server.logs());
+    let done = &lines[0];
+    assert_eq!(done["trace_id"], trace_id.as_str(), "{done}");
+    assert_eq!(done["fields"]["completion_tokens"], 5, "{done}");
+    assert!(
+        done["fields"]["prompt_tokens"].as_u64().unwrap_or(0) > 0,
+        "{done}"
+    );
+    assert_eq!(done["fields"]["outcome"], "complete", "{done}");
+    let abandoned = &lines[1];
+    assert_eq!(
+        abandoned["fields"]["outcome"], "client_closed",
+        "{abandoned}"
+    );
+    assert!(
+        abandoned["fields"]["completion_tokens"].is_null(),
+        "{abandoned}"
+    );
+}
+
+#[tokio::test]
+async fn debug_traces_need_the_admin_token_when_one_is_set() {
+    let token = "a-long-enough-admin-token";
+    let server = Server::start(&["--telemetry", "local", "--admin-token", token]);
+    let url = server.url("/debug/traces");
+    let r = client().get(&url).send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_admin_token", "{body}");
+    let r = client()
+        .get(&url)
+        .bearer_auth("not-the-token-at-all")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.expect("json");
+    assert!(body["traces"].is_array(), "{body}");
+    // Serving routes are not behind the token.
+    assert_eq!(
+        client()
+            .get(server.url("/v1/models"))
+            .send()
+            .await
+            .expect("send")
+            .status(),
+        200
+    );
 }

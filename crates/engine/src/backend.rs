@@ -13,6 +13,11 @@ pub struct ModelInfo {
     pub context_length: u32,
     /// Who provides the model (`owned_by` in `/v1/models`).
     pub owned_by: String,
+    /// `gen_ai.provider.name` of generations: `inferd` in process, the upstream's kind
+    /// (`vllm`, `openai`, …) for a remote one.
+    pub provider: String,
+    /// Address and port of a remote upstream (`server.address`, `server.port`).
+    pub server: Option<(String, u16)>,
 }
 
 /// The events of one generation. Dropping it cancels the generation: the engine notices at its

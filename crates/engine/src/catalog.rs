@@ -60,11 +60,7 @@ pub fn resolve_model_arg(
     models_dir: &Path,
     engine: &LocalEngineConfig,
 ) -> Result<ModelSpec, ModelArgError> {
-    let spec = |id: &str, path: PathBuf| ModelSpec {
-        id: id.to_owned(),
-        path,
-        engine: engine.clone(),
-    };
+    let spec = |id: &str, path: PathBuf| ModelSpec::local(id, path, engine.clone());
     if let Some((id, path)) = arg.split_once('=') {
         if id.trim().is_empty() {
             return Err(ModelArgError::EmptyId(arg.to_owned()));
@@ -91,12 +87,12 @@ pub fn resolve_model_arg(
 }
 
 fn existing(spec: ModelSpec, hint: &str) -> Result<ModelSpec, ModelArgError> {
-    if spec.path.is_file() {
+    if Path::new(&spec.source).is_file() {
         Ok(spec)
     } else {
         Err(ModelArgError::Missing {
             id: spec.id,
-            path: spec.path.display().to_string(),
+            path: spec.source,
             hint: hint.to_owned(),
         })
     }
@@ -121,7 +117,7 @@ mod tests {
         let spec = resolve_model_arg("smollm2-135m", &dir, &LocalEngineConfig::default())
             .expect("resolves");
         assert_eq!(spec.id, "smollm2-135m");
-        assert_eq!(spec.path, file);
+        assert_eq!(spec.source, file.display().to_string());
     }
 
     #[test]

@@ -43,6 +43,33 @@ pub enum EngineError {
     /// The engine thread failed while generating (decode error, thread gone).
     #[error("inference failed: {0}")]
     Inference(String),
+    /// A remote upstream cannot be reached (down, refusing connections, probing says
+    /// unhealthy, or its model list is not known yet).
+    #[error("upstream `{upstream}` is unavailable: {reason}")]
+    UpstreamUnavailable { upstream: String, reason: String },
+    /// Every connection an upstream may have (`max_concurrent`) is in use.
+    #[error("upstream `{upstream}` is busy: all {limit} allowed concurrent requests are in flight; retry later")]
+    UpstreamBusy { upstream: String, limit: usize },
+    /// The upstream answered with an error status; its message is passed on.
+    #[error("{message}")]
+    UpstreamStatus {
+        upstream: String,
+        status: u16,
+        message: String,
+        /// The upstream's error `code` and `param`, when it sent OpenAI-style error JSON.
+        code: Option<String>,
+        param: Option<String>,
+    },
+    /// The upstream broke the exchange: a cut stream, an unreadable answer.
+    #[error("upstream `{upstream}` failed: {reason}")]
+    UpstreamFailed { upstream: String, reason: String },
+    /// The upstream did not answer in time (`what` names the timeout that fired).
+    #[error("upstream `{upstream}` timed out: no {what} within {seconds}s")]
+    UpstreamTimeout {
+        upstream: String,
+        what: &'static str,
+        seconds: f64,
+    },
 }
 
 impl EngineError {
@@ -56,6 +83,11 @@ impl EngineError {
             EngineError::NotReady { .. } => "model_not_ready",
             EngineError::Load { .. } => "model_load_failed",
             EngineError::Inference(_) => "inference_failed",
+            EngineError::UpstreamUnavailable { .. } => "upstream_unavailable",
+            EngineError::UpstreamBusy { .. } => "overloaded",
+            EngineError::UpstreamStatus { .. } => "upstream_error",
+            EngineError::UpstreamFailed { .. } => "upstream_failed",
+            EngineError::UpstreamTimeout { .. } => "upstream_timeout",
         }
     }
 }

@@ -40,7 +40,10 @@ pub struct GenerationStart {
     /// The model id the client asked for.
     pub model: String,
     /// Who serves it (`gen_ai.provider.name`).
-    pub provider: &'static str,
+    pub provider: String,
+    /// The upstream's address and port when a remote server answers (the generation is then
+    /// a client call: CLIENT span, `gen_ai.client.operation.duration`).
+    pub server: Option<(String, u16)>,
     pub params: SamplingParams,
     pub stream: bool,
     /// The prompt, only when content capture is on (it is copied for observers).
@@ -92,6 +95,14 @@ pub struct ModelLoad {
     pub result: Result<(), String>,
 }
 
+/// A model left memory.
+#[derive(Debug, Clone)]
+pub struct ModelUnload {
+    pub model_id: String,
+    /// `admin` (asked for) or `evicted` (room for another under the memory budget).
+    pub reason: &'static str,
+}
+
 /// Rewrites captured prompt and completion text before it is recorded (e.g. masks e-mail
 /// addresses or account numbers). Applied to each message's text, before truncation.
 pub trait Redactor: Send + Sync + std::fmt::Debug {
@@ -106,6 +117,9 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 
     /// A model finished loading, or failed to.
     fn model_loaded(&self, _load: &ModelLoad) {}
+
+    /// A model was unloaded.
+    fn model_unloaded(&self, _unload: &ModelUnload) {}
 
     /// Requests waiting for `model`'s engine changed by `delta` (+1 enqueued, -1 dequeued).
     fn queue_changed(&self, _model: &str, _delta: i64) {}
@@ -148,6 +162,13 @@ impl HooksBus {
     pub fn model_loaded(&self, load: &ModelLoad) {
         for observer in self.observers.iter() {
             observer.model_loaded(load);
+        }
+    }
+
+    /// Reports an unload to every observer.
+    pub fn model_unloaded(&self, unload: &ModelUnload) {
+        for observer in self.observers.iter() {
+            observer.model_unloaded(unload);
         }
     }
 
@@ -342,7 +363,8 @@ mod tests {
             generation_id: id.into(),
             operation: Operation::Chat,
             model: "m".into(),
-            provider: "inferd",
+            provider: "inferd".into(),
+            server: None,
             params: SamplingParams::default(),
             stream: true,
             captured_prompt: None,

@@ -10,12 +10,16 @@ pub mod error;
 pub mod hooks;
 pub mod local;
 pub mod registry;
+pub mod remote;
 pub mod request;
 pub mod text;
 
 pub use backend::{Backend, GenerationStream, ModelInfo};
 pub use error::EngineError;
-pub use registry::{ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState};
+pub use registry::{
+    ArtifactResolver, Lease, ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState,
+    ModelStatus, ResolvedArtifact, UnloadError,
+};
 pub use request::{
     ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest, Prompt,
     SamplingParams, Usage,

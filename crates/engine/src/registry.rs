@@ -1,36 +1,157 @@
-//! The model registry: which models this server offers, their load state, and the backend
-//! that serves each once it is ready.
+//! The model registry: which models this server offers, where each is in its life
+//! (available → downloading → loading → ready → unloading, or failed), and the backend that
+//! serves each once it is ready.
+//!
+//! Models load at start-up or on first use, with single flight: however many requests ask for
+//! a cold model at once, one resolves its artifact and loads it, and all are served. With a
+//! memory budget, the least recently used idle models are unloaded to make room; a model with
+//! requests in flight is never unloaded.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use async_trait::async_trait;
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{record_error, set_attribute};
+use tracing::Instrument;
 
 use crate::backend::{Backend, ModelInfo};
-use crate::hooks::{HooksBus, ModelLoad};
+use crate::hooks::{HooksBus, ModelLoad, ModelUnload};
 use crate::local::{LocalEngine, LocalEngineConfig};
+use crate::remote::Gateway;
 use crate::EngineError;
 
 /// `model.artifacts.source` of a model file already on local disk.
-const SOURCE_LOCAL: &str = "local_cache";
+pub const SOURCE_LOCAL: &str = "local_cache";
 
-/// A model to serve from a local GGUF file.
+/// A model to serve: where its GGUF file comes from and how to run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {
     pub id: String,
-    pub path: PathBuf,
+    /// Other names requests may use for it.
+    pub aliases: Vec<String>,
+    /// A local path, or a URL (`https://…`, `s3://bucket/key`, `file://…`) for an artifact
+    /// resolver that downloads.
+    pub source: String,
+    /// Expected sha256 of the file (hex), checked by resolvers that download.
+    pub sha256: Option<String>,
     pub engine: LocalEngineConfig,
+    /// Load when the server starts (otherwise on first use).
+    pub load_at_startup: bool,
+}
+
+impl ModelSpec {
+    /// A model from a local file, loaded at start-up.
+    pub fn local(
+        id: impl Into<String>,
+        path: impl Into<PathBuf>,
+        engine: LocalEngineConfig,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            aliases: Vec::new(),
+            source: path.into().display().to_string(),
+            sha256: None,
+            engine,
+            load_at_startup: true,
+        }
+    }
+}
+
+/// A model's artifact on local disk, ready to load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedArtifact {
+    pub path: PathBuf,
+    /// `model.artifacts.source`: `local_cache`, `http`, `s3`, …
+    pub source: &'static str,
+    pub bytes: u64,
+}
+
+/// Turns a model's source into a local file. Called inside the `model.load` span, so its
+/// `model.artifacts.load` / `model.artifacts.download` spans are the load's children.
+#[async_trait]
+pub trait ArtifactResolver: Send + Sync + std::fmt::Debug {
+    /// Whether resolving `spec` downloads (the model is then `downloading`, not `loading`).
+    fn is_remote(&self, spec: &ModelSpec) -> bool;
+
+    async fn resolve(&self, spec: &ModelSpec) -> Result<ResolvedArtifact, EngineError>;
+}
+
+/// Local files only: the source is a path, used in place.
+#[derive(Debug, Default)]
+pub struct LocalFiles;
+
+#[async_trait]
+impl ArtifactResolver for LocalFiles {
+    fn is_remote(&self, _spec: &ModelSpec) -> bool {
+        false
+    }
+
+    async fn resolve(&self, spec: &ModelSpec) -> Result<ResolvedArtifact, EngineError> {
+        let span = tracing::info_span!("artifacts", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
+        set_attribute(&span, sc::MODEL_ID, spec.id.clone());
+        set_attribute(&span, sc::MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL);
+        let result = span.in_scope(|| {
+            if spec.source.contains("://") {
+                return Err(EngineError::Load {
+                    model: spec.id.clone(),
+                    path: spec.source.clone(),
+                    reason: "this server was built without an artifact store for URLs".into(),
+                });
+            }
+            let path = PathBuf::from(&spec.source);
+            let meta = std::fs::metadata(&path).map_err(|e| EngineError::Load {
+                model: spec.id.clone(),
+                path: spec.source.clone(),
+                reason: e.to_string(),
+            })?;
+            set_attribute(
+                &span,
+                sc::MODEL_ARTIFACTS_BYTES,
+                i64::try_from(meta.len()).unwrap_or(i64::MAX),
+            );
+            Ok(ResolvedArtifact {
+                path,
+                source: SOURCE_LOCAL,
+                bytes: meta.len(),
+            })
+        });
+        if let Err(err) = &result {
+            record_error(&span, "artifact_missing", &err.to_string());
+        }
+        result
+    }
 }
 
 /// Where a model is in its life.
 #[derive(Debug, Clone)]
 pub enum ModelState {
+    /// Configured, not loaded; loads on first use.
+    Available,
+    /// Its artifact is being fetched.
+    Downloading,
     Loading,
     Ready(Arc<dyn Backend>),
+    /// The last load failed (the next request or an admin load tries again).
     Failed(String),
+    Unloading,
+}
+
+impl ModelState {
+    /// The state's name in the admin API.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ModelState::Available => "available",
+            ModelState::Downloading => "downloading",
+            ModelState::Loading => "loading",
+            ModelState::Ready(_) => "ready",
+            ModelState::Failed(_) => "failed",
+            ModelState::Unloading => "unloading",
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -39,6 +160,18 @@ struct Entry {
     state: ModelState,
     /// Unix seconds when the model became ready (`created` in `/v1/models`).
     created: u64,
+    last_used: Instant,
+    /// Requests holding a [`Lease`] on the model.
+    in_flight: Arc<AtomicUsize>,
+    /// Size of its artifact (the memory it is counted for), once resolved.
+    bytes: Option<u64>,
+    artifact_source: Option<&'static str>,
+    load_seconds: Option<f64>,
+    /// Serialises loads of this model (single flight).
+    load_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Finished load attempts, so a request that waited on another's load takes its result
+    /// instead of trying again.
+    attempts: u64,
 }
 
 /// A ready model as listed by `/v1/models`.
@@ -49,7 +182,24 @@ pub struct ListedModel {
     pub info: ModelInfo,
 }
 
-/// Why [`ModelRegistry::get`] found no backend.
+/// A configured local model as the admin API shows it (and serializes it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelStatus {
+    pub id: String,
+    pub aliases: Vec<String>,
+    pub state: &'static str,
+    pub source: String,
+    pub artifact_source: Option<&'static str>,
+    pub bytes: Option<u64>,
+    pub load_seconds: Option<f64>,
+    pub in_flight: usize,
+    /// Seconds since a request last used it, when it is loaded.
+    pub idle_seconds: Option<f64>,
+    pub error: Option<String>,
+    pub load_at_startup: bool,
+}
+
+/// Why [`ModelRegistry::acquire`] found no backend.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LookupError {
     /// No model of that id is configured.
@@ -57,23 +207,64 @@ pub enum LookupError {
         model: String,
         available: Vec<String>,
     },
-    /// Configured, but not serving (yet, or any more).
+    /// Configured, but not serving (its load failed, or an upstream is down).
     Unavailable(EngineError),
+}
+
+/// Why an unload was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UnloadError {
+    #[error("no local model `{0}` is configured")]
+    NotFound(String),
+    #[error("model `{0}` is not loaded")]
+    NotLoaded(String),
+    #[error("model `{model}` has {in_flight} requests in flight; unload it when they are done")]
+    Busy { model: String, in_flight: usize },
+}
+
+/// A request's hold on a model: the backend, and (for a local model) a count that keeps the
+/// model from being unloaded until the lease is dropped.
+#[derive(Debug)]
+pub struct Lease {
+    pub backend: Arc<dyn Backend>,
+    _in_flight: Option<InFlight>,
+}
+
+#[derive(Debug)]
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The models this server offers, keyed by id.
 #[derive(Debug)]
 pub struct ModelRegistry {
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// Alias → id.
+    aliases: BTreeMap<String, String>,
     default_model: Option<String>,
     hooks: HooksBus,
+    /// Remote upstreams, asked for models not served locally.
+    gateway: Arc<Gateway>,
+    resolver: Arc<dyn ArtifactResolver>,
+    /// Most bytes of model artifacts loaded at once.
+    memory_budget: Option<u64>,
 }
 
 impl ModelRegistry {
-    /// A registry of these models, all in the `Loading` state; the first is the default.
-    /// Loads are reported to `hooks`.
+    /// A registry of these models, all `available`; the first is the default. Loads are
+    /// reported to `hooks`.
     pub fn new(specs: Vec<ModelSpec>, hooks: HooksBus) -> Self {
         let default_model = specs.first().map(|s| s.id.clone());
+        let mut aliases = BTreeMap::new();
+        for spec in &specs {
+            for alias in &spec.aliases {
+                aliases.insert(alias.clone(), spec.id.clone());
+            }
+        }
         let entries = specs
             .into_iter()
             .map(|spec| {
@@ -81,17 +272,53 @@ impl ModelRegistry {
                     spec.id.clone(),
                     Entry {
                         spec,
-                        state: ModelState::Loading,
+                        state: ModelState::Available,
                         created: 0,
+                        last_used: Instant::now(),
+                        in_flight: Arc::new(AtomicUsize::new(0)),
+                        bytes: None,
+                        artifact_source: None,
+                        load_seconds: None,
+                        load_lock: Arc::new(tokio::sync::Mutex::new(())),
+                        attempts: 0,
                     },
                 )
             })
             .collect();
         Self {
             entries: RwLock::new(entries),
+            aliases,
             default_model,
             hooks,
+            gateway: Arc::new(Gateway::default()),
+            resolver: Arc::new(LocalFiles),
+            memory_budget: None,
         }
+    }
+
+    /// Routes models not served locally to these upstreams (a local model of the same id
+    /// wins).
+    pub fn with_gateway(mut self, gateway: Arc<Gateway>) -> Self {
+        self.gateway = gateway;
+        self
+    }
+
+    /// Resolves model sources with `resolver` (default: local files only).
+    pub fn with_resolver(mut self, resolver: Arc<dyn ArtifactResolver>) -> Self {
+        self.resolver = resolver;
+        self
+    }
+
+    /// Keeps the artifacts of loaded models under `bytes`, unloading idle models (least
+    /// recently used first) to make room.
+    pub fn with_memory_budget(mut self, bytes: Option<u64>) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
+    /// The remote upstreams.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
     }
 
     /// The id of the model `/ready` waits for.
@@ -99,91 +326,333 @@ impl ModelRegistry {
         self.default_model.as_deref()
     }
 
-    /// Loads every configured model on the blocking pool, one after another, updating states.
+    /// The id `name` stands for (itself, or the model it is an alias of).
+    fn canonical<'a>(&'a self, name: &'a str) -> &'a str {
+        self.aliases.get(name).map_or(name, String::as_str)
+    }
+
+    /// Loads the models marked for start-up, one after another. Each load is a trace of its
+    /// own (it belongs to no request).
     pub async fn load_all(self: Arc<Self>) {
-        let specs: Vec<ModelSpec> = self
+        let ids: Vec<String> = self
             .read()
             .values()
-            .map(|entry| entry.spec.clone())
+            .filter(|e| e.spec.load_at_startup)
+            .map(|e| e.spec.id.clone())
             .collect();
-        for spec in specs {
-            let id = spec.id.clone();
-            let started = Instant::now();
-            // Loads at start-up belong to no request: each gets a trace of its own.
-            let span = tracing::info_span!(parent: None, "load", otel.name = sc::SPAN_MODEL_LOAD);
-            set_attribute(&span, sc::MODEL_ID, id.clone());
-            set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");
-            let in_span = span.clone();
+        for id in ids {
+            // Errors are recorded in the model's state and on its spans.
+            let _ = self.ensure_loaded(&id, None).await;
+        }
+    }
+
+    /// A lease on the backend serving `model` (an id or alias), loading a local model on
+    /// first use; then the upstreams.
+    pub async fn acquire(&self, model: &str) -> Result<Lease, LookupError> {
+        let id = self.canonical(model).to_owned();
+        if !self.read().contains_key(&id) {
+            return match self.gateway.route(model) {
+                Some(Ok(backend)) => Ok(Lease {
+                    backend,
+                    _in_flight: None,
+                }),
+                Some(Err(err)) => Err(LookupError::Unavailable(err)),
+                None => Err(LookupError::NotFound {
+                    model: model.to_owned(),
+                    available: self.names(),
+                }),
+            };
+        }
+        if let Some(lease) = self.lease(&id) {
+            return Ok(lease);
+        }
+        let parent = tracing::Span::current();
+        self.ensure_loaded(&id, Some(parent))
+            .await
+            .map_err(LookupError::Unavailable)?;
+        self.lease(&id).ok_or_else(|| {
+            LookupError::Unavailable(EngineError::NotReady {
+                model: id.clone(),
+                reason: "it was unloaded right after loading (memory budget); retry".into(),
+            })
+        })
+    }
+
+    /// Every model name a request may use: local ids and aliases, then upstream models.
+    fn names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.read().keys().cloned().collect();
+        names.extend(self.aliases.keys().cloned());
+        names.extend(self.gateway.models().into_iter().map(|(id, _)| id));
+        names
+    }
+
+    /// A lease when the model is ready (taken under the lock, so eviction cannot race it).
+    fn lease(&self, id: &str) -> Option<Lease> {
+        let mut entries = self.write();
+        let entry = entries.get_mut(id)?;
+        let ModelState::Ready(backend) = &entry.state else {
+            return None;
+        };
+        entry.last_used = Instant::now();
+        entry.in_flight.fetch_add(1, Ordering::SeqCst);
+        Some(Lease {
+            backend: Arc::clone(backend),
+            _in_flight: Some(InFlight(Arc::clone(&entry.in_flight))),
+        })
+    }
+
+    /// Loads `id` unless it is ready, with single flight. `parent` is the span of the request
+    /// that triggered the load; with `None` the load span's parent is the current span (none
+    /// at start-up: the load is a trace of its own).
+    pub async fn ensure_loaded(
+        &self,
+        id: &str,
+        parent: Option<tracing::Span>,
+    ) -> Result<(), EngineError> {
+        let (lock, seen) = {
+            let entries = self.read();
+            let entry = entries.get(id).ok_or_else(|| EngineError::NotReady {
+                model: id.to_owned(),
+                reason: "no such local model".into(),
+            })?;
+            if matches!(entry.state, ModelState::Ready(_)) {
+                return Ok(());
+            }
+            (Arc::clone(&entry.load_lock), entry.attempts)
+        };
+        let _loading = lock.lock().await;
+        {
+            let entries = self.read();
+            if let Some(entry) = entries.get(id) {
+                match &entry.state {
+                    ModelState::Ready(_) => return Ok(()),
+                    // Another request's load finished (and failed) while this one waited.
+                    ModelState::Failed(reason) if entry.attempts != seen => {
+                        return Err(not_ready_failed(id, reason));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.load_now(id, parent).await
+    }
+
+    /// The load itself: resolve the artifact, make room, load the engine.
+    async fn load_now(&self, id: &str, parent: Option<tracing::Span>) -> Result<(), EngineError> {
+        let spec = match self.read().get(id) {
+            Some(entry) => entry.spec.clone(),
+            None => return Ok(()),
+        };
+        let started = Instant::now();
+        let span = match &parent {
+            Some(parent) => {
+                tracing::info_span!(parent: parent, "load", otel.name = sc::SPAN_MODEL_LOAD)
+            }
+            None => tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD),
+        };
+        set_attribute(&span, sc::MODEL_ID, id.to_owned());
+        set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");
+        let remote = self.resolver.is_remote(&spec);
+        self.set_state(
+            id,
+            if remote {
+                ModelState::Downloading
+            } else {
+                ModelState::Loading
+            },
+        );
+        let result = async {
+            let artifact = self.resolver.resolve(&spec).await?;
+            self.set_state(id, ModelState::Loading);
+            self.make_room(id, artifact.bytes).await?;
             let hooks = self.hooks.clone();
-            let loaded = tokio::task::spawn_blocking(move || {
-                in_span.in_scope(|| {
-                    check_artifacts(&spec);
-                    LocalEngine::load(&spec.id, &spec.path, &spec.engine, hooks)
-                })
+            let in_span = tracing::Span::current();
+            let path = artifact.path.clone();
+            let engine = tokio::task::spawn_blocking(move || {
+                in_span.in_scope(|| LocalEngine::load(&spec.id, &path, &spec.engine, hooks))
             })
             .await
             .unwrap_or_else(|e| {
                 Err(EngineError::Inference(format!(
                     "model loader task failed: {e}"
                 )))
+            })?;
+            Ok::<_, EngineError>((engine, artifact))
+        }
+        .instrument(span.clone())
+        .await;
+        let duration = started.elapsed();
+        set_attribute(&span, sc::MODEL_LOAD_TIME_SECONDS, duration.as_secs_f64());
+        let outcome = match result {
+            Ok((engine, artifact)) => {
+                tracing::info!(parent: &span, model = %id, seconds = duration.as_secs_f64(), source = artifact.source, "model ready");
+                let mut entries = self.write();
+                if let Some(entry) = entries.get_mut(id) {
+                    entry.state = ModelState::Ready(Arc::new(engine));
+                    entry.created = unix_now();
+                    entry.last_used = Instant::now();
+                    entry.bytes = Some(artifact.bytes);
+                    entry.artifact_source = Some(artifact.source);
+                    entry.load_seconds = Some(duration.as_secs_f64());
+                    entry.attempts += 1;
+                }
+                drop(entries);
+                self.hooks.model_loaded(&ModelLoad {
+                    model_id: id.to_owned(),
+                    source: artifact.source,
+                    duration,
+                    result: Ok(()),
+                });
+                Ok(())
+            }
+            Err(err) => {
+                tracing::error!(parent: &span, model = %id, error = %err, "model failed to load");
+                record_error(&span, err.kind(), &err.to_string());
+                let mut entries = self.write();
+                if let Some(entry) = entries.get_mut(id) {
+                    entry.state = ModelState::Failed(err.to_string());
+                    entry.attempts += 1;
+                }
+                drop(entries);
+                self.hooks.model_loaded(&ModelLoad {
+                    model_id: id.to_owned(),
+                    source: if remote { "download" } else { SOURCE_LOCAL },
+                    duration,
+                    result: Err(err.to_string()),
+                });
+                Err(not_ready_failed(id, &err.to_string()))
+            }
+        };
+        // Enter once more so the span ends now (a span's end is its last exit).
+        span.in_scope(|| {});
+        outcome
+    }
+
+    /// Unloads idle models, least recently used first, until `bytes` more fit in the budget.
+    async fn make_room(&self, loading: &str, bytes: u64) -> Result<(), EngineError> {
+        let Some(budget) = self.memory_budget else {
+            return Ok(());
+        };
+        if bytes > budget {
+            return Err(EngineError::Load {
+                model: loading.to_owned(),
+                path: String::new(),
+                reason: format!(
+                    "its artifact ({bytes} bytes) is larger than the whole memory budget ({budget} bytes)"
+                ),
             });
-            let duration = started.elapsed();
-            set_attribute(&span, sc::MODEL_LOAD_TIME_SECONDS, duration.as_secs_f64());
-            let (state, result) = match loaded {
-                Ok(engine) => {
-                    tracing::info!(parent: &span, model = %id, seconds = duration.as_secs_f64(), "model ready");
-                    (ModelState::Ready(Arc::new(engine)), Ok(()))
-                }
-                Err(err) => {
-                    tracing::error!(parent: &span, model = %id, error = %err, "model failed to load");
-                    record_error(&span, err.kind(), &err.to_string());
-                    (ModelState::Failed(err.to_string()), Err(err.to_string()))
-                }
+        }
+        loop {
+            let (used, victim) = {
+                let entries = self.read();
+                let used: u64 = entries
+                    .values()
+                    .filter(|e| matches!(e.state, ModelState::Ready(_)))
+                    .filter_map(|e| e.bytes)
+                    .sum();
+                let victim = entries
+                    .values()
+                    .filter(|e| e.spec.id != loading)
+                    .filter(|e| matches!(e.state, ModelState::Ready(_)))
+                    .filter(|e| e.in_flight.load(Ordering::SeqCst) == 0)
+                    .min_by_key(|e| e.last_used)
+                    .map(|e| e.spec.id.clone());
+                (used, victim)
             };
-            // Enter once more so the span ends now (a span's end is its last exit).
-            span.in_scope(|| {});
-            drop(span);
-            self.hooks.model_loaded(&ModelLoad {
-                model_id: id.clone(),
-                source: SOURCE_LOCAL,
-                duration,
-                result,
-            });
-            if let Some(entry) = self.write().get_mut(&id) {
-                entry.state = state;
-                entry.created = unix_now();
+            if used + bytes <= budget {
+                return Ok(());
+            }
+            let Some(victim) = victim else {
+                return Err(EngineError::NotReady {
+                    model: loading.to_owned(),
+                    reason: format!(
+                        "the memory budget ({budget} bytes) is full ({used} in use) and every loaded model has requests in flight; retry later"
+                    ),
+                });
+            };
+            match self.unload(&victim, "evicted") {
+                Ok(()) | Err(UnloadError::NotLoaded(_)) => {}
+                // It got a request since: look for another.
+                Err(UnloadError::Busy { .. }) => tokio::task::yield_now().await,
+                Err(UnloadError::NotFound(_)) => {}
             }
         }
     }
 
-    /// The backend serving `model`, if it is ready.
-    pub fn get(&self, model: &str) -> Result<Arc<dyn Backend>, LookupError> {
-        let entries = self.read();
-        let entry = entries.get(model).ok_or_else(|| LookupError::NotFound {
-            model: model.to_owned(),
-            available: entries.keys().cloned().collect(),
-        })?;
-        match &entry.state {
-            ModelState::Ready(backend) => Ok(Arc::clone(backend)),
-            ModelState::Loading => Err(LookupError::Unavailable(EngineError::NotReady {
-                model: model.to_owned(),
-                reason: "it is still loading".into(),
-            })),
-            ModelState::Failed(reason) => Err(LookupError::Unavailable(EngineError::NotReady {
-                model: model.to_owned(),
-                reason: format!("its load failed: {reason}"),
-            })),
+    /// Unloads a ready model with no request in flight. `reason` (`admin`, `evicted`) goes on
+    /// the `model.unload` span, a child of the current span.
+    pub fn unload(&self, model: &str, reason: &'static str) -> Result<(), UnloadError> {
+        let id = self.canonical(model).to_owned();
+        let span = tracing::info_span!("unload", otel.name = sc::SPAN_MODEL_UNLOAD);
+        set_attribute(&span, sc::MODEL_ID, id.clone());
+        set_attribute(&span, sc::MODEL_UNLOAD_REASON, reason);
+        let taken = {
+            let mut entries = self.write();
+            let entry = entries
+                .get_mut(&id)
+                .ok_or_else(|| UnloadError::NotFound(id.clone()))?;
+            if !matches!(entry.state, ModelState::Ready(_)) {
+                return Err(UnloadError::NotLoaded(id.clone()));
+            }
+            let in_flight = entry.in_flight.load(Ordering::SeqCst);
+            if in_flight > 0 {
+                return Err(UnloadError::Busy {
+                    model: id.clone(),
+                    in_flight,
+                });
+            }
+            std::mem::replace(&mut entry.state, ModelState::Unloading)
+        };
+        // Dropping the last handle stops the engine thread and frees the model.
+        span.in_scope(|| drop(taken));
+        if let Some(entry) = self.write().get_mut(&id) {
+            entry.state = ModelState::Available;
+            entry.load_seconds = None;
         }
+        tracing::info!(parent: &span, model = %id, reason, "model unloaded");
+        self.hooks.model_unloaded(&ModelUnload {
+            model_id: id,
+            reason,
+        });
+        Ok(())
     }
 
-    /// The state of `model`, if configured.
+    /// The state of `model`, if configured locally.
     pub fn state(&self, model: &str) -> Option<ModelState> {
-        self.read().get(model).map(|e| e.state.clone())
+        self.read()
+            .get(self.canonical(model))
+            .map(|e| e.state.clone())
     }
 
-    /// Ready models, sorted by id.
-    pub fn list_ready(&self) -> Vec<ListedModel> {
+    /// Every configured local model, for the admin API.
+    pub fn statuses(&self) -> Vec<ModelStatus> {
         self.read()
+            .values()
+            .map(|e| ModelStatus {
+                id: e.spec.id.clone(),
+                aliases: e.spec.aliases.clone(),
+                state: e.state.name(),
+                source: e.spec.source.clone(),
+                artifact_source: e.artifact_source,
+                bytes: e.bytes,
+                load_seconds: e.load_seconds,
+                in_flight: e.in_flight.load(Ordering::SeqCst),
+                idle_seconds: matches!(e.state, ModelState::Ready(_))
+                    .then(|| e.last_used.elapsed().as_secs_f64()),
+                error: match &e.state {
+                    ModelState::Failed(reason) => Some(reason.clone()),
+                    _ => None,
+                },
+                load_at_startup: e.spec.load_at_startup,
+            })
+            .collect()
+    }
+
+    /// Ready local models, then the models of the upstreams (a local id hides a remote one),
+    /// sorted by id.
+    pub fn list_ready(&self) -> Vec<ListedModel> {
+        let entries = self.read();
+        let mut listed: Vec<ListedModel> = entries
             .iter()
             .filter_map(|(id, entry)| match &entry.state {
                 ModelState::Ready(backend) => Some(ListedModel {
@@ -193,7 +662,24 @@ impl ModelRegistry {
                 }),
                 _ => None,
             })
-            .collect()
+            .collect();
+        for (id, info) in self.gateway.models() {
+            if !entries.contains_key(&id) {
+                listed.push(ListedModel {
+                    id,
+                    created: 0,
+                    info,
+                });
+            }
+        }
+        listed.sort_by(|a, b| a.id.cmp(&b.id));
+        listed
+    }
+
+    fn set_state(&self, id: &str, state: ModelState) {
+        if let Some(entry) = self.write().get_mut(id) {
+            entry.state = state;
+        }
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Entry>> {
@@ -206,25 +692,11 @@ impl ModelRegistry {
     }
 }
 
-/// The `model.artifacts.load` step: finding the model file in local storage.
-fn check_artifacts(spec: &ModelSpec) {
-    let span = tracing::info_span!("artifacts", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
-    set_attribute(&span, sc::MODEL_ID, spec.id.clone());
-    set_attribute(&span, sc::MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL);
-    span.in_scope(|| match std::fs::metadata(&spec.path) {
-        Ok(meta) => {
-            set_attribute(
-                &span,
-                sc::MODEL_ARTIFACTS_BYTES,
-                i64::try_from(meta.len()).unwrap_or(i64::MAX),
-            );
-        }
-        Err(e) => record_error(
-            &span,
-            "artifact_missing",
-            &format!("{}: {e}", spec.path.display()),
-        ),
-    });
+fn not_ready_failed(id: &str, reason: &str) -> EngineError {
+    EngineError::NotReady {
+        model: id.to_owned(),
+        reason: format!("its load failed: {reason}"),
+    }
 }
 
 fn unix_now() -> u64 {
@@ -238,39 +710,61 @@ mod tests {
     use super::*;
 
     fn spec(id: &str) -> ModelSpec {
-        ModelSpec {
-            id: id.into(),
-            path: PathBuf::from(format!("/nonexistent/{id}.gguf")),
-            engine: LocalEngineConfig::default(),
-        }
-    }
-
-    #[test]
-    fn unknown_model_lists_available_ids() {
-        let registry = ModelRegistry::new(vec![spec("a"), spec("b")], HooksBus::default());
-        match registry.get("zzz") {
-            Err(LookupError::NotFound { available, .. }) => assert_eq!(available, vec!["a", "b"]),
-            other => panic!("expected NotFound, got {other:?}"),
-        }
-        assert_eq!(registry.default_model(), Some("a"));
+        ModelSpec::local(
+            id,
+            format!("/nonexistent/{id}.gguf"),
+            LocalEngineConfig::default(),
+        )
     }
 
     #[tokio::test]
-    async fn missing_file_marks_model_failed_not_ready() {
+    async fn unknown_model_lists_available_ids_and_aliases() {
+        let mut a = spec("a");
+        a.aliases = vec!["alpha".into()];
+        let registry = ModelRegistry::new(vec![a, spec("b")], HooksBus::default());
+        match registry.acquire("zzz").await {
+            Err(LookupError::NotFound { available, .. }) => {
+                assert_eq!(available, vec!["a", "b", "alpha"])
+            }
+            other => panic!("expected NotFound, got {other:?}"),
+        }
+        assert_eq!(registry.default_model(), Some("a"));
+        assert_eq!(registry.state("alpha").map(|s| s.name()), Some("available"));
+    }
+
+    #[tokio::test]
+    async fn missing_file_marks_model_failed_and_the_next_use_retries() {
         let registry = Arc::new(ModelRegistry::new(vec![spec("gone")], HooksBus::default()));
-        assert!(matches!(registry.state("gone"), Some(ModelState::Loading)));
+        assert!(matches!(
+            registry.state("gone"),
+            Some(ModelState::Available)
+        ));
         Arc::clone(&registry).load_all().await;
         assert!(matches!(
             registry.state("gone"),
             Some(ModelState::Failed(_))
         ));
-        assert!(registry.get("gone").is_err());
         assert!(registry.list_ready().is_empty());
-        match registry.get("gone") {
+        match registry.acquire("gone").await {
             Err(LookupError::Unavailable(EngineError::NotReady { reason, .. })) => {
-                assert!(reason.contains("no such file"), "{reason}")
+                assert!(reason.contains("No such file"), "{reason}")
             }
             other => panic!("expected NotReady, got {other:?}"),
         }
+        assert_eq!(registry.statuses()[0].state, "failed");
+        assert!(registry.statuses()[0].error.is_some());
+    }
+
+    #[test]
+    fn unloading_what_is_not_loaded_is_refused() {
+        let registry = ModelRegistry::new(vec![spec("a")], HooksBus::default());
+        assert_eq!(
+            registry.unload("a", "admin"),
+            Err(UnloadError::NotLoaded("a".into()))
+        );
+        assert_eq!(
+            registry.unload("zz", "admin"),
+            Err(UnloadError::NotFound("zz".into()))
+        );
     }
 }

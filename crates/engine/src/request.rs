@@ -79,6 +79,9 @@ impl Default for SamplingParams {
 pub struct GenerationRequest {
     pub prompt: Prompt,
     pub params: SamplingParams,
+    /// Whether the client reads a stream. The local engine streams either way; a remote
+    /// upstream is asked the same way the client asked.
+    pub stream: bool,
 }
 
 /// Why generation ended.
@@ -135,6 +138,8 @@ pub enum GenerationEvent {
     Finished {
         finish_reason: FinishReason,
         usage: Usage,
-        timings: EngineTimings,
+        /// Queue, prefill and decode times, when the backend measures them (a remote
+        /// upstream does not tell).
+        timings: Option<EngineTimings>,
     },
 }

@@ -62,6 +62,39 @@ impl ApiError {
         }
     }
 
+    /// 401: an operator endpoint was called without the right bearer token.
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            message: message.into(),
+            kind: "authentication_error",
+            param: None,
+            code: Some("invalid_admin_token"),
+        }
+    }
+
+    /// 403: an operator endpoint was called from another machine while no token is set.
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            message: message.into(),
+            kind: "permission_error",
+            param: None,
+            code: Some("loopback_only"),
+        }
+    }
+
+    /// 409: the request conflicts with the current state (e.g. unloading a busy model).
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::CONFLICT,
+            message: message.into(),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some(code),
+        }
+    }
+
     /// 404 for a path that does not exist.
     pub fn route_not_found(path: &str) -> Self {
         Self::not_found(
@@ -146,6 +179,68 @@ impl ApiError {
                 param: None,
                 code: Some(code),
             },
+            EngineError::UpstreamUnavailable { .. } | EngineError::UpstreamBusy { .. } => Self {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                message,
+                kind: "server_error",
+                param: None,
+                code: Some(code),
+            },
+            EngineError::UpstreamFailed { .. } => Self {
+                status: StatusCode::BAD_GATEWAY,
+                message,
+                kind: "server_error",
+                param: None,
+                code: Some(code),
+            },
+            EngineError::UpstreamTimeout { .. } => Self {
+                status: StatusCode::GATEWAY_TIMEOUT,
+                message,
+                kind: "server_error",
+                param: None,
+                code: Some(code),
+            },
+            EngineError::UpstreamStatus {
+                upstream,
+                status,
+                message,
+                code: upstream_code,
+                param,
+            } => Self::from_upstream_status(&upstream, status, message, upstream_code, param),
+        }
+    }
+
+    /// An upstream's error answer: client errors (4xx) and "try later" (429, 503) pass through
+    /// with the upstream's own message, code and param; other failures become 502.
+    fn from_upstream_status(
+        upstream: &str,
+        status: u16,
+        message: String,
+        code: Option<String>,
+        param: Option<String>,
+    ) -> Self {
+        let passed = StatusCode::from_u16(status)
+            .ok()
+            .filter(|s| s.is_client_error() || *s == StatusCode::SERVICE_UNAVAILABLE);
+        match passed {
+            Some(status) => Self {
+                status,
+                message,
+                kind: if status.is_client_error() && status != StatusCode::TOO_MANY_REQUESTS {
+                    "invalid_request_error"
+                } else {
+                    "server_error"
+                },
+                param,
+                code: Some(known_code(code.as_deref())),
+            },
+            None => Self {
+                status: StatusCode::BAD_GATEWAY,
+                message: format!("upstream `{upstream}` answered {status}: {message}"),
+                kind: "server_error",
+                param: None,
+                code: Some("upstream_error"),
+            },
         }
     }
 
@@ -165,6 +260,25 @@ impl ApiError {
             LookupError::Unavailable(err) => Self::from_engine(err, "model"),
         }
     }
+}
+
+/// An upstream's error code, kept when it is one of the codes OpenAI-compatible servers share
+/// (codes are static strings here); any other becomes `upstream_error`.
+fn known_code(code: Option<&str>) -> &'static str {
+    const KNOWN: [&str; 10] = [
+        "model_not_found",
+        "context_length_exceeded",
+        "unsupported_parameter",
+        "invalid_request",
+        "invalid_api_key",
+        "rate_limit_exceeded",
+        "overloaded",
+        "model_not_ready",
+        "upstream_unavailable",
+        "request_too_large",
+    ];
+    code.and_then(|c| KNOWN.iter().find(|k| **k == c).copied())
+        .unwrap_or("upstream_error")
 }
 
 impl IntoResponse for ApiError {

@@ -3,6 +3,8 @@
 //! [`router`] composes every route and layer in one place; handlers live in [`routes`], the
 //! wire types in [`openai`], request checking in [`validation`], error rendering in [`error`].
 
+pub mod access;
+pub mod admin;
 pub mod error;
 pub mod json;
 pub mod observe;
@@ -36,6 +38,9 @@ pub struct ServerConfig {
     /// Whether prompts and completions are handed to observers (GenAI content capture,
     /// `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`).
     pub capture_content: bool,
+    /// Bearer token for operator endpoints (/debug/*); without one they answer loopback
+    /// clients only.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -43,6 +48,7 @@ impl Default for ServerConfig {
         Self {
             max_body_bytes: 4 * 1024 * 1024,
             capture_content: false,
+            admin_token: None,
         }
     }
 }
@@ -84,11 +90,24 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route("/metrics", get(routes::debug::metrics))
-        .route("/debug/traces", get(routes::debug::list_traces))
-        .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
+        .merge(
+            Router::new()
+                .route("/debug/traces", get(routes::debug::list_traces))
+                .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
+                .route("/admin/models", get(routes::models_admin::list))
+                .route("/admin/models/{id}/load", post(routes::models_admin::load))
+                .route(
+                    "/admin/models/{id}/unload",
+                    post(routes::models_admin::unload),
+                )
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    admin::require_admin,
+                )),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(axum::middleware::from_fn(access_log))
+        .layer(axum::middleware::from_fn(access::access_log))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
@@ -103,37 +122,21 @@ pub async fn serve(
     telemetry: &TelemetryGuard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let app = inferd_telemetry::with_http_layer(router(state), telemetry);
+    // Without TCP_NODELAY, Nagle holds each small SSE event until the client's delayed ACK
+    // (~40 ms): every streamed token would wait for it.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await
-}
-
-/// One log line per request, written inside the request's span (so it carries the trace and
-/// span ids). For a streamed response it is written when the headers go out; the generation's
-/// own `finished` line follows with the model and token counts.
-async fn access_log(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
-    let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let path = request.uri().path().to_owned();
-    let started = std::time::Instant::now();
-    let response = next.run(request).await;
-    tracing::info!(
-        target: "inferd::access",
-        method = %method,
-        route = route.as_deref().unwrap_or("(unmatched)"),
-        path = %path,
-        status = response.status().as_u16(),
-        seconds = started.elapsed().as_secs_f64(),
-        "request"
-    );
-    response
 }
 
 async fn not_found(uri: Uri) -> ApiError {

@@ -9,10 +9,11 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use inferd_engine::hooks::{ActiveGeneration, GenerationStart, Operation};
-use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Usage};
+use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Usage};
 use serde::Serialize;
 use tracing::Instrument;
 
+use crate::access::AccessFacts;
 use crate::error::ApiError;
 use crate::openai::chat::{
     ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, ResponseMessage,
@@ -61,9 +62,11 @@ struct ResponseMeta {
     created: u64,
     model: String,
     include_usage: bool,
+    /// Where the token counts go for the access line.
+    access: AccessFacts,
 }
 
-/// Provider name of generations served in this process (`gen_ai.provider.name`).
+/// Provider name of generations whose model was not found (`gen_ai.provider.name`).
 const PROVIDER: &str = "inferd";
 
 /// Runs `request` and answers as `endpoint`.
@@ -71,12 +74,24 @@ pub async fn generate(
     state: &AppState,
     endpoint: Endpoint,
     request: ValidRequest,
+    access: AccessFacts,
 ) -> Result<Response, ApiError> {
+    access.set_model(&request.model);
+    // A cold local model is loaded here (its model.load span under the request's span).
+    let lookup = state.registry.acquire(&request.model).await;
+    let (provider, server) = match &lookup {
+        Ok(lease) => {
+            let info = lease.backend.info();
+            (info.provider, info.server)
+        }
+        Err(_) => (PROVIDER.to_owned(), None),
+    };
     let observed = state.hooks.start(GenerationStart {
-        generation_id: uuid::Uuid::new_v4().simple().to_string(),
+        generation_id: random_id(),
         operation: endpoint.operation(),
         model: request.model.clone(),
-        provider: PROVIDER,
+        provider,
+        server,
         params: request.generation.params.clone(),
         stream: request.stream,
         captured_prompt: state
@@ -84,13 +99,14 @@ pub async fn generate(
             .capture_content
             .then(|| request.generation.prompt.clone()),
     });
-    let backend = match state.registry.get(&request.model) {
-        Ok(backend) => backend,
+    let lease = match lookup {
+        Ok(lease) => lease,
         Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
     };
     // The generation span is current while the backend enqueues, so its queue and
     // inference spans (made on the engine thread) become the generation's children.
-    let generation = match backend
+    let generation = match lease
+        .backend
         .generate(request.generation)
         .instrument(observed.span())
         .await
@@ -105,17 +121,18 @@ pub async fn generate(
     };
     let meta = ResponseMeta {
         endpoint,
-        id: format!("{}{}", endpoint.id_prefix(), uuid::Uuid::new_v4().simple()),
+        id: format!("{}{}", endpoint.id_prefix(), random_id()),
         created: unix_now(),
         model: request.model,
         include_usage: request.include_usage,
+        access,
     };
     if request.stream {
-        Ok(Sse::new(sse_events(meta, generation, observed))
+        Ok(Sse::new(sse_events(meta, generation, observed, lease))
             .keep_alive(KeepAlive::default())
             .into_response())
     } else {
-        collect(meta, generation, observed).await
+        collect(meta, generation, observed, lease).await
     }
 }
 
@@ -130,6 +147,8 @@ async fn collect(
     meta: ResponseMeta,
     mut generation: GenerationStream,
     mut observed: ActiveGeneration,
+    // Keeps the model loaded until the answer is complete.
+    _lease: Lease,
 ) -> Result<Response, ApiError> {
     let mut text = String::new();
     let (finish_reason, usage, timings) = loop {
@@ -153,12 +172,14 @@ async fn collect(
             }
         }
     };
+    meta.access
+        .set_tokens(usage.prompt_tokens, usage.completion_tokens);
     observed.finish(
         meta.id.clone(),
         meta.model.clone(),
         finish_reason,
         usage,
-        Some(timings),
+        timings,
     );
     let usage = UsageBody::from(usage);
     let body = match meta.endpoint {
@@ -207,6 +228,8 @@ struct StreamState {
     /// dropped with the stream otherwise (= cancelled).
     observed: Option<ActiveGeneration>,
     pending: std::collections::VecDeque<Event>,
+    /// Keeps the model loaded while the stream lasts.
+    _lease: Lease,
 }
 
 /// The SSE events of a streaming response. Dropping the stream (the client went away) drops
@@ -215,6 +238,7 @@ fn sse_events(
     meta: ResponseMeta,
     generation: GenerationStream,
     observed: ActiveGeneration,
+    lease: Lease,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut pending = std::collections::VecDeque::new();
     if meta.endpoint == Endpoint::Chat {
@@ -225,6 +249,7 @@ fn sse_events(
         generation,
         observed: Some(observed),
         pending,
+        _lease: lease,
     };
     stream::unfold(state, |mut st| async move {
         loop {
@@ -246,13 +271,16 @@ fn sse_events(
                     usage,
                     timings,
                 })) => {
+                    st.meta
+                        .access
+                        .set_tokens(usage.prompt_tokens, usage.completion_tokens);
                     if let Some(observed) = st.observed.take() {
                         observed.finish(
                             st.meta.id.clone(),
                             st.meta.model.clone(),
                             finish_reason,
                             usage,
-                            Some(timings),
+                            timings,
                         );
                     }
                     st.pending
@@ -392,6 +420,12 @@ fn json_event<T: Serialize>(value: &T) -> Event {
             r#"{{"error":{{"message":"cannot encode chunk: {e}","type":"server_error","param":null,"code":"internal_error"}}}}"#
         )),
     }
+}
+
+/// 128 random bits as 32 hex digits, for response and generation ids. Not a secret, so a fast
+/// user-space generator (seeded once per thread) instead of a system call per id.
+fn random_id() -> String {
+    format!("{:032x}", fastrand::u128(..))
 }
 
 fn unix_now() -> u64 {

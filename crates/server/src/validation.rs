@@ -332,7 +332,11 @@ fn finish(model: String, prompt: Prompt, s: &Sampling<'_>) -> Result<ValidReques
     };
     Ok(ValidRequest {
         model,
-        generation: GenerationRequest { prompt, params },
+        generation: GenerationRequest {
+            prompt,
+            params,
+            stream,
+        },
         stream,
         include_usage: s.stream_options.is_some_and(|o| o.include_usage),
     })

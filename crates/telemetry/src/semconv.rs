@@ -145,6 +145,8 @@ pub const MODEL_LOAD_TIME_SECONDS: &str = "model.load_time_seconds";
 pub const MODEL_ARTIFACTS_SOURCE: &str = "model.artifacts.source";
 /// Size of the model artifacts in bytes.
 pub const MODEL_ARTIFACTS_BYTES: &str = "model.artifacts.bytes";
+/// Why a model was unloaded (`admin`, `evicted`), on `model.unload`.
+pub const MODEL_UNLOAD_REASON: &str = "model.unload.reason";
 /// Span names of the model lifecycle.
 pub const SPAN_MODEL_QUEUE: &str = "model.queue";
 /// Prefill and decode span.

@@ -253,11 +253,13 @@ impl Backend for LocalEngine {
         ModelInfo {
             context_length: self.context_length,
             owned_by: "inferd".into(),
+            provider: "inferd".into(),
+            server: None,
         }
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
-        let GenerationRequest { prompt, params } = request;
+        let GenerationRequest { prompt, params, .. } = request;
         let prompter = Arc::clone(&self.prompter);
         let tokens = tokio::task::spawn_blocking(move || prompter.tokenize(&prompt))
             .await

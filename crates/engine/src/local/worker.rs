@@ -208,7 +208,7 @@ impl Worker {
         let _ = job.events.send(Ok(GenerationEvent::Finished {
             finish_reason,
             usage,
-            timings,
+            timings: Some(timings),
         }));
         Ok(Outcome::Finished)
     }

@@ -2,7 +2,8 @@
 //! time to first token, time per output token, token usage by type, active requests, errors.
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, Observer,
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, ModelUnload,
+    Observer,
 };
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
@@ -50,6 +51,17 @@ impl Observer for MetricsPlugin {
             .add(1, &[KeyValue::new(sc::ERROR_TYPE, error_type.to_owned())]);
     }
 
+    fn model_unloaded(&self, unload: &ModelUnload) {
+        self.metrics.model_unloads.add(
+            1,
+            &[
+                KeyValue::new(sc::MODEL_ID, unload.model_id.clone()),
+                KeyValue::new(sc::MODEL_UNLOAD_REASON, unload.reason),
+            ],
+        );
+        self.metrics.models_loaded.add(-1, &[]);
+    }
+
     fn model_loaded(&self, load: &ModelLoad) {
         let m = &self.metrics;
         let attrs = [
@@ -80,6 +92,7 @@ impl GenerationCall for MetricsCall {
         ];
         m.gen_ai_server_request_duration
             .record(end.timings.duration.as_secs_f64(), &attrs);
+        client_call_duration(m, start, end.timings.duration, None);
         if let Some(ttft) = end.timings.time_to_first_token {
             m.gen_ai_server_time_to_first_token
                 .record(ttft.as_secs_f64(), &attrs);
@@ -114,6 +127,35 @@ impl GenerationCall for MetricsCall {
                 error_type.clone(),
             ],
         );
+        client_call_duration(
+            m,
+            start,
+            failure.timings.duration,
+            Some(failure.error_type.clone()),
+        );
         m.errors.add(1, &[error_type]);
     }
+}
+
+/// `gen_ai.client.operation.duration` of a call to a remote upstream.
+fn client_call_duration(
+    m: &InferdMetrics,
+    start: &GenerationStart,
+    duration: std::time::Duration,
+    error_type: Option<String>,
+) {
+    let Some((address, _)) = &start.server else {
+        return;
+    };
+    let mut attrs = vec![
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
+        KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
+        KeyValue::new(sc::SERVER_ADDRESS, address.clone()),
+    ];
+    if let Some(error_type) = error_type {
+        attrs.push(KeyValue::new(sc::ERROR_TYPE, error_type));
+    }
+    m.gen_ai_client_operation_duration
+        .record(duration.as_secs_f64(), &attrs);
 }

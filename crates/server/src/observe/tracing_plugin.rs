@@ -113,9 +113,17 @@ struct TracingCall {
 impl Observer for TracingPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
         let name = format!("{} {}", start.operation.as_str(), start.model);
-        let span = tracing::info_span!("generation", otel.name = %name, otel.kind = "internal");
+        // A call to a remote upstream is a GenAI client call.
+        let span = match start.server {
+            Some(_) => tracing::info_span!("generation", otel.name = %name, otel.kind = "client"),
+            None => tracing::info_span!("generation", otel.name = %name, otel.kind = "internal"),
+        };
         set_attribute(&span, sc::GEN_AI_OPERATION_NAME, start.operation.as_str());
-        set_attribute(&span, sc::GEN_AI_PROVIDER_NAME, start.provider);
+        set_attribute(&span, sc::GEN_AI_PROVIDER_NAME, start.provider.clone());
+        if let Some((address, port)) = &start.server {
+            set_attribute(&span, sc::SERVER_ADDRESS, address.clone());
+            set_attribute(&span, sc::SERVER_PORT, i64::from(*port));
+        }
         set_attribute(&span, sc::GEN_AI_REQUEST_MODEL, start.model.clone());
         set_attribute(&span, sc::INFERD_GENERATION_ID, start.generation_id.clone());
         set_attribute(&span, sc::INFERD_STREAM, start.stream);

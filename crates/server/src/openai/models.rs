@@ -14,6 +14,7 @@ pub struct ModelCard {
     pub object: &'static str,
     pub created: u64,
     pub owned_by: String,
-    /// Extension: the context window in tokens.
-    pub context_length: u32,
+    /// Extension: the context window in tokens (absent for an upstream's model).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context_length: Option<u32>,
 }

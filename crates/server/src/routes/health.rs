@@ -1,4 +1,5 @@
-//! GET /health (the process answers) and GET /ready (the default model can serve).
+//! GET /health (the process answers) and GET /ready (the default model can serve, and the
+//! upstreams are healthy as the readiness policy asks).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,24 +14,44 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let Some(model) = state.registry.default_model() else {
-        return (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "model": null })),
-        );
+    let gateway = state.registry.gateway();
+    let upstreams = gateway.statuses();
+    let model = state.registry.default_model();
+    let startup = model.is_some_and(|m| {
+        state
+            .registry
+            .statuses()
+            .iter()
+            .any(|s| s.id == m && s.load_at_startup)
+    });
+    let (status, reason) = match model.map(|m| state.registry.state(m)) {
+        None | Some(Some(ModelState::Ready(_) | ModelState::Unloading)) => ("ready", None),
+        // A model loaded on first use can serve (it loads then).
+        Some(Some(ModelState::Available)) if !startup => ("ready", None),
+        Some(Some(ModelState::Failed(reason))) => ("failed", Some(reason)),
+        Some(
+            Some(ModelState::Available | ModelState::Downloading | ModelState::Loading) | None,
+        ) => ("loading", None),
     };
-    match state.registry.state(model) {
-        Some(ModelState::Ready(_)) => (
-            StatusCode::OK,
-            Json(json!({ "status": "ready", "model": model })),
-        ),
-        Some(ModelState::Failed(reason)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "failed", "model": model, "reason": reason })),
-        ),
-        Some(ModelState::Loading) | None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "loading", "model": model })),
-        ),
+    let (status, reason) = if status == "ready" && !gateway.ready() {
+        (
+            "upstreams_unavailable",
+            Some("the upstreams are not healthy as the readiness policy requires".to_owned()),
+        )
+    } else {
+        (status, reason)
+    };
+    let mut body = json!({ "status": status, "model": model });
+    if let Some(reason) = reason {
+        body["reason"] = json!(reason);
     }
+    if !upstreams.is_empty() {
+        body["upstreams"] = json!(upstreams);
+    }
+    let code = if status == "ready" {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, Json(body))
 }

@@ -4,3 +4,4 @@ pub mod completions;
 pub mod debug;
 pub mod health;
 pub mod models;
+pub mod models_admin;

@@ -16,7 +16,7 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
             object: "model",
             created: m.created,
             owned_by: m.info.owned_by,
-            context_length: m.info.context_length,
+            context_length: (m.info.context_length > 0).then_some(m.info.context_length),
         })
         .collect();
     Json(ModelList {

@@ -1,0 +1,566 @@
+//! One generation on an upstream: the OpenAI request, retries before the first byte, the
+//! HTTP CLIENT span with the trace context injected, and the answer turned into
+//! [`GenerationEvent`]s as it arrives (a stream is passed on chunk by chunk).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use inferd_telemetry::{http_client_span, inject_span_context, record_error, record_http_response};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
+use tokio::time::Instant;
+use tracing::Span;
+
+use super::sse::{self, SseParser, WireCompletion};
+use super::{ModelRoute, Upstream};
+use crate::backend::{Backend, GenerationStream, ModelInfo};
+use crate::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
+
+/// Backoff before the first retry; doubled each time, capped, with full jitter.
+const RETRY_BASE: Duration = Duration::from_millis(50);
+const RETRY_CAP: Duration = Duration::from_secs(2);
+/// Largest error body read from an upstream.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+type Events = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
+
+/// A model served by an upstream.
+#[derive(Debug)]
+pub struct RemoteBackend {
+    upstream: Arc<Upstream>,
+    route: ModelRoute,
+}
+
+impl RemoteBackend {
+    pub(super) fn new(upstream: Arc<Upstream>, route: ModelRoute) -> Self {
+        Self { upstream, route }
+    }
+}
+
+/// A reqwest error in a few words, with its cause (reqwest's own message is terse).
+pub(super) fn describe(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = if e.is_connect() {
+        "cannot connect".to_owned()
+    } else if e.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        e.to_string()
+    };
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[async_trait]
+impl Backend for RemoteBackend {
+    fn info(&self) -> ModelInfo {
+        self.upstream.info()
+    }
+
+    async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        let up = &self.upstream;
+        up.check_healthy()?;
+        let permit =
+            Arc::clone(&up.permits)
+                .try_acquire_owned()
+                .map_err(|_| EngineError::UpstreamBusy {
+                    upstream: up.config.name.clone(),
+                    limit: up.config.max_concurrent,
+                })?;
+        let chat = matches!(request.prompt, Prompt::Chat(_));
+        let url = format!(
+            "{}/{}",
+            up.config.base_url,
+            if chat {
+                "chat/completions"
+            } else {
+                "completions"
+            }
+        );
+        let body = request_body(&self.route.upstream_model, &request);
+        let started = Instant::now();
+        let deadline = started + up.config.timeouts.total;
+        // A stream's headers come before its first token; a whole answer's only at the end.
+        let headers_deadline = if request.stream {
+            started + up.config.timeouts.first_token.min(up.config.timeouts.total)
+        } else {
+            deadline
+        };
+        let headers_limit = headers_deadline - started;
+        let (response, span) = self
+            .send(&url, body, headers_deadline, headers_limit)
+            .await?;
+        let (events, receiver) = mpsc::unbounded_channel();
+        let call = Call {
+            upstream: Arc::clone(up),
+            span,
+            events,
+            _permit: permit,
+        };
+        if request.stream {
+            let first_deadline = headers_deadline;
+            tokio::spawn(call.pump_stream(response, first_deadline, deadline));
+        } else {
+            call.read_whole(response, deadline).await;
+        }
+        Ok(GenerationStream::new(0, receiver))
+    }
+}
+
+impl RemoteBackend {
+    /// Sends the request, retrying connection failures and 502/503 (nothing was streamed
+    /// yet) with capped exponential backoff and full jitter. Each attempt is an HTTP CLIENT
+    /// span; the successful one is returned to stay open while the body is read.
+    async fn send(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        headers_deadline: Instant,
+        headers_limit: Duration,
+    ) -> Result<(reqwest::Response, Span), EngineError> {
+        let up = &self.upstream;
+        let name = &up.config.name;
+        let body = bytes::Bytes::from(body);
+        let mut attempt: u32 = 0;
+        loop {
+            let span = http_client_span(&Method::POST, url);
+            if attempt > 0 {
+                span.record("http.request.resend_count", i64::from(attempt));
+            }
+            let mut headers = HeaderMap::new();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            inject_span_context(&span, &mut headers);
+            let mut request = up.client.post(url).headers(headers).body(body.clone());
+            if let Some(key) = &up.config.api_key {
+                request = request.bearer_auth(key);
+            }
+            let sent = tokio::time::timeout_at(headers_deadline, request.send()).await;
+            let retryable = match sent {
+                Err(_elapsed) => {
+                    let err = EngineError::UpstreamTimeout {
+                        upstream: name.clone(),
+                        what: "answer",
+                        seconds: headers_limit.as_secs_f64(),
+                    };
+                    end_with_error(&span, &err);
+                    return Err(err);
+                }
+                Ok(Ok(response)) if response.status().is_success() => {
+                    record_http_response(&span, response.status());
+                    return Ok((response, span));
+                }
+                Ok(Ok(response)) => {
+                    let status = response.status();
+                    record_http_response(&span, status);
+                    let err = status_error(name, response).await;
+                    end_span(&span);
+                    if status != StatusCode::BAD_GATEWAY
+                        && status != StatusCode::SERVICE_UNAVAILABLE
+                    {
+                        return Err(err);
+                    }
+                    err
+                }
+                Ok(Err(e)) => {
+                    let reason = format!("{url}: {}", describe(&e));
+                    let err = if e.is_connect() {
+                        EngineError::UpstreamUnavailable {
+                            upstream: name.clone(),
+                            reason,
+                        }
+                    } else {
+                        EngineError::UpstreamFailed {
+                            upstream: name.clone(),
+                            reason,
+                        }
+                    };
+                    end_with_error(&span, &err);
+                    if !e.is_connect() {
+                        return Err(err);
+                    }
+                    err
+                }
+            };
+            if attempt >= up.config.max_retries {
+                if let EngineError::UpstreamUnavailable { reason, .. } = &retryable {
+                    up.mark_unhealthy(reason);
+                }
+                return Err(retryable);
+            }
+            let backoff = backoff(attempt);
+            if Instant::now() + backoff >= headers_deadline {
+                return Err(retryable);
+            }
+            tracing::debug!(upstream = %name, attempt, error = %retryable, "retrying upstream call");
+            tokio::time::sleep(backoff).await;
+            attempt += 1;
+        }
+    }
+}
+
+/// Full-jitter exponential backoff: a random wait up to `min(cap, base * 2^attempt)`.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = RETRY_BASE
+        .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+        .min(RETRY_CAP);
+    ceiling.mul_f64(fastrand::f64())
+}
+
+/// The error an upstream's non-2xx answer stands for.
+async fn status_error(upstream: &str, response: reqwest::Response) -> EngineError {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    let mut stream = response.bytes_stream();
+    while let Some(Ok(chunk)) = stream.next().await {
+        body.extend_from_slice(&chunk);
+        if body.len() >= MAX_ERROR_BODY {
+            break;
+        }
+    }
+    let (message, code, param) = sse::error_from_body(&body);
+    EngineError::UpstreamStatus {
+        upstream: upstream.to_owned(),
+        status,
+        message,
+        code,
+        param,
+    }
+}
+
+/// The OpenAI request for `request`, naming the upstream's model.
+fn request_body(model: &str, request: &GenerationRequest) -> Vec<u8> {
+    let p = &request.params;
+    let mut body = Map::new();
+    body.insert("model".into(), json!(model));
+    match &request.prompt {
+        Prompt::Chat(messages) => {
+            let messages: Vec<Value> = messages
+                .iter()
+                .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
+                .collect();
+            body.insert("messages".into(), Value::Array(messages));
+        }
+        Prompt::Text(text) => {
+            body.insert("prompt".into(), json!(text));
+        }
+    }
+    if let Some(max_tokens) = p.max_tokens {
+        body.insert("max_tokens".into(), json!(max_tokens));
+    }
+    body.insert("temperature".into(), json!(p.temperature));
+    body.insert("top_p".into(), json!(p.top_p));
+    if p.top_k > 0 {
+        body.insert("top_k".into(), json!(p.top_k));
+    }
+    if let Some(seed) = p.seed {
+        body.insert("seed".into(), json!(seed as i64));
+    }
+    if !p.stop.is_empty() {
+        body.insert("stop".into(), json!(p.stop));
+    }
+    if p.frequency_penalty != 0.0 {
+        body.insert("frequency_penalty".into(), json!(p.frequency_penalty));
+    }
+    if p.presence_penalty != 0.0 {
+        body.insert("presence_penalty".into(), json!(p.presence_penalty));
+    }
+    if p.ignore_eos {
+        body.insert("ignore_eos".into(), json!(true));
+    }
+    body.insert("stream".into(), json!(request.stream));
+    if request.stream {
+        body.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    // Serializing a Map of plain values cannot fail.
+    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+}
+
+/// A call whose answer is being read.
+struct Call {
+    upstream: Arc<Upstream>,
+    /// The HTTP CLIENT span of the successful attempt; ends when the body is read.
+    span: Span,
+    events: Events,
+    /// Held until the answer is read: the upstream's concurrency limit.
+    _permit: OwnedSemaphorePermit,
+}
+
+/// What the stream said so far.
+#[derive(Default)]
+struct Progress {
+    finish_reason: Option<FinishReason>,
+    usage: Option<Usage>,
+    /// Text chunks received: the completion token count when the upstream gives no usage.
+    chunks: u32,
+    done: bool,
+}
+
+impl Call {
+    fn name(&self) -> &str {
+        &self.upstream.config.name
+    }
+
+    /// Passes a streamed answer on chunk by chunk. Ends early, dropping the connection (so
+    /// the upstream stops), when the client went away.
+    async fn pump_stream(
+        self,
+        response: reqwest::Response,
+        first_deadline: Instant,
+        deadline: Instant,
+    ) {
+        let mut body = response.bytes_stream();
+        let mut parser = SseParser::default();
+        let mut progress = Progress::default();
+        let timeouts = self.upstream.config.timeouts;
+        loop {
+            let (limit, what, seconds) = if progress.chunks == 0 && first_deadline < deadline {
+                (first_deadline, "first token", timeouts.first_token)
+            } else {
+                (deadline, "complete answer", timeouts.total)
+            };
+            let next = tokio::select! {
+                biased;
+                () = self.events.closed() => {
+                    record_error(&self.span, "cancelled", "the client went away");
+                    end_span(&self.span);
+                    return;
+                }
+                next = tokio::time::timeout_at(limit, body.next()) => next,
+            };
+            let chunk = match next {
+                Err(_elapsed) => {
+                    return self.fail(EngineError::UpstreamTimeout {
+                        upstream: self.name().to_owned(),
+                        what,
+                        seconds: seconds.as_secs_f64(),
+                    });
+                }
+                Ok(None) => break,
+                Ok(Some(Err(e))) => {
+                    return self.fail(EngineError::UpstreamFailed {
+                        upstream: self.name().to_owned(),
+                        reason: format!("the stream broke: {}", describe(&e)),
+                    });
+                }
+                Ok(Some(Ok(chunk))) => chunk,
+            };
+            for data in parser.push(&chunk) {
+                if let Err(err) = self.on_event(&data, &mut progress) {
+                    return self.fail(err);
+                }
+                if progress.done {
+                    break;
+                }
+            }
+            if progress.done {
+                break;
+            }
+        }
+        if !progress.done {
+            if let Some(data) = parser.finish() {
+                if let Err(err) = self.on_event(&data, &mut progress) {
+                    return self.fail(err);
+                }
+            }
+        }
+        if !progress.done && progress.finish_reason.is_none() {
+            return self.fail(EngineError::UpstreamFailed {
+                upstream: self.name().to_owned(),
+                reason: "the stream ended before the answer was finished".into(),
+            });
+        }
+        self.finish(progress);
+    }
+
+    /// Handles one SSE event's data.
+    fn on_event(&self, data: &str, progress: &mut Progress) -> Result<(), EngineError> {
+        if data.trim() == "[DONE]" {
+            progress.done = true;
+            return Ok(());
+        }
+        let chunk: WireCompletion =
+            serde_json::from_str(data).map_err(|e| EngineError::UpstreamFailed {
+                upstream: self.name().to_owned(),
+                reason: format!("unreadable stream chunk ({e}): {}", clip(data)),
+            })?;
+        if let Some(error) = chunk.error {
+            return Err(EngineError::UpstreamFailed {
+                upstream: self.name().to_owned(),
+                reason: error
+                    .message
+                    .unwrap_or_else(|| "an error event without a message".into()),
+            });
+        }
+        self.apply(chunk, progress)
+    }
+
+    fn apply(&self, chunk: WireCompletion, progress: &mut Progress) -> Result<(), EngineError> {
+        if let Some(usage) = chunk.usage {
+            progress.usage = Some(usage.into());
+        }
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            if let Some(text) = choice.text().filter(|t| !t.is_empty()) {
+                progress.chunks += 1;
+                if self
+                    .events
+                    .send(Ok(GenerationEvent::Delta(text.to_owned())))
+                    .is_err()
+                {
+                    return Err(EngineError::UpstreamFailed {
+                        upstream: self.name().to_owned(),
+                        reason: "cancelled".into(),
+                    });
+                }
+            }
+            if let Some(reason) = choice.finish_reason.as_deref() {
+                progress.finish_reason = Some(sse::finish_reason(reason));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a whole (non-stream) answer.
+    async fn read_whole(self, response: reqwest::Response, deadline: Instant) {
+        let bytes = match tokio::time::timeout_at(deadline, response.bytes()).await {
+            Err(_elapsed) => {
+                let seconds = self.upstream.config.timeouts.total.as_secs_f64();
+                return self.fail(EngineError::UpstreamTimeout {
+                    upstream: self.name().to_owned(),
+                    what: "complete answer",
+                    seconds,
+                });
+            }
+            Ok(Err(e)) => {
+                return self.fail(EngineError::UpstreamFailed {
+                    upstream: self.name().to_owned(),
+                    reason: format!("the answer broke off: {}", describe(&e)),
+                })
+            }
+            Ok(Ok(bytes)) => bytes,
+        };
+        let answer: WireCompletion = match serde_json::from_slice(&bytes) {
+            Ok(answer) => answer,
+            Err(e) => {
+                return self.fail(EngineError::UpstreamFailed {
+                    upstream: self.name().to_owned(),
+                    reason: format!(
+                        "unreadable answer ({e}): {}",
+                        clip(&String::from_utf8_lossy(&bytes))
+                    ),
+                })
+            }
+        };
+        let mut progress = Progress::default();
+        if let Err(err) = self.apply(answer, &mut progress) {
+            return self.fail(err);
+        }
+        self.finish(progress);
+    }
+
+    fn finish(&self, progress: Progress) {
+        let usage = progress.usage.unwrap_or(Usage {
+            prompt_tokens: 0,
+            completion_tokens: progress.chunks,
+        });
+        let _ = self.events.send(Ok(GenerationEvent::Finished {
+            finish_reason: progress.finish_reason.unwrap_or(FinishReason::Stop),
+            usage,
+            timings: None,
+        }));
+        end_span(&self.span);
+    }
+
+    fn fail(&self, err: EngineError) {
+        if self.events.is_closed() {
+            record_error(&self.span, "cancelled", "the client went away");
+            end_span(&self.span);
+            return;
+        }
+        tracing::warn!(parent: &self.span, upstream = %self.name(), error = %err, "upstream call failed");
+        end_with_error(&self.span, &err);
+        let _ = self.events.send(Err(err));
+    }
+}
+
+fn end_with_error(span: &Span, err: &EngineError) {
+    record_error(span, err.kind(), &err.to_string());
+    end_span(span);
+}
+
+/// A span ends at its last exit: enter it once more so its end time is now, not when the
+/// last handle is dropped.
+fn end_span(span: &Span) {
+    span.in_scope(|| {});
+}
+
+fn clip(text: &str) -> String {
+    const MAX: usize = 200;
+    if text.len() <= MAX {
+        return text.to_owned();
+    }
+    let mut cut = MAX;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{ChatMessage, ChatRole, SamplingParams};
+
+    #[test]
+    fn the_request_names_the_upstream_model_and_asks_for_usage_when_streaming() {
+        let request = GenerationRequest {
+            prompt: Prompt::Chat(vec![ChatMessage {
+                role: ChatRole::User,
+                content: "Hi".into(),
+            }]),
+            params: SamplingParams {
+                max_tokens: Some(7),
+                temperature: 0.0,
+                stop: vec!["\n".into()],
+                ..SamplingParams::default()
+            },
+            stream: true,
+        };
+        let body: Value =
+            serde_json::from_slice(&request_body("big/model", &request)).expect("json");
+        assert_eq!(body["model"], "big/model");
+        assert_eq!(body["messages"][0]["content"], "Hi");
+        assert_eq!(body["max_tokens"], 7);
+        assert_eq!(body["stop"][0], "\n");
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert!(body.get("top_k").is_none(), "top_k 0 is not sent");
+        let text = GenerationRequest {
+            prompt: Prompt::Text("Once".into()),
+            params: SamplingParams::default(),
+            stream: false,
+        };
+        let body: Value = serde_json::from_slice(&request_body("m", &text)).expect("json");
+        assert_eq!(body["prompt"], "Once");
+        assert_eq!(body["stream"], false);
+        assert!(body.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn backoff_grows_and_stays_under_its_cap() {
+        for attempt in 0..40 {
+            let ceiling = RETRY_BASE
+                .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
+                .min(RETRY_CAP);
+            let wait = backoff(attempt);
+            assert!(wait <= ceiling && wait <= RETRY_CAP, "{attempt}: {wait:?}");
+        }
+    }
+}

@@ -1,0 +1,170 @@
+//! The access log: one line per request, written when the response body has been sent (or
+//! the client went away), inside the request's own span so it carries its trace and span ids.
+//!
+//! Handlers that know the model and token counts record them in the request's
+//! [`AccessFacts`] (an extension the middleware inserts); for a stream they arrive when the
+//! generation ends, which is why the line waits for the end of the body.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+/// What a handler learned about the request, for its access line.
+#[derive(Debug, Clone, Default)]
+pub struct AccessFacts(Arc<Mutex<Facts>>);
+
+#[derive(Debug, Default)]
+struct Facts {
+    model: Option<String>,
+    prompt_tokens: Option<u32>,
+    completion_tokens: Option<u32>,
+}
+
+impl AccessFacts {
+    /// The model the request asked for.
+    pub fn set_model(&self, model: &str) {
+        self.with(|f| f.model = Some(model.to_owned()));
+    }
+
+    /// Token counts of the finished generation.
+    pub fn set_tokens(&self, prompt: u32, completion: u32) {
+        self.with(|f| {
+            f.prompt_tokens = Some(prompt);
+            f.completion_tokens = Some(completion);
+        });
+    }
+
+    fn with(&self, update: impl FnOnce(&mut Facts)) {
+        // A poisoned lock only means a panic elsewhere; the facts are still usable.
+        let mut facts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        update(&mut facts);
+    }
+}
+
+/// Middleware: hands the request an [`AccessFacts`] and logs one line when the response ends.
+pub async fn access_log(mut request: Request, next: Next) -> Response {
+    let facts = AccessFacts::default();
+    request.extensions_mut().insert(facts.clone());
+    let line = AccessLine {
+        method: request.method().clone(),
+        route: request
+            .extensions()
+            .get::<MatchedPath>()
+            .map(|p| p.as_str().to_owned()),
+        path: request.uri().path().to_owned(),
+        status: StatusCode::OK,
+        started: Instant::now(),
+        facts,
+        span: tracing::Span::current(),
+    };
+    let response = next.run(request).await;
+    let (parts, body) = response.into_parts();
+    let line = AccessLine {
+        status: parts.status,
+        ..line
+    };
+    Response::from_parts(
+        parts,
+        Body::new(LoggedBody {
+            inner: body,
+            line: Some(line),
+        }),
+    )
+}
+
+/// The fields of one access line, written once.
+struct AccessLine {
+    method: Method,
+    route: Option<String>,
+    path: String,
+    status: StatusCode,
+    started: Instant,
+    facts: AccessFacts,
+    /// The request's span (the HTTP SERVER span when telemetry is on).
+    span: tracing::Span,
+}
+
+impl AccessLine {
+    fn write(self, outcome: &'static str) {
+        let facts = self.facts.0.lock().unwrap_or_else(|e| e.into_inner());
+        self.span.in_scope(|| {
+            tracing::info!(
+                target: "inferd::access",
+                method = %self.method,
+                route = self.route.as_deref().unwrap_or("(unmatched)"),
+                path = %self.path,
+                status = self.status.as_u16(),
+                seconds = self.started.elapsed().as_secs_f64(),
+                model = facts.model.as_deref(),
+                prompt_tokens = facts.prompt_tokens,
+                completion_tokens = facts.completion_tokens,
+                outcome,
+                "request"
+            );
+        });
+    }
+}
+
+/// The response body, passed through untouched; its end (or its drop before the end, when the
+/// client disconnects) writes the access line.
+struct LoggedBody {
+    inner: Body,
+    line: Option<AccessLine>,
+}
+
+impl HttpBody for LoggedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => {
+                if let Some(line) = self.line.take() {
+                    line.write("complete");
+                }
+            }
+            Poll::Ready(Some(Err(_))) => {
+                if let Some(line) = self.line.take() {
+                    line.write("body_error");
+                }
+            }
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for LoggedBody {
+    fn drop(&mut self) {
+        if let Some(line) = self.line.take() {
+            // Hyper drops a body it has fully sent without polling past its end when the
+            // body said it was complete; only an unfinished body means the client left.
+            let outcome = if self.inner.is_end_stream() {
+                "complete"
+            } else {
+                "client_closed"
+            };
+            line.write(outcome);
+        }
+    }
+}

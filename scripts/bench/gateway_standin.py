@@ -1,0 +1,130 @@
+"""A fast stand-in OpenAI-compatible upstream, for benchmarking gateway overhead only.
+
+GET  /v1/models            lists one model (--model, default `standin`).
+POST /v1/chat/completions  answers at once with a fixed small chat.completion with usage;
+                           with "stream": true, a few SSE chunks, a usage chunk and [DONE].
+POST /v1/completions       the same for text completions.
+
+Single process, no generation: it measures what sits in front of it.
+Usage: python gateway_standin.py --port PORT [--model standin]
+"""
+
+import argparse
+import json
+import time
+
+from aiohttp import web
+
+WORDS = ["Hello", " there", ",", " friend", "."]
+
+
+def build(model: str):
+    created = int(time.time())
+    usage = {"prompt_tokens": 9, "completion_tokens": len(WORDS), "total_tokens": 9 + len(WORDS)}
+    chat = json.dumps(
+        {
+            "id": "chatcmpl-standin",
+            "object": "chat.completion",
+            "created": created,
+            "model": model,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(WORDS)},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": usage,
+        }
+    ).encode()
+    text = json.dumps(
+        {
+            "id": "cmpl-standin",
+            "object": "text_completion",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "text": "".join(WORDS), "finish_reason": "stop"}],
+            "usage": usage,
+        }
+    ).encode()
+
+    def sse(obj) -> bytes:
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    def stream_frames(kind: str):
+        base = {
+            "id": "chatcmpl-standin" if kind == "chat" else "cmpl-standin",
+            "object": "chat.completion.chunk" if kind == "chat" else "text_completion",
+            "created": created,
+            "model": model,
+        }
+        frames = []
+        for i, word in enumerate(WORDS):
+            if kind == "chat":
+                delta = {"content": word}
+                if i == 0:
+                    delta["role"] = "assistant"
+                choice = {"index": 0, "delta": delta, "finish_reason": None}
+            else:
+                choice = {"index": 0, "text": word, "finish_reason": None}
+            frames.append(sse({**base, "choices": [choice]}))
+        last = (
+            {"index": 0, "delta": {}, "finish_reason": "stop"}
+            if kind == "chat"
+            else {"index": 0, "text": "", "finish_reason": "stop"}
+        )
+        frames.append(sse({**base, "choices": [last]}))
+        frames.append(sse({**base, "choices": [], "usage": usage}))
+        frames.append(b"data: [DONE]\n\n")
+        return frames
+
+    models = json.dumps(
+        {"object": "list", "data": [{"id": model, "object": "model", "created": created, "owned_by": "standin"}]}
+    ).encode()
+    return models, chat, text, stream_frames("chat"), stream_frames("text")
+
+
+def make_app(model: str) -> web.Application:
+    models, chat, text, chat_frames, text_frames = build(model)
+
+    async def list_models(_request):
+        return web.Response(body=models, content_type="application/json")
+
+    def handler(whole: bytes, frames):
+        async def handle(request: web.Request):
+            raw = await request.read()
+            stream = False
+            if b'"stream"' in raw:
+                try:
+                    stream = bool(json.loads(raw).get("stream"))
+                except ValueError:
+                    return web.json_response({"error": {"message": "invalid JSON", "type": "invalid_request_error"}}, status=400)
+            if not stream:
+                return web.Response(body=whole, content_type="application/json")
+            response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+            await response.prepare(request)
+            for frame in frames:
+                await response.write(frame)
+            await response.write_eof()
+            return response
+
+        return handle
+
+    app = web.Application()
+    app.router.add_get("/v1/models", list_models)
+    app.router.add_post("/v1/chat/completions", handler(chat, chat_frames))
+    app.router.add_post("/v1/completions", handler(text, text_frames))
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--model", default="standin")
+    args = parser.parse_args()
+    web.run_app(make_app(args.model), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

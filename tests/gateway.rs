@@ -1,0 +1,444 @@
+//! End-to-end: inferd as a gateway. A front inferd routes the default model to a back inferd
+//! (the real binary serving the real model) over 127.0.0.1: one trace across both processes,
+//! streaming and non-stream answers with equal usage on both hops, upstream errors passed
+//! through, and the faults: a back killed mid-stream, absent at start, restarted.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{model_path, sse_data, Server};
+use serde_json::{json, Value};
+
+const CALLER_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4799";
+const CALLER_SPAN: &str = "10f067aa0ba902b7";
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The back: the default model as `smollm2-135m` on `port` (0 = any).
+fn start_back(port: u16) -> Server {
+    let model = format!("smollm2-135m={}", model_path().display());
+    let port = port.to_string();
+    Server::start_raw(
+        &[
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--threads",
+            "1",
+            "--model",
+            &model,
+            "--telemetry",
+            "local",
+        ],
+        true,
+    )
+}
+
+/// The front: no local model, one upstream `back` at `back_base` (http://host:port), probed
+/// every 200 ms so the fault tests see changes quickly.
+fn start_front(back_base: &str, dir: &std::path::Path) -> Server {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let config = dir.join("front.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[upstreams]]\nname = \"back\"\nurl = \"{back_base}/v1\"\nprovider = \"inferd\"\n\
+             probe_interval_ms = 200\nmax_retries = 1\nconnect_timeout_ms = 1000\n"
+        ),
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    Server::start_raw(
+        &[
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--config",
+            &config,
+            "--telemetry",
+            "local",
+        ],
+        false,
+    )
+}
+
+fn temp_dir(name: &str) -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("inferd-gateway-{name}-{}", std::process::id()))
+}
+
+/// Waits until the front lists `smollm2-135m` (its upstream was probed and discovered).
+async fn wait_for_route(front: &Server) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if let Ok(r) = client().get(front.url("/v1/models")).send().await {
+            let list: Value = r.json().await.unwrap_or_default();
+            if list["data"]
+                .as_array()
+                .is_some_and(|d| d.iter().any(|m| m["id"] == "smollm2-135m"))
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the front never discovered the back's model: {:?}",
+        front.logs()
+    );
+}
+
+async fn wait_for_trace(server: &Server, trace_id: &str, min_spans: usize) -> Vec<Value> {
+    for _ in 0..50 {
+        let r = client()
+            .get(server.url(&format!("/debug/traces/{trace_id}")))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 200 {
+            let trace: Value = r.json().await.expect("json");
+            let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+            if spans.len() >= min_spans {
+                return spans;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("trace {trace_id} never had {min_spans} spans");
+}
+
+fn span<'a>(spans: &'a [Value], pred: impl Fn(&Value) -> bool, what: &str) -> &'a Value {
+    spans
+        .iter()
+        .find(|s| pred(s))
+        .unwrap_or_else(|| panic!("no {what} span in {spans:#?}"))
+}
+
+fn chat(max_tokens: u32, stream: bool) -> Value {
+    let mut body = json!({"model": "smollm2-135m",
+        "messages": [{"role": "user", "content": "Name a colour."}],
+        "max_tokens": max_tokens, "temperature": 0, "stream": stream});
+    if stream {
+        body["stream_options"] = json!({"include_usage": true});
+    }
+    body
+}
+
+#[tokio::test]
+async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
+    let back = start_back(0);
+    let front = start_front(&back.base, &temp_dir("trace"));
+    wait_for_route(&front).await;
+
+    // Non-stream, with the caller's trace context.
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"))
+        .json(&chat(6, false))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    let text = answer["choices"][0]["message"]["content"]
+        .as_str()
+        .expect("content")
+        .to_owned();
+    assert_eq!(answer["model"], "smollm2-135m");
+    assert_eq!(answer["usage"]["completion_tokens"], 6, "{answer}");
+
+    let front_spans = wait_for_trace(&front, CALLER_TRACE, 3).await;
+    let back_spans = wait_for_trace(&back, CALLER_TRACE, 4).await;
+    let server = span(&front_spans, |s| s["kind"] == "server", "front SERVER");
+    assert_eq!(server["parent_span_id"], CALLER_SPAN);
+    let generation = span(
+        &front_spans,
+        |s| s["name"] == "chat smollm2-135m",
+        "front generation",
+    );
+    assert_eq!(generation["kind"], "client", "{generation}");
+    assert_eq!(generation["parent_span_id"], server["span_id"]);
+    let attrs = &generation["attributes"];
+    assert_eq!(attrs["gen_ai.provider.name"], "inferd");
+    assert_eq!(attrs["server.address"], "127.0.0.1");
+    let back_port: i64 = back
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    assert_eq!(attrs["server.port"], back_port);
+    assert_eq!(
+        attrs["gen_ai.usage.output_tokens"],
+        answer["usage"]["completion_tokens"]
+    );
+    assert_eq!(
+        attrs["gen_ai.usage.input_tokens"],
+        answer["usage"]["prompt_tokens"]
+    );
+    let http_client = span(
+        &front_spans,
+        |s| s["kind"] == "client" && s["parent_span_id"] == generation["span_id"],
+        "front HTTP client",
+    );
+    assert_eq!(http_client["attributes"]["http.response.status_code"], 200);
+    // The back's SERVER span is the child of the front's HTTP CLIENT span, in the same trace.
+    let back_server = span(&back_spans, |s| s["kind"] == "server", "back SERVER");
+    assert_eq!(back_server["parent_span_id"], http_client["span_id"]);
+    let back_generation = span(
+        &back_spans,
+        |s| s["name"] == "chat smollm2-135m",
+        "back generation",
+    );
+    assert_eq!(
+        back_generation["attributes"]["gen_ai.usage.output_tokens"],
+        answer["usage"]["completion_tokens"]
+    );
+    assert_eq!(
+        back_generation["attributes"]["gen_ai.usage.input_tokens"],
+        answer["usage"]["prompt_tokens"]
+    );
+
+    // Streamed: the same greedy text, chunk by chunk, and the upstream's usage.
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&chat(6, true))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/event-stream"));
+    let body = r.text().await.expect("body");
+    let events = sse_data(&body);
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{body}");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|e| serde_json::from_str(e).expect("chunk json"))
+        .collect();
+    let streamed: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(streamed, text);
+    let usage = chunks
+        .iter()
+        .find(|c| c["usage"].is_object())
+        .map(|c| c["usage"].clone())
+        .expect("usage chunk");
+    assert_eq!(usage, answer["usage"]);
+    assert_eq!(
+        chunks
+            .iter()
+            .filter(|c| c["choices"][0]["finish_reason"] == "length")
+            .count(),
+        1
+    );
+
+    // Metrics: the upstream calls are GenAI client operations.
+    let metrics = client()
+        .get(front.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    let count = metrics
+        .lines()
+        .find(|l| l.starts_with("gen_ai_client_operation_duration_seconds_count"))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or_else(|| panic!("no client operation duration in:\n{metrics}"));
+    assert_eq!(count, 2.0);
+}
+
+#[tokio::test]
+async fn upstream_errors_pass_through_and_unknown_models_are_404() {
+    let back = start_back(0);
+    let front = start_front(&back.base, &temp_dir("errors"));
+    wait_for_route(&front).await;
+
+    let r = client()
+        .post(front.url("/v1/completions"))
+        .json(&json!({"model": "smollm2-135m", "prompt": "Hi", "max_tokens": 1_000_000}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "context_length_exceeded", "{body}");
+    assert_eq!(body["error"]["param"], "max_tokens", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("lower max_tokens")),
+        "the back's own message: {body}"
+    );
+
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&json!({"model": "no-such-model", "messages": [{"role": "user", "content": "Hi"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "model_not_found");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("smollm2-135m")),
+        "lists the upstream's models: {body}"
+    );
+    // The front kept serving.
+    let r = client()
+        .post(front.url("/v1/completions"))
+        .json(&json!({"model": "smollm2-135m", "prompt": "Hi", "max_tokens": 2}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn an_absent_upstream_fails_fast_with_503_naming_it() {
+    let port = free_port();
+    let front = start_front(&format!("http://127.0.0.1:{port}"), &temp_dir("absent"));
+    let started = Instant::now();
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&chat(4, false))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 503);
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "upstream_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("`back`")),
+        "names the upstream: {body}"
+    );
+    // /ready says why; /v1/models is an empty list, not an error.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = client()
+            .get(front.url("/ready"))
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let ready: Value = r.json().await.expect("json");
+        if ready["upstreams"][0]["healthy"] == false {
+            assert_eq!(status, 503);
+            assert_eq!(ready["status"], "upstreams_unavailable");
+            break;
+        }
+        assert!(Instant::now() < deadline, "never probed: {ready}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let models: Value = client()
+        .get(front.url("/v1/models"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(models["data"], json!([]));
+}
+
+#[tokio::test]
+async fn a_back_killed_mid_stream_ends_the_stream_with_an_error_and_recovery_follows_its_restart() {
+    let port = free_port();
+    let back = start_back(port);
+    let front = start_front(&back.base, &temp_dir("kill"));
+    wait_for_route(&front).await;
+
+    let mut r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&json!({"model": "smollm2-135m",
+            "messages": [{"role": "user", "content": "Tell a long story."}],
+            "max_tokens": 2000, "ignore_eos": true, "stream": true}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let mut body = String::new();
+    while sse_data(&body).len() < 3 {
+        let chunk = r.chunk().await.expect("chunk").expect("more chunks");
+        body.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(back); // SIGKILL
+    let rest = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(chunk) = r.chunk().await.expect("chunk") {
+            body.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(rest.is_ok(), "the client's stream hung after the back died");
+    let events = sse_data(&body);
+    let error = events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<Value>(e).ok())
+        .find(|e| e["error"].is_object())
+        .unwrap_or_else(|| panic!("no error event in {body}"));
+    assert_eq!(error["error"]["code"], "upstream_failed", "{error}");
+    assert_eq!(events.last().map(String::as_str), Some("[DONE]"));
+
+    // The back is gone: 503 at once, naming it.
+    let started = Instant::now();
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&chat(3, false))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 503);
+    assert!(started.elapsed() < Duration::from_secs(3));
+
+    // Back again on the same port: requests succeed again once the probe sees it.
+    let _back = start_back(port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client()
+            .post(front.url("/v1/chat/completions"))
+            .json(&chat(3, false))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 200 {
+            let answer: Value = r.json().await.expect("json");
+            assert_eq!(answer["usage"]["completion_tokens"], 3);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the front never recovered");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
