@@ -35,6 +35,7 @@ Examples:
   inferd serve --model chat=/models/a.gguf --model /models/b.gguf --threads 4
   inferd serve --upstream vllm=http://gpu-box:8000/v1    route the upstream's models (gateway)
   inferd pull https://example.com/models/model.gguf --sha256 <64 hex>
+  inferd bench --url http://127.0.0.1:8080 --model smollm2-135m --rate 2 --duration 30s
   curl http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
        -d '{\"model\":\"smollm2-135m\",\"messages\":[{\"role\":\"user\",\"content\":\"Hi!\"}]}'
 
@@ -56,6 +57,13 @@ enum Command {
     /// Shows a progress bar on a terminal (plain lines otherwise); resumes an interrupted
     /// download when the server allows it; with --sha256, a mismatch caches nothing.
     Pull(PullArgs),
+    /// Load-test an OpenAI-compatible server (inferd, vLLM, llama.cpp server, ...), or compare
+    /// two reports (`inferd bench compare A.json B.json`).
+    ///
+    /// Stages of a request rate (constant or Poisson) or a concurrency; synthetic, JSONL or
+    /// ShareGPT prompts; TTFT, TPOT, inter-token and end-to-end latency per stage; a JSON report,
+    /// SVG charts, and a CLIENT span per request when tracing is on.
+    Bench(inferd_bench::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -63,6 +71,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Pull(args) => pull::pull(args),
+        Command::Bench(args) => inferd_bench::run(args),
     }
 }
 

@@ -127,6 +127,14 @@ pub const INFERD_TIME_PER_OUTPUT_TOKEN: &str = "inferd.time_per_output_token";
 pub const INFERD_QUEUE_POSITION: &str = "inferd.queue.position";
 /// Members in one batched engine step.
 pub const INFERD_BATCH_SIZE: &str = "inferd.batch.size";
+/// `inferd bench`: name of the stage a request belongs to.
+pub const INFERD_BENCH_STAGE: &str = "inferd.bench.stage";
+/// `inferd bench`: position of the stage in the run (0 is the warm-up).
+pub const INFERD_BENCH_STAGE_INDEX: &str = "inferd.bench.stage_index";
+/// `inferd bench`: the stage's load, e.g. `rate 2/s poisson` or `concurrency 4`.
+pub const INFERD_BENCH_LOAD: &str = "inferd.bench.load";
+/// `inferd bench`: how late a request was sent against its schedule (s).
+pub const INFERD_BENCH_SCHEDULE_LAG: &str = "inferd.bench.schedule_lag";
 /// Model file format (e.g. `gguf`).
 pub const INFERD_MODEL_FORMAT: &str = "inferd.model.format";
 /// Model id.
