@@ -5,18 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{sse_data, Server};
+use common::{client, sse_data, Server};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
 const MODEL: &str = "smollm2-135m";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(300))
-        .build()
-        .expect("client")
-}
 
 async fn post(server: &Server, path: &str, body: Value) -> (u16, Value) {
     let response = client()

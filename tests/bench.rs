@@ -105,10 +105,14 @@ fn check_stage(stage: &Value, expect_sent: Option<u64>, output_per_request: u64)
             "ttft.{stat} > e2e.{stat}"
         );
     }
-    // Chunks: output_tokens - 1 gaps per request.
-    assert_eq!(
-        u(&stage["itl"]["count"]),
-        completed * (output_per_request - 1)
+    // One gap between consecutive text chunks: at most output_tokens - 1 per request. The
+    // server sends whole UTF-8 characters, so a token that ends inside a character travels with
+    // the next one and a request can have a few chunks fewer than tokens.
+    let most = completed * (output_per_request - 1);
+    let itl_count = u(&stage["itl"]["count"]);
+    assert!(
+        itl_count <= most && itl_count * 10 >= most * 9,
+        "itl.count {itl_count} not within 90-100% of {most}"
     );
     assert_eq!(u(&stage["finish_reasons"]["length"]), completed);
 }

@@ -18,15 +18,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::{model_path, Server};
+use common::{client, model_path, Server};
 use serde_json::{json, Value};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
-}
 
 /// The model file's bytes and sha256 (computed once by `sha256sum`, which every test machine
 /// has through coreutils).

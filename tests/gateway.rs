@@ -7,18 +7,11 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{model_path, sse_data, Server};
+use common::{client, model_path, sse_data, wait_for_trace, Server};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4799";
 const CALLER_SPAN: &str = "10f067aa0ba902b7";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
-}
 
 /// A port nothing listens on right now.
 fn free_port() -> u16 {
@@ -103,25 +96,6 @@ async fn wait_for_route(front: &Server) {
         "the front never discovered the back's model: {:?}",
         front.logs()
     );
-}
-
-async fn wait_for_trace(server: &Server, trace_id: &str, min_spans: usize) -> Vec<Value> {
-    for _ in 0..50 {
-        let r = client()
-            .get(server.url(&format!("/debug/traces/{trace_id}")))
-            .send()
-            .await
-            .expect("send");
-        if r.status() == 200 {
-            let trace: Value = r.json().await.expect("json");
-            let spans = trace["spans"].as_array().cloned().unwrap_or_default();
-            if spans.len() >= min_spans {
-                return spans;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("trace {trace_id} never had {min_spans} spans");
 }
 
 fn span<'a>(spans: &'a [Value], pred: impl Fn(&Value) -> bool, what: &str) -> &'a Value {

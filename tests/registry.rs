@@ -4,17 +4,8 @@
 
 mod common;
 
-use std::time::Duration;
-
-use common::{model_path, sse_data, Server};
+use common::{client, get_json, model_path, sse_data, Server};
 use serde_json::{json, Value};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
-}
 
 /// A server whose config file declares on-demand models `ids` (all the default model's file)
 /// and any extra top-level settings.
@@ -50,14 +41,7 @@ fn start(ids: &[&str], extra_toml: &str, name: &str) -> Server {
 }
 
 async fn admin_models(server: &Server) -> Value {
-    client()
-        .get(server.url("/admin/models"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json")
+    get_json(server, "/admin/models").await
 }
 
 fn model_state(list: &Value, id: &str) -> String {

@@ -6,18 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::Server;
+use common::{client, wait_for_trace, Server};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(120))
-        .build()
-        .expect("client")
-}
 
 /// The /metrics page as text.
 async fn metrics_text(server: &Server) -> String {
@@ -168,25 +161,6 @@ async fn telemetry_off_serves_no_metrics_and_no_traceresponse() {
         .await
         .expect("send");
     assert_eq!(r.status(), 404);
-}
-
-async fn wait_for_trace(server: &Server, trace_id: &str, min_spans: usize) -> Vec<Value> {
-    for _ in 0..50 {
-        let r = client()
-            .get(server.url(&format!("/debug/traces/{trace_id}")))
-            .send()
-            .await
-            .expect("send");
-        if r.status() == 200 {
-            let trace: Value = r.json().await.expect("json");
-            let spans = trace["spans"].as_array().cloned().unwrap_or_default();
-            if spans.len() >= min_spans {
-                return spans;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("trace {trace_id} never had {min_spans} spans");
 }
 
 #[tokio::test]

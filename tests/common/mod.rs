@@ -174,3 +174,48 @@ pub fn sse_data(body: &str) -> Vec<String> {
         .map(|s| s.trim().to_owned())
         .collect()
 }
+
+/// An HTTP client for the tests (generous timeout: a debug build on a busy 2-core machine).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(300))
+        .build()
+        .expect("client")
+}
+
+/// GET `path` on `server` and parse the JSON answer.
+pub async fn get_json(server: &Server, path: &str) -> serde_json::Value {
+    client()
+        .get(server.url(path))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// The spans of `trace_id` from /debug/traces once it holds at least `min_spans` (spans reach
+/// the store as they end).
+pub async fn wait_for_trace(
+    server: &Server,
+    trace_id: &str,
+    min_spans: usize,
+) -> Vec<serde_json::Value> {
+    for _ in 0..50 {
+        let r = client()
+            .get(server.url(&format!("/debug/traces/{trace_id}")))
+            .send()
+            .await
+            .expect("send");
+        if r.status() == 200 {
+            let trace: serde_json::Value = r.json().await.expect("json");
+            let spans = trace["spans"].as_array().cloned().unwrap_or_default();
+            if spans.len() >= min_spans {
+                return spans;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("trace {trace_id} never had {min_spans} spans");
+}
