@@ -1,6 +1,18 @@
 //! Turning a token stream into text a client can use: whole UTF-8 characters only (a token can
 //! end in the middle of one), and stop sequences cut out even when they span several tokens.
 
+/// `text` cut to at most `max` bytes on a character boundary, marked with `…` when cut.
+pub fn clip(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_owned();
+    }
+    let mut cut = max;
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &text[..cut])
+}
+
 /// Collects token bytes and releases them as soon as they form complete UTF-8 characters.
 #[derive(Debug, Default)]
 pub struct Utf8Assembler {
@@ -130,6 +142,14 @@ impl StopMatcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clip_cuts_on_a_character_boundary_and_marks_the_cut() {
+        assert_eq!(clip("short", 10), "short");
+        assert_eq!(clip("abcdef", 3), "abc…");
+        // "é" is two bytes: a cut at byte 2 would split it, so it backs off to byte 1.
+        assert_eq!(clip("aéb", 2), "a…");
+    }
 
     #[test]
     fn utf8_assembler_waits_for_split_character() {

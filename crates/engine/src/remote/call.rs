@@ -502,16 +502,11 @@ fn end_span(span: &Span) {
     span.in_scope(|| {});
 }
 
+/// Longest piece of an unreadable upstream answer quoted in an error.
+const QUOTED_BYTES: usize = 200;
+
 fn clip(text: &str) -> String {
-    const MAX: usize = 200;
-    if text.len() <= MAX {
-        return text.to_owned();
-    }
-    let mut cut = MAX;
-    while !text.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    format!("{}…", &text[..cut])
+    crate::text::clip(text, QUOTED_BYTES)
 }
 
 #[cfg(test)]

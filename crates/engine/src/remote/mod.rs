@@ -236,10 +236,15 @@ impl Upstream {
     /// The routes it serves now: configured ones, or the last discovered list; `None` while
     /// that is unknown (never reached) or empty (an upstream still loading lists nothing).
     fn routes(&self) -> Option<Vec<ModelRoute>> {
+        self.routes_in(&self.health())
+    }
+
+    /// [`Upstream::routes`] with the health record already locked.
+    fn routes_in(&self, health: &Health) -> Option<Vec<ModelRoute>> {
         if !self.config.models.is_empty() {
             return Some(self.config.models.clone());
         }
-        self.health().discovered.clone().filter(|d| !d.is_empty())
+        health.discovered.clone().filter(|d| !d.is_empty())
     }
 
     fn route(&self, model: &str) -> Option<ModelRoute> {
@@ -362,17 +367,9 @@ impl Upstream {
             healthy: health.healthy,
             reason: (health.healthy == Some(false)).then(|| health.reason.clone()),
             models: self
-                .routes_locked(&health)
+                .routes_in(&health)
                 .map(|r| r.iter().map(|r| r.id.clone()).collect())
                 .unwrap_or_default(),
-        }
-    }
-
-    fn routes_locked(&self, health: &Health) -> Option<Vec<ModelRoute>> {
-        if !self.config.models.is_empty() {
-            Some(self.config.models.clone())
-        } else {
-            health.discovered.clone()
         }
     }
 

@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use crate::text::clip;
 use crate::{FinishReason, Usage};
 
 /// Splits a byte stream into SSE events and returns each event's `data` (multi-line data
@@ -152,16 +153,7 @@ pub fn error_from_body(body: &[u8]) -> (String, Option<String>, Option<String>) 
         Ok(Body::Text { error }) | Ok(Body::Message { message: error }) => (error, None, None),
         Err(_) => {
             let text = String::from_utf8_lossy(body);
-            let text = text.trim();
-            let text = if text.len() > 512 {
-                let mut cut = 512;
-                while !text.is_char_boundary(cut) {
-                    cut -= 1;
-                }
-                format!("{}…", &text[..cut])
-            } else {
-                text.to_owned()
-            };
+            let text = clip(text.trim(), 512);
             (
                 if text.is_empty() {
                     "(empty body)".into()
