@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, sse_data, Server};
+use common::{client, get_json, sse_data, Server};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -444,14 +444,7 @@ async fn abandoned_stream_frees_the_engine_and_full_queue_gets_503() {
 #[tokio::test]
 async fn models_health_and_ready_endpoints() {
     let server = Server::start(&[]);
-    let models: Value = client()
-        .get(server.url("/v1/models"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let models: Value = get_json(&server, "/v1/models").await;
     assert_eq!(models["object"], "list");
     let card = &models["data"][0];
     assert_eq!(card["id"], MODEL);

@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::{client, model_path, Server};
+use common::{client, get_json, model_path, Server};
 use serde_json::{json, Value};
 
 /// The model file's bytes and sha256 (computed once by `sha256sum`, which every test machine
@@ -107,29 +107,8 @@ fn start(home: &Path, source: &str, sha256: Option<&str>, env: &[(&str, &str)]) 
     if let Some(sha) = sha256 {
         table.push_str(&format!("sha256 = \"{sha}\"\n"));
     }
-    let config = home.join("inferd.toml");
-    std::fs::write(&config, table).expect("config");
-    let config = config.display().to_string();
-    let home = home.display().to_string();
-    Server::start_with_env(
-        &[
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--threads",
-            "1",
-            "--config",
-            &config,
-            "--home",
-            &home,
-            "--telemetry",
-            "local",
-        ],
-        env,
-        true,
-    )
+    let home_arg = home.display().to_string();
+    Server::start_with_config(home, &table, &["--home", &home_arg], env, true)
 }
 
 async fn complete(server: &Server) -> (u16, Value) {
@@ -165,24 +144,10 @@ fn files(dir: &Path) -> Vec<String> {
 async fn load_trace(server: &Server) -> (Value, Value) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list: Value = client()
-            .get(server.url("/debug/traces"))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let list: Value = get_json(&server, "/debug/traces").await;
         for t in list["traces"].as_array().cloned().unwrap_or_default() {
             let id = t["trace_id"].as_str().unwrap_or_default().to_owned();
-            let trace: Value = client()
-                .get(server.url(&format!("/debug/traces/{id}")))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
+            let trace: Value = get_json(&server, &format!("/debug/traces/{id}")).await;
             let spans = trace["spans"].as_array().cloned().unwrap_or_default();
             let load = spans.iter().find(|s| s["name"] == "model.load").cloned();
             let artifacts = spans
@@ -307,14 +272,7 @@ async fn truncated_and_corrupted_downloads_fail_cleanly_and_the_next_request_ret
     let (status, body) = complete(&server).await;
     assert_eq!(status, 200, "{body}");
     assert!(!complete_looking(&cache).is_empty());
-    let admin: Value = client()
-        .get(server.url("/admin/models"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let admin: Value = get_json(&server, "/admin/models").await;
     assert_eq!(admin["models"][0]["state"], "ready", "{admin}");
     assert_eq!(admin["models"][0]["artifact_source"], "http", "{admin}");
 }

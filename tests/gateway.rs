@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, model_path, sse_data, wait_for_trace, Server};
+use common::{client, get_json, model_path, sse_data, wait_for_trace, Server};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4799";
@@ -46,31 +46,11 @@ fn start_back(port: u16) -> Server {
 /// The front: no local model, one upstream `back` at `back_base` (http://host:port), probed
 /// every 200 ms so the fault tests see changes quickly.
 fn start_front(back_base: &str, dir: &std::path::Path) -> Server {
-    std::fs::create_dir_all(dir).expect("mkdir");
-    let config = dir.join("front.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[[upstreams]]\nname = \"back\"\nurl = \"{back_base}/v1\"\nprovider = \"inferd\"\n\
-             probe_interval_ms = 200\nmax_retries = 1\nconnect_timeout_ms = 1000\n"
-        ),
-    )
-    .expect("write config");
-    let config = config.display().to_string();
-    Server::start_raw(
-        &[
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--config",
-            &config,
-            "--telemetry",
-            "local",
-        ],
-        false,
-    )
+    let toml = format!(
+        "[[upstreams]]\nname = \"back\"\nurl = \"{back_base}/v1\"\nprovider = \"inferd\"\n\
+         probe_interval_ms = 200\nmax_retries = 1\nconnect_timeout_ms = 1000\n"
+    );
+    Server::start_with_config(dir, &toml, &[], &[], false)
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
@@ -337,14 +317,7 @@ async fn an_absent_upstream_fails_fast_with_503_naming_it() {
         assert!(Instant::now() < deadline, "never probed: {ready}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let models: Value = client()
-        .get(front.url("/v1/models"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let models: Value = get_json(&front, "/v1/models").await;
     assert_eq!(models["data"], json!([]));
 }
 

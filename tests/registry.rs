@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 /// and any extra top-level settings.
 fn start(ids: &[&str], extra_toml: &str, name: &str) -> Server {
     let dir = std::env::temp_dir().join(format!("inferd-registry-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
     let mut toml = format!("{extra_toml}\n");
     for id in ids {
         toml.push_str(&format!(
@@ -19,25 +18,7 @@ fn start(ids: &[&str], extra_toml: &str, name: &str) -> Server {
             model_path().display()
         ));
     }
-    let config = dir.join("inferd.toml");
-    std::fs::write(&config, toml).expect("write config");
-    let config = config.display().to_string();
-    Server::start_raw(
-        &[
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--threads",
-            "1",
-            "--config",
-            &config,
-            "--telemetry",
-            "local",
-        ],
-        true,
-    )
+    Server::start_with_config(&dir, &toml, &[], &[], true)
 }
 
 async fn admin_models(server: &Server) -> Value {
@@ -85,14 +66,7 @@ async fn concurrent_first_requests_for_a_cold_model_cause_one_load_and_are_all_s
         "available"
     );
     // Not listed while not loaded; /ready is fine (it loads on first use).
-    let models: Value = client()
-        .get(server.url("/v1/models"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let models: Value = get_json(&server, "/v1/models").await;
     assert_eq!(models["data"], json!([]));
 
     let requests = (0..8).map(|i| {
@@ -122,25 +96,11 @@ async fn concurrent_first_requests_for_a_cold_model_cause_one_load_and_are_all_s
     );
 
     // The load belongs to the request that triggered it: a model.load span under an HTTP span.
-    let traces: Value = client()
-        .get(server.url("/debug/traces"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let traces: Value = get_json(&server, "/debug/traces").await;
     let mut found = false;
     for t in traces["traces"].as_array().expect("traces") {
         let id = t["trace_id"].as_str().expect("id");
-        let trace: Value = client()
-            .get(server.url(&format!("/debug/traces/{id}")))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
+        let trace: Value = get_json(&server, &format!("/debug/traces/{id}")).await;
         let spans = trace["spans"].as_array().cloned().unwrap_or_default();
         if let Some(load) = spans.iter().find(|s| s["name"] == "model.load") {
             let parent = spans

@@ -6,7 +6,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, wait_for_trace, Server};
+use common::{client, get_json, wait_for_trace, Server};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -65,14 +65,7 @@ async fn request_joins_callers_trace_and_is_listed_in_debug_traces() {
     assert_eq!(span["attributes"]["http.response.status_code"], 200);
     assert_eq!(span["attributes"]["http.route"], "/v1/chat/completions");
 
-    let list: Value = client()
-        .get(server.url("/debug/traces"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&server, "/debug/traces").await;
     let traces = list["traces"].as_array().expect("traces");
     assert!(traces.iter().any(|t| t["trace_id"] == CALLER_TRACE));
     // Internal spans of the llama.cpp bindings (chat template, their own load span) must not
@@ -560,14 +553,7 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
 #[tokio::test]
 async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
     let server = Server::start(&["--telemetry", "local"]);
-    let list: Value = client()
-        .get(server.url("/debug/traces"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("json");
+    let list: Value = get_json(&server, "/debug/traces").await;
     let load = list["traces"]
         .as_array()
         .expect("traces")

@@ -109,6 +109,37 @@ impl Server {
         server
     }
 
+    /// Starts `inferd serve` on an ephemeral 127.0.0.1 port with one compute thread, telemetry
+    /// `local`, and `toml` as its `--config` file (written into `dir`), plus `extra` flags and
+    /// `env`; waits for readiness when `wait_ready`.
+    pub fn start_with_config(
+        dir: &std::path::Path,
+        toml: &str,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        wait_ready: bool,
+    ) -> Server {
+        std::fs::create_dir_all(dir).expect("mkdir");
+        let config = dir.join("inferd.toml");
+        std::fs::write(&config, toml).expect("write config");
+        let config = config.display().to_string();
+        let mut args = vec![
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--config",
+            &config,
+            "--telemetry",
+            "local",
+        ];
+        args.extend_from_slice(extra);
+        Self::start_with_env(&args, env, wait_ready)
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         let get_status = probe::get_status;
