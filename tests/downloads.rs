@@ -144,10 +144,10 @@ fn files(dir: &Path) -> Vec<String> {
 async fn load_trace(server: &Server) -> (Value, Value) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let list: Value = get_json(&server, "/debug/traces").await;
+        let list: Value = get_json(server, "/debug/traces").await;
         for t in list["traces"].as_array().cloned().unwrap_or_default() {
             let id = t["trace_id"].as_str().unwrap_or_default().to_owned();
-            let trace: Value = get_json(&server, &format!("/debug/traces/{id}")).await;
+            let trace: Value = get_json(server, &format!("/debug/traces/{id}")).await;
             let spans = trace["spans"].as_array().cloned().unwrap_or_default();
             let load = spans.iter().find(|s| s["name"] == "model.load").cloned();
             let artifacts = spans
