@@ -50,36 +50,59 @@ pub fn sanitize_url(url: &str) -> String {
     out
 }
 
+/// Where outgoing calls go, parsed once: the `url.full` to record (sanitized) and the
+/// `server.address`/`server.port` of a URL. Build one per endpoint that is called often
+/// (an upstream's chat URL), so a call's span does not parse its URL again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTarget {
+    url_full: String,
+    address: Option<String>,
+    port: Option<u16>,
+}
+
+impl ClientTarget {
+    /// The target of calls to `url` (an absolute http(s) URL).
+    pub fn new(url: &str) -> Self {
+        let (address, port) = match url.parse::<http::Uri>() {
+            Ok(uri) => {
+                let port = uri.port_u16().or(match uri.scheme_str() {
+                    Some("https") => Some(443),
+                    Some("http") => Some(80),
+                    _ => None,
+                });
+                (uri.host().map(str::to_owned), port)
+            }
+            Err(_) => (None, None),
+        };
+        Self {
+            url_full: sanitize_url(url),
+            address,
+            port,
+        }
+    }
+}
+
 /// Starts the CLIENT span for an outgoing call, child of the current span. Record the outcome
 /// with [`record_http_response`]; inject its context with [`inject_span_context`].
 pub fn http_client_span(method: &Method, url: &str) -> Span {
-    let span = tracing::info_span!(
+    http_client_span_to(method, &ClientTarget::new(url))
+}
+
+/// [`http_client_span`] for a target parsed beforehand.
+pub fn http_client_span_to(method: &Method, target: &ClientTarget) -> Span {
+    tracing::info_span!(
         target: "inferd_telemetry::http_client",
         "HTTP client request",
         otel.name = method.as_str(),
         otel.kind = "client",
         otel.status_code = Empty,
         http.request.method = method.as_str(),
-        url.full = sanitize_url(url),
-        server.address = Empty,
-        server.port = Empty,
+        url.full = target.url_full.as_str(),
+        server.address = target.address.as_deref(),
+        server.port = target.port.map(i64::from),
         http.response.status_code = Empty,
         error.type = Empty,
-    );
-    if let Ok(uri) = url.parse::<http::Uri>() {
-        if let Some(host) = uri.host() {
-            span.record(semconv::SERVER_ADDRESS, host);
-        }
-        let port = uri.port_u16().or(match uri.scheme_str() {
-            Some("https") => Some(443),
-            Some("http") => Some(80),
-            _ => None,
-        });
-        if let Some(port) = port {
-            span.record(semconv::SERVER_PORT, i64::from(port));
-        }
-    }
-    span
+    )
 }
 
 /// Records the response status on a client span; 4xx and 5xx set `error.type` and ERROR.

@@ -27,7 +27,10 @@ mod spans;
 mod store;
 
 pub use args::TelemetryArgs;
-pub use client::{http_client_span, inject_span_context, record_http_response, sanitize_url};
+pub use client::{
+    http_client_span, http_client_span_to, inject_span_context, record_http_response, sanitize_url,
+    ClientTarget,
+};
 pub use config::{
     vars, BatchConfig, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
     ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TraceStoreConfig,

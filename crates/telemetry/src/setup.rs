@@ -19,7 +19,7 @@ use tracing_subscriber::registry::Registry;
 
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::export_health::{is_sdk_export_noise, EXPORT_HEALTH_TARGET};
-use crate::logs::CorrelatedFormat;
+use crate::logs::{CorrelatedFormat, NoSpanFields};
 use crate::prometheus::PrometheusMetrics;
 use crate::propagation::Propagators;
 use crate::providers::{logger_provider, meter_provider, tracer_provider};
@@ -234,6 +234,7 @@ where
         (LogFormat::Pretty, _) | (LogFormat::Auto, true) => CorrelatedFormat::pretty(terminal),
     };
     let fmt_layer = tracing_subscriber::fmt::layer()
+        .fmt_fields(NoSpanFields)
         .event_format(format)
         .with_writer(writer)
         .with_filter(env_filter.and(filter_fn(|meta| !is_sdk_export_noise(meta))));

@@ -133,10 +133,13 @@ impl TraceStore {
     /// Adds one finished span, evicting the oldest traces when full.
     pub fn insert(&self, span: SpanData) {
         let trace_id = span.span_context.trace_id();
+        // Evicted traces are dropped after the lock is released: freeing their spans is the
+        // slow part, and readers of /debug/traces need not wait for it.
+        let mut evicted = Vec::new();
         let mut inner = self.lock();
         if !inner.traces.contains_key(&trace_id) {
             while inner.order.len() >= self.capacity.max_traces {
-                evict_oldest(&mut inner);
+                evicted.extend(evict_oldest(&mut inner));
             }
             inner.order.push_back(trace_id);
         }
@@ -151,14 +154,17 @@ impl TraceStore {
                 if let Some(id) = inner.order.remove(1) {
                     if let Some(spans) = inner.traces.remove(&id) {
                         inner.span_count -= spans.len();
+                        evicted.push(spans);
                     }
                 }
             } else {
-                evict_oldest(&mut inner);
+                evicted.extend(evict_oldest(&mut inner));
             }
         }
         inner.traces.entry(trace_id).or_default().push(span);
         inner.span_count += 1;
+        drop(inner);
+        drop(evicted);
     }
 
     /// The most recent traces, newest first, at most `limit`.
@@ -198,12 +204,12 @@ impl TraceStore {
     }
 }
 
-fn evict_oldest(inner: &mut Inner) {
-    if let Some(id) = inner.order.pop_front() {
-        if let Some(spans) = inner.traces.remove(&id) {
-            inner.span_count -= spans.len();
-        }
-    }
+/// Takes the oldest trace out of the store; the caller drops its spans.
+fn evict_oldest(inner: &mut Inner) -> Option<Vec<SpanData>> {
+    let id = inner.order.pop_front()?;
+    let spans = inner.traces.remove(&id)?;
+    inner.span_count -= spans.len();
+    Some(spans)
 }
 
 fn summarize(trace_id: TraceId, spans: &[SpanData]) -> TraceSummary {

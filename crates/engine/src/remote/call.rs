@@ -7,16 +7,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use inferd_telemetry::{http_client_span, inject_span_context, record_error, record_http_response};
+use inferd_telemetry::{
+    http_client_span_to, inject_span_context, record_error, record_http_response,
+};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
-use serde_json::{json, Map, Value};
+use serde::Serialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tracing::Span;
 
 use super::sse::{self, SseParser, WireCompletion};
-use super::{ModelRoute, Upstream};
+use super::{Endpoint, ModelRoute, Upstream};
 use crate::backend::{Backend, GenerationStream, ModelInfo};
 use crate::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
 
@@ -77,15 +79,7 @@ impl Backend for RemoteBackend {
                     limit: up.config.max_concurrent,
                 })?;
         let chat = matches!(request.prompt, Prompt::Chat(_));
-        let url = format!(
-            "{}/{}",
-            up.config.base_url,
-            if chat {
-                "chat/completions"
-            } else {
-                "completions"
-            }
-        );
+        let endpoint = if chat { &up.chat } else { &up.completions };
         let body = request_body(&self.route.upstream_model, &request);
         let started = Instant::now();
         let deadline = started + up.config.timeouts.total;
@@ -97,7 +91,7 @@ impl Backend for RemoteBackend {
         };
         let headers_limit = headers_deadline - started;
         let (response, span) = self
-            .send(&url, body, headers_deadline, headers_limit)
+            .send(endpoint, body, headers_deadline, headers_limit)
             .await?;
         let (events, receiver) = mpsc::unbounded_channel();
         let call = Call {
@@ -122,7 +116,7 @@ impl RemoteBackend {
     /// span; the successful one is returned to stay open while the body is read.
     async fn send(
         &self,
-        url: &str,
+        endpoint: &Endpoint,
         body: Vec<u8>,
         headers_deadline: Instant,
         headers_limit: Duration,
@@ -132,14 +126,18 @@ impl RemoteBackend {
         let body = bytes::Bytes::from(body);
         let mut attempt: u32 = 0;
         loop {
-            let span = http_client_span(&Method::POST, url);
+            let span = http_client_span_to(&Method::POST, &endpoint.target);
             if attempt > 0 {
                 span.record("http.request.resend_count", i64::from(attempt));
             }
             let mut headers = HeaderMap::new();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             inject_span_context(&span, &mut headers);
-            let mut request = up.client.post(url).headers(headers).body(body.clone());
+            let mut request = up
+                .client
+                .post(endpoint.url.clone())
+                .headers(headers)
+                .body(body.clone());
             if let Some(key) = &up.config.api_key {
                 request = request.bearer_auth(key);
             }
@@ -171,7 +169,7 @@ impl RemoteBackend {
                     err
                 }
                 Ok(Err(e)) => {
-                    let reason = format!("{url}: {}", describe(&e));
+                    let reason = format!("{}: {}", endpoint.url, describe(&e));
                     let err = if e.is_connect() {
                         EngineError::UpstreamUnavailable {
                             upstream: name.clone(),
@@ -239,49 +237,82 @@ async fn status_error(upstream: &str, response: reqwest::Response) -> EngineErro
 /// The OpenAI request for `request`, naming the upstream's model.
 fn request_body(model: &str, request: &GenerationRequest) -> Vec<u8> {
     let p = &request.params;
-    let mut body = Map::new();
-    body.insert("model".into(), json!(model));
-    match &request.prompt {
-        Prompt::Chat(messages) => {
-            let messages: Vec<Value> = messages
-                .iter()
-                .map(|m| json!({"role": m.role.as_str(), "content": m.content}))
-                .collect();
-            body.insert("messages".into(), Value::Array(messages));
-        }
-        Prompt::Text(text) => {
-            body.insert("prompt".into(), json!(text));
-        }
-    }
-    if let Some(max_tokens) = p.max_tokens {
-        body.insert("max_tokens".into(), json!(max_tokens));
-    }
-    body.insert("temperature".into(), json!(p.temperature));
-    body.insert("top_p".into(), json!(p.top_p));
-    if p.top_k > 0 {
-        body.insert("top_k".into(), json!(p.top_k));
-    }
-    if let Some(seed) = p.seed {
-        body.insert("seed".into(), json!(seed as i64));
-    }
-    if !p.stop.is_empty() {
-        body.insert("stop".into(), json!(p.stop));
-    }
-    if p.frequency_penalty != 0.0 {
-        body.insert("frequency_penalty".into(), json!(p.frequency_penalty));
-    }
-    if p.presence_penalty != 0.0 {
-        body.insert("presence_penalty".into(), json!(p.presence_penalty));
-    }
-    if p.ignore_eos {
-        body.insert("ignore_eos".into(), json!(true));
-    }
-    body.insert("stream".into(), json!(request.stream));
-    if request.stream {
-        body.insert("stream_options".into(), json!({"include_usage": true}));
-    }
-    // Serializing a Map of plain values cannot fail.
-    serde_json::to_vec(&Value::Object(body)).unwrap_or_default()
+    let (messages, prompt) = match &request.prompt {
+        Prompt::Chat(messages) => (
+            Some(
+                messages
+                    .iter()
+                    .map(|m| WireMessage {
+                        role: m.role.as_str(),
+                        content: &m.content,
+                    })
+                    .collect(),
+            ),
+            None,
+        ),
+        Prompt::Text(text) => (None, Some(text.as_str())),
+    };
+    let body = UpstreamRequest {
+        model,
+        messages,
+        prompt,
+        max_tokens: p.max_tokens,
+        temperature: p.temperature,
+        top_p: p.top_p,
+        top_k: (p.top_k > 0).then_some(p.top_k),
+        // OpenAI-compatible servers read the seed as a signed 64-bit integer.
+        seed: p.seed.map(|seed| seed as i64),
+        stop: (!p.stop.is_empty()).then_some(&p.stop),
+        frequency_penalty: (p.frequency_penalty != 0.0).then_some(p.frequency_penalty),
+        presence_penalty: (p.presence_penalty != 0.0).then_some(p.presence_penalty),
+        ignore_eos: p.ignore_eos.then_some(true),
+        stream: request.stream,
+        stream_options: request.stream.then_some(StreamOptions {
+            include_usage: true,
+        }),
+    };
+    // Plain strings and numbers (sampling values are finite after validation): cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// The body sent upstream; absent options are left out, so the upstream's defaults apply.
+#[derive(Serialize)]
+struct UpstreamRequest<'a> {
+    model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<WireMessage<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    prompt: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    max_tokens: Option<u32>,
+    temperature: f32,
+    top_p: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_k: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    seed: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stop: Option<&'a Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignore_eos: Option<bool>,
+    stream: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<StreamOptions>,
+}
+
+#[derive(Serialize)]
+struct WireMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
 }
 
 /// A call whose answer is being read.
@@ -513,6 +544,7 @@ fn clip(text: &str) -> String {
 mod tests {
     use super::*;
     use crate::{ChatMessage, ChatRole, SamplingParams};
+    use serde_json::Value;
 
     #[test]
     fn the_request_names_the_upstream_model_and_asks_for_usage_when_streaming() {
@@ -523,7 +555,7 @@ mod tests {
             }]),
             params: SamplingParams {
                 max_tokens: Some(7),
-                temperature: 0.0,
+                temperature: 0.7,
                 stop: vec!["\n".into()],
                 ..SamplingParams::default()
             },
@@ -534,6 +566,8 @@ mod tests {
         assert_eq!(body["model"], "big/model");
         assert_eq!(body["messages"][0]["content"], "Hi");
         assert_eq!(body["max_tokens"], 7);
+        // f32 values go out as written (0.7), not widened to 0.699999988079071.
+        assert_eq!(body["temperature"], 0.7);
         assert_eq!(body["stop"][0], "\n");
         assert_eq!(body["stream_options"]["include_usage"], true);
         assert!(body.get("top_k").is_none(), "top_k 0 is not sent");

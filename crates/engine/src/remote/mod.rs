@@ -163,6 +163,39 @@ pub struct Upstream {
     health: RwLock<Health>,
     /// `server.address` / `server.port`.
     server: (String, u16),
+    /// Its chat and text completion endpoints, parsed once.
+    chat: Endpoint,
+    completions: Endpoint,
+}
+
+/// The ids of discovered routes for a log line: `a, b`, or `(none)`.
+fn discovered_names(routes: Option<&[ModelRoute]>) -> String {
+    match routes {
+        Some(routes) if !routes.is_empty() => routes
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        _ => "(none)".to_owned(),
+    }
+}
+
+/// One of an upstream's URLs, parsed once (a call neither parses nor formats it again).
+#[derive(Debug)]
+pub(crate) struct Endpoint {
+    pub(crate) url: reqwest::Url,
+    pub(crate) target: inferd_telemetry::ClientTarget,
+}
+
+impl Endpoint {
+    fn new(upstream: &str, url: String) -> Result<Self, String> {
+        let parsed = reqwest::Url::parse(&url)
+            .map_err(|e| format!("upstream `{upstream}`: invalid URL {url}: {e}"))?;
+        Ok(Self {
+            target: inferd_telemetry::ClientTarget::new(&url),
+            url: parsed,
+        })
+    }
 }
 
 impl Upstream {
@@ -210,8 +243,15 @@ impl Upstream {
                     config.name
                 )
             })?;
+        let chat = Endpoint::new(
+            &config.name,
+            format!("{}/chat/completions", config.base_url),
+        )?;
+        let completions = Endpoint::new(&config.name, format!("{}/completions", config.base_url))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
+            chat,
+            completions,
             client,
             health: RwLock::new(Health::default()),
             server: (host, port),
@@ -314,7 +354,7 @@ impl Upstream {
                 if was == Some(false) {
                     tracing::info!(upstream = %self.config.name, url = %self.config.base_url, "upstream available again");
                 } else if was.is_none() {
-                    tracing::info!(upstream = %self.config.name, url = %self.config.base_url, models = ?health.discovered.as_ref().map(|d| d.iter().map(|r| r.id.clone()).collect::<Vec<_>>()), "upstream available");
+                    tracing::info!(upstream = %self.config.name, url = %self.config.base_url, models = %discovered_names(health.discovered.as_deref()), "upstream available");
                 }
             }
             Err(reason) => {
