@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Gateway overhead (issue #6): one fast stand-in OpenAI-compatible upstream (aiohttp, single
-# process, fixed answers, no generation) reached three ways with the same wrk load:
+# process, no generation; fixed or per-request answers, see STANDIN_WORK) reached three ways
+# with the same wrk load:
 #   direct         wrk -> stand-in
 #   inferd-off     wrk -> inferd --upstream (release, --telemetry off)   -> stand-in
 #   inferd-local   wrk -> inferd --upstream (release, --telemetry local) -> stand-in
@@ -21,7 +22,8 @@
 # Env: SECONDS_PER_RUN (15), WARMUP_SECONDS (3), ROUNDS (3), CONNECTIONS (16), THREADS (2),
 #      UNLOADED_SECONDS (8; 0 skips the one-connection runs), TTFT_REQUESTS (200),
 #      PORT_BASE (19310: stand-in, +1 inferd-off, +2 inferd-local, +3 litellm), PIN (0),
-#      SKIP_LITELLM (0), GATEWAY_VENV (target/gateway-venv), INFERD_BIN (target/release/inferd).
+#      SKIP_LITELLM (0), STANDIN_WORK (minimal: fixed answer bytes; typical: each answer built
+#      and serialized per request, see gateway_standin.py), GATEWAY_VENV (target/gateway-venv), INFERD_BIN (target/release/inferd).
 # Needs: a release build (CMAKE_BUILD_PARALLEL_LEVEL=2 cargo build --release --workspace);
 # installs wrk (apt) and a venv with aiohttp and litellm[proxy] (pip) when missing.
 set -euo pipefail
@@ -37,6 +39,7 @@ TTFT_REQUESTS="${TTFT_REQUESTS:-200}"
 PORT_BASE="${PORT_BASE:-19310}"
 PIN="${PIN:-0}"
 SKIP_LITELLM="${SKIP_LITELLM:-0}"
+STANDIN_WORK="${STANDIN_WORK:-minimal}"
 VENV="${GATEWAY_VENV:-target/gateway-venv}"
 BIN="${INFERD_BIN:-target/release/inferd}"
 MODEL=standin
@@ -146,7 +149,7 @@ cpu_us() {
 }
 
 # --- the stand-in and the three ways to reach it ---
-"${SRV_PIN[@]}" "$PY" "$BENCH/gateway_standin.py" --port "$P_STANDIN" --model "$MODEL" >"$WORK/standin.log" 2>&1 &
+"${SRV_PIN[@]}" "$PY" "$BENCH/gateway_standin.py" --port "$P_STANDIN" --model "$MODEL" --work "$STANDIN_WORK" >"$WORK/standin.log" 2>&1 &
 pids+=($!)
 pid_standin=$!
 wait_answers standin $pid_standin "http://127.0.0.1:$P_STANDIN/v1"
@@ -192,6 +195,7 @@ EOF
 fi
 
 echo
+echo "== stand-in: --work $STANDIN_WORK"
 echo "== machine: $ncpu CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 if [ ${#WRK_PIN[@]} -gt 0 ]; then
   echo "   pinned: wrk on CPU $((ncpu - 1)); stand-in, inferd and LiteLLM on CPUs 0-$((ncpu - 2))"

@@ -5,11 +5,19 @@ POST /v1/chat/completions  answers at once with a fixed small chat.completion wi
                            with "stream": true, a few SSE chunks, a usage chunk and [DONE].
 POST /v1/completions       the same for text completions.
 
-Single process, no generation: it measures what sits in front of it.
-Usage: python gateway_standin.py --port PORT [--model standin]
+Single process, no generation: it measures what sits in front of it. Every request body is
+parsed as JSON (as any OpenAI-compatible server must, to see "stream"), whoever sends it, so
+the stand-in does the same work per request called directly and through a gateway.
+
+--work minimal (default): the answers are built once at start and sent as fixed bytes.
+--work typical: each answer is built and serialized per request, with its own id and the
+    requested model, the way an aiohttp-based OpenAI-compatible server answers (the scale of
+    the issue's reference stand-in, about 5,500 req/s on this machine class).
+Usage: python gateway_standin.py --port PORT [--model standin] [--work minimal|typical]
 """
 
 import argparse
+import itertools
 import json
 import time
 
@@ -84,23 +92,51 @@ def build(model: str):
     return models, chat, text, stream_frames("chat"), stream_frames("text")
 
 
-def make_app(model: str) -> web.Application:
+def make_app(model: str, work: str = "minimal") -> web.Application:
     models, chat, text, chat_frames, text_frames = build(model)
+    counter = itertools.count()
+
+    def built_answer(kind: str, body: dict) -> bytes:
+        """An answer made for this request: its own id, the model it named, usage counted."""
+        prompt_words = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])) or len(
+            str(body.get("prompt", "")).split()
+        )
+        usage = {"prompt_tokens": prompt_words, "completion_tokens": len(WORDS), "total_tokens": prompt_words + len(WORDS)}
+        if kind == "chat":
+            choice = {"index": 0, "message": {"role": "assistant", "content": "".join(WORDS)}, "finish_reason": "stop"}
+            obj, prefix = "chat.completion", "chatcmpl-"
+        else:
+            choice = {"index": 0, "text": "".join(WORDS), "finish_reason": "stop"}
+            obj, prefix = "text_completion", "cmpl-"
+        return json.dumps(
+            {
+                "id": f"{prefix}{next(counter):012d}",
+                "object": obj,
+                "created": int(time.time()),
+                "model": body.get("model", model),
+                "choices": [choice],
+                "usage": usage,
+            }
+        ).encode()
 
     async def list_models(_request):
         return web.Response(body=models, content_type="application/json")
 
-    def handler(whole: bytes, frames):
+    def handler(kind: str, whole: bytes, frames):
         async def handle(request: web.Request):
             raw = await request.read()
-            stream = False
-            if b'"stream"' in raw:
-                try:
-                    stream = bool(json.loads(raw).get("stream"))
-                except ValueError:
-                    return web.json_response({"error": {"message": "invalid JSON", "type": "invalid_request_error"}}, status=400)
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                return web.json_response(
+                    {"error": {"message": "the body must be a JSON object", "type": "invalid_request_error"}}, status=400
+                )
+            stream = bool(body.get("stream"))
             if not stream:
-                return web.Response(body=whole, content_type="application/json")
+                answer = built_answer(kind, body) if work == "typical" else whole
+                return web.Response(body=answer, content_type="application/json")
             response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
             await response.prepare(request)
             for frame in frames:
@@ -112,8 +148,8 @@ def make_app(model: str) -> web.Application:
 
     app = web.Application()
     app.router.add_get("/v1/models", list_models)
-    app.router.add_post("/v1/chat/completions", handler(chat, chat_frames))
-    app.router.add_post("/v1/completions", handler(text, text_frames))
+    app.router.add_post("/v1/chat/completions", handler("chat", chat, chat_frames))
+    app.router.add_post("/v1/completions", handler("text", text, text_frames))
     return app
 
 
@@ -122,8 +158,9 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", default="standin")
+    parser.add_argument("--work", choices=["minimal", "typical"], default="minimal")
     args = parser.parse_args()
-    web.run_app(make_app(args.model), host=args.host, port=args.port, access_log=None, print=None)
+    web.run_app(make_app(args.model, args.work), host=args.host, port=args.port, access_log=None, print=None)
 
 
 if __name__ == "__main__":
