@@ -139,7 +139,7 @@ impl TraceStore {
         let mut inner = self.lock();
         if !inner.traces.contains_key(&trace_id) {
             while inner.order.len() >= self.capacity.max_traces {
-                evicted.extend(evict_oldest(&mut inner));
+                evicted.extend(evict(&mut inner, 0));
             }
             inner.order.push_back(trace_id);
         }
@@ -149,17 +149,9 @@ impl TraceStore {
                 // One trace larger than the whole store: keep its earliest spans.
                 return;
             }
-            if oldest_is_this {
-                // Evict the next-oldest instead, keeping the trace being written.
-                if let Some(id) = inner.order.remove(1) {
-                    if let Some(spans) = inner.traces.remove(&id) {
-                        inner.span_count -= spans.len();
-                        evicted.push(spans);
-                    }
-                }
-            } else {
-                evicted.extend(evict_oldest(&mut inner));
-            }
+            // When the oldest is the trace being written, the next-oldest goes instead.
+            let position = usize::from(oldest_is_this);
+            evicted.extend(evict(&mut inner, position));
         }
         inner.traces.entry(trace_id).or_default().push(span);
         inner.span_count += 1;
@@ -204,9 +196,10 @@ impl TraceStore {
     }
 }
 
-/// Takes the oldest trace out of the store; the caller drops its spans.
-fn evict_oldest(inner: &mut Inner) -> Option<Vec<SpanData>> {
-    let id = inner.order.pop_front()?;
+/// Takes the trace at `position` in age order (0 = oldest) out of the store; the caller drops
+/// its spans.
+fn evict(inner: &mut Inner, position: usize) -> Option<Vec<SpanData>> {
+    let id = inner.order.remove(position)?;
     let spans = inner.traces.remove(&id)?;
     inner.span_count -= spans.len();
     Some(spans)
