@@ -7,7 +7,7 @@ use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
-use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -87,36 +87,6 @@ impl Visit for JsonFields {
     }
 }
 
-/// An event's fields for a human-readable line: the message, then `name=value` pairs, strings
-/// quoted (as tracing-subscriber's default format writes them).
-#[derive(Default)]
-struct PrettyFields {
-    line: String,
-}
-
-impl Visit for PrettyFields {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        use fmt::Write as _;
-        if !self.line.is_empty() {
-            self.line.push(' ');
-        }
-        // Writing to a String cannot fail.
-        let _ = if field.name() == "message" {
-            write!(self.line, "{value:?}")
-        } else {
-            write!(self.line, "{}={value:?}", field.name())
-        };
-    }
-
-    fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.record_debug(field, &format_args!("{value}"));
-        } else {
-            self.record_debug(field, &value);
-        }
-    }
-}
-
 /// Span fields as the log layer keeps them: not at all. Log lines name their span and carry
 /// its trace and span ids, never its fields, so formatting every span's fields when it starts
 /// (tracing-subscriber's default) would be work on each request that nothing reads.
@@ -184,9 +154,9 @@ where
             meta.level(),
             meta.target()
         )?;
-        let mut fields = PrettyFields::default();
-        event.record(&mut fields);
-        writer.write_str(&fields.line)?;
+        // The layer's own field formatter is NoSpanFields (span fields are never printed), so
+        // an event's fields are written with tracing-subscriber's default format directly.
+        DefaultFields::new().format_fields(writer.by_ref(), event)?;
         if let Some((trace_id, span_id)) = ids {
             write!(writer, " {dim}trace_id={trace_id} span_id={span_id}{reset}")?;
         }
@@ -196,37 +166,23 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::io;
-    use std::sync::{Arc, Mutex};
-
-    use tracing_subscriber::layer::SubscriberExt;
-
     use super::*;
+    use crate::config::{LogFormat, Mode, TelemetryConfig};
+    use crate::setup::build_with_writer;
+    use crate::spans::tests::Captured;
 
-    #[derive(Clone, Default)]
-    struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-    impl io::Write for Buffer {
-        fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-            self.0.lock().expect("buffer").extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
-    /// The lines `format` writes for one event inside a span that has fields of its own.
-    fn logged(format: CorrelatedFormat) -> String {
-        let buffer = Buffer::default();
-        let sink = buffer.clone();
-        let layer = tracing_subscriber::fmt::layer()
-            .fmt_fields(NoSpanFields)
-            .event_format(format)
-            .with_writer(move || sink.clone());
-        let subscriber = tracing_subscriber::registry().with(layer);
-        tracing::subscriber::with_default(subscriber, || {
+    /// What the log layer, as `build_with_writer` sets it up, writes for one event inside a
+    /// span that has fields of its own.
+    fn logged(log_format: LogFormat) -> String {
+        let config = TelemetryConfig {
+            mode: Mode::Off,
+            log_format,
+            ..TelemetryConfig::default()
+        };
+        let captured = Captured::default();
+        let (_guard, dispatch) =
+            build_with_writer(&config, captured.clone(), false).expect("log layer");
+        tracing::dispatcher::with_default(&dispatch, || {
             let span = tracing::info_span!("outer", secret_span_field = "hidden");
             span.in_scope(|| {
                 tracing::info!(
@@ -237,25 +193,24 @@ mod tests {
                 );
             });
         });
-        let bytes = buffer.0.lock().expect("buffer").clone();
-        String::from_utf8(bytes).expect("utf-8")
+        captured.text()
     }
 
     #[test]
     fn pretty_lines_have_the_message_then_the_fields_and_never_span_fields() {
-        let line = logged(CorrelatedFormat::pretty(false));
+        let line = logged(LogFormat::Pretty);
         assert!(
             line.contains(r#"request done route="/v1/models" status=200 ok=true"#),
             "{line}"
         );
         assert!(line.contains("INFO"), "{line}");
         assert!(!line.contains("secret_span_field"), "{line}");
-        assert!(!line.contains('\x1b'), "no colour when ansi is off: {line}");
+        assert!(!line.contains('\x1b'), "no colour off a terminal: {line}");
     }
 
     #[test]
     fn json_lines_carry_the_fields_and_the_span_name_only() {
-        let line = logged(CorrelatedFormat::json());
+        let line = logged(LogFormat::Json);
         let value: Value = serde_json::from_str(line.trim()).expect("one JSON object");
         assert_eq!(value["message"], "request done");
         assert_eq!(value["fields"]["route"], "/v1/models");

@@ -229,11 +229,16 @@ where
     let env_filter = EnvFilter::builder()
         .parse(&config.log_filter)
         .map_err(|e| Error::invalid(crate::vars::INFERD_LOG, &config.log_filter, &e.to_string()))?;
-    let format = match (config.log_format, terminal) {
-        (LogFormat::Json, _) | (LogFormat::Auto, false) => CorrelatedFormat::json(),
-        (LogFormat::Pretty, _) | (LogFormat::Auto, true) => CorrelatedFormat::pretty(terminal),
+    // Colour only for pretty lines on a terminal; the layer's setting governs the event fields,
+    // the format's the rest of the line.
+    let (format, ansi) = match (config.log_format, terminal) {
+        (LogFormat::Json, _) | (LogFormat::Auto, false) => (CorrelatedFormat::json(), false),
+        (LogFormat::Pretty, _) | (LogFormat::Auto, true) => {
+            (CorrelatedFormat::pretty(terminal), terminal)
+        }
     };
     let fmt_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
         .fmt_fields(NoSpanFields)
         .event_format(format)
         .with_writer(writer)

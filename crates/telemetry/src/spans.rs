@@ -78,4 +78,4 @@ where
 
 #[cfg(test)]
 #[path = "spans_tests.rs"]
-mod tests;
+pub(crate) mod tests;
