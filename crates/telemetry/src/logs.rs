@@ -1,10 +1,9 @@
 //! Log lines: JSON (off a terminal) or human-readable (on one), each line written inside a span
 //! carrying that span's trace_id and span_id from the OpenTelemetry span context.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 
-use opentelemetry::trace::TraceContextExt;
-use serde_json::{Map, Value};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
@@ -37,53 +36,145 @@ impl CorrelatedFormat {
 /// The ids of the span that is current in OpenTelemetry's context, as 32 and 16 lowercase hex
 /// digits; `None` outside a span or when telemetry is off.
 pub fn current_trace_ids() -> Option<(String, String)> {
+    current_span_context().map(|sc| (sc.trace_id().to_string(), sc.span_id().to_string()))
+}
+
+/// The valid span context current in OpenTelemetry's context, if any.
+fn current_span_context() -> Option<SpanContext> {
     let cx = opentelemetry::Context::current();
     let span = cx.span();
     let sc = span.span_context();
-    sc.is_valid()
-        .then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    sc.is_valid().then(|| sc.clone())
 }
 
-#[derive(Default)]
-struct JsonFields {
-    message: Option<String>,
-    fields: Map<String, Value>,
+/// Writes text as the inside of a JSON string: quotes, backslashes and control characters
+/// escaped, everything else (UTF-8 included) as it is.
+struct JsonEscaped<'a, W: fmt::Write + ?Sized>(&'a mut W);
+
+impl<W: fmt::Write + ?Sized> fmt::Write for JsonEscaped<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        let bytes = text.as_bytes();
+        let mut plain = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0..=0x1f => "",
+                _ => continue,
+            };
+            // Splitting at an ASCII byte keeps both sides valid UTF-8.
+            self.0.write_str(&text[plain..i])?;
+            if escape.is_empty() {
+                write!(self.0, "\\u{b:04x}")?;
+            } else {
+                self.0.write_str(escape)?;
+            }
+            plain = i + 1;
+        }
+        self.0.write_str(&text[plain..])
+    }
 }
 
-impl Visit for JsonFields {
+/// Writes `text` as a JSON string, quotes included.
+fn json_str(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    w.write_char('"')?;
+    JsonEscaped(&mut *w).write_str(text)?;
+    w.write_char('"')
+}
+
+/// Writes an event's `message` field as the line's `"message"` member.
+struct JsonMessage<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    result: fmt::Result,
+}
+
+impl Visit for JsonMessage<'_, '_> {
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let text = format!("{value:?}");
-        if field.name() == "message" {
-            self.message = Some(text);
-        } else {
-            self.fields
-                .insert(field.name().to_owned(), Value::String(text));
+        if field.name() == "message" && self.result.is_ok() {
+            self.result = (|| {
+                self.writer.write_str(",\"message\":\"")?;
+                write!(JsonEscaped(&mut *self.writer), "{value:?}")?;
+                self.writer.write_char('"')
+            })();
         }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == "message" {
-            self.message = Some(value.to_owned());
-        } else {
-            self.fields
-                .insert(field.name().to_owned(), Value::String(value.to_owned()));
+        if field.name() == "message" && self.result.is_ok() {
+            self.result = self
+                .writer
+                .write_str(",\"message\":")
+                .and_then(|()| json_str(&mut *self.writer, value));
         }
+    }
+}
+
+/// Writes an event's fields other than `message` as the members of a JSON object, in the
+/// order they were given: `"fields":{` before the first one.
+struct JsonFields<'a, 'w> {
+    writer: &'a mut Writer<'w>,
+    count: usize,
+    result: fmt::Result,
+}
+
+impl JsonFields<'_, '_> {
+    /// Writes the member's key, then its value through `value`.
+    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> fmt::Result) {
+        if field.name() == "message" || self.result.is_err() {
+            return;
+        }
+        let opening = if self.count == 0 {
+            ",\"fields\":{"
+        } else {
+            ","
+        };
+        self.count += 1;
+        self.result = self
+            .writer
+            .write_str(opening)
+            .and_then(|()| json_str(&mut *self.writer, field.name()))
+            .and_then(|()| self.writer.write_char(':'))
+            .and_then(|()| value(&mut *self.writer));
+    }
+}
+
+impl Visit for JsonFields<'_, '_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.member(field, |w| {
+            w.write_char('"')?;
+            write!(JsonEscaped(&mut *w), "{value:?}")?;
+            w.write_char('"')
+        });
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.member(field, |w| json_str(w, value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.member(field, |w| write!(w, "{value}"));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.member(field, |w| write!(w, "{value}"));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        // JSON has no NaN or infinity.
+        self.member(field, |w| {
+            if value.is_finite() {
+                write!(w, "{value}")
+            } else {
+                w.write_str("null")
+            }
+        });
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.fields.insert(field.name().to_owned(), value.into());
+        self.member(field, |w| write!(w, "{value}"));
     }
 }
 
@@ -115,34 +206,52 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let ids = current_trace_ids();
-        let mut timestamp = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        let context = current_span_context();
 
         if self.json {
-            let mut visitor = JsonFields::default();
-            event.record(&mut visitor);
-            let mut line = Map::new();
-            line.insert("timestamp".into(), timestamp.into());
-            line.insert("level".into(), meta.level().as_str().into());
-            line.insert("target".into(), meta.target().into());
-            if let Some(message) = visitor.message {
-                line.insert("message".into(), message.into());
-            }
-            if !visitor.fields.is_empty() {
-                line.insert("fields".into(), Value::Object(visitor.fields));
+            // Written straight into the line buffer, in this order: timestamp, level, target,
+            // message, fields (as given), span, trace_id, span_id.
+            writer.write_str("{\"timestamp\":\"")?;
+            SystemTime.format_time(&mut writer)?;
+            write!(
+                writer,
+                "\",\"level\":\"{}\",\"target\":",
+                meta.level().as_str()
+            )?;
+            json_str(&mut writer, meta.target())?;
+            let mut message = JsonMessage {
+                writer: &mut writer,
+                result: Ok(()),
+            };
+            event.record(&mut message);
+            message.result?;
+            let mut fields = JsonFields {
+                writer: &mut writer,
+                count: 0,
+                result: Ok(()),
+            };
+            event.record(&mut fields);
+            fields.result?;
+            if fields.count > 0 {
+                writer.write_char('}')?;
             }
             if let Some(span) = ctx.lookup_current() {
-                line.insert("span".into(), span.name().into());
+                writer.write_str(",\"span\":")?;
+                json_str(&mut writer, span.name())?;
             }
-            if let Some((trace_id, span_id)) = ids {
-                line.insert("trace_id".into(), trace_id.into());
-                line.insert("span_id".into(), span_id.into());
+            if let Some(sc) = context {
+                write!(
+                    writer,
+                    ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                    sc.trace_id(),
+                    sc.span_id()
+                )?;
             }
-            let text = serde_json::to_string(&Value::Object(line)).map_err(|_| fmt::Error)?;
-            return writeln!(writer, "{text}");
+            return writer.write_str("}\n");
         }
 
+        let mut timestamp = String::new();
+        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
         let (dim, reset) = if self.ansi {
             ("\x1b[2m", "\x1b[0m")
         } else {
@@ -157,8 +266,13 @@ where
         // The layer's own field formatter is NoSpanFields (span fields are never printed), so
         // an event's fields are written with tracing-subscriber's default format directly.
         DefaultFields::new().format_fields(writer.by_ref(), event)?;
-        if let Some((trace_id, span_id)) = ids {
-            write!(writer, " {dim}trace_id={trace_id} span_id={span_id}{reset}")?;
+        if let Some(sc) = context {
+            write!(
+                writer,
+                " {dim}trace_id={} span_id={}{reset}",
+                sc.trace_id(),
+                sc.span_id()
+            )?;
         }
         writer.write_char('\n')
     }
@@ -166,10 +280,10 @@ where
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::{LogFormat, Mode, TelemetryConfig};
     use crate::setup::build_with_writer;
     use crate::spans::tests::Captured;
+    use serde_json::Value;
 
     /// What the log layer, as `build_with_writer` sets it up, writes for one event inside a
     /// span that has fields of its own.
@@ -218,5 +332,64 @@ mod tests {
         assert_eq!(value["fields"]["ok"], true);
         assert_eq!(value["span"], "outer");
         assert!(!line.contains("secret_span_field"), "{line}");
+        let keys: Vec<&str> = [
+            "\"timestamp\"",
+            "\"level\"",
+            "\"target\"",
+            "\"message\"",
+            "\"fields\"",
+            "\"span\"",
+        ]
+        .into_iter()
+        .collect();
+        let positions: Vec<usize> = keys.iter().map(|k| line.find(k).expect(k)).collect();
+        assert!(
+            positions.windows(2).all(|w| w[0] < w[1]),
+            "key order: {line}"
+        );
+    }
+
+    #[test]
+    fn json_lines_escape_text_and_keep_value_types() {
+        let config = TelemetryConfig {
+            mode: Mode::Off,
+            log_format: LogFormat::Json,
+            ..TelemetryConfig::default()
+        };
+        let captured = Captured::default();
+        let (_guard, dispatch) =
+            build_with_writer(&config, captured.clone(), false).expect("log layer");
+        let awkward = "quote \" backslash \\ newline \n tab \t bell \u{7} é ✓";
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::warn!(
+                text = awkward,
+                debug = ?vec!["a\"b"],
+                shown = %"x\ny",
+                negative = -3i64,
+                ratio = 0.25f64,
+                nan = f64::NAN,
+                "said {}",
+                awkward
+            );
+            tracing::info!("no fields");
+        });
+        let text = captured.text();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        let line = &lines[0];
+        assert_eq!(line["level"], "WARN");
+        assert_eq!(line["message"], format!("said {awkward}"));
+        assert_eq!(line["fields"]["text"], awkward);
+        assert_eq!(line["fields"]["debug"], r#"["a\"b"]"#);
+        assert_eq!(line["fields"]["shown"], "x\ny");
+        assert_eq!(line["fields"]["negative"], -3);
+        assert_eq!(line["fields"]["ratio"], 0.25);
+        assert!(line["fields"]["nan"].is_null(), "{text}");
+        assert!(line.get("span").is_none(), "no span outside one: {text}");
+        assert_eq!(lines[1]["message"], "no fields");
+        assert!(lines[1].get("fields").is_none(), "{text}");
     }
 }
