@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::StreamExt;
+use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use http_body_util::{BodyExt, Full};
 use inferd_telemetry::{
     http_client_span_to, inject_span_context, record_error, record_http_response,
 };
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
-use reqwest::{Method, StatusCode};
 use serde::Serialize;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tracing::Span;
 
+use super::client::{self, describe, BodyError, Response};
 use super::sse::{self, SseParser, WireCompletion};
 use super::{Endpoint, ModelRoute, Upstream};
 use crate::backend::{Backend, GenerationStream, ModelInfo};
@@ -27,6 +28,8 @@ const RETRY_BASE: Duration = Duration::from_millis(50);
 const RETRY_CAP: Duration = Duration::from_secs(2);
 /// Largest error body read from an upstream.
 const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Largest whole (non-stream) answer read from an upstream.
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 type Events = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
 
@@ -41,25 +44,6 @@ impl RemoteBackend {
     pub(super) fn new(upstream: Arc<Upstream>, route: ModelRoute) -> Self {
         Self { upstream, route }
     }
-}
-
-/// A reqwest error in a few words, with its cause (reqwest's own message is terse).
-pub(super) fn describe(e: &reqwest::Error) -> String {
-    use std::error::Error as _;
-    let mut text = if e.is_connect() {
-        "cannot connect".to_owned()
-    } else if e.is_timeout() {
-        "timed out".to_owned()
-    } else {
-        e.to_string()
-    };
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[async_trait]
@@ -120,7 +104,7 @@ impl RemoteBackend {
         body: Vec<u8>,
         headers_deadline: Instant,
         headers_limit: Duration,
-    ) -> Result<(reqwest::Response, Span), EngineError> {
+    ) -> Result<(Response, Span), EngineError> {
         let up = &self.upstream;
         let name = &up.config.name;
         let body = bytes::Bytes::from(body);
@@ -130,18 +114,16 @@ impl RemoteBackend {
             if attempt > 0 {
                 span.record("http.request.resend_count", i64::from(attempt));
             }
-            let mut headers = HeaderMap::new();
+            let mut request = client::Request::new(Full::new(body.clone()));
+            *request.method_mut() = Method::POST;
+            *request.uri_mut() = endpoint.url.clone();
+            let headers = request.headers_mut();
             headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            inject_span_context(&span, &mut headers);
-            let mut request = up
-                .client
-                .post(endpoint.url.clone())
-                .headers(headers)
-                .body(body.clone());
-            if let Some(key) = &up.config.api_key {
-                request = request.bearer_auth(key);
+            if let Some(authorization) = &up.authorization {
+                headers.insert(AUTHORIZATION, authorization.clone());
             }
-            let sent = tokio::time::timeout_at(headers_deadline, request.send()).await;
+            inject_span_context(&span, headers);
+            let sent = tokio::time::timeout_at(headers_deadline, up.client.send(request)).await;
             let retryable = match sent {
                 Err(_elapsed) => {
                     let err = EngineError::UpstreamTimeout {
@@ -214,16 +196,9 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 /// The error an upstream's non-2xx answer stands for.
-async fn status_error(upstream: &str, response: reqwest::Response) -> EngineError {
+async fn status_error(upstream: &str, response: Response) -> EngineError {
     let status = response.status().as_u16();
-    let mut body = Vec::new();
-    let mut stream = response.bytes_stream();
-    while let Some(Ok(chunk)) = stream.next().await {
-        body.extend_from_slice(&chunk);
-        if body.len() >= MAX_ERROR_BODY {
-            break;
-        }
-    }
+    let body = client::read_prefix(response.into_body(), MAX_ERROR_BODY).await;
     let (message, code, param) = sse::error_from_body(&body);
     EngineError::UpstreamStatus {
         upstream: upstream.to_owned(),
@@ -342,13 +317,8 @@ impl Call {
 
     /// Passes a streamed answer on chunk by chunk. Ends early, dropping the connection (so
     /// the upstream stops), when the client went away.
-    async fn pump_stream(
-        self,
-        response: reqwest::Response,
-        first_deadline: Instant,
-        deadline: Instant,
-    ) {
-        let mut body = response.bytes_stream();
+    async fn pump_stream(self, response: Response, first_deadline: Instant, deadline: Instant) {
+        let mut body = response.into_body();
         let mut parser = SseParser::default();
         let mut progress = Progress::default();
         let timeouts = self.upstream.config.timeouts;
@@ -365,7 +335,7 @@ impl Call {
                     end_span(&self.span);
                     return;
                 }
-                next = tokio::time::timeout_at(limit, body.next()) => next,
+                next = tokio::time::timeout_at(limit, body.frame()) => next,
             };
             let chunk = match next {
                 Err(_elapsed) => {
@@ -377,12 +347,18 @@ impl Call {
                 }
                 Ok(None) => break,
                 Ok(Some(Err(e))) => {
+                    let mut reason = format!("the stream broke: {e}");
+                    client::push_causes(&mut reason, &e);
                     return self.fail(EngineError::UpstreamFailed {
                         upstream: self.name().to_owned(),
-                        reason: format!("the stream broke: {}", describe(&e)),
+                        reason,
                     });
                 }
-                Ok(Some(Ok(chunk))) => chunk,
+                Ok(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(chunk) => chunk,
+                    // Trailers carry no text.
+                    Err(_trailers) => continue,
+                },
             };
             for data in parser.push(&chunk) {
                 if let Err(err) = self.on_event(&data, &mut progress) {
@@ -460,8 +436,9 @@ impl Call {
     }
 
     /// Reads a whole (non-stream) answer.
-    async fn read_whole(self, response: reqwest::Response, deadline: Instant) {
-        let bytes = match tokio::time::timeout_at(deadline, response.bytes()).await {
+    async fn read_whole(self, response: Response, deadline: Instant) {
+        let body = client::read_body(response.into_body(), MAX_ANSWER);
+        let bytes = match tokio::time::timeout_at(deadline, body).await {
             Err(_elapsed) => {
                 let seconds = self.upstream.config.timeouts.total.as_secs_f64();
                 return self.fail(EngineError::UpstreamTimeout {
@@ -470,10 +447,16 @@ impl Call {
                     seconds,
                 });
             }
-            Ok(Err(e)) => {
+            Ok(Err(BodyError::TooLarge(limit))) => {
                 return self.fail(EngineError::UpstreamFailed {
                     upstream: self.name().to_owned(),
-                    reason: format!("the answer broke off: {}", describe(&e)),
+                    reason: format!("its answer is larger than {limit} bytes"),
+                })
+            }
+            Ok(Err(BodyError::Broken(reason))) => {
+                return self.fail(EngineError::UpstreamFailed {
+                    upstream: self.name().to_owned(),
+                    reason: format!("the answer broke off: {reason}"),
                 })
             }
             Ok(Ok(bytes)) => bytes,

@@ -9,6 +9,7 @@
 //! fail at once with 503 naming it.
 
 mod call;
+mod client;
 pub mod sse;
 
 use std::sync::{Arc, RwLock};
@@ -20,6 +21,8 @@ use crate::backend::{Backend, ModelInfo};
 use crate::EngineError;
 
 pub use call::RemoteBackend;
+
+use client::HttpClient;
 
 /// A model an upstream serves: `id` as inferd's clients name it, `upstream_model` as the
 /// upstream does.
@@ -154,11 +157,16 @@ pub struct UpstreamStatus {
     pub models: Vec<String>,
 }
 
+/// Largest `/models` answer read from an upstream.
+const MAX_MODEL_LIST: usize = 16 * 1024 * 1024;
+
 /// One upstream: its configuration, pooled client, limits and health.
 #[derive(Debug)]
 pub struct Upstream {
     config: UpstreamConfig,
-    client: reqwest::Client,
+    client: HttpClient,
+    /// `Authorization: Bearer <api_key>`, made once.
+    authorization: Option<http::HeaderValue>,
     permits: Arc<Semaphore>,
     health: RwLock<Health>,
     /// `server.address` / `server.port`.
@@ -183,13 +191,14 @@ fn discovered_names(routes: Option<&[ModelRoute]>) -> String {
 /// One of an upstream's URLs, parsed once (a call neither parses nor formats it again).
 #[derive(Debug)]
 pub(crate) struct Endpoint {
-    pub(crate) url: reqwest::Url,
+    pub(crate) url: http::Uri,
     pub(crate) target: inferd_telemetry::ClientTarget,
 }
 
 impl Endpoint {
     fn new(upstream: &str, url: String) -> Result<Self, String> {
-        let parsed = reqwest::Url::parse(&url)
+        let parsed = url
+            .parse::<http::Uri>()
             .map_err(|e| format!("upstream `{upstream}`: invalid URL {url}: {e}"))?;
         Ok(Self {
             target: inferd_telemetry::ClientTarget::new(&url),
@@ -231,18 +240,27 @@ impl Upstream {
                 config.name
             ));
         }
-        let client = reqwest::Client::builder()
-            .connect_timeout(config.timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(config.max_concurrent)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|e| {
+        let client =
+            HttpClient::new(config.timeouts.connect, config.max_concurrent).map_err(|e| {
                 format!(
                     "upstream `{}`: cannot build its HTTP client: {e}",
                     config.name
                 )
             })?;
+        let authorization = match &config.api_key {
+            Some(key) => {
+                let mut value =
+                    http::HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                        format!(
+                        "upstream `{}`: its API key holds characters an HTTP header cannot carry",
+                        config.name
+                    )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
         let chat = Endpoint::new(
             &config.name,
             format!("{}/chat/completions", config.base_url),
@@ -253,6 +271,7 @@ impl Upstream {
             chat,
             completions,
             client,
+            authorization,
             health: RwLock::new(Health::default()),
             server: (host, port),
             config,
@@ -377,24 +396,35 @@ impl Upstream {
             id: String,
         }
         let url = format!("{}/models", self.config.base_url);
-        let mut request = self
-            .client
-            .get(&url)
-            .timeout(self.config.timeouts.connect * 2);
-        if let Some(key) = &self.config.api_key {
-            request = request.bearer_auth(key);
+        let mut request = http::Request::get(&url);
+        if let Some(authorization) = &self.authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization.clone());
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| format!("GET {url} failed: {}", call::describe(&e)))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(format!("GET {url} answered {status}"));
-        }
-        let list: List = response
-            .json()
-            .await
+        let request = request
+            .body(Default::default())
+            .map_err(|e| format!("GET {url}: cannot build the request: {e}"))?;
+        let limit = self.config.timeouts.connect * 2;
+        let fetch = async {
+            let response = self
+                .client
+                .send(request)
+                .await
+                .map_err(|e| format!("GET {url} failed: {}", client::describe(&e)))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("GET {url} answered {status}"));
+            }
+            client::read_body(response.into_body(), MAX_MODEL_LIST)
+                .await
+                .map_err(|e| format!("GET {url}: cannot read the model list: {e}"))
+        };
+        let body = tokio::time::timeout(limit, fetch).await.map_err(|_| {
+            format!(
+                "GET {url} failed: no answer within {}s",
+                limit.as_secs_f64()
+            )
+        })??;
+        let list: List = serde_json::from_slice(&body)
             .map_err(|e| format!("GET {url} did not return a model list: {e}"))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())
     }
