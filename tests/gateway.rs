@@ -321,6 +321,34 @@ async fn an_absent_upstream_fails_fast_with_503_naming_it() {
     assert_eq!(models["data"], json!([]));
 }
 
+/// `--http-workers N` runs exactly N async worker threads (tokio names them
+/// `tokio-rt-worker`); without it there is one per core.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn http_workers_sets_the_number_of_async_worker_threads() {
+    let workers = |server: &Server| {
+        std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+            .expect("tasks")
+            .filter_map(Result::ok)
+            .filter(|task| {
+                std::fs::read_to_string(task.path().join("comm"))
+                    .is_ok_and(|name| name.trim() == "tokio-rt-worker")
+            })
+            .count()
+    };
+    let back = format!("http://127.0.0.1:{}", free_port());
+    let dir = temp_dir("workers");
+    let toml = format!("[[upstreams]]\nname = \"back\"\nurl = \"{back}/v1\"\n");
+    for n in [1, 3] {
+        let server =
+            Server::start_with_config(&dir, &toml, &["--http-workers", &n.to_string()], &[], false);
+        assert_eq!(workers(&server), n, "--http-workers {n}");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let server = Server::start_with_config(&dir, &toml, &[], &[], false);
+    assert_eq!(workers(&server), cores, "one per core by default");
+}
+
 #[tokio::test]
 async fn a_back_killed_mid_stream_ends_the_stream_with_an_error_and_recovery_follows_its_restart() {
     let port = free_port();

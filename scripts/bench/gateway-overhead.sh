@@ -6,6 +6,9 @@
 #   inferd-off     wrk -> inferd --upstream (release, --telemetry off)   -> stand-in
 #   inferd-local   wrk -> inferd --upstream (release, --telemetry local) -> stand-in
 #   litellm        wrk -> LiteLLM proxy (model openai/standin, api_base)  -> stand-in
+#   nginx          wrk -> nginx reverse proxy (1 worker process, upstream keep-alive, access
+#                  log on)                                                  -> stand-in
+#                  a reference, not a gateway: what one proxy hop written in C costs here
 # Runs are interleaved (direct, inferd-off, inferd-local, litellm; ROUNDS times) so drift
 # affects all paths alike; each has a short warm-up. Two loads: CONNECTIONS (16) connections
 # on THREADS (2) wrk threads, saturating, and one connection (unloaded: the added latency of
@@ -21,11 +24,12 @@
 #
 # Env: SECONDS_PER_RUN (15), WARMUP_SECONDS (3), ROUNDS (3), CONNECTIONS (16), THREADS (2),
 #      UNLOADED_SECONDS (8; 0 skips the one-connection runs), TTFT_REQUESTS (200),
-#      PORT_BASE (19310: stand-in, +1 inferd-off, +2 inferd-local, +3 litellm), PIN (0),
-#      SKIP_LITELLM (0), STANDIN_WORK (minimal: fixed answer bytes; typical: each answer built
+#      PORT_BASE (19310: stand-in, +1 inferd-off, +2 inferd-local, +3 litellm, +4 nginx), PIN (0),
+#      SKIP_LITELLM (0), SKIP_NGINX (0), STANDIN_WORK (minimal: fixed answer bytes; typical: each answer built
 #      and serialized per request, see gateway_standin.py), GATEWAY_VENV (target/gateway-venv), INFERD_BIN (target/release/inferd).
+#      inferd's own settings pass through the environment too, e.g. INFERD_HTTP_WORKERS=1.
 # Needs: a release build (CMAKE_BUILD_PARALLEL_LEVEL=2 cargo build --release --workspace);
-# installs wrk (apt) and a venv with aiohttp and litellm[proxy] (pip) when missing.
+# installs wrk and nginx (apt) and a venv with aiohttp and litellm[proxy] (pip) when missing.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -39,6 +43,7 @@ TTFT_REQUESTS="${TTFT_REQUESTS:-200}"
 PORT_BASE="${PORT_BASE:-19310}"
 PIN="${PIN:-0}"
 SKIP_LITELLM="${SKIP_LITELLM:-0}"
+SKIP_NGINX="${SKIP_NGINX:-0}"
 STANDIN_WORK="${STANDIN_WORK:-minimal}"
 VENV="${GATEWAY_VENV:-target/gateway-venv}"
 BIN="${INFERD_BIN:-target/release/inferd}"
@@ -57,6 +62,8 @@ command -v wrk >/dev/null 2>&1 || missing+=(wrk)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v taskset >/dev/null 2>&1 || missing+=(util-linux)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
+NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+[ "$SKIP_NGINX" = 1 ] || [ -x "$NGINX" ] || missing+=(nginx)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
   SUDO=""
@@ -85,7 +92,8 @@ P_STANDIN=$PORT_BASE
 P_OFF=$((PORT_BASE + 1))
 P_LOCAL=$((PORT_BASE + 2))
 P_LITELLM=$((PORT_BASE + 3))
-for port in $P_STANDIN $P_OFF $P_LOCAL $P_LITELLM; do
+P_NGINX=$((PORT_BASE + 4))
+for port in $P_STANDIN $P_OFF $P_LOCAL $P_LITELLM $P_NGINX; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
     echo "port $port is in use; set PORT_BASE to a free range" >&2
     exit 1
@@ -172,9 +180,45 @@ declare -A URL=(
   [inferd-off]="http://127.0.0.1:$P_OFF/v1"
   [inferd-local]="http://127.0.0.1:$P_LOCAL/v1"
   [litellm]="http://127.0.0.1:$P_LITELLM/v1"
+  [nginx]="http://127.0.0.1:$P_NGINX/v1"
 )
-declare -A KEY=([direct]="" [inferd-off]="" [inferd-local]="" [litellm]="$LITELLM_KEY")
-declare -A GW_PID=([direct]="" [inferd-off]=$pid_off [inferd-local]=$pid_local [litellm]="")
+declare -A KEY=([direct]="" [inferd-off]="" [inferd-local]="" [litellm]="$LITELLM_KEY" [nginx]="")
+declare -A GW_PID=([direct]="" [inferd-off]=$pid_off [inferd-local]=$pid_local [litellm]="" [nginx]="")
+
+if [ "$SKIP_NGINX" != 1 ]; then
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log $WORK/nginx/access.log;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream standin { server 127.0.0.1:$P_STANDIN; keepalive 64; }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / {
+      proxy_pass http://standin;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+EOF
+  "${SRV_PIN[@]}" "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx.conf" -e "$WORK/nginx/error.log" \
+    >"$WORK/nginx.log" 2>&1 &
+  pids+=($!)
+  GW_PID[nginx]=$!
+  wait_answers nginx $! "${URL[nginx]}"
+  paths+=(nginx)
+fi
 
 if [ "$SKIP_LITELLM" != 1 ]; then
   cat >"$WORK/litellm.yaml" <<EOF

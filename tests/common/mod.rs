@@ -35,6 +35,11 @@ pub fn model_path() -> PathBuf {
 }
 
 impl Server {
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts `inferd serve` with the default model (as id `smollm2-135m`) and extra flags,
     /// and waits until /ready says 200.
     pub fn start(extra: &[&str]) -> Server {
