@@ -92,6 +92,8 @@ pub enum FinishReason {
     Stop,
     /// `max_tokens` reached, or the context is full.
     Length,
+    /// An upstream's content filter withheld (part of) the answer.
+    ContentFilter,
 }
 
 impl FinishReason {
@@ -100,6 +102,7 @@ impl FinishReason {
         match self {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
         }
     }
 }

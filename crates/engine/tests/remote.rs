@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use axum::Router;
 use inferd_engine::remote::{Gateway, ModelRoute, ReadyPolicy, UpstreamConfig};
 use inferd_engine::{
-    ChatMessage, ChatRole, EngineError, GenerationEvent, GenerationRequest, Prompt, SamplingParams,
+    ChatMessage, ChatRole, EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt,
+    SamplingParams,
 };
 
 /// What the stand-in does with each chat request.
@@ -28,6 +29,8 @@ enum Script {
     Stall,
     /// Two chunks, then the connection ends without a finish.
     Broken,
+    /// A chunk, then a content filter ends the answer.
+    Filtered,
 }
 
 #[derive(Clone)]
@@ -71,6 +74,11 @@ async fn chat(State(stub): State<Stub>) -> Response {
             });
             sse(Body::from_stream(stream))
         }
+        Script::Filtered => sse(Body::from(concat!(
+            "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+            "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\n",
+            "data: [DONE]\n\n",
+        ))),
         Script::Broken => {
             let stream = futures::stream::iter([
                 Ok::<_, std::io::Error>("data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"),
@@ -143,6 +151,20 @@ async fn a_503_before_the_first_byte_is_retried_and_the_stream_passed_on() {
         other => panic!("no finish: {other:?}"),
     }
     assert_eq!(calls.load(Ordering::SeqCst), 3, "two 503s, then success");
+}
+
+#[tokio::test]
+async fn a_content_filter_finish_is_passed_on_not_turned_into_stop() {
+    let (gateway, _) = setup(Script::Filtered, |_| {}).await;
+    let (text, finished) = run(&gateway).await.expect("served");
+    assert_eq!(text, "Hel");
+    match finished {
+        Some(GenerationEvent::Finished { finish_reason, .. }) => {
+            assert_eq!(finish_reason, FinishReason::ContentFilter);
+            assert_eq!(finish_reason.as_str(), "content_filter");
+        }
+        other => panic!("no finish: {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -170,10 +170,12 @@ pub fn error_from_body(body: &[u8]) -> (String, Option<String>, Option<String>) 
 /// OpenAI's finish reason as inferd's: `length` is a cut, anything else (`stop`, `eos`,
 /// `tool_calls`, `content_filter`) an end.
 pub fn finish_reason(reason: &str) -> FinishReason {
-    if reason == "length" {
-        FinishReason::Length
-    } else {
-        FinishReason::Stop
+    match reason {
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        // `tool_calls`/`function_call` cannot answer a request inferd passed on (it refuses
+        // tools), and anything else is a server's own spelling of an ordinary end.
+        _ => FinishReason::Stop,
     }
 }
 
