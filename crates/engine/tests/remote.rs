@@ -31,6 +31,8 @@ enum Script {
     Broken,
     /// A chunk, then a content filter ends the answer.
     Filtered,
+    /// 308 to another address.
+    Moved,
 }
 
 #[derive(Clone)]
@@ -74,6 +76,11 @@ async fn chat(State(stub): State<Stub>) -> Response {
             });
             sse(Body::from_stream(stream))
         }
+        Script::Moved => (
+            StatusCode::PERMANENT_REDIRECT,
+            [("location", "http://elsewhere:8000/v1/chat/completions")],
+        )
+            .into_response(),
         Script::Filtered => sse(Body::from(concat!(
             "data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
             "data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"content_filter\"}]}\n\n",
@@ -165,6 +172,24 @@ async fn a_content_filter_finish_is_passed_on_not_turned_into_stop() {
         }
         other => panic!("no finish: {other:?}"),
     }
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_the_error_says_where_it_points() {
+    let (gateway, calls) = setup(Script::Moved, |c| c.max_retries = 2).await;
+    match run(&gateway).await.expect_err("308") {
+        EngineError::UpstreamStatus {
+            status, message, ..
+        } => {
+            assert_eq!(status, 308);
+            assert!(
+                message.contains("http://elsewhere:8000/v1/chat/completions"),
+                "{message}"
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "not retried, not followed");
 }
 
 #[tokio::test]

@@ -197,9 +197,23 @@ fn backoff(attempt: u32) -> Duration {
 
 /// The error an upstream's non-2xx answer stands for.
 async fn status_error(upstream: &str, response: Response) -> EngineError {
-    let status = response.status().as_u16();
+    let status = response.status();
+    // Redirects are not followed (a POST is not re-sent elsewhere); say where it pointed.
+    let redirect = status.is_redirection().then(|| {
+        let to = response
+            .headers()
+            .get(http::header::LOCATION)
+            .and_then(|l| l.to_str().ok())
+            .unwrap_or("(no Location header)");
+        format!(
+            "it redirects to {to}; inferd does not follow redirects, so configure the \
+             upstream's URL as the address it redirects to"
+        )
+    });
+    let status = status.as_u16();
     let body = client::read_prefix(response.into_body(), MAX_ERROR_BODY).await;
     let (message, code, param) = sse::error_from_body(&body);
+    let message = redirect.unwrap_or(message);
     EngineError::UpstreamStatus {
         upstream: upstream.to_owned(),
         status,
