@@ -116,14 +116,15 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    // Log lines are written by a background thread, so a request never waits on stderr; the
-    // guard flushes what is left when `serve` returns. Not lossy: under a flood, writers wait
-    // rather than drop lines. The writer thread flushes whenever its queue is empty, so the
-    // buffer only joins lines that were waiting anyway into one write.
-    let (log_writer, _log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("inferd-log")
-        .finish(std::io::BufWriter::new(std::io::stderr()));
+    // Log lines are written by a background thread in batches (a line waits at most ~10 ms),
+    // so a request neither waits on stderr nor wakes a thread; the guard writes what is left
+    // when `serve` returns. Not lossy: if stderr is stuck, writers wait rather than drop lines.
+    let (log_writer, _log_flush) = inferd_telemetry::BatchedWriter::spawn(
+        std::io::stderr(),
+        inferd_telemetry::LOG_FLUSH_INTERVAL,
+        "inferd-log",
+    )
+    .context("cannot start the log writer thread")?;
     let telemetry = runtime.block_on(async move {
         // gRPC export needs the runtime, so telemetry starts inside it.
         let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, log_writer)

@@ -5,17 +5,19 @@
 //! [`AccessFacts`] (an extension the middleware inserts); for a stream they arrive when the
 //! generation ends, which is why the line waits for the end of the body.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use tower::{Layer, Service};
 
 /// What a handler learned about the request, for its access line.
 #[derive(Debug, Clone, Default)]
@@ -49,41 +51,100 @@ impl AccessFacts {
     }
 }
 
-/// Middleware: hands the request an [`AccessFacts`] and logs one line when the response ends.
-pub async fn access_log(mut request: Request, next: Next) -> Response {
-    let facts = AccessFacts::default();
-    request.extensions_mut().insert(facts.clone());
-    let line = AccessLine {
-        method: request.method().clone(),
-        route: request
-            .extensions()
-            .get::<MatchedPath>()
-            .map(|p| p.as_str().to_owned()),
-        path: request.uri().path().to_owned(),
-        status: StatusCode::OK,
-        started: Instant::now(),
-        facts,
-        span: tracing::Span::current(),
-    };
-    let response = next.run(request).await;
-    let (parts, body) = response.into_parts();
-    let line = AccessLine {
-        status: parts.status,
-        ..line
-    };
-    Response::from_parts(
-        parts,
-        Body::new(LoggedBody {
-            inner: body,
+/// Layer of the access log: hands each request an [`AccessFacts`] and logs one line when its
+/// response ends. A plain tower layer (no boxed future per request, unlike a `from_fn`
+/// middleware): it runs on every request.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AccessLogLayer;
+
+impl<S> Layer<S> for AccessLogLayer {
+    type Service = AccessLog<S>;
+
+    fn layer(&self, inner: S) -> AccessLog<S> {
+        AccessLog { inner }
+    }
+}
+
+/// The service of [`AccessLogLayer`].
+#[derive(Debug, Clone)]
+pub struct AccessLog<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for AccessLog<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = AccessFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        let facts = AccessFacts::default();
+        request.extensions_mut().insert(facts.clone());
+        let line = AccessLine {
+            method: request.method().clone(),
+            route: request.extensions().get::<MatchedPath>().cloned(),
+            path: request.uri().path().to_owned(),
+            status: StatusCode::OK,
+            started: Instant::now(),
+            facts,
+            span: tracing::Span::current(),
+        };
+        AccessFuture {
+            inner: self.inner.call(request),
             line: Some(line),
-        }),
-    )
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Future of [`AccessLog`]: the response, its body wrapped to write the line at its end.
+    pub struct AccessFuture<F> {
+        #[pin]
+        inner: F,
+        line: Option<AccessLine>,
+    }
+}
+
+impl<F> std::fmt::Debug for AccessFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessFuture").finish_non_exhaustive()
+    }
+}
+
+impl<F> Future for AccessFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Ok(response) = ready!(this.inner.poll(cx));
+        let Some(mut line) = this.line.take() else {
+            return Poll::Ready(Ok(response));
+        };
+        let (parts, body) = response.into_parts();
+        line.status = parts.status;
+        Poll::Ready(Ok(Response::from_parts(
+            parts,
+            Body::new(LoggedBody {
+                inner: body,
+                line: Some(line),
+            }),
+        )))
+    }
 }
 
 /// The fields of one access line, written once.
 struct AccessLine {
     method: Method,
-    route: Option<String>,
+    route: Option<MatchedPath>,
     path: String,
     status: StatusCode,
     started: Instant,
@@ -99,7 +160,7 @@ impl AccessLine {
             tracing::info!(
                 target: "inferd::access",
                 method = %self.method,
-                route = self.route.as_deref().unwrap_or("(unmatched)"),
+                route = self.route.as_ref().map_or("(unmatched)", MatchedPath::as_str),
                 path = %self.path,
                 status = self.status.as_u16(),
                 seconds = self.started.elapsed().as_secs_f64(),

@@ -15,6 +15,7 @@ mod error;
 mod export_health;
 mod http_layer;
 mod instruments;
+mod log_writer;
 mod logs;
 mod prometheus;
 mod propagation;
@@ -46,6 +47,7 @@ pub use http_layer::{
     HTTP_SPAN_TARGET, X_FORCE_TRACE,
 };
 pub use instruments::InferdMetrics;
+pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
 pub use logs::{current_trace_ids, CorrelatedFormat};
 pub use prometheus::PrometheusMetrics;
 pub use propagation::{
