@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::{client, get_json, model_path, Server};
+use common::{client, get_json, metrics_text, model_path, Server};
 use serde_json::{json, Value};
 
 /// The model file's bytes and sha256 (computed once by `sha256sum`, which every test machine
@@ -169,15 +169,9 @@ async fn load_trace(server: &Server) -> (Value, Value) {
 }
 
 async fn loads_by_source(server: &Server) -> Vec<String> {
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
+    metrics_text(server)
         .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with("inferd_model_loads_total"))
         .map(str::to_owned)
         .collect()

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{client, get_json, model_path, sse_data, wait_for_trace, Server};
+use common::{client, get_json, metrics_text, model_path, sse_data, wait_for_trace, Server};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4799";
@@ -209,14 +209,7 @@ async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
     );
 
     // Metrics: the upstream calls are GenAI client operations.
-    let metrics = client()
-        .get(front.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&front).await;
     let count = metrics
         .lines()
         .find(|l| l.starts_with("gen_ai_client_operation_duration_seconds_count"))

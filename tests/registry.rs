@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, get_json, model_path, sse_data, Server};
+use common::{client, get_json, metrics_text, model_path, sse_data, Server};
 use serde_json::{json, Value};
 
 /// A server whose config file declares on-demand models `ids` (all the default model's file)
@@ -35,15 +35,9 @@ fn model_state(list: &Value, id: &str) -> String {
 }
 
 async fn metric(server: &Server, prefix: &str) -> f64 {
-    let text = client()
-        .get(server.url("/metrics"))
-        .send()
+    metrics_text(server)
         .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with(prefix))
         .filter_map(|l| l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()))
         .sum()

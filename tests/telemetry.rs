@@ -6,23 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, get_json, wait_for_trace, Server};
+use common::{client, get_json, metrics_text, wait_for_trace, Server};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
-
-/// The /metrics page as text.
-async fn metrics_text(server: &Server) -> String {
-    client()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .expect("send")
-        .text()
-        .await
-        .expect("text")
-}
 
 fn chat_body() -> Value {
     json!({"model": "smollm2-135m", "messages": [{"role": "user", "content": "Hi"}],

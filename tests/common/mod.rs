@@ -220,6 +220,18 @@ pub fn client() -> reqwest::Client {
 }
 
 /// GET `path` on `server` and parse the JSON answer.
+/// The /metrics page as text.
+pub async fn metrics_text(server: &Server) -> String {
+    client()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text")
+}
+
 pub async fn get_json(server: &Server, path: &str) -> serde_json::Value {
     client()
         .get(server.url(path))

@@ -165,20 +165,7 @@ mod tests {
                 StageReport::from_outcomes(&spec, std::slice::from_ref(&outcome), 1.0)
             })
             .collect();
-        let report = Report {
-            schema_version: 1,
-            tool: "inferd-bench".into(),
-            tool_version: "0".into(),
-            started_at_unix_s: 0.0,
-            url: "http://h".into(),
-            model: "m".into(),
-            api: "chat".into(),
-            stream: true,
-            seed: 1,
-            ignore_eos: false,
-            warmup: None,
-            stages,
-        };
+        let report = Report::fixture(stages);
         let dir = std::env::temp_dir().join(format!("inferd-bench-charts-{}", std::process::id()));
         let files = write_charts(&report, &dir).expect("charts");
         assert_eq!(files.len(), 6);

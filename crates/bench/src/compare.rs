@@ -157,20 +157,11 @@ mod tests {
             output_tokens: 10,
             ..Outcome::default()
         };
-        Report {
-            schema_version: 1,
-            tool: "inferd-bench".into(),
-            tool_version: "0".into(),
-            started_at_unix_s: 0.0,
-            url: "http://h".into(),
-            model: "m".into(),
-            api: "chat".into(),
-            stream: true,
-            seed: 1,
-            ignore_eos: false,
-            warmup: None,
-            stages: vec![StageReport::from_outcomes(&spec, &[outcome], duration)],
-        }
+        Report::fixture(vec![StageReport::from_outcomes(
+            &spec,
+            &[outcome],
+            duration,
+        )])
     }
 
     #[test]

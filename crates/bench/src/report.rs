@@ -42,6 +42,27 @@ pub struct Report {
     pub stages: Vec<StageReport>,
 }
 
+impl Report {
+    /// A report of `stages` with fixed run facts (unit tests of the report's readers).
+    #[cfg(test)]
+    pub(crate) fn fixture(stages: Vec<StageReport>) -> Self {
+        Self {
+            schema_version: 1,
+            tool: "inferd-bench".into(),
+            tool_version: "0".into(),
+            started_at_unix_s: 0.0,
+            url: "http://h".into(),
+            model: "m".into(),
+            api: "chat".into(),
+            stream: true,
+            seed: 1,
+            ignore_eos: false,
+            warmup: None,
+            stages,
+        }
+    }
+}
+
 /// What the warm-up did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WarmupReport {
