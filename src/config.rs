@@ -52,9 +52,8 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
-    /// ctx_size,
-    /// max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact, admin_token,
-    /// memory_budget, ready_upstreams, and [[upstreams]] tables).
+    /// ctx_size, max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact,
+    /// admin_token, memory_budget, ready_upstreams, and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 

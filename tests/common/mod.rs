@@ -219,7 +219,6 @@ pub fn client() -> reqwest::Client {
         .expect("client")
 }
 
-/// GET `path` on `server` and parse the JSON answer.
 /// The /metrics page as text.
 pub async fn metrics_text(server: &Server) -> String {
     client()
@@ -232,6 +231,7 @@ pub async fn metrics_text(server: &Server) -> String {
         .expect("text")
 }
 
+/// GET `path` on `server` and parse the JSON answer.
 pub async fn get_json(server: &Server, path: &str) -> serde_json::Value {
     client()
         .get(server.url(path))
