@@ -217,8 +217,8 @@ impl ServeArgs {
             context_length: ctx_size,
             max_queue,
         };
+        let env = |var: &str| std::env::var(var).ok();
         let upstreams: Vec<UpstreamConfig> = if self.upstreams.is_empty() {
-            let env = |var: &str| std::env::var(var).ok();
             file.upstreams
                 .unwrap_or_default()
                 .into_iter()
@@ -227,7 +227,7 @@ impl ServeArgs {
         } else {
             self.upstreams
                 .iter()
-                .map(|u| crate::upstreams::from_flag(u))
+                .map(|u| crate::upstreams::from_flag(u, &env))
                 .collect::<anyhow::Result<_>>()?
         };
         let ready_policy = match self.ready_upstreams.or(file.ready_upstreams) {

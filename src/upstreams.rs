@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use inferd_engine::remote::{ModelRoute, UpstreamConfig};
+use inferd_engine::remote::{proxy_from_env, ModelRoute, UpstreamConfig};
 use serde::Deserialize;
 
 /// One `[[upstreams]]` table of the config file.
@@ -27,18 +27,25 @@ pub struct FileUpstream {
     max_concurrent: Option<usize>,
     max_retries: Option<u32>,
     probe_interval_ms: Option<u64>,
+    /// `http://[user:password@]host:port`, or `none`; default: the proxy environment variables.
+    proxy: Option<String>,
 }
 
-/// `--upstream [NAME=]URL`.
-pub fn from_flag(arg: &str) -> anyhow::Result<UpstreamConfig> {
+/// `--upstream [NAME=]URL`; `env` reads the proxy variables.
+pub fn from_flag(
+    arg: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<UpstreamConfig> {
     let (name, url) = split_name(arg);
     let url = url.trim();
     check_url(url)?;
     let name = name.map_or_else(|| default_name(url), str::to_owned);
-    Ok(UpstreamConfig::new(name, url))
+    let mut config = UpstreamConfig::new(name, url);
+    config.proxy = proxy_from_env(url, env);
+    Ok(config)
 }
 
-/// A `[[upstreams]]` table; `env` reads the API key variable.
+/// A `[[upstreams]]` table; `env` reads the API key and proxy variables.
 pub fn from_file(
     file: FileUpstream,
     env: &dyn Fn(&str) -> Option<String>,
@@ -46,6 +53,11 @@ pub fn from_file(
     check_url(&file.url)?;
     let name = file.name.unwrap_or_else(|| default_name(&file.url));
     let mut config = UpstreamConfig::new(name.clone(), &file.url);
+    config.proxy = match file.proxy.as_deref().map(str::trim) {
+        Some("none" | "") => None,
+        Some(url) => Some(url.to_owned()),
+        None => proxy_from_env(&file.url, env),
+    };
     if let Some(provider) = file.provider {
         config.provider = provider;
     }
@@ -127,12 +139,13 @@ mod tests {
 
     #[test]
     fn flags_take_an_optional_name() {
-        let named = from_flag("back=http://127.0.0.1:9000/v1").expect("named");
+        let no_env = |_: &str| None;
+        let named = from_flag("back=http://127.0.0.1:9000/v1", &no_env).expect("named");
         assert_eq!(named.name, "back");
         assert_eq!(named.base_url, "http://127.0.0.1:9000/v1");
-        let bare = from_flag("http://10.0.0.2:8000/v1/?a=b").expect("bare");
+        let bare = from_flag("http://10.0.0.2:8000/v1/?a=b", &no_env).expect("bare");
         assert_eq!(bare.name, "10.0.0.2:8000");
-        let err = from_flag("back=localhost:9000").expect_err("no scheme");
+        let err = from_flag("back=localhost:9000", &no_env).expect_err("no scheme");
         assert!(err.to_string().contains("http://"), "{err}");
     }
 
@@ -162,9 +175,32 @@ mod tests {
         assert_eq!(config.max_concurrent, 8);
         assert_eq!(config.max_retries, 0);
         assert_eq!(config.probe_interval, Duration::from_millis(250));
+        assert_eq!(config.proxy, None);
         let err = from_file(file, &|_| None).expect_err("unset variable");
         assert!(err.to_string().contains("VLLM_KEY"), "{err}");
         let bad = toml::from_str::<FileUpstream>("url = \"http://x/v1\"\ntimeout = 3\n");
         assert!(bad.is_err(), "unknown keys are refused");
+    }
+
+    #[test]
+    fn the_proxy_comes_from_the_table_or_else_from_the_environment() {
+        let env = |k: &str| match k {
+            "HTTP_PROXY" => Some("http://proxy:3128".to_owned()),
+            "NO_PROXY" => Some("internal.example".to_owned()),
+            _ => None,
+        };
+        let table = |extra: &str| -> FileUpstream {
+            toml::from_str(&format!("url = \"http://gpu:8000/v1\"\n{extra}")).expect("toml")
+        };
+        let from_env = from_file(table(""), &env).expect("config");
+        assert_eq!(from_env.proxy.as_deref(), Some("http://proxy:3128"));
+        let explicit = from_file(table("proxy = \"http://other:8080\""), &env).expect("config");
+        assert_eq!(explicit.proxy.as_deref(), Some("http://other:8080"));
+        let none = from_file(table("proxy = \"none\""), &env).expect("config");
+        assert_eq!(none.proxy, None);
+        let flag = from_flag("http://gpu:8000/v1", &env).expect("flag");
+        assert_eq!(flag.proxy.as_deref(), Some("http://proxy:3128"));
+        let bypassed = from_flag("http://api.internal.example/v1", &env).expect("flag");
+        assert_eq!(bypassed.proxy, None, "NO_PROXY matches subdomains");
     }
 }

@@ -1,9 +1,10 @@
 //! The remote backend against a scripted OpenAI-compatible stand-in on 127.0.0.1 (a fake
 //! upstream, so each fault can be produced on demand): retries before the first byte, no
-//! retry of client errors, the first-token timeout, the concurrency limit, a broken stream.
+//! retry of client errors, the first-token timeout, the concurrency limit, a broken stream;
+//! calls through an HTTP proxy (a minimal one, also on 127.0.0.1).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -257,4 +258,187 @@ async fn requests_beyond_max_concurrent_are_refused_at_once() {
     // The permit comes back once the first call's reader sees the client gone.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(backend.generate(request()).await.is_ok());
+}
+
+/// A minimal HTTP proxy on 127.0.0.1 that wants the credentials `user:secret`: it records the
+/// head of the first request of each connection, answers 407 when the credentials are missing,
+/// relays plain requests (absolute form) to their host, and answers CONNECT with
+/// `connect_answer`. Returns its address and the heads seen.
+async fn start_proxy(connect_answer: &'static str) -> (String, Arc<Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = Arc::clone(&heads);
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let end = loop {
+                    let Ok(n) = client.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+                seen.lock().expect("heads").push(head.clone());
+                let target = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+                let lower = head.to_lowercase();
+                if !lower.contains("\r\nproxy-authorization: basic dxnlcjpzzwnyzxq=\r\n") {
+                    let _ = client
+                        .write_all(b"HTTP/1.1 407 Proxy Authentication Required\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                    return;
+                }
+                if head.starts_with("CONNECT ") {
+                    let _ = client.write_all(connect_answer.as_bytes()).await;
+                    return;
+                }
+                // `http://host:port/path`: relay the whole connection to host:port.
+                let authority = target
+                    .trim_start_matches("http://")
+                    .split('/')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
+                let Ok(mut upstream) = tokio::net::TcpStream::connect(authority).await else {
+                    return;
+                };
+                if upstream.write_all(&buf).await.is_ok() {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+                }
+            });
+        }
+    });
+    (addr, heads)
+}
+
+/// The request heads `heads` holds, lowercased.
+fn lowered(heads: &Mutex<Vec<String>>) -> Vec<String> {
+    heads
+        .lock()
+        .expect("heads")
+        .iter()
+        .map(|h| h.to_lowercase())
+        .collect()
+}
+
+#[tokio::test]
+async fn calls_go_through_an_http_proxy_in_absolute_form_with_its_credentials() {
+    let (proxy, heads) = start_proxy("HTTP/1.1 403 Forbidden\r\n\r\n").await;
+    let (gateway, calls) = setup(Script::UnavailableFirst(0), |c| {
+        c.proxy = Some(format!("http://user:secret@{proxy}"));
+    })
+    .await;
+    let (text, _) = run(&gateway).await.expect("served through the proxy");
+    assert_eq!(text, "Hello");
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let status = &gateway.statuses()[0];
+    assert_eq!(
+        status.proxy.as_deref(),
+        Some(format!("http://{proxy}").as_str())
+    );
+    let upstream = status.base_url.trim_start_matches("http://").to_owned();
+    let heads = lowered(&heads);
+    let chat = heads
+        .iter()
+        .find(|h| h.starts_with("post "))
+        .unwrap_or_else(|| panic!("no POST went through the proxy: {heads:?}"));
+    assert!(
+        chat.starts_with(&format!(
+            "post http://{upstream}/chat/completions http/1.1\r\n"
+        )),
+        "not in absolute form: {chat}"
+    );
+    // base64("user:secret")
+    assert!(
+        chat.contains("\r\nproxy-authorization: basic dxnlcjpzzwnyzxq=\r\n"),
+        "{chat}"
+    );
+}
+
+#[tokio::test]
+async fn a_proxy_asking_for_credentials_is_a_502_that_says_so_not_a_407() {
+    let (proxy, _) = start_proxy("HTTP/1.1 403 Forbidden\r\n\r\n").await;
+    let (gateway, calls) = setup(Script::UnavailableFirst(0), |c| {
+        c.proxy = Some(format!("http://{proxy}"));
+    })
+    .await;
+    let err = match gateway.route("m").expect("routed") {
+        Ok(backend) => backend.generate(request()).await.err(),
+        Err(e) => Some(e),
+    }
+    .expect("refused by the proxy");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("the proxy http://{proxy} asks for credentials")),
+        "{message}"
+    );
+    // Found by the call (502) or already by the health probe (503): never a 407 passed on.
+    assert!(
+        matches!(
+            err,
+            EngineError::UpstreamStatus { status: 502, .. }
+                | EngineError::UpstreamUnavailable { .. }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "nothing reached the upstream"
+    );
+}
+
+#[tokio::test]
+async fn an_https_upstream_is_reached_through_a_connect_tunnel_and_a_refusal_is_explained() {
+    let (proxy, heads) = start_proxy("HTTP/1.1 403 Forbidden\r\n\r\n").await;
+    let (gateway, _) = setup(Script::UnavailableFirst(0), |c| {
+        c.base_url = "https://upstream.test:8443/v1".into();
+        c.proxy = Some(format!("http://user:secret@{proxy}"));
+        c.max_retries = 0;
+    })
+    .await;
+    // The call fails either at once (the probe already found the upstream unreachable) or
+    // when it tries: both say what the proxy answered.
+    let err = match gateway.route("m").expect("routed") {
+        Ok(backend) => backend.generate(request()).await.err(),
+        Err(e) => Some(e),
+    }
+    .expect("no TLS upstream behind the proxy");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "proxy http://{proxy} answered 403 Forbidden to CONNECT upstream.test:8443"
+        )),
+        "{message}"
+    );
+    assert!(!message.contains("secret"), "{message}");
+    let heads = lowered(&heads);
+    assert!(
+        heads
+            .iter()
+            .any(|h| h.starts_with("connect upstream.test:8443 http/1.1\r\n")
+                && h.contains("\r\nproxy-authorization: basic dxnlcjpzzwnyzxq=\r\n")),
+        "{heads:?}"
+    );
+}
+
+#[test]
+fn a_proxy_that_is_not_plain_http_is_refused_at_start_up() {
+    let mut config = UpstreamConfig::new("stub", "http://127.0.0.1:9/v1");
+    config.proxy = Some("socks5://user:secret@127.0.0.1:1080".into());
+    let err = Gateway::new(vec![config], ReadyPolicy::Any).expect_err("refused");
+    assert!(err.contains("must start with http://"), "{err}");
+    assert!(!err.contains("secret"), "{err}");
 }

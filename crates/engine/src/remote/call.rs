@@ -141,7 +141,7 @@ impl RemoteBackend {
                 Ok(Ok(response)) => {
                     let status = response.status();
                     record_http_response(&span, status);
-                    let err = status_error(name, response).await;
+                    let err = status_error(name, up.via.as_deref(), response).await;
                     end_span(&span);
                     if status != StatusCode::BAD_GATEWAY
                         && status != StatusCode::SERVICE_UNAVAILABLE
@@ -195,9 +195,20 @@ fn backoff(attempt: u32) -> Duration {
     ceiling.mul_f64(fastrand::f64())
 }
 
-/// The error an upstream's non-2xx answer stands for.
-async fn status_error(upstream: &str, response: Response) -> EngineError {
+/// The error an upstream's non-2xx answer stands for; `via` is the forward proxy the call went
+/// through, if any.
+async fn status_error(upstream: &str, via: Option<&str>, response: Response) -> EngineError {
     let status = response.status();
+    if let (Some(proxy), StatusCode::PROXY_AUTHENTICATION_REQUIRED) = (via, status) {
+        // The proxy's business, not the client's: never passed through as a 407.
+        return EngineError::UpstreamStatus {
+            upstream: upstream.to_owned(),
+            status: StatusCode::BAD_GATEWAY.as_u16(),
+            message: proxy_auth_message(proxy),
+            code: None,
+            param: None,
+        };
+    }
     // Redirects are not followed (a POST is not re-sent elsewhere); say where it pointed.
     let redirect = status.is_redirection().then(|| {
         let to = response
@@ -221,6 +232,14 @@ async fn status_error(upstream: &str, response: Response) -> EngineError {
         code,
         param,
     }
+}
+
+/// What a 407 from the proxy in front of an upstream means.
+pub(crate) fn proxy_auth_message(proxy: &str) -> String {
+    format!(
+        "the proxy {proxy} asks for credentials (407 Proxy Authentication Required): give them \
+         in the proxy URL, http://user:password@host:port"
+    )
 }
 
 /// The OpenAI request for `request`, naming the upstream's model.

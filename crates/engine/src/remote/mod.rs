@@ -21,8 +21,9 @@ use crate::backend::{Backend, ModelInfo};
 use crate::EngineError;
 
 pub use call::RemoteBackend;
+pub use client::proxy_from_env;
 
-use client::HttpClient;
+use client::{HttpClient, Proxy};
 
 /// A model an upstream serves: `id` as inferd's clients name it, `upstream_model` as the
 /// upstream does.
@@ -89,6 +90,9 @@ pub struct UpstreamConfig {
     pub max_retries: u32,
     /// How often `/models` is asked (health and model discovery).
     pub probe_interval: Duration,
+    /// The HTTP proxy its calls go through, `http://[user:password@]host:port`; `None` goes
+    /// straight to it (see [`proxy_from_env`] for the usual environment variables).
+    pub proxy: Option<String>,
 }
 
 impl UpstreamConfig {
@@ -104,6 +108,7 @@ impl UpstreamConfig {
             max_concurrent: 256,
             max_retries: 2,
             probe_interval: Duration::from_secs(5),
+            proxy: None,
         }
     }
 }
@@ -155,6 +160,9 @@ pub struct UpstreamStatus {
     pub healthy: Option<bool>,
     pub reason: Option<String>,
     pub models: Vec<String>,
+    /// The HTTP proxy its calls go through (without credentials), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
 }
 
 /// Largest `/models` answer read from an upstream.
@@ -174,6 +182,8 @@ pub struct Upstream {
     /// Its chat and text completion endpoints, parsed once.
     chat: Endpoint,
     completions: Endpoint,
+    /// The proxy its calls go through, as shown (no credentials).
+    via: Option<String>,
 }
 
 /// The ids of discovered routes for a log line: `a, b`, or `(none)`.
@@ -240,13 +250,20 @@ impl Upstream {
                 config.name
             ));
         }
-        let client =
-            HttpClient::new(config.timeouts.connect, config.max_concurrent).map_err(|e| {
-                format!(
-                    "upstream `{}`: cannot build its HTTP client: {e}",
-                    config.name
-                )
-            })?;
+        let proxy = match &config.proxy {
+            Some(url) => {
+                Some(Proxy::parse(url).map_err(|e| format!("upstream `{}`: {e}", config.name))?)
+            }
+            None => None,
+        };
+        let via = proxy.as_ref().map(Proxy::shown);
+        let client = HttpClient::new(&uri, proxy, config.timeouts.connect, config.max_concurrent)
+            .map_err(|e| {
+            format!(
+                "upstream `{}`: cannot build its HTTP client: {e}",
+                config.name
+            )
+        })?;
         let authorization = match &config.api_key {
             Some(key) => {
                 let mut value =
@@ -274,6 +291,7 @@ impl Upstream {
             authorization,
             health: RwLock::new(Health::default()),
             server: (host, port),
+            via,
             config,
         })
     }
@@ -373,7 +391,7 @@ impl Upstream {
                 if was == Some(false) {
                     tracing::info!(upstream = %self.config.name, url = %self.config.base_url, "upstream available again");
                 } else if was.is_none() {
-                    tracing::info!(upstream = %self.config.name, url = %self.config.base_url, models = %discovered_names(health.discovered.as_deref()), "upstream available");
+                    tracing::info!(upstream = %self.config.name, url = %self.config.base_url, models = %discovered_names(health.discovered.as_deref()), proxy = self.via.as_deref().unwrap_or("none"), "upstream available");
                 }
             }
             Err(reason) => {
@@ -412,7 +430,13 @@ impl Upstream {
                 .map_err(|e| format!("GET {url} failed: {}", client::describe(&e)))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(format!("GET {url} answered {status}"));
+                return Err(match self.via.as_deref() {
+                    Some(proxy) if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+                        format!("GET {url}: {}", call::proxy_auth_message(proxy))
+                    }
+                    Some(proxy) => format!("GET {url} answered {status} (through proxy {proxy})"),
+                    None => format!("GET {url} answered {status}"),
+                });
             }
             client::read_body(response.into_body(), MAX_MODEL_LIST)
                 .await
@@ -440,6 +464,7 @@ impl Upstream {
                 .routes_in(&health)
                 .map(|r| r.iter().map(|r| r.id.clone()).collect())
                 .unwrap_or_default(),
+            proxy: self.via.clone(),
         }
     }
 
