@@ -97,11 +97,8 @@ async fn chat(State(stub): State<Stub>) -> Response {
     }
 }
 
-/// Starts the stand-in and a gateway with one upstream routing model `m` to it.
-async fn setup(
-    script: Script,
-    tweak: impl FnOnce(&mut UpstreamConfig),
-) -> (Gateway, Arc<AtomicUsize>) {
+/// Starts a stand-in; returns its OpenAI base URL and its count of chat calls.
+async fn start_stub(script: Script) -> (String, Arc<AtomicUsize>) {
     let calls = Arc::new(AtomicUsize::new(0));
     let app = Router::new()
         .route("/v1/chat/completions", post(chat))
@@ -115,11 +112,34 @@ async fn setup(
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
-    let mut config = UpstreamConfig::new("stub", &format!("http://{addr}/v1"));
+    (format!("http://{addr}/v1"), calls)
+}
+
+/// Starts the stand-in and a gateway with one upstream routing model `m` to it.
+async fn setup(
+    script: Script,
+    tweak: impl FnOnce(&mut UpstreamConfig),
+) -> (Gateway, Arc<AtomicUsize>) {
+    let (url, calls) = start_stub(script).await;
+    let mut config = UpstreamConfig::new("stub", &url);
     config.models = vec![ModelRoute::parse("m")];
     tweak(&mut config);
     let gateway = Gateway::new(vec![config], ReadyPolicy::Any).expect("gateway");
     (gateway, calls)
+}
+
+/// A gateway with two upstreams `a` and `b` at `urls`, both serving model `m`.
+fn two_upstreams(urls: [&str; 2]) -> Gateway {
+    let configs = ["a", "b"]
+        .iter()
+        .zip(urls)
+        .map(|(name, url)| {
+            let mut config = UpstreamConfig::new(*name, url);
+            config.models = vec![ModelRoute::parse("m")];
+            config
+        })
+        .collect();
+    Gateway::new(configs, ReadyPolicy::Any).expect("gateway")
 }
 
 fn request() -> GenerationRequest {
@@ -441,4 +461,68 @@ fn a_proxy_that_is_not_plain_http_is_refused_at_start_up() {
     let err = Gateway::new(vec![config], ReadyPolicy::Any).expect_err("refused");
     assert!(err.contains("must start with http://"), "{err}");
     assert!(!err.contains("secret"), "{err}");
+}
+
+#[tokio::test]
+async fn a_model_served_by_two_upstreams_takes_turns_between_them() {
+    let (a, a_calls) = start_stub(Script::UnavailableFirst(0)).await;
+    let (b, b_calls) = start_stub(Script::UnavailableFirst(0)).await;
+    let gateway = two_upstreams([&a, &b]);
+    for _ in 0..6 {
+        let (text, _) = run(&gateway).await.expect("served");
+        assert_eq!(text, "Hello");
+    }
+    assert_eq!(a_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(b_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(gateway.models().len(), 1, "listed once");
+}
+
+#[tokio::test]
+async fn the_less_busy_upstream_gets_the_request() {
+    let (a, a_calls) = start_stub(Script::Stall).await;
+    let (b, b_calls) = start_stub(Script::Stall).await;
+    let gateway = two_upstreams([&a, &b]);
+    let backend = || gateway.route("m").expect("routed").expect("backend");
+    let held = backend().generate(request()).await.expect("first, on a");
+    let second = backend().generate(request()).await.expect("second, on b");
+    drop(second);
+    // b's permit comes back once its reader sees the client gone.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // a's turn again, but a still answers `held`: b takes it.
+    let _third = backend().generate(request()).await.expect("third");
+    assert_eq!(a_calls.load(Ordering::SeqCst), 1);
+    assert_eq!(b_calls.load(Ordering::SeqCst), 2);
+    drop(held);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_failed_over_at_once_and_marked_down() {
+    // A port nothing listens on: bound, then released.
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        format!("http://{}/v1", listener.local_addr().expect("addr"))
+    };
+    let (b, b_calls) = start_stub(Script::UnavailableFirst(0)).await;
+    let gateway = two_upstreams([&dead, &b]);
+    for _ in 0..4 {
+        let (text, _) = run(&gateway).await.expect("served by b");
+        assert_eq!(text, "Hello");
+    }
+    assert_eq!(b_calls.load(Ordering::SeqCst), 4);
+    let a = &gateway.statuses()[0];
+    assert_eq!((a.name.as_str(), a.healthy), ("a", Some(false)));
+}
+
+#[tokio::test]
+async fn a_503_from_one_upstream_is_passed_on_to_the_other() {
+    let (a, a_calls) = start_stub(Script::UnavailableFirst(usize::MAX)).await;
+    let (b, b_calls) = start_stub(Script::UnavailableFirst(0)).await;
+    let gateway = two_upstreams([&a, &b]);
+    for _ in 0..2 {
+        let (text, _) = run(&gateway).await.expect("served by b");
+        assert_eq!(text, "Hello");
+    }
+    assert_eq!(a_calls.load(Ordering::SeqCst), 1, "tried once, not retried");
+    assert_eq!(b_calls.load(Ordering::SeqCst), 2);
+    assert_eq!(gateway.statuses()[0].healthy, None, "busy is not down");
 }

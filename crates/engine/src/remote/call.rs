@@ -33,87 +33,158 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
 type Events = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
 
-/// A model served by an upstream.
+/// A model served by one or more upstreams: the first candidate is the one chosen for this
+/// request, the others are where it fails over to (before anything was streamed).
 #[derive(Debug)]
 pub struct RemoteBackend {
-    upstream: Arc<Upstream>,
-    route: ModelRoute,
+    candidates: Vec<(Arc<Upstream>, ModelRoute)>,
 }
 
 impl RemoteBackend {
-    pub(super) fn new(upstream: Arc<Upstream>, route: ModelRoute) -> Self {
-        Self { upstream, route }
+    /// `candidates` must not be empty.
+    pub(super) fn new(candidates: Vec<(Arc<Upstream>, ModelRoute)>) -> Self {
+        debug_assert!(!candidates.is_empty());
+        Self { candidates }
     }
+}
+
+/// A call that got its answer's head.
+struct Sent {
+    response: Response,
+    /// The HTTP CLIENT span of the successful attempt.
+    span: Span,
+    upstream: Arc<Upstream>,
+    permit: OwnedSemaphorePermit,
+    headers_deadline: Instant,
+    deadline: Instant,
+}
+
+/// How the attempts on one upstream ended without an answer.
+enum Failed {
+    /// Another upstream may do better (it could not be reached, or said 502/503).
+    Retryable(EngineError),
+    /// The error is the answer (a 4xx, a timeout, a broken connection).
+    Final(EngineError),
 }
 
 #[async_trait]
 impl Backend for RemoteBackend {
     fn info(&self) -> ModelInfo {
-        self.upstream.info()
+        self.candidates[0].0.info()
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
-        let up = &self.upstream;
-        up.check_healthy()?;
-        let permit =
-            Arc::clone(&up.permits)
-                .try_acquire_owned()
-                .map_err(|_| EngineError::UpstreamBusy {
-                    upstream: up.config.name.clone(),
-                    limit: up.config.max_concurrent,
-                })?;
-        let chat = matches!(request.prompt, Prompt::Chat(_));
-        let endpoint = if chat { &up.chat } else { &up.completions };
-        let body = request_body(&self.route.upstream_model, &request);
-        let started = Instant::now();
-        let deadline = started + up.config.timeouts.total;
-        // A stream's headers come before its first token; a whole answer's only at the end.
-        let headers_deadline = if request.stream {
-            started + up.config.timeouts.first_token.min(up.config.timeouts.total)
-        } else {
-            deadline
-        };
-        let headers_limit = headers_deadline - started;
-        let (response, span) = self
-            .send(endpoint, body, headers_deadline, headers_limit)
-            .await?;
+        let sent = self.send(&request).await?;
         let (events, receiver) = mpsc::unbounded_channel();
         let call = Call {
-            upstream: Arc::clone(up),
-            span,
+            upstream: sent.upstream,
+            span: sent.span,
             events,
-            _permit: permit,
+            _permit: sent.permit,
         };
         if request.stream {
-            let first_deadline = headers_deadline;
-            tokio::spawn(call.pump_stream(response, first_deadline, deadline));
+            tokio::spawn(call.pump_stream(sent.response, sent.headers_deadline, sent.deadline));
         } else {
-            call.read_whole(response, deadline).await;
+            call.read_whole(sent.response, sent.deadline).await;
         }
         Ok(GenerationStream::new(0, receiver))
     }
 }
 
 impl RemoteBackend {
-    /// Sends the request, retrying connection failures and 502/503 (nothing was streamed
-    /// yet) with capped exponential backoff and full jitter. Each attempt is an HTTP CLIENT
-    /// span; the successful one is returned to stay open while the body is read.
-    async fn send(
+    /// Sends the request to the first candidate that is healthy and has room. One that cannot
+    /// be reached or answers 502/503 hands the request on to the next usable candidate at
+    /// once; the last one retries (see [`RemoteBackend::attempts`]). Nothing was streamed to
+    /// the client yet, so this is safe.
+    async fn send(&self, request: &GenerationRequest) -> Result<Sent, EngineError> {
+        let started = Instant::now();
+        let chat = matches!(request.prompt, Prompt::Chat(_));
+        let mut error: Option<EngineError> = None;
+        let mut resends: u32 = 0;
+        for (i, (up, route)) in self.candidates.iter().enumerate() {
+            if let Err(e) = up.check_healthy() {
+                error.get_or_insert(e);
+                continue;
+            }
+            let Ok(permit) = Arc::clone(&up.permits).try_acquire_owned() else {
+                error.get_or_insert(EngineError::UpstreamBusy {
+                    upstream: up.config.name.clone(),
+                    limit: up.config.max_concurrent,
+                });
+                continue;
+            };
+            let endpoint = if chat { &up.chat } else { &up.completions };
+            let body = bytes::Bytes::from(request_body(&route.upstream_model, request));
+            let timeouts = up.config.timeouts;
+            let deadline = started + timeouts.total;
+            // A stream's headers come before its first token; a whole answer's only at the end.
+            let headers_deadline = if request.stream {
+                started + timeouts.first_token.min(timeouts.total)
+            } else {
+                deadline
+            };
+            let headers_limit = headers_deadline - started;
+            let fallback = self.candidates[i + 1..]
+                .iter()
+                .any(|(u, _)| u.health().healthy != Some(false));
+            match self
+                .attempts(
+                    up,
+                    endpoint,
+                    body,
+                    (headers_deadline, headers_limit),
+                    &mut resends,
+                    fallback,
+                )
+                .await
+            {
+                Ok((response, span)) => {
+                    return Ok(Sent {
+                        response,
+                        span,
+                        upstream: Arc::clone(up),
+                        permit,
+                        headers_deadline,
+                        deadline,
+                    })
+                }
+                Err(Failed::Final(e)) => return Err(e),
+                Err(Failed::Retryable(e)) => {
+                    if fallback {
+                        tracing::debug!(upstream = %up.config.name, error = %e, "failing over to the next upstream");
+                    }
+                    error = Some(e);
+                }
+            }
+        }
+        Err(error.unwrap_or_else(|| EngineError::UpstreamUnavailable {
+            upstream: self.candidates[0].0.config.name.clone(),
+            reason: "no upstream could take the request".into(),
+        }))
+    }
+
+    /// Sends the request to `up`. Without a `fallback`, connection failures and 502/503 are
+    /// retried with capped exponential backoff and full jitter; with one, the first such
+    /// failure hands the request on (an upstream that cannot be reached is marked down at
+    /// once). Each attempt is an HTTP CLIENT span (`resends` counts them across upstreams);
+    /// the successful one is returned to stay open while the body is read.
+    async fn attempts(
         &self,
+        up: &Upstream,
         endpoint: &Endpoint,
-        body: Vec<u8>,
-        headers_deadline: Instant,
-        headers_limit: Duration,
-    ) -> Result<(Response, Span), EngineError> {
-        let up = &self.upstream;
+        body: bytes::Bytes,
+        (headers_deadline, headers_limit): (Instant, Duration),
+        resends: &mut u32,
+        fallback: bool,
+    ) -> Result<(Response, Span), Failed> {
         let name = &up.config.name;
-        let body = bytes::Bytes::from(body);
         let mut attempt: u32 = 0;
         loop {
             let span = http_client_span_to(&Method::POST, &endpoint.target);
-            if attempt > 0 {
-                span.record("http.request.resend_count", i64::from(attempt));
+            if *resends > 0 {
+                span.record("http.request.resend_count", i64::from(*resends));
             }
+            *resends += 1;
             let mut request = client::Request::new(Full::new(body.clone()));
             *request.method_mut() = Method::POST;
             *request.uri_mut() = endpoint.url.clone();
@@ -132,7 +203,7 @@ impl RemoteBackend {
                         seconds: headers_limit.as_secs_f64(),
                     };
                     end_with_error(&span, &err);
-                    return Err(err);
+                    return Err(Failed::Final(err));
                 }
                 Ok(Ok(response)) if response.status().is_success() => {
                     record_http_response(&span, response.status());
@@ -146,7 +217,7 @@ impl RemoteBackend {
                     if status != StatusCode::BAD_GATEWAY
                         && status != StatusCode::SERVICE_UNAVAILABLE
                     {
-                        return Err(err);
+                        return Err(Failed::Final(err));
                     }
                     err
                 }
@@ -165,20 +236,20 @@ impl RemoteBackend {
                     };
                     end_with_error(&span, &err);
                     if !e.is_connect() {
-                        return Err(err);
+                        return Err(Failed::Final(err));
                     }
                     err
                 }
             };
-            if attempt >= up.config.max_retries {
+            if fallback || attempt >= up.config.max_retries {
                 if let EngineError::UpstreamUnavailable { reason, .. } = &retryable {
                     up.mark_unhealthy(reason);
                 }
-                return Err(retryable);
+                return Err(Failed::Retryable(retryable));
             }
             let backoff = backoff(attempt);
             if Instant::now() + backoff >= headers_deadline {
-                return Err(retryable);
+                return Err(Failed::Retryable(retryable));
             }
             tracing::debug!(upstream = %name, attempt, error = %retryable, "retrying upstream call");
             tokio::time::sleep(backoff).await;

@@ -258,10 +258,12 @@ async fn tunnel(
             Ok(httparse::Status::Partial) => {
                 return Err(format!("proxy {shown} sent an over-long answer to CONNECT").into())
             }
-            Err(e) => return Err(format!(
+            Err(e) => {
+                return Err(format!(
                 "proxy {shown} answered CONNECT {host}:{port} with something that is not HTTP: {e}"
             )
-            .into()),
+                .into())
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ mod call;
 mod client;
 pub mod sse;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -337,6 +338,13 @@ impl Upstream {
             .and_then(|routes| routes.iter().find(|r| r.id == model).cloned())
     }
 
+    /// Requests it is answering now.
+    fn in_flight(&self) -> usize {
+        self.config
+            .max_concurrent
+            .saturating_sub(self.permits.available_permits())
+    }
+
     /// Fails fast when the upstream is known to be down.
     fn check_healthy(&self) -> Result<(), EngineError> {
         let health = self.health();
@@ -484,6 +492,8 @@ impl Upstream {
 pub struct Gateway {
     upstreams: Vec<Arc<Upstream>>,
     policy: ReadyPolicy,
+    /// Turns of the round robin among equally busy upstreams serving one model.
+    turn: AtomicUsize,
 }
 
 impl Gateway {
@@ -500,7 +510,11 @@ impl Gateway {
             }
             upstreams.push(Arc::new(Upstream::new(config)?));
         }
-        Ok(Self { upstreams, policy })
+        Ok(Self {
+            upstreams,
+            policy,
+            turn: AtomicUsize::new(0),
+        })
     }
 
     /// Whether any upstream is configured.
@@ -529,13 +543,27 @@ impl Gateway {
 
     /// The backend for `model`: `None` when no upstream serves it, an error when an upstream
     /// whose model list is still unknown (never reached) might.
+    ///
+    /// When several upstreams serve the model, the request goes to a healthy one with the
+    /// fewest requests in flight (equals take turns), and fails over to the others.
     pub fn route(&self, model: &str) -> Option<Result<Arc<dyn Backend>, EngineError>> {
-        for upstream in &self.upstreams {
-            if let Some(route) = upstream.route(model) {
-                let backend: Arc<dyn Backend> =
-                    Arc::new(RemoteBackend::new(Arc::clone(upstream), route));
-                return Some(Ok(backend));
+        let mut candidates: Vec<(Arc<Upstream>, ModelRoute)> = self
+            .upstreams
+            .iter()
+            .filter_map(|u| u.route(model).map(|route| (Arc::clone(u), route)))
+            .collect();
+        if !candidates.is_empty() {
+            if candidates.len() > 1 {
+                let turn = self.turn.fetch_add(1, Ordering::Relaxed);
+                let n = candidates.len();
+                candidates.rotate_left(turn % n);
+                // A stable sort: equals keep the rotated order.
+                candidates.sort_by_cached_key(|(u, _)| {
+                    (u.health().healthy == Some(false), u.in_flight())
+                });
             }
+            let backend: Arc<dyn Backend> = Arc::new(RemoteBackend::new(candidates));
+            return Some(Ok(backend));
         }
         let unknown: Vec<&Arc<Upstream>> = self
             .upstreams
@@ -564,7 +592,7 @@ impl Gateway {
     }
 
     /// Every model the upstreams serve (configured or discovered), with its facts; a model
-    /// served by several upstreams is listed once (the first one routes it).
+    /// served by several upstreams is listed once, with the first one's facts.
     pub fn models(&self) -> Vec<(String, ModelInfo)> {
         let mut out: Vec<(String, ModelInfo)> = Vec::new();
         for upstream in &self.upstreams {
