@@ -410,3 +410,150 @@ async fn a_back_killed_mid_stream_ends_the_stream_with_an_error_and_recovery_fol
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// What the tool-calling stand-in received.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
+
+/// An upstream that answers every chat request with a call of the tool `get_weather` (a
+/// stand-in for a tool-capable server such as vLLM), as one answer or as a stream with a
+/// usage chunk, and records the bodies it received. Returns its base URL.
+async fn start_tool_upstream(received: Received) -> String {
+    use axum::routing::{get, post};
+    const HEAD: &str = r#""id":"up-1","created":1,"model":"tool-model""#;
+    let answer = move |axum::Json(body): axum::Json<Value>| {
+        let received = received.clone();
+        async move {
+            let stream = body["stream"] == true;
+            received.lock().expect("lock").push(body);
+            if !stream {
+                let json = format!(
+                    r#"{{{HEAD},"object":"chat.completion","choices":[{{"index":0,"message":{{"role":"assistant","content":null,"tool_calls":[{{"id":"call_1","type":"function","function":{{"name":"get_weather","arguments":"{{\"city\":\"Paris\"}}"}}}}]}},"finish_reason":"tool_calls"}}],"usage":{{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}}}"#
+                );
+                return ([("content-type", "application/json")], json);
+            }
+            let chunk = |rest: &str| {
+                format!("data: {{{HEAD},\"object\":\"chat.completion.chunk\",{rest}}}\n\n")
+            };
+            let sse = [
+                chunk(r#""choices":[{"index":0,"delta":{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"get_weather","arguments":""}}]},"finish_reason":null}]"#),
+                chunk(r#""choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"city\":\"Paris\"}"}}]},"finish_reason":null}]"#),
+                chunk(r#""choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]"#),
+                chunk(r#""choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}"#),
+                "data: [DONE]\n\n".to_owned(),
+            ]
+            .concat();
+            ([("content-type", "text/event-stream")], sse)
+        }
+    };
+    let app = axum::Router::new()
+        .route("/v1/chat/completions", post(answer))
+        .route(
+            "/v1/models",
+            get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn tool_calling_requests_go_to_the_upstream_as_sent_and_its_answers_come_back() {
+    let received = Received::default();
+    let upstream = start_tool_upstream(received.clone()).await;
+    let toml = format!(
+        "[[upstreams]]\nname = \"tools\"\nurl = \"{upstream}\"\nmodels = [\"weather=tool-model\"]\n"
+    );
+    let front = Server::start_with_config(&temp_dir("tools"), &toml, &[], &[], false);
+    let tools = json!([{"type": "function", "function": {"name": "get_weather",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
+    let messages = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_0", "type": "function",
+            "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_0", "content": "sunny"}
+    ]);
+    let request = |stream: bool| {
+        json!({"model": "weather", "messages": messages, "tools": tools,
+               "tool_choice": "auto", "stream": stream})
+    };
+
+    // One answer, traced.
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN}-01"))
+        .json(&request(false))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    let choice = &answer["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls", "{answer}");
+    assert_eq!(
+        choice["message"]["tool_calls"][0]["function"]["arguments"],
+        "{\"city\":\"Paris\"}"
+    );
+    assert_eq!(
+        answer["model"], "weather",
+        "the client's name for the model"
+    );
+    let id = answer["id"].as_str().expect("id");
+    assert!(id.starts_with("chatcmpl-") && id != "up-1", "{id}");
+    assert_eq!(answer["usage"]["completion_tokens"], 7);
+    {
+        let received = received.lock().expect("lock");
+        let sent = &received[0];
+        assert_eq!(sent["model"], "tool-model", "renamed for the upstream");
+        assert_eq!(sent["tools"], tools);
+        assert_eq!(sent["tool_choice"], "auto");
+        assert_eq!(sent["messages"], messages, "tool messages kept whole");
+    }
+    let spans = wait_for_trace(&front, trace_id, 3).await;
+    let generation = span(&spans, |s| s["name"] == "chat weather", "generation");
+    let a = &generation["attributes"];
+    // The trace viewer shows array attributes as text.
+    assert!(
+        a["gen_ai.response.finish_reasons"]
+            .to_string()
+            .contains("tool_calls"),
+        "{a}"
+    );
+    assert_eq!(a["gen_ai.usage.output_tokens"], 7);
+    assert_eq!(a["gen_ai.usage.input_tokens"], 12);
+
+    // A stream, without usage asked for: inferd asks for it, and keeps it to itself.
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&request(true))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let data = sse_data(&r.text().await.expect("body"));
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).expect("chunk json"))
+        .collect();
+    assert_eq!(
+        chunks.len(),
+        3,
+        "the usage chunk is not passed on: {chunks:?}"
+    );
+    let first_id = &chunks[0]["id"];
+    assert!(chunks
+        .iter()
+        .all(|c| c["id"] == *first_id && c["model"] == "weather"));
+    let arguments: String = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"][0]["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, "{\"city\":\"Paris\"}");
+    assert_eq!(chunks[2]["choices"][0]["finish_reason"], "tool_calls");
+    let received = received.lock().expect("lock");
+    assert_eq!(received[1]["stream_options"]["include_usage"], true);
+}

@@ -233,6 +233,12 @@ impl ActiveGeneration {
             .unwrap_or_else(tracing::Span::none)
     }
 
+    /// The output will not arrive as text (a passed-through answer goes on as the upstream's
+    /// JSON): none is captured, rather than an empty one.
+    pub fn skip_output_capture(&mut self) {
+        self.captured_output = None;
+    }
+
     /// Notes generated text (kept only when content capture is on); the first call marks the
     /// first token.
     pub fn token(&mut self, text: &str) {

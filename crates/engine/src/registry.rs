@@ -346,6 +346,12 @@ impl ModelRegistry {
         }
     }
 
+    /// Whether `model` is not a local model but one an upstream serves (or, its model list
+    /// being unknown yet, may serve).
+    pub fn is_remote(&self, model: &str) -> bool {
+        !self.read().contains_key(self.canonical(model)) && self.gateway.route(model).is_some()
+    }
+
     /// A lease on the backend serving `model` (an id or alias), loading a local model on
     /// first use; then the upstreams.
     pub async fn acquire(&self, model: &str) -> Result<Lease, LookupError> {

@@ -82,6 +82,23 @@ pub struct GenerationRequest {
     /// Whether the client reads a stream. The local engine streams either way; a remote
     /// upstream is asked the same way the client asked.
     pub stream: bool,
+    /// Set when the request is passed to a remote upstream as the client sent it.
+    pub pass_through: Option<PassThrough>,
+}
+
+/// A request passed to a remote upstream as the client sent it, for what inferd's own request
+/// model does not carry (tools, logprobs, `response_format`, `n`, content parts, …). Its
+/// answer comes back as [`GenerationEvent::Raw`] JSON. Only upstreams take it; the local
+/// engine refuses it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassThrough {
+    /// The client's JSON body; `model` is replaced by the upstream's name for the model.
+    pub body: serde_json::Map<String, serde_json::Value>,
+    /// The id inferd gives the response: it replaces the upstream's in the answer.
+    pub response_id: String,
+    /// Whether the client asked for usage in a stream (the usage chunk is passed on only then;
+    /// inferd always asks the upstream for it).
+    pub include_usage: bool,
 }
 
 /// Why generation ended.
@@ -94,6 +111,8 @@ pub enum FinishReason {
     Length,
     /// An upstream's content filter withheld (part of) the answer.
     ContentFilter,
+    /// The model called tools (an upstream answering a passed-through request).
+    ToolCalls,
 }
 
 impl FinishReason {
@@ -103,6 +122,7 @@ impl FinishReason {
             FinishReason::Stop => "stop",
             FinishReason::Length => "length",
             FinishReason::ContentFilter => "content_filter",
+            FinishReason::ToolCalls => "tool_calls",
         }
     }
 }
@@ -137,6 +157,10 @@ pub struct EngineTimings {
 pub enum GenerationEvent {
     /// New text, always whole UTF-8 characters.
     Delta(String),
+    /// A chunk (streaming) or the whole answer of a passed-through request: JSON to send to
+    /// the client as it is (its `id` and `model` already inferd's). `output` says whether it
+    /// carries generated output (text or tool calls).
+    Raw { json: String, output: bool },
     /// Generation ended.
     Finished {
         finish_reason: FinishReason,

@@ -150,6 +150,7 @@ fn request() -> GenerationRequest {
         }]),
         params: SamplingParams::default(),
         stream: true,
+        pass_through: None,
     }
 }
 
@@ -161,6 +162,7 @@ async fn run(gateway: &Gateway) -> Result<(String, Option<GenerationEvent>), Eng
     while let Some(event) = stream.next().await {
         match event? {
             GenerationEvent::Delta(delta) => text.push_str(&delta),
+            GenerationEvent::Raw { json, .. } => panic!("not a passed-through request: {json}"),
             finished @ GenerationEvent::Finished { .. } => return Ok((text, Some(finished))),
         }
     }

@@ -6,6 +6,9 @@ use axum::response::{IntoResponse, Response};
 use inferd_engine::{EngineError, LookupError};
 use serde::Serialize;
 
+/// The code of a refused feature inferd does not implement.
+const UNSUPPORTED: &str = "unsupported_parameter";
+
 /// A client-facing error.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiError {
@@ -48,7 +51,13 @@ impl ApiError {
 
     /// 400 for a valid option inferd does not implement.
     pub fn unsupported(param: &str, message: impl Into<String>) -> Self {
-        Self::invalid(Some(param.to_owned()), message).with_code("unsupported_parameter")
+        Self::invalid(Some(param.to_owned()), message).with_code(UNSUPPORTED)
+    }
+
+    /// Whether this is a refusal of a feature inferd does not implement (which an upstream
+    /// may serve).
+    pub fn is_unsupported(&self) -> bool {
+        self.code == Some(UNSUPPORTED)
     }
 
     /// 404 for something that is not there; `code` says what.

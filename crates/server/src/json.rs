@@ -10,9 +10,9 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The request body parsed as `T`.
+/// The request body parsed as `T`, and the bytes it was parsed from.
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T);
+pub struct JsonBody<T>(pub T, pub Bytes);
 
 impl<T> FromRequest<AppState> for JsonBody<T>
 where
@@ -31,7 +31,7 @@ where
                         ApiError::invalid(None, format!("cannot read request body: {rejection}"))
                     }
                 })?;
-        parse(&bytes).map(JsonBody)
+        parse(&bytes).map(|value| JsonBody(value, bytes))
     }
 }
 

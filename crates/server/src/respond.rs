@@ -62,6 +62,9 @@ struct ResponseMeta {
     created: u64,
     model: String,
     include_usage: bool,
+    /// A passed-through request: the upstream's answer goes on as it is (see
+    /// [`GenerationEvent::Raw`]), nothing is shaped here.
+    raw: bool,
     /// Where the token counts go for the access line.
     access: AccessFacts,
 }
@@ -73,10 +76,18 @@ const PROVIDER: &str = "inferd";
 pub async fn generate(
     state: &AppState,
     endpoint: Endpoint,
-    request: ValidRequest,
+    mut request: ValidRequest,
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
+    let id = format!("{}{}", endpoint.id_prefix(), random_id());
+    let raw = match request.generation.pass_through.as_mut() {
+        Some(pass) => {
+            pass.response_id.clone_from(&id);
+            true
+        }
+        None => false,
+    };
     // A cold local model is loaded here (its model.load span under the request's span).
     let lookup = state.registry.acquire(&request.model).await;
     let (provider, server) = match &lookup {
@@ -99,6 +110,10 @@ pub async fn generate(
             .capture_content
             .then(|| request.generation.prompt.clone()),
     });
+    let mut observed = observed;
+    if raw {
+        observed.skip_output_capture();
+    }
     let lease = match lookup {
         Ok(lease) => lease,
         Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
@@ -121,10 +136,11 @@ pub async fn generate(
     };
     let meta = ResponseMeta {
         endpoint,
-        id: format!("{}{}", endpoint.id_prefix(), random_id()),
+        id,
         created: unix_now(),
         model: request.model,
         include_usage: request.include_usage,
+        raw,
         access,
     };
     if request.stream {
@@ -151,11 +167,18 @@ async fn collect(
     _lease: Lease,
 ) -> Result<Response, ApiError> {
     let mut text = String::new();
+    let mut raw_answer: Option<String> = None;
     let (finish_reason, usage, timings) = loop {
         match generation.next().await {
             Some(Ok(GenerationEvent::Delta(delta))) => {
                 observed.token(&delta);
                 text.push_str(&delta);
+            }
+            Some(Ok(GenerationEvent::Raw { json, output })) => {
+                if output {
+                    observed.token("");
+                }
+                raw_answer = Some(json);
             }
             Some(Ok(GenerationEvent::Finished {
                 finish_reason,
@@ -181,6 +204,16 @@ async fn collect(
         usage,
         timings,
     );
+    if let Some(json) = raw_answer {
+        return Ok((
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            json,
+        )
+            .into_response());
+    }
     let usage = UsageBody::from(usage);
     let body = match meta.endpoint {
         Endpoint::Chat => axum::Json(ChatCompletion {
@@ -241,7 +274,8 @@ fn sse_events(
     lease: Lease,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut pending = std::collections::VecDeque::new();
-    if meta.endpoint == Endpoint::Chat {
+    // A passed-through answer has the upstream's own first chunk.
+    if meta.endpoint == Endpoint::Chat && !meta.raw {
         pending.push_back(chunk_event(&meta, Piece::Role));
     }
     let state = StreamState {
@@ -266,6 +300,14 @@ fn sse_events(
                     st.pending
                         .push_back(chunk_event(&st.meta, Piece::Text(text)));
                 }
+                Some(Ok(GenerationEvent::Raw { json, output })) => {
+                    if output {
+                        if let Some(observed) = st.observed.as_mut() {
+                            observed.token("");
+                        }
+                    }
+                    st.pending.push_back(Event::default().data(json));
+                }
                 Some(Ok(GenerationEvent::Finished {
                     finish_reason,
                     usage,
@@ -283,11 +325,14 @@ fn sse_events(
                             timings,
                         );
                     }
-                    st.pending
-                        .push_back(chunk_event(&st.meta, Piece::Finish(finish_reason)));
-                    if st.meta.include_usage {
+                    // A passed-through answer had its finish (and usage) chunks already.
+                    if !st.meta.raw {
                         st.pending
-                            .push_back(chunk_event(&st.meta, Piece::Usage(usage)));
+                            .push_back(chunk_event(&st.meta, Piece::Finish(finish_reason)));
+                        if st.meta.include_usage {
+                            st.pending
+                                .push_back(chunk_event(&st.meta, Piece::Usage(usage)));
+                        }
                     }
                     st.pending.push_back(Event::default().data("[DONE]"));
                 }

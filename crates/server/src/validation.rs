@@ -1,7 +1,9 @@
 //! Request validation: turns a parsed OpenAI request into an engine [`GenerationRequest`], or a
 //! 400 that names the field and says what is accepted. Nothing reaches the engine unchecked.
 
-use inferd_engine::{ChatMessage, ChatRole, GenerationRequest, Prompt, SamplingParams};
+use inferd_engine::{
+    ChatMessage, ChatRole, GenerationRequest, PassThrough, Prompt, SamplingParams,
+};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -182,6 +184,137 @@ pub fn completion(req: &CompletionRequest) -> Result<ValidRequest, ApiError> {
     finish(model, Prompt::Text(prompt), &sampling)
 }
 
+/// A chat request for a remote model that uses what inferd does not implement (tools,
+/// logprobs, `n`, content parts, …): it goes to the upstream as the client sent it (`raw`),
+/// which validates it. What inferd reads from it here only describes the generation in its
+/// telemetry.
+pub fn chat_pass_through(
+    req: &ChatCompletionRequest,
+    raw: &[u8],
+) -> Result<ValidRequest, ApiError> {
+    let messages = req
+        .messages
+        .iter()
+        .map(|m| ChatMessage {
+            role: match m.role.as_str() {
+                "system" | "developer" => ChatRole::System,
+                "assistant" => ChatRole::Assistant,
+                _ => ChatRole::User,
+            },
+            content: loose_text(&m.content),
+        })
+        .collect();
+    let max_tokens = req.max_completion_tokens.or(req.max_tokens);
+    let params = loose_params(
+        max_tokens,
+        (req.temperature, req.top_p, req.top_k, req.seed),
+        req.stop.as_ref(),
+        (req.frequency_penalty, req.presence_penalty),
+    );
+    pass_through(
+        &req.model,
+        Prompt::Chat(messages),
+        params,
+        req.stream,
+        req.stream_options.as_ref(),
+        raw,
+    )
+}
+
+/// A text completion request for a remote model that uses what inferd does not implement
+/// (`echo`, `best_of`, `suffix`, logprobs, several prompts, …); see [`chat_pass_through`].
+pub fn completion_pass_through(
+    req: &CompletionRequest,
+    raw: &[u8],
+) -> Result<ValidRequest, ApiError> {
+    let params = loose_params(
+        req.max_tokens,
+        (req.temperature, req.top_p, req.top_k, req.seed),
+        req.stop.as_ref(),
+        (req.frequency_penalty, req.presence_penalty),
+    );
+    let prompt = Prompt::Text(loose_text(&req.prompt));
+    pass_through(
+        &req.model,
+        prompt,
+        params,
+        req.stream,
+        req.stream_options.as_ref(),
+        raw,
+    )
+}
+
+fn pass_through(
+    model: &str,
+    prompt: Prompt,
+    params: SamplingParams,
+    stream: Option<bool>,
+    stream_options: Option<&StreamOptions>,
+    raw: &[u8],
+) -> Result<ValidRequest, ApiError> {
+    let model = model_id(model)?;
+    let body: serde_json::Map<String, Value> = serde_json::from_slice(raw).map_err(|e| {
+        ApiError::invalid(None, format!("the request body must be a JSON object: {e}"))
+    })?;
+    let stream = stream.unwrap_or(false);
+    let include_usage = stream_options.is_some_and(|o| o.include_usage);
+    Ok(ValidRequest {
+        model,
+        generation: GenerationRequest {
+            prompt,
+            params,
+            stream,
+            pass_through: Some(PassThrough {
+                body,
+                // Set when the response is made.
+                response_id: String::new(),
+                include_usage,
+            }),
+        },
+        stream,
+        include_usage,
+    })
+}
+
+/// The text of a message content or prompt, whatever its shape: a string, text parts (other
+/// parts left out), strings; anything else gives nothing.
+fn loose_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| {
+                item.as_str()
+                    .or_else(|| item.get("text").and_then(Value::as_str))
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// Sampling parameters as given (defaults where absent), unchecked: they describe a request
+/// the upstream checks.
+fn loose_params(
+    max_tokens: Option<u32>,
+    (temperature, top_p, top_k, seed): (Option<f32>, Option<f32>, Option<u32>, Option<i64>),
+    stop: Option<&Value>,
+    (frequency_penalty, presence_penalty): (Option<f32>, Option<f32>),
+) -> SamplingParams {
+    let defaults = SamplingParams::default();
+    SamplingParams {
+        max_tokens,
+        temperature: temperature.unwrap_or(defaults.temperature),
+        top_p: top_p.unwrap_or(defaults.top_p),
+        top_k: top_k.unwrap_or(0),
+        seed: seed.map(|seed| seed as u64),
+        stop: stop_sequences(stop).unwrap_or_default(),
+        frequency_penalty: frequency_penalty.unwrap_or(0.0),
+        presence_penalty: presence_penalty.unwrap_or(0.0),
+        ignore_eos: false,
+    }
+}
+
 fn model_id(model: &str) -> Result<String, ApiError> {
     if model.trim().is_empty() {
         return Err(ApiError::invalid(
@@ -336,6 +469,7 @@ fn finish(model: String, prompt: Prompt, s: &Sampling<'_>) -> Result<ValidReques
             prompt,
             params,
             stream,
+            pass_through: None,
         },
         stream,
         include_usage: s.stream_options.is_some_and(|o| o.include_usage),

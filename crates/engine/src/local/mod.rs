@@ -259,6 +259,11 @@ impl Backend for LocalEngine {
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
+        if request.pass_through.is_some() {
+            return Err(EngineError::InvalidRequest(
+                "this request uses features only a remote upstream can serve".into(),
+            ));
+        }
         let GenerationRequest { prompt, params, .. } = request;
         let prompter = Arc::clone(&self.prompter);
         let tokens = tokio::task::spawn_blocking(move || prompter.tokenize(&prompt))

@@ -13,6 +13,7 @@ use inferd_telemetry::{
     http_client_span_to, inject_span_context, record_error, record_http_response,
 };
 use serde::Serialize;
+use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 use tracing::Span;
@@ -54,6 +55,8 @@ struct Sent {
     /// The HTTP CLIENT span of the successful attempt.
     span: Span,
     upstream: Arc<Upstream>,
+    /// The model's id as clients name it.
+    model_id: String,
     permit: OwnedSemaphorePermit,
     headers_deadline: Instant,
     deadline: Instant,
@@ -80,6 +83,11 @@ impl Backend for RemoteBackend {
             upstream: sent.upstream,
             span: sent.span,
             events,
+            raw: request.pass_through.as_ref().map(|pass| RawOut {
+                response_id: pass.response_id.clone(),
+                model_id: sent.model_id,
+                include_usage: pass.include_usage,
+            }),
             _permit: sent.permit,
         };
         if request.stream {
@@ -143,6 +151,7 @@ impl RemoteBackend {
                         response,
                         span,
                         upstream: Arc::clone(up),
+                        model_id: route.id.clone(),
                         permit,
                         headers_deadline,
                         deadline,
@@ -315,6 +324,23 @@ pub(crate) fn proxy_auth_message(proxy: &str) -> String {
 
 /// The OpenAI request for `request`, naming the upstream's model.
 fn request_body(model: &str, request: &GenerationRequest) -> Vec<u8> {
+    if let Some(pass) = &request.pass_through {
+        let mut body = pass.body.clone();
+        body.insert("model".into(), Value::from(model));
+        if request.stream {
+            let options = body
+                .entry("stream_options")
+                .or_insert_with(|| Value::Object(Default::default()));
+            if !options.is_object() {
+                *options = Value::Object(Default::default());
+            }
+            if let Some(options) = options.as_object_mut() {
+                options.insert("include_usage".into(), Value::Bool(true));
+            }
+        }
+        // A map of JSON values always serializes.
+        return serde_json::to_vec(&body).unwrap_or_default();
+    }
     let p = &request.params;
     let (messages, prompt) = match &request.prompt {
         Prompt::Chat(messages) => (
@@ -400,8 +426,20 @@ struct Call {
     /// The HTTP CLIENT span of the successful attempt; ends when the body is read.
     span: Span,
     events: Events,
+    /// Set for a passed-through request: its answer goes on as JSON.
+    raw: Option<RawOut>,
     /// Held until the answer is read: the upstream's concurrency limit.
     _permit: OwnedSemaphorePermit,
+}
+
+/// How a passed-through answer is handed on.
+struct RawOut {
+    /// Replaces the upstream's `id`.
+    response_id: String,
+    /// Replaces the upstream's `model` (its own name for the model).
+    model_id: String,
+    /// Whether the usage-only chunk of a stream goes on to the client.
+    include_usage: bool,
 }
 
 /// What the stream said so far.
@@ -498,6 +536,9 @@ impl Call {
             progress.done = true;
             return Ok(());
         }
+        if let Some(raw) = &self.raw {
+            return self.pass_on(raw, data.as_bytes(), progress, true);
+        }
         let chunk: WireCompletion =
             serde_json::from_str(data).map_err(|e| EngineError::UpstreamFailed {
                 upstream: self.name().to_owned(),
@@ -539,6 +580,81 @@ impl Call {
         Ok(())
     }
 
+    /// Hands on one chunk (or the whole answer) of a passed-through request: the upstream's
+    /// JSON with inferd's response id and model id, after noting its usage, finish reason and
+    /// whether it carries output. In a stream, the usage-only chunk goes on only when the
+    /// client asked for usage.
+    fn pass_on(
+        &self,
+        raw: &RawOut,
+        data: &[u8],
+        progress: &mut Progress,
+        streaming: bool,
+    ) -> Result<(), EngineError> {
+        let unreadable = |e: serde_json::Error| EngineError::UpstreamFailed {
+            upstream: self.name().to_owned(),
+            reason: format!(
+                "unreadable {} ({e}): {}",
+                if streaming { "stream chunk" } else { "answer" },
+                clip(&String::from_utf8_lossy(data))
+            ),
+        };
+        let mut value: Value = serde_json::from_slice(data).map_err(unreadable)?;
+        let Some(object) = value.as_object_mut() else {
+            return Err(unreadable(serde::de::Error::custom("not a JSON object")));
+        };
+        if let Some(error) = object.get("error").filter(|e| !e.is_null()) {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("an error event without a message");
+            return Err(EngineError::UpstreamFailed {
+                upstream: self.name().to_owned(),
+                reason: message.to_owned(),
+            });
+        }
+        if let Some(usage) = object.get("usage").filter(|u| !u.is_null()) {
+            let count = |key: &str| {
+                usage
+                    .get(key)
+                    .and_then(Value::as_u64)
+                    .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+            };
+            progress.usage = Some(Usage {
+                prompt_tokens: count("prompt_tokens"),
+                completion_tokens: count("completion_tokens"),
+            });
+        }
+        let choices = object.get("choices").and_then(Value::as_array);
+        let mut output = false;
+        for choice in choices.into_iter().flatten() {
+            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+                progress
+                    .finish_reason
+                    .get_or_insert(sse::finish_reason(reason));
+            }
+            output |= carries_output(choice);
+        }
+        let usage_only = choices.is_none_or(Vec::is_empty) && progress.usage.is_some();
+        if streaming && usage_only && !raw.include_usage {
+            return Ok(());
+        }
+        if output {
+            progress.chunks += 1;
+        }
+        object.insert("id".into(), Value::from(raw.response_id.as_str()));
+        if object.contains_key("model") {
+            object.insert("model".into(), Value::from(raw.model_id.as_str()));
+        }
+        let json = serde_json::to_string(&value).map_err(unreadable)?;
+        self.events
+            .send(Ok(GenerationEvent::Raw { json, output }))
+            .map_err(|_| EngineError::UpstreamFailed {
+                upstream: self.name().to_owned(),
+                reason: "cancelled".into(),
+            })
+    }
+
     /// Reads a whole (non-stream) answer.
     async fn read_whole(self, response: Response, deadline: Instant) {
         let body = client::read_body(response.into_body(), MAX_ANSWER);
@@ -565,6 +681,13 @@ impl Call {
             }
             Ok(Ok(bytes)) => bytes,
         };
+        if let Some(raw) = &self.raw {
+            let mut progress = Progress::default();
+            if let Err(err) = self.pass_on(raw, &bytes, &mut progress, false) {
+                return self.fail(err);
+            }
+            return self.finish(progress);
+        }
         let answer: WireCompletion = match serde_json::from_slice(&bytes) {
             Ok(answer) => answer,
             Err(e) => {
@@ -609,6 +732,25 @@ impl Call {
     }
 }
 
+/// Whether a choice (of a chunk or a whole answer) holds generated output: text, a refusal or
+/// tool calls.
+fn carries_output(choice: &Value) -> bool {
+    let non_empty = |v: Option<&Value>| match v {
+        Some(Value::String(s)) => !s.is_empty(),
+        Some(Value::Array(a)) => !a.is_empty(),
+        Some(Value::Null) | None => false,
+        Some(_) => true,
+    };
+    let message = choice.get("delta").or_else(|| choice.get("message"));
+    non_empty(choice.get("text"))
+        || message.is_some_and(|m| {
+            non_empty(m.get("content"))
+                || non_empty(m.get("tool_calls"))
+                || non_empty(m.get("function_call"))
+                || non_empty(m.get("refusal"))
+        })
+}
+
 fn end_with_error(span: &Span, err: &EngineError) {
     record_error(span, err.kind(), &err.to_string());
     end_span(span);
@@ -647,6 +789,7 @@ mod tests {
                 ..SamplingParams::default()
             },
             stream: true,
+            pass_through: None,
         };
         let body: Value =
             serde_json::from_slice(&request_body("big/model", &request)).expect("json");
@@ -662,11 +805,59 @@ mod tests {
             prompt: Prompt::Text("Once".into()),
             params: SamplingParams::default(),
             stream: false,
+            pass_through: None,
         };
         let body: Value = serde_json::from_slice(&request_body("m", &text)).expect("json");
         assert_eq!(body["prompt"], "Once");
         assert_eq!(body["stream"], false);
         assert!(body.get("stream_options").is_none());
+    }
+
+    #[test]
+    fn a_passed_through_body_keeps_every_field_but_the_model_and_always_asks_for_usage() {
+        let client: serde_json::Map<String, Value> = serde_json::from_str(
+            r#"{"model":"chat","messages":[{"role":"tool","tool_call_id":"c1","content":"42"}],
+                "tools":[{"type":"function","function":{"name":"f"}}],"n":2,
+                "stream":true,"stream_options":{"include_usage":false,"other":1}}"#,
+        )
+        .expect("json");
+        let request = GenerationRequest {
+            prompt: Prompt::Chat(Vec::new()),
+            params: SamplingParams::default(),
+            stream: true,
+            pass_through: Some(crate::PassThrough {
+                body: client.clone(),
+                response_id: "chatcmpl-x".into(),
+                include_usage: false,
+            }),
+        };
+        let body: Value =
+            serde_json::from_slice(&request_body("big/model", &request)).expect("json");
+        assert_eq!(body["model"], "big/model");
+        assert_eq!(body["tools"], client["tools"]);
+        assert_eq!(body["messages"], client["messages"]);
+        assert_eq!(body["n"], 2);
+        assert_eq!(body["stream_options"]["include_usage"], true);
+        assert_eq!(body["stream_options"]["other"], 1);
+    }
+
+    #[test]
+    fn output_is_text_a_refusal_or_tool_calls() {
+        let out = |v: Value| carries_output(&v);
+        assert!(out(serde_json::json!({"delta": {"content": "a"}})));
+        assert!(out(
+            serde_json::json!({"delta": {"tool_calls": [{"index": 0}]}})
+        ));
+        assert!(out(
+            serde_json::json!({"message": {"content": null, "tool_calls": [{}]}})
+        ));
+        assert!(out(serde_json::json!({"text": "x"})));
+        assert!(!out(
+            serde_json::json!({"delta": {"role": "assistant", "content": ""}})
+        ));
+        assert!(!out(
+            serde_json::json!({"delta": {}, "finish_reason": "stop"})
+        ));
     }
 
     #[test]

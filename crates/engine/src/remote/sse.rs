@@ -167,14 +167,13 @@ pub fn error_from_body(body: &[u8]) -> (String, Option<String>, Option<String>) 
     }
 }
 
-/// OpenAI's finish reason as inferd's: `length` is a cut, anything else (`stop`, `eos`,
-/// `tool_calls`, `content_filter`) an end.
+/// OpenAI's finish reason as inferd's: `length` is a cut, `content_filter` and tool calls are
+/// passed on, anything else (`stop`, `eos`, …) is a server's own spelling of an ordinary end.
 pub fn finish_reason(reason: &str) -> FinishReason {
     match reason {
         "length" => FinishReason::Length,
         "content_filter" => FinishReason::ContentFilter,
-        // `tool_calls`/`function_call` cannot answer a request inferd passed on (it refuses
-        // tools), and anything else is a server's own spelling of an ordinary end.
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
         _ => FinishReason::Stop,
     }
 }

@@ -17,9 +17,15 @@ pub async fn chat(
     access: Option<Extension<AccessFacts>>,
     body: Result<JsonBody<ChatCompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let request = body
-        .and_then(|JsonBody(req)| validation::chat(&req))
-        .map_err(|e| rejected(&state, e))?;
+    let JsonBody(req, raw) = body.map_err(|e| rejected(&state, e))?;
+    let request = match validation::chat(&req) {
+        Ok(request) => request,
+        // What inferd does not implement, an upstream may: its request goes on as it is.
+        Err(e) if e.is_unsupported() && state.registry.is_remote(&req.model) => {
+            validation::chat_pass_through(&req, &raw).map_err(|e| rejected(&state, e))?
+        }
+        Err(e) => return Err(rejected(&state, e)),
+    };
     generate(&state, Endpoint::Chat, request, facts(access)).await
 }
 
@@ -28,9 +34,14 @@ pub async fn text(
     access: Option<Extension<AccessFacts>>,
     body: Result<JsonBody<CompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
-    let request = body
-        .and_then(|JsonBody(req)| validation::completion(&req))
-        .map_err(|e| rejected(&state, e))?;
+    let JsonBody(req, raw) = body.map_err(|e| rejected(&state, e))?;
+    let request = match validation::completion(&req) {
+        Ok(request) => request,
+        Err(e) if e.is_unsupported() && state.registry.is_remote(&req.model) => {
+            validation::completion_pass_through(&req, &raw).map_err(|e| rejected(&state, e))?
+        }
+        Err(e) => return Err(rejected(&state, e)),
+    };
     generate(&state, Endpoint::Text, request, facts(access)).await
 }
 
