@@ -613,7 +613,8 @@ impl Call {
                 reason: message.to_owned(),
             });
         }
-        if let Some(usage) = object.get("usage").filter(|u| !u.is_null()) {
+        let usage = object.get("usage").filter(|u| !u.is_null());
+        if let Some(usage) = usage {
             let count = |key: &str| {
                 usage
                     .get(key)
@@ -635,7 +636,7 @@ impl Call {
             }
             output |= carries_output(choice);
         }
-        let usage_only = choices.is_none_or(Vec::is_empty) && progress.usage.is_some();
+        let usage_only = choices.is_none_or(Vec::is_empty) && usage.is_some();
         if streaming && usage_only && !raw.include_usage {
             return Ok(());
         }
