@@ -554,6 +554,27 @@ async fn tool_calling_requests_go_to_the_upstream_as_sent_and_its_answers_come_b
         .collect();
     assert_eq!(arguments, "{\"city\":\"Paris\"}");
     assert_eq!(chunks[2]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(
+        received.lock().expect("lock")[1]["stream_options"]["include_usage"],
+        true
+    );
+
+    // Fields inferd does not know (vLLM's `min_p`, a message `name`) are not dropped: such a
+    // request goes through as sent too.
+    let r = client()
+        .post(front.url("/v1/chat/completions"))
+        .json(&json!({"model": "weather", "min_p": 0.05,
+            "messages": [{"role": "user", "name": "ann", "content": "Hi"}]}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    assert_eq!(
+        answer["choices"][0]["finish_reason"], "tool_calls",
+        "{answer}"
+    );
     let received = received.lock().expect("lock");
-    assert_eq!(received[1]["stream_options"]["include_usage"], true);
+    assert_eq!(received[2]["min_p"], 0.05);
+    assert_eq!(received[2]["messages"][0]["name"], "ann");
 }

@@ -10,9 +10,10 @@ use serde::de::DeserializeOwned;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// The request body parsed as `T`, and the bytes it was parsed from.
+/// The request body parsed as `T`, the bytes it was parsed from, and the paths of the fields
+/// `T` has no place for (e.g. `min_p`, `messages.0.name`).
 #[derive(Debug)]
-pub struct JsonBody<T>(pub T, pub Bytes);
+pub struct JsonBody<T>(pub T, pub Bytes, pub Vec<String>);
 
 impl<T> FromRequest<AppState> for JsonBody<T>
 where
@@ -31,12 +32,19 @@ where
                         ApiError::invalid(None, format!("cannot read request body: {rejection}"))
                     }
                 })?;
-        parse(&bytes).map(|value| JsonBody(value, bytes))
+        parse_noting_unknown(&bytes).map(|(value, unknown)| JsonBody(value, bytes, unknown))
     }
 }
 
 /// Parses JSON, turning serde's error into a 400 that names the field path.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    parse_noting_unknown(bytes).map(|(value, _)| value)
+}
+
+/// [`parse`], also returning the paths of the fields `T` ignored.
+pub fn parse_noting_unknown<T: DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<(T, Vec<String>), ApiError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid(
             None,
@@ -44,23 +52,27 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            ApiError::invalid(None, format!("request body is not valid JSON: {inner}"))
-        } else if path == "." {
-            ApiError::invalid(None, format!("invalid request body: {inner}"))
-        } else {
-            ApiError::invalid(
-                Some(path.clone()),
-                format!("invalid value for `{path}`: {inner}"),
-            )
-        }
-    })?;
+    let mut unknown = Vec::new();
+    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let value =
+        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
+            .map_err(|err| {
+                let path = err.path().to_string();
+                let inner = err.into_inner();
+                if inner.is_syntax() || inner.is_eof() {
+                    ApiError::invalid(None, format!("request body is not valid JSON: {inner}"))
+                } else if path == "." {
+                    ApiError::invalid(None, format!("invalid request body: {inner}"))
+                } else {
+                    ApiError::invalid(
+                        Some(path.clone()),
+                        format!("invalid value for `{path}`: {inner}"),
+                    )
+                }
+            })?;
     de.end()
         .map_err(|e| ApiError::invalid(None, format!("request body is not valid JSON: {e}")))?;
-    Ok(value)
+    Ok((value, unknown))
 }
 
 #[cfg(test)]
@@ -97,6 +109,18 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn fields_without_a_place_are_noted_with_their_path() {
+        let (_, unknown) = parse_noting_unknown::<Req>(
+            br#"{"model":"m","min_p":0.1,"inner":[{"role":"user","name":"ann"}]}"#,
+        )
+        .expect("valid");
+        // `?` marks the Option around `inner`.
+        assert_eq!(unknown, vec!["min_p", "inner.?.0.name"]);
+        let (_, none) = parse_noting_unknown::<Req>(br#"{"model":"m","n":1}"#).expect("valid");
+        assert!(none.is_empty());
     }
 
     #[test]
