@@ -97,7 +97,7 @@ pub async fn generate(
         }
         Err(_) => (PROVIDER.to_owned(), None),
     };
-    let observed = state.hooks.start(GenerationStart {
+    let mut observed = state.hooks.start(GenerationStart {
         generation_id: random_id(),
         operation: endpoint.operation(),
         model: request.model.clone(),
@@ -110,7 +110,6 @@ pub async fn generate(
             .capture_content
             .then(|| request.generation.prompt.clone()),
     });
-    let mut observed = observed;
     if raw {
         observed.skip_output_capture();
     }
