@@ -307,6 +307,15 @@ async fn bad_requests_get_openai_errors_and_server_keeps_serving() {
     assert_openai_error(s, &b, 400, Some("tools"));
     let (s, b) = post(&server, chat, capital_question(json!({"temperature": 5}))).await;
     assert_openai_error(s, &b, 400, Some("temperature"));
+    // Local models compute no embeddings (remote ones pass them through: tests/gateway.rs).
+    let (s, b) = post(
+        &server,
+        "/v1/embeddings",
+        json!({"model": MODEL, "input": "x"}),
+    )
+    .await;
+    assert_openai_error(s, &b, 400, Some("model"));
+    assert_eq!(b["error"]["code"], "unsupported_parameter");
 
     // Prompt longer than the 128-token context: 400 naming both counts.
     let long = "tell me more about the weather ".repeat(40);

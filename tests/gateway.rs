@@ -416,8 +416,9 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
 
 /// An upstream that answers every chat request with a call of the tool `get_weather` (a
 /// stand-in for a tool-capable server such as vLLM), as one answer or as a stream with a
-/// usage chunk, and records the bodies it received. Returns its base URL.
-async fn start_tool_upstream(received: Received) -> String {
+/// usage chunk, and embeddings requests with a two-number vector; it records the bodies it
+/// received (chat in `received`, embeddings in `received_embeddings`). Returns its base URL.
+async fn start_tool_upstream(received: Received, received_embeddings: Received) -> String {
     use axum::routing::{get, post};
     const HEAD: &str = r#""id":"up-1","created":1,"model":"tool-model""#;
     let answer = move |axum::Json(body): axum::Json<Value>| {
@@ -445,8 +446,19 @@ async fn start_tool_upstream(received: Received) -> String {
             ([("content-type", "text/event-stream")], sse)
         }
     };
+    let recorded = received_embeddings.clone();
+    let embeddings = move |axum::Json(body): axum::Json<Value>| {
+        let recorded = recorded.clone();
+        async move {
+            recorded.lock().expect("lock").push(body);
+            axum::Json(json!({"object": "list", "model": "tool-model",
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.25, -0.5]}],
+                "usage": {"prompt_tokens": 3, "total_tokens": 3}}))
+        }
+    };
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(answer))
+        .route("/v1/embeddings", post(embeddings))
         .route(
             "/v1/models",
             get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
@@ -462,7 +474,7 @@ async fn start_tool_upstream(received: Received) -> String {
 #[tokio::test]
 async fn tool_calling_requests_go_to_the_upstream_as_sent_and_its_answers_come_back() {
     let received = Received::default();
-    let upstream = start_tool_upstream(received.clone()).await;
+    let upstream = start_tool_upstream(received.clone(), Received::default()).await;
     let toml = format!(
         "[[upstreams]]\nname = \"tools\"\nurl = \"{upstream}\"\nmodels = [\"weather=tool-model\"]\n"
     );
@@ -577,4 +589,66 @@ async fn tool_calling_requests_go_to_the_upstream_as_sent_and_its_answers_come_b
     let received = received.lock().expect("lock");
     assert_eq!(received[2]["min_p"], 0.05);
     assert_eq!(received[2]["messages"][0]["name"], "ann");
+}
+
+#[tokio::test]
+async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
+    let received = Received::default();
+    let upstream = start_tool_upstream(Received::default(), received.clone()).await;
+    let toml = format!(
+        "[[upstreams]]\nname = \"emb\"\nurl = \"{upstream}\"\nmodels = [\"embedder=tool-model\"]\n"
+    );
+    let front = Server::start_with_config(&temp_dir("embeddings"), &toml, &[], &[], false);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4737";
+    let r = client()
+        .post(front.url("/v1/embeddings"))
+        .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN}-01"))
+        .json(&json!({"model": "embedder", "input": ["red", "blue"], "dimensions": 2}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.expect("json");
+    assert_eq!(
+        answer["data"][0]["embedding"],
+        json!([0.25, -0.5]),
+        "{answer}"
+    );
+    assert_eq!(answer["model"], "embedder");
+    assert_eq!(answer["usage"]["prompt_tokens"], 3);
+    {
+        let received = received.lock().expect("lock");
+        assert_eq!(received[0]["model"], "tool-model");
+        assert_eq!(received[0]["input"], json!(["red", "blue"]));
+        assert_eq!(received[0]["dimensions"], 2);
+    }
+    let spans = wait_for_trace(&front, trace_id, 3).await;
+    let operation = span(&spans, |s| s["name"] == "embeddings embedder", "embeddings");
+    let a = &operation["attributes"];
+    assert_eq!(a["gen_ai.operation.name"], "embeddings");
+    assert_eq!(a["gen_ai.usage.input_tokens"], 3);
+    assert!(a.get("gen_ai.response.finish_reasons").is_none(), "{a}");
+    let metrics = metrics_text(&front).await;
+    assert!(
+        metrics.contains("gen_ai_operation_name=\"embeddings\""),
+        "no embeddings metrics"
+    );
+
+    // Models it does not know: 404, as for completions; no input: 400.
+    let r = client()
+        .post(front.url("/v1/embeddings"))
+        .json(&json!({"model": "nope", "input": "x"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 404);
+    let r = client()
+        .post(front.url("/v1/embeddings"))
+        .json(&json!({"model": "embedder"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["param"], "input");
 }

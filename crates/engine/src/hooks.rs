@@ -19,6 +19,8 @@ use crate::{EngineTimings, FinishReason, Prompt, SamplingParams, Usage};
 pub enum Operation {
     Chat,
     TextCompletion,
+    /// Embeddings of a remote model (passed through to its upstream).
+    Embeddings,
 }
 
 impl Operation {
@@ -27,6 +29,7 @@ impl Operation {
         match self {
             Operation::Chat => "chat",
             Operation::TextCompletion => "text_completion",
+            Operation::Embeddings => "embeddings",
         }
     }
 }

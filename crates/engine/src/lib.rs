@@ -22,6 +22,6 @@ pub use registry::{
     ModelStatus, ResolvedArtifact, UnloadError,
 };
 pub use request::{
-    ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest,
+    Api, ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest,
     PassThrough, Prompt, SamplingParams, Usage,
 };

@@ -87,11 +87,13 @@ pub struct GenerationRequest {
 }
 
 /// A request passed to a remote upstream as the client sent it, for what inferd's own request
-/// model does not carry (tools, logprobs, `response_format`, `n`, content parts, …). Its
-/// answer comes back as [`GenerationEvent::Raw`] JSON. Only upstreams take it; the local
-/// engine refuses it.
+/// model does not carry (tools, logprobs, `response_format`, `n`, content parts, …), and for
+/// embeddings. Its answer comes back as [`GenerationEvent::Raw`] JSON. Only upstreams take
+/// it; the local engine refuses it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassThrough {
+    /// The upstream endpoint it goes to.
+    pub api: Api,
     /// The client's JSON body; `model` is replaced by the upstream's name for the model.
     pub body: serde_json::Map<String, serde_json::Value>,
     /// The id inferd gives the response: it replaces the upstream's in the answer.
@@ -99,6 +101,17 @@ pub struct PassThrough {
     /// Whether the client asked for usage in a stream (the usage chunk is passed on only then;
     /// inferd always asks the upstream for it).
     pub include_usage: bool,
+}
+
+/// The OpenAI endpoints a request can be passed through to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    /// `/chat/completions`.
+    Chat,
+    /// `/completions`.
+    Completions,
+    /// `/embeddings` (never streamed).
+    Embeddings,
 }
 
 /// Why generation ended.

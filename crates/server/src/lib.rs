@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(routes::completions::chat))
         .route("/v1/completions", post(routes::completions::text))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings))
         .route("/v1/models", get(routes::models::list))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))

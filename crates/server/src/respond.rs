@@ -28,6 +28,8 @@ use crate::AppState;
 pub enum Endpoint {
     Chat,
     Text,
+    /// Passed through to an upstream only.
+    Embeddings,
 }
 
 impl Endpoint {
@@ -35,6 +37,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "chatcmpl-",
             Endpoint::Text => "cmpl-",
+            Endpoint::Embeddings => "embd-",
         }
     }
 
@@ -42,6 +45,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => Operation::Chat,
             Endpoint::Text => Operation::TextCompletion,
+            Endpoint::Embeddings => Operation::Embeddings,
         }
     }
 
@@ -50,6 +54,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "messages",
             Endpoint::Text => "prompt",
+            Endpoint::Embeddings => "input",
         }
     }
 }
@@ -248,6 +253,12 @@ async fn collect(
             system_fingerprint: None,
         })
         .into_response(),
+        // Embeddings are always passed through: their answer was returned above.
+        Endpoint::Embeddings => {
+            return Err(ApiError::internal(
+                "the upstream's embeddings answer was missing",
+            ))
+        }
     };
     Ok(body)
 }
@@ -415,7 +426,8 @@ fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
                 usage,
             })
         }
-        Endpoint::Text => {
+        // Embeddings are never streamed; shaped as text chunks should it ever happen.
+        Endpoint::Text | Endpoint::Embeddings => {
             let (choices, usage) = match piece {
                 Piece::Role => (Vec::new(), null_usage),
                 Piece::Text(text) => (vec![text_choice(text, None)], null_usage),

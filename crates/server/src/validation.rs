@@ -2,7 +2,7 @@
 //! 400 that names the field and says what is accepted. Nothing reaches the engine unchecked.
 
 use inferd_engine::{
-    ChatMessage, ChatRole, GenerationRequest, PassThrough, Prompt, SamplingParams,
+    Api, ChatMessage, ChatRole, GenerationRequest, PassThrough, Prompt, SamplingParams,
 };
 use serde_json::Value;
 
@@ -212,11 +212,11 @@ pub fn chat_pass_through(
         (req.frequency_penalty, req.presence_penalty),
     );
     pass_through(
+        Api::Chat,
         &req.model,
         Prompt::Chat(messages),
         params,
-        req.stream,
-        req.stream_options.as_ref(),
+        (req.stream, req.stream_options.as_ref()),
         raw,
     )
 }
@@ -235,21 +235,44 @@ pub fn completion_pass_through(
     );
     let prompt = Prompt::Text(loose_text(&req.prompt));
     pass_through(
+        Api::Completions,
         &req.model,
         prompt,
         params,
-        req.stream,
-        req.stream_options.as_ref(),
+        (req.stream, req.stream_options.as_ref()),
+        raw,
+    )
+}
+
+/// An embeddings request (for a remote model; never streamed). `input` is kept as text only
+/// to describe the request in telemetry.
+pub fn embeddings_pass_through(
+    model: &str,
+    input: &Value,
+    raw: &[u8],
+) -> Result<ValidRequest, ApiError> {
+    if input.is_null() {
+        return Err(ApiError::invalid(
+            Some("input".into()),
+            "`input` is required: a string or an array of strings",
+        ));
+    }
+    pass_through(
+        Api::Embeddings,
+        model,
+        Prompt::Text(loose_text(input)),
+        SamplingParams::default(),
+        (None, None),
         raw,
     )
 }
 
 fn pass_through(
+    api: Api,
     model: &str,
     prompt: Prompt,
     params: SamplingParams,
-    stream: Option<bool>,
-    stream_options: Option<&StreamOptions>,
+    (stream, stream_options): (Option<bool>, Option<&StreamOptions>),
     raw: &[u8],
 ) -> Result<ValidRequest, ApiError> {
     let model = model_id(model)?;
@@ -265,6 +288,7 @@ fn pass_through(
             params,
             stream,
             pass_through: Some(PassThrough {
+                api,
                 body,
                 // Set when the response is made.
                 response_id: String::new(),

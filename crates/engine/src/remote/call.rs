@@ -22,7 +22,7 @@ use super::client::{self, describe, BodyError, Response};
 use super::sse::{self, SseParser, WireCompletion};
 use super::{Endpoint, ModelRoute, Upstream};
 use crate::backend::{Backend, GenerationStream, ModelInfo};
-use crate::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
+use crate::{Api, EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
 
 /// Backoff before the first retry; doubled each time, capped, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(50);
@@ -106,7 +106,11 @@ impl RemoteBackend {
     /// the client yet, so this is safe.
     async fn send(&self, request: &GenerationRequest) -> Result<Sent, EngineError> {
         let started = Instant::now();
-        let chat = matches!(request.prompt, Prompt::Chat(_));
+        let api = match &request.pass_through {
+            Some(pass) => pass.api,
+            None if matches!(request.prompt, Prompt::Chat(_)) => Api::Chat,
+            None => Api::Completions,
+        };
         let mut error: Option<EngineError> = None;
         let mut resends: u32 = 0;
         for (i, (up, route)) in self.candidates.iter().enumerate() {
@@ -121,7 +125,11 @@ impl RemoteBackend {
                 });
                 continue;
             };
-            let endpoint = if chat { &up.chat } else { &up.completions };
+            let endpoint = match api {
+                Api::Chat => &up.chat,
+                Api::Completions => &up.completions,
+                Api::Embeddings => &up.embeddings,
+            };
             let body = bytes::Bytes::from(request_body(&route.upstream_model, request));
             let timeouts = up.config.timeouts;
             let deadline = started + timeouts.total;
@@ -643,7 +651,10 @@ impl Call {
         if output {
             progress.chunks += 1;
         }
-        object.insert("id".into(), Value::from(raw.response_id.as_str()));
+        // Embeddings answers may have no id; completions always do.
+        if object.contains_key("id") {
+            object.insert("id".into(), Value::from(raw.response_id.as_str()));
+        }
         if object.contains_key("model") {
             object.insert("model".into(), Value::from(raw.model_id.as_str()));
         }
@@ -827,6 +838,7 @@ mod tests {
             params: SamplingParams::default(),
             stream: true,
             pass_through: Some(crate::PassThrough {
+                api: Api::Chat,
                 body: client.clone(),
                 response_id: "chatcmpl-x".into(),
                 include_usage: false,

@@ -180,9 +180,10 @@ pub struct Upstream {
     health: RwLock<Health>,
     /// `server.address` / `server.port`.
     server: (String, u16),
-    /// Its chat and text completion endpoints, parsed once.
+    /// Its chat, text completion and embeddings endpoints, parsed once.
     chat: Endpoint,
     completions: Endpoint,
+    embeddings: Endpoint,
     /// The proxy its calls go through, as shown (no credentials).
     via: Option<String>,
 }
@@ -284,10 +285,12 @@ impl Upstream {
             format!("{}/chat/completions", config.base_url),
         )?;
         let completions = Endpoint::new(&config.name, format!("{}/completions", config.base_url))?;
+        let embeddings = Endpoint::new(&config.name, format!("{}/embeddings", config.base_url))?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
             chat,
             completions,
+            embeddings,
             client,
             authorization,
             health: RwLock::new(Health::default()),

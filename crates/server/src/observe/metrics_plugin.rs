@@ -3,7 +3,7 @@
 
 use inferd_engine::hooks::{
     GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, ModelUnload,
-    Observer,
+    Observer, Operation,
 };
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
@@ -101,10 +101,16 @@ impl GenerationCall for MetricsCall {
             m.gen_ai_server_time_per_output_token
                 .record(tpot.as_secs_f64(), &attrs);
         }
+        let embeddings = start.operation == Operation::Embeddings;
         for (kind, tokens) in [
-            ("input", end.usage.prompt_tokens),
-            ("output", end.usage.completion_tokens),
+            ("input", Some(end.usage.prompt_tokens)),
+            // Embeddings produce no tokens.
+            (
+                "output",
+                (!embeddings).then_some(end.usage.completion_tokens),
+            ),
         ] {
+            let Some(tokens) = tokens else { continue };
             m.gen_ai_client_token_usage.record(
                 u64::from(tokens),
                 &[

@@ -8,7 +8,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer, Redactor,
+    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer, Operation,
+    Redactor,
 };
 use inferd_engine::{ChatRole, Prompt};
 use inferd_telemetry::semconv as sc;
@@ -187,15 +188,18 @@ impl GenerationCall for TracingCall {
             .in_scope(|| tracing::info!(seconds = elapsed.as_secs_f64(), "first_token"));
     }
 
-    fn post_call(self: Box<Self>, _start: &GenerationStart, end: &GenerationEnd) {
+    fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let span = &self.span;
         set_attribute(span, sc::GEN_AI_RESPONSE_ID, end.response_id.clone());
         set_attribute(span, sc::GEN_AI_RESPONSE_MODEL, end.response_model.clone());
-        set_attribute(
-            span,
-            sc::GEN_AI_RESPONSE_FINISH_REASONS,
-            strings(&[end.finish_reason.as_str().to_owned()]),
-        );
+        // Embeddings have no finish.
+        if start.operation != Operation::Embeddings {
+            set_attribute(
+                span,
+                sc::GEN_AI_RESPONSE_FINISH_REASONS,
+                strings(&[end.finish_reason.as_str().to_owned()]),
+            );
+        }
         set_attribute(
             span,
             sc::GEN_AI_USAGE_INPUT_TOKENS,

@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod debug;
+pub mod embeddings;
 pub mod health;
 pub mod models;
 pub mod models_admin;

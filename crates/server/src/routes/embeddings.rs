@@ -1,0 +1,46 @@
+//! POST /v1/embeddings: served by remote upstreams only (the request and the answer are passed
+//! through, traced and metered like a generation); local models do not compute embeddings.
+
+use axum::extract::State;
+use axum::response::Response;
+use axum::Extension;
+
+use crate::access::AccessFacts;
+use crate::error::ApiError;
+use crate::json::JsonBody;
+use crate::openai::embeddings::EmbeddingsRequest;
+use crate::respond::{generate, Endpoint};
+use crate::{validation, AppState};
+
+pub async fn embeddings(
+    State(state): State<AppState>,
+    access: Option<Extension<AccessFacts>>,
+    body: Result<JsonBody<EmbeddingsRequest>, ApiError>,
+) -> Result<Response, ApiError> {
+    let JsonBody(req, raw, _) = body.map_err(|e| rejected(&state, e))?;
+    if state.registry.state(&req.model).is_some() {
+        return Err(rejected(
+            &state,
+            ApiError::unsupported(
+                "model",
+                format!(
+                    "model `{}` is served by this server, which does not compute embeddings; \
+                     embeddings are passed on to remote upstreams only",
+                    req.model
+                ),
+            ),
+        ));
+    }
+    // An unknown model gets its 404 (with the models there are) from `generate`.
+    let request = validation::embeddings_pass_through(&req.model, &req.input, &raw)
+        .map_err(|e| rejected(&state, e))?;
+    let access = access.map(|Extension(facts)| facts).unwrap_or_default();
+    generate(&state, Endpoint::Embeddings, request, access).await
+}
+
+fn rejected(state: &AppState, error: ApiError) -> ApiError {
+    state
+        .hooks
+        .request_rejected(error.code.unwrap_or(error.kind), &error.message);
+    error
+}
