@@ -1,5 +1,6 @@
-//! One generation on an upstream: the OpenAI request, retries before the first byte, the
-//! HTTP CLIENT span with the trace context injected, and the answer turned into
+//! One generation on an upstream (or, before the first byte, on the next replica): the OpenAI
+//! request (built by inferd, or the client's own passed through), retries before the first
+//! byte, the HTTP CLIENT span with the trace context injected, and the answer turned into
 //! [`GenerationEvent`]s as it arrives (a stream is passed on chunk by chunk).
 
 use std::sync::Arc;
