@@ -53,7 +53,7 @@ pub struct ServeArgs {
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
     /// ctx_size, max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact,
-    /// admin_token, memory_budget, ready_upstreams, and [[upstreams]] tables).
+    /// admin_token, metrics_token, memory_budget, ready_upstreams, and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -113,6 +113,16 @@ pub struct ServeArgs {
     )]
     pub admin_token: Option<String>,
 
+    /// Bearer token /metrics requires (give it to the Prometheus scraper). Without one
+    /// /metrics is open.
+    #[arg(
+        long,
+        env = "INFERD_METRICS_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
+
     #[command(flatten)]
     pub telemetry: inferd_telemetry::TelemetryArgs,
 }
@@ -134,6 +144,7 @@ struct FileConfig {
     home: Option<PathBuf>,
     genai_capture_max_bytes: Option<usize>,
     admin_token: Option<String>,
+    metrics_token: Option<String>,
     upstreams: Option<Vec<crate::upstreams::FileUpstream>>,
     ready_upstreams: Option<String>,
 }
@@ -205,6 +216,13 @@ impl ServeArgs {
         let admin_token = self.admin_token.or(file.admin_token);
         if admin_token.as_deref().is_some_and(|t| t.trim().len() < 16) {
             bail!("admin_token must be at least 16 characters (--admin-token / INFERD_ADMIN_TOKEN / admin_token)");
+        }
+        let metrics_token = self.metrics_token.or(file.metrics_token);
+        if metrics_token
+            .as_deref()
+            .is_some_and(|t| t.trim().len() < 16)
+        {
+            bail!("metrics_token must be at least 16 characters (--metrics-token / INFERD_METRICS_TOKEN / metrics_token)");
         }
         let home = match self.home.or(file.home) {
             Some(home) => home,
@@ -279,6 +297,7 @@ impl ServeArgs {
                 max_body_bytes,
                 capture_content: false,
                 admin_token,
+                metrics_token,
             },
             genai_redact: if self.genai_redact.is_empty() {
                 file.genai_redact.unwrap_or_default()
@@ -336,6 +355,40 @@ mod tests {
         .resolve(Some(&dir))
         .expect("valid");
         assert_eq!(cfg.http_workers, Some(1), "the flag wins over the file");
+    }
+
+    #[test]
+    fn tokens_are_long_enough_and_the_metrics_token_comes_from_the_file_too() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-tok-{}", std::process::id()));
+        let model = model_file(&dir);
+        let file = dir.join("tokens.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "metrics_token = \"scrape-token-0123456789\"\nmodels = [\"{}\"]\n",
+                model.display()
+            ),
+        )
+        .expect("write");
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect("valid");
+        assert_eq!(
+            cfg.server.metrics_token.as_deref(),
+            Some("scrape-token-0123456789")
+        );
+        assert_eq!(cfg.server.admin_token, None);
+        let err = ServeArgs {
+            metrics_token: Some("short".into()),
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("too short");
+        assert!(format!("{err:#}").contains("metrics_token"), "{err:#}");
     }
 
     #[test]

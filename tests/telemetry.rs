@@ -801,3 +801,40 @@ async fn debug_traces_need_the_admin_token_when_one_is_set() {
         200
     );
 }
+
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let token = "a-long-enough-scrape-token";
+    let server = Server::start(&["--telemetry", "local", "--metrics-token", token]);
+    let url = server.url("/metrics");
+    let r = client().get(&url).send().await.expect("send");
+    assert_eq!(r.status(), 401);
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "invalid_metrics_token", "{body}");
+    let r = client()
+        .get(&url)
+        .bearer_auth("not-the-token-at-all")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 401);
+    let r = client()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .expect("text")
+        .contains("http_server_request_duration"));
+    // The serving routes are not behind it.
+    let r = client()
+        .get(server.url("/v1/models"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+}

@@ -33,6 +33,33 @@ pub async fn require_admin(
     }
 }
 
+/// Middleware of `/metrics`: with a metrics token configured, every caller (a Prometheus
+/// scraper with `authorization: {credentials: TOKEN}`) must present it; without one it is open.
+pub async fn require_metrics_token(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if let Some(token) = state.config.metrics_token.as_deref() {
+        let bearer = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        let error = match bearer {
+            Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => None,
+            Some(_) => Some("the metrics token is wrong"),
+            None => Some("/metrics needs the metrics token: send `Authorization: Bearer TOKEN`"),
+        };
+        if let Some(message) = error {
+            return ApiError::unauthorized(message)
+                .with_code("invalid_metrics_token")
+                .into_response();
+        }
+    }
+    next.run(request).await
+}
+
 /// The decision, apart from axum: `token` is the configured one, `bearer` what the caller sent.
 fn check(
     token: Option<&str>,

@@ -41,6 +41,8 @@ pub struct ServerConfig {
     /// Bearer token for operator endpoints (/debug/*); without one they answer loopback
     /// clients only.
     pub admin_token: Option<String>,
+    /// Bearer token `/metrics` requires; without one it is open (for scrapers).
+    pub metrics_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
             max_body_bytes: 4 * 1024 * 1024,
             capture_content: false,
             admin_token: None,
+            metrics_token: None,
         }
     }
 }
@@ -90,7 +93,13 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/models", get(routes::models::list))
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
-        .route("/metrics", get(routes::debug::metrics))
+        .route(
+            "/metrics",
+            get(routes::debug::metrics).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                admin::require_metrics_token,
+            )),
+        )
         .merge(
             Router::new()
                 .route("/debug/traces", get(routes::debug::list_traces))
