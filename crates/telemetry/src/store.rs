@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Array, Context, KeyValue, Value};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use serde::Serialize;
@@ -247,6 +247,11 @@ fn json_value(value: &Value) -> serde_json::Value {
         Value::I64(i) => (*i).into(),
         Value::F64(f) => (*f).into(),
         Value::String(s) => s.as_str().into(),
+        // Arrays (e.g. `gen_ai.response.finish_reasons`) as JSON arrays, not as text.
+        Value::Array(Array::Bool(items)) => items.as_slice().into(),
+        Value::Array(Array::I64(items)) => items.as_slice().into(),
+        Value::Array(Array::F64(items)) => items.as_slice().into(),
+        Value::Array(Array::String(items)) => items.iter().map(|s| s.as_str()).collect(),
         other => other.to_string().into(),
     }
 }

@@ -126,3 +126,22 @@ fn unsampled_spans_are_not_stored() {
     assert!(store.is_empty());
     assert!(store.trace("not-hex").is_none());
 }
+
+#[test]
+fn array_attributes_are_json_arrays() {
+    let attrs = attributes(&[
+        KeyValue::new(
+            "gen_ai.response.finish_reasons",
+            opentelemetry::Value::Array(vec![opentelemetry::StringValue::from("stop")].into()),
+        ),
+        KeyValue::new(
+            "n",
+            opentelemetry::Value::Array(opentelemetry::Array::I64(vec![1, 2])),
+        ),
+    ]);
+    assert_eq!(
+        attrs["gen_ai.response.finish_reasons"],
+        serde_json::json!(["stop"])
+    );
+    assert_eq!(attrs["n"], serde_json::json!([1, 2]));
+}
