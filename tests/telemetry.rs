@@ -765,15 +765,14 @@ async fn streamed_requests_get_an_access_line_with_tokens_when_the_stream_ends()
     );
 }
 
-#[tokio::test]
-async fn debug_traces_need_the_admin_token_when_one_is_set() {
-    let token = "a-long-enough-admin-token";
-    let server = Server::start(&["--telemetry", "local", "--admin-token", token]);
-    let url = server.url("/debug/traces");
+/// Checks that `path` answers 401 `code` without `token` and with a wrong one, and the
+/// response with it; serving routes stay open. Returns the authorized response.
+async fn needs_bearer(server: &Server, path: &str, token: &str, code: &str) -> reqwest::Response {
+    let url = server.url(path);
     let r = client().get(&url).send().await.expect("send");
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "invalid_admin_token", "{body}");
+    assert_eq!(body["error"]["code"], code, "{body}");
     let r = client()
         .get(&url)
         .bearer_auth("not-the-token-at-all")
@@ -781,60 +780,40 @@ async fn debug_traces_need_the_admin_token_when_one_is_set() {
         .await
         .expect("send");
     assert_eq!(r.status(), 401);
-    let r = client()
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    let body: Value = r.json().await.expect("json");
-    assert!(body["traces"].is_array(), "{body}");
     // Serving routes are not behind the token.
-    assert_eq!(
-        client()
-            .get(server.url("/v1/models"))
-            .send()
-            .await
-            .expect("send")
-            .status(),
-        200
-    );
-}
-
-#[tokio::test]
-async fn metrics_need_the_metrics_token_when_one_is_set() {
-    let token = "a-long-enough-scrape-token";
-    let server = Server::start(&["--telemetry", "local", "--metrics-token", token]);
-    let url = server.url("/metrics");
-    let r = client().get(&url).send().await.expect("send");
-    assert_eq!(r.status(), 401);
-    let body: Value = r.json().await.expect("json");
-    assert_eq!(body["error"]["code"], "invalid_metrics_token", "{body}");
-    let r = client()
-        .get(&url)
-        .bearer_auth("not-the-token-at-all")
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 401);
-    let r = client()
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(r.status(), 200);
-    assert!(r
-        .text()
-        .await
-        .expect("text")
-        .contains("http_server_request_duration"));
-    // The serving routes are not behind it.
     let r = client()
         .get(server.url("/v1/models"))
         .send()
         .await
         .expect("send");
     assert_eq!(r.status(), 200);
+    let r = client()
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    r
+}
+
+#[tokio::test]
+async fn debug_traces_need_the_admin_token_when_one_is_set() {
+    let token = "a-long-enough-admin-token";
+    let server = Server::start(&["--telemetry", "local", "--admin-token", token]);
+    let r = needs_bearer(&server, "/debug/traces", token, "invalid_admin_token").await;
+    let body: Value = r.json().await.expect("json");
+    assert!(body["traces"].is_array(), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_need_the_metrics_token_when_one_is_set() {
+    let token = "a-long-enough-scrape-token";
+    let server = Server::start(&["--telemetry", "local", "--metrics-token", token]);
+    let r = needs_bearer(&server, "/metrics", token, "invalid_metrics_token").await;
+    assert!(r
+        .text()
+        .await
+        .expect("text")
+        .contains("http_server_request_duration"));
 }

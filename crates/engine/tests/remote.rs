@@ -345,6 +345,16 @@ async fn start_proxy(connect_answer: &'static str) -> (String, Arc<Mutex<Vec<Str
     (addr, heads)
 }
 
+/// Why a request for `m` failed: at once (a probe already found the upstream unreachable) or
+/// when the call was tried; either way the error says what went wrong.
+async fn refusal(gateway: &Gateway) -> EngineError {
+    match gateway.route("m").expect("routed") {
+        Ok(backend) => backend.generate(request()).await.err(),
+        Err(e) => Some(e),
+    }
+    .expect("the request failed")
+}
+
 /// The request heads `heads` holds, lowercased.
 fn lowered(heads: &Mutex<Vec<String>>) -> Vec<String> {
     heads
@@ -396,11 +406,7 @@ async fn a_proxy_asking_for_credentials_is_a_502_that_says_so_not_a_407() {
         c.proxy = Some(format!("http://{proxy}"));
     })
     .await;
-    let err = match gateway.route("m").expect("routed") {
-        Ok(backend) => backend.generate(request()).await.err(),
-        Err(e) => Some(e),
-    }
-    .expect("refused by the proxy");
+    let err = refusal(&gateway).await;
     let message = err.to_string();
     assert!(
         message.contains(&format!("the proxy http://{proxy} asks for credentials")),
@@ -431,13 +437,8 @@ async fn an_https_upstream_is_reached_through_a_connect_tunnel_and_a_refusal_is_
         c.max_retries = 0;
     })
     .await;
-    // The call fails either at once (the probe already found the upstream unreachable) or
-    // when it tries: both say what the proxy answered.
-    let err = match gateway.route("m").expect("routed") {
-        Ok(backend) => backend.generate(request()).await.err(),
-        Err(e) => Some(e),
-    }
-    .expect("no TLS upstream behind the proxy");
+    // No TLS upstream is behind the proxy.
+    let err = refusal(&gateway).await;
     let message = err.to_string();
     assert!(
         message.contains(&format!(

@@ -153,25 +153,20 @@ impl Service<Uri> for Connector {
                     })
                 })
             }
-            Route::Forward(proxy) => {
-                let shown = proxy.shown();
-                let connecting = self.tcp.call(proxy.uri.clone());
-                Box::pin(async move {
-                    let io = connecting
-                        .await
-                        .map_err(|e| with_causes(format!("proxy {shown}"), &e))?;
-                    Ok(Conn { io, forward: true })
-                })
-            }
-            Route::Tunnel(proxy) => {
+            Route::Forward(proxy) | Route::Tunnel(proxy) => {
                 let proxy = proxy.clone();
+                let forward = matches!(self.route, Route::Forward(_));
                 let connecting = self.tcp.call(proxy.uri.clone());
                 Box::pin(async move {
                     let io = connecting
                         .await
                         .map_err(|e| with_causes(format!("proxy {}", proxy.shown()), &e))?;
-                    let io = tunnel(io, &dst, &proxy).await?;
-                    Ok(Conn { io, forward: false })
+                    let io = if forward {
+                        io
+                    } else {
+                        tunnel(io, &dst, &proxy).await?
+                    };
+                    Ok(Conn { io, forward })
                 })
             }
         }

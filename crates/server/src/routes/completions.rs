@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 
+use super::{facts, rejected};
 use crate::access::AccessFacts;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -19,17 +20,9 @@ pub async fn chat(
     body: Result<JsonBody<ChatCompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
-    let remote = || state.registry.is_remote(&req.model);
-    let request = match validation::chat(&req) {
-        Ok(request) if unknown.is_empty() || !remote() => request,
-        // What inferd does not implement or know, an upstream may: rather than refused or
-        // dropped, it goes on as the client sent it.
-        Ok(_) => pass_through(&state, validation::chat_pass_through(&req, &raw), &unknown)?,
-        Err(e) if e.is_unsupported() && remote() => {
-            pass_through(&state, validation::chat_pass_through(&req, &raw), &unknown)?
-        }
-        Err(e) => return Err(rejected(&state, e)),
-    };
+    let request = choose(&state, &req.model, validation::chat(&req), &unknown, || {
+        validation::chat_pass_through(&req, &raw)
+    })?;
     generate(&state, Endpoint::Chat, request, facts(access)).await
 }
 
@@ -39,45 +32,35 @@ pub async fn text(
     body: Result<JsonBody<CompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
-    let remote = || state.registry.is_remote(&req.model);
-    let request = match validation::completion(&req) {
-        Ok(request) if unknown.is_empty() || !remote() => request,
-        Ok(_) => pass_through(
-            &state,
-            validation::completion_pass_through(&req, &raw),
-            &unknown,
-        )?,
-        Err(e) if e.is_unsupported() && remote() => pass_through(
-            &state,
-            validation::completion_pass_through(&req, &raw),
-            &unknown,
-        )?,
-        Err(e) => return Err(rejected(&state, e)),
-    };
+    let request = choose(
+        &state,
+        &req.model,
+        validation::completion(&req),
+        &unknown,
+        || validation::completion_pass_through(&req, &raw),
+    )?;
     generate(&state, Endpoint::Text, request, facts(access)).await
 }
 
-/// A request for an upstream, passed through as sent (`unknown`: the fields inferd has no
-/// place for, if that is why).
-fn pass_through(
+/// The request to run: inferd's own (`validated`), or, for a remote model, the client's as
+/// sent (`pass_through`) when it uses what inferd does not implement (refused as unsupported)
+/// or know (`unknown` fields): an upstream may, so it is neither refused nor dropped.
+fn choose(
     state: &AppState,
-    request: Result<ValidRequest, ApiError>,
+    model: &str,
+    validated: Result<ValidRequest, ApiError>,
     unknown: &[String],
+    pass_through: impl FnOnce() -> Result<ValidRequest, ApiError>,
 ) -> Result<ValidRequest, ApiError> {
-    if !unknown.is_empty() {
-        tracing::debug!(fields = %unknown.join(", "), "passing the request through for its fields");
+    let remote = || state.registry.is_remote(model);
+    match validated {
+        Ok(request) if unknown.is_empty() || !remote() => Ok(request),
+        Err(e) if !(e.is_unsupported() && remote()) => Err(rejected(state, e)),
+        _ => {
+            if !unknown.is_empty() {
+                tracing::debug!(fields = %unknown.join(", "), "passing the request through for its fields");
+            }
+            pass_through().map_err(|e| rejected(state, e))
+        }
     }
-    request.map_err(|e| rejected(state, e))
-}
-
-/// Reports a request refused before generation (the hooks record it) and hands the error back.
-fn rejected(state: &AppState, error: ApiError) -> ApiError {
-    let error_type = error.code.unwrap_or(error.kind);
-    state.hooks.request_rejected(error_type, &error.message);
-    error
-}
-
-/// The request's access-log facts (a detached set when the access log middleware is absent).
-fn facts(access: Option<Extension<AccessFacts>>) -> AccessFacts {
-    access.map(|Extension(facts)| facts).unwrap_or_default()
 }

@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 
+use super::{facts, rejected};
 use crate::access::AccessFacts;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -34,13 +35,5 @@ pub async fn embeddings(
     // An unknown model gets its 404 (with the models there are) from `generate`.
     let request = validation::embeddings_pass_through(&req.model, &req.input, &raw)
         .map_err(|e| rejected(&state, e))?;
-    let access = access.map(|Extension(facts)| facts).unwrap_or_default();
-    generate(&state, Endpoint::Embeddings, request, access).await
-}
-
-fn rejected(state: &AppState, error: ApiError) -> ApiError {
-    state
-        .hooks
-        .request_rejected(error.code.unwrap_or(error.kind), &error.message);
-    error
+    generate(&state, Endpoint::Embeddings, request, facts(access)).await
 }
