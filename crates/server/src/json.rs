@@ -51,28 +51,51 @@ pub fn parse_noting_unknown<T: DeserializeOwned>(
             "request body is empty: send a JSON object",
         ));
     }
-    let mut de = serde_json::Deserializer::from_slice(bytes);
+    // The common case, a valid body, is parsed without tracking paths; only a body that fails
+    // is parsed again with serde_path_to_error, to say where it went wrong.
     let mut unknown = Vec::new();
-    let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
-    let value =
-        serde_path_to_error::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
-            .map_err(|err| {
-                let path = err.path().to_string();
-                let inner = err.into_inner();
-                if inner.is_syntax() || inner.is_eof() {
-                    ApiError::invalid(None, format!("request body is not valid JSON: {inner}"))
-                } else if path == "." {
-                    ApiError::invalid(None, format!("invalid request body: {inner}"))
-                } else {
-                    ApiError::invalid(
-                        Some(path.clone()),
-                        format!("invalid value for `{path}`: {inner}"),
-                    )
-                }
-            })?;
-    de.end()
-        .map_err(|e| ApiError::invalid(None, format!("request body is not valid JSON: {e}")))?;
-    Ok((value, unknown))
+    let parsed = {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let mut note = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+        T::deserialize(serde_ignored::Deserializer::new(&mut de, &mut note))
+            .and_then(|value| de.end().map(|()| value))
+    };
+    match parsed {
+        Ok(value) => Ok((value, unknown)),
+        Err(first) => Err(explain::<T>(bytes).unwrap_or_else(|| {
+            ApiError::invalid(None, format!("request body is not valid JSON: {first}"))
+        })),
+    }
+}
+
+/// Why `bytes` is not a valid `T`, naming the path of the offending value; `None` if it parses
+/// after all.
+fn explain<T: DeserializeOwned>(bytes: &[u8]) -> Option<ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => match de.end() {
+            Ok(()) => return None,
+            Err(e) => {
+                return Some(ApiError::invalid(
+                    None,
+                    format!("request body is not valid JSON: {e}"),
+                ))
+            }
+        },
+        Err(err) => err,
+    };
+    let path = err.path().to_string();
+    let inner = err.into_inner();
+    Some(if inner.is_syntax() || inner.is_eof() {
+        ApiError::invalid(None, format!("request body is not valid JSON: {inner}"))
+    } else if path == "." {
+        ApiError::invalid(None, format!("invalid request body: {inner}"))
+    } else {
+        ApiError::invalid(
+            Some(path.clone()),
+            format!("invalid value for `{path}`: {inner}"),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -81,7 +104,6 @@ mod tests {
     use serde::Deserialize;
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
     struct Req {
         model: String,
         n: Option<u32>,
@@ -89,7 +111,6 @@ mod tests {
     }
 
     #[derive(Debug, Deserialize)]
-    #[allow(dead_code)]
     struct Inner {
         role: String,
     }
@@ -133,6 +154,22 @@ mod tests {
             .expect_err("bad")
             .message
             .contains("empty"));
-        assert!(parse::<Req>(br#"{"model":"m"} trailing"#).is_err());
+        let trailing = parse::<Req>(br#"{"model":"m"} trailing"#).expect_err("bad");
+        assert!(
+            trailing.message.contains("not valid JSON"),
+            "{}",
+            trailing.message
+        );
+        assert_eq!(trailing.param, None);
+    }
+
+    #[test]
+    fn a_valid_body_parses_whole_with_nested_values() {
+        let (req, unknown) =
+            parse_noting_unknown::<Req>(br#"{"model":"m","n":2,"inner":[{"role":"user"}]}"#)
+                .expect("valid");
+        assert_eq!((req.model.as_str(), req.n), ("m", Some(2)));
+        assert_eq!(req.inner.expect("inner")[0].role, "user");
+        assert!(unknown.is_empty(), "{unknown:?}");
     }
 }
