@@ -5,6 +5,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{client, get_json, metrics_text, model_path, sse_data, wait_for_trace, Server};
@@ -621,7 +623,14 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
     let a = &operation["attributes"];
     assert_eq!(a["gen_ai.operation.name"], "embeddings");
     assert_eq!(a["gen_ai.usage.input_tokens"], 3);
-    assert!(a.get("gen_ai.response.finish_reasons").is_none(), "{a}");
+    for absent in [
+        "gen_ai.response.finish_reasons",
+        "gen_ai.usage.output_tokens",
+        "gen_ai.request.temperature",
+        "gen_ai.request.top_p",
+    ] {
+        assert!(a.get(absent).is_none(), "{absent}: {a}");
+    }
     let metrics = metrics_text(&front).await;
     assert!(
         metrics.contains("gen_ai_operation_name=\"embeddings\""),
@@ -645,4 +654,66 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
     assert_eq!(r.status(), 400);
     let body: Value = r.json().await.expect("json");
     assert_eq!(body["error"]["param"], "input");
+}
+
+/// An upstream that lists `tool-model` but answers every embeddings request 503: healthy, busy.
+async fn start_busy_upstream(calls: Arc<AtomicUsize>) -> String {
+    use axum::routing::{get, post};
+    let app = axum::Router::new()
+        .route(
+            "/v1/embeddings",
+            post(move || {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }
+            }),
+        )
+        .route(
+            "/v1/models",
+            get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+#[tokio::test]
+async fn after_a_failover_the_generation_span_names_the_replica_that_answered() {
+    let busy_calls = Arc::new(AtomicUsize::new(0));
+    let busy = start_busy_upstream(Arc::clone(&busy_calls)).await;
+    let live = start_tool_upstream(Received::default(), Received::default()).await;
+    let live_port: i64 = live
+        .trim_end_matches("/v1")
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("port");
+    let toml = format!(
+        "[[upstreams]]\nname = \"busy\"\nurl = \"{busy}\"\nmodels = [\"embedder=tool-model\"]\n\
+         [[upstreams]]\nname = \"live\"\nurl = \"{live}\"\nmodels = [\"embedder=tool-model\"]\n"
+    );
+    let front = Server::start_with_config(&temp_dir("failover-span"), &toml, &[], &[], false);
+    // The two replicas take turns being tried first, so one of two requests fails over.
+    for trace_id in [
+        "6bf92f3577b34da6a3ce929d0e0e4701",
+        "6bf92f3577b34da6a3ce929d0e0e4702",
+    ] {
+        let r = client()
+            .post(front.url("/v1/embeddings"))
+            .header("traceparent", format!("00-{trace_id}-{CALLER_SPAN}-01"))
+            .json(&json!({"model": "embedder", "input": "red"}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+        let spans = wait_for_trace(&front, trace_id, 3).await;
+        let operation = span(&spans, |s| s["name"] == "embeddings embedder", "embeddings");
+        assert_eq!(
+            operation["attributes"]["server.port"], live_port,
+            "{operation}"
+        );
+    }
+    assert_eq!(busy_calls.load(Ordering::SeqCst), 1, "tried first once");
 }

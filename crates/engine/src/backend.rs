@@ -27,6 +27,9 @@ pub struct GenerationStream {
     /// Prompt size in tokens, known once the request was accepted.
     pub prompt_tokens: u32,
     events: mpsc::UnboundedReceiver<Result<GenerationEvent, EngineError>>,
+    /// `server.address` / `server.port` of the upstream that took the request, when a remote
+    /// model's request went to another replica than the one [`Backend::info`] names.
+    served_by: Option<(String, u16)>,
 }
 
 impl GenerationStream {
@@ -38,7 +41,20 @@ impl GenerationStream {
         Self {
             prompt_tokens,
             events,
+            served_by: None,
         }
+    }
+
+    /// Names the upstream (`server.address`, `server.port`) that took the request.
+    #[must_use]
+    pub fn with_served_by(mut self, server: (String, u16)) -> Self {
+        self.served_by = Some(server);
+        self
+    }
+
+    /// The upstream that took the request, for a remote model.
+    pub fn served_by(&self) -> Option<&(String, u16)> {
+        self.served_by.as_ref()
     }
 
     /// The next event; `None` once the generation is over (after `Finished` or an error).

@@ -141,6 +141,9 @@ pub trait GenerationCall: Send {
     }
     /// The first text was produced.
     fn first_token(&mut self, _elapsed: Duration) {}
+    /// The request went to another upstream than `GenerationStart::server` named (a replica
+    /// took over); `post_call` and `error` then see the new one in `start.server`.
+    fn server_changed(&mut self, _address: &str, _port: u16) {}
     /// The generation finished.
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd);
     /// The generation failed or was cancelled.
@@ -234,6 +237,18 @@ impl ActiveGeneration {
             .iter()
             .find_map(|call| call.span())
             .unwrap_or_else(tracing::Span::none)
+    }
+
+    /// The upstream that took the request (see [`GenerationCall::server_changed`]); nothing
+    /// happens when it is the one the generation started with.
+    pub fn served_by(&mut self, server: &(String, u16)) {
+        if self.start.server.as_ref() == Some(server) {
+            return;
+        }
+        self.start.server = Some(server.clone());
+        for call in &mut self.calls {
+            call.server_changed(&server.0, server.1);
+        }
     }
 
     /// The output will not arrive as text (a passed-through answer goes on as the upstream's
@@ -359,11 +374,21 @@ mod tests {
                 end.timings.time_per_output_token.is_some()
             ));
         }
-        fn error(self: Box<Self>, _start: &GenerationStart, failure: &GenerationFailure) {
+        fn server_changed(&mut self, address: &str, port: u16) {
             self.events
                 .lock()
                 .expect("lock")
-                .push(format!("error {}", failure.error_type));
+                .push(format!("server {address}:{port}"));
+        }
+        fn error(self: Box<Self>, start: &GenerationStart, failure: &GenerationFailure) {
+            let server = match &start.server {
+                Some((address, port)) => format!(" at {address}:{port}"),
+                None => String::new(),
+            };
+            self.events
+                .lock()
+                .expect("lock")
+                .push(format!("error {}{server}", failure.error_type));
         }
     }
 
@@ -415,6 +440,28 @@ mod tests {
         assert_eq!(
             *events.lock().expect("lock"),
             vec!["pre g2", "error cancelled", "pre g3", "error overloaded"]
+        );
+    }
+
+    #[test]
+    fn a_replica_taking_over_is_reported_once_and_seen_at_the_end() {
+        let recorder = Arc::new(Recorder::default());
+        let events = Arc::clone(&recorder.events);
+        let bus = HooksBus::new(vec![recorder]);
+        let mut first_choice = start("g5");
+        first_choice.server = Some(("a.example".into(), 8000));
+        let mut generation = bus.start(first_choice);
+        // The first choice itself: nothing changes.
+        generation.served_by(&("a.example".into(), 8000));
+        generation.served_by(&("b.example".into(), 8001));
+        generation.fail("upstream_error", "cut");
+        assert_eq!(
+            *events.lock().expect("lock"),
+            vec![
+                "pre g5",
+                "server b.example:8001",
+                "error upstream_error at b.example:8001"
+            ]
         );
     }
 

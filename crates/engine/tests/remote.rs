@@ -507,7 +507,18 @@ async fn an_unreachable_upstream_is_failed_over_at_once_and_marked_down() {
     };
     let (b, b_calls) = start_stub(Script::UnavailableFirst(0)).await;
     let gateway = two_upstreams([&dead, &b]);
-    for _ in 0..4 {
+    // The stream names the replica that took the request, whichever was tried first.
+    let backend = gateway.route("m").expect("routed").expect("backend");
+    let stream = backend.generate(request()).await.expect("served by b");
+    let b_port: u16 = b
+        .trim_end_matches("/v1")
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("b's port");
+    assert_eq!(stream.served_by(), Some(&("127.0.0.1".to_owned(), b_port)));
+    drop(stream);
+    for _ in 0..3 {
         let (text, _) = run(&gateway).await.expect("served by b");
         assert_eq!(text, "Hello");
     }

@@ -138,6 +138,9 @@ pub async fn generate(
             ))
         }
     };
+    if let Some(server) = generation.served_by() {
+        observed.served_by(server);
+    }
     let meta = ResponseMeta {
         endpoint,
         id,

@@ -79,6 +79,8 @@ impl Backend for RemoteBackend {
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         let sent = self.send(&request).await?;
+        // After a failover this is not the upstream `info()` named.
+        let served_by = sent.upstream.server.clone();
         let (events, receiver) = mpsc::unbounded_channel();
         let call = Call {
             upstream: sent.upstream,
@@ -96,7 +98,7 @@ impl Backend for RemoteBackend {
         } else {
             call.read_whole(sent.response, sent.deadline).await;
         }
-        Ok(GenerationStream::new(0, receiver))
+        Ok(GenerationStream::new(0, receiver).with_served_by(served_by))
     }
 }
 

@@ -128,17 +128,21 @@ impl Observer for TracingPlugin {
         set_attribute(&span, sc::GEN_AI_REQUEST_MODEL, start.model.clone());
         set_attribute(&span, sc::INFERD_GENERATION_ID, start.generation_id.clone());
         set_attribute(&span, sc::INFERD_STREAM, start.stream);
+        // Embeddings sample nothing: no temperature, top_p or output tokens to report.
+        let sampling = start.operation != Operation::Embeddings;
         let p = &start.params;
-        if let Some(max_tokens) = p.max_tokens {
+        if let Some(max_tokens) = p.max_tokens.filter(|_| sampling) {
             set_attribute(&span, sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(max_tokens));
         }
-        set_attribute(
-            &span,
-            sc::GEN_AI_REQUEST_TEMPERATURE,
-            f64::from(p.temperature),
-        );
-        set_attribute(&span, sc::GEN_AI_REQUEST_TOP_P, f64::from(p.top_p));
-        if p.top_k > 0 {
+        if sampling {
+            set_attribute(
+                &span,
+                sc::GEN_AI_REQUEST_TEMPERATURE,
+                f64::from(p.temperature),
+            );
+            set_attribute(&span, sc::GEN_AI_REQUEST_TOP_P, f64::from(p.top_p));
+        }
+        if sampling && p.top_k > 0 {
             set_attribute(&span, sc::GEN_AI_REQUEST_TOP_K, f64::from(p.top_k));
         }
         if let Some(seed) = p.seed {
@@ -188,6 +192,11 @@ impl GenerationCall for TracingCall {
             .in_scope(|| tracing::info!(seconds = elapsed.as_secs_f64(), "first_token"));
     }
 
+    fn server_changed(&mut self, address: &str, port: u16) {
+        set_attribute(&self.span, sc::SERVER_ADDRESS, address.to_owned());
+        set_attribute(&self.span, sc::SERVER_PORT, i64::from(port));
+    }
+
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let span = &self.span;
         set_attribute(span, sc::GEN_AI_RESPONSE_ID, end.response_id.clone());
@@ -205,11 +214,13 @@ impl GenerationCall for TracingCall {
             sc::GEN_AI_USAGE_INPUT_TOKENS,
             i64::from(end.usage.prompt_tokens),
         );
-        set_attribute(
-            span,
-            sc::GEN_AI_USAGE_OUTPUT_TOKENS,
-            i64::from(end.usage.completion_tokens),
-        );
+        if start.operation != Operation::Embeddings {
+            set_attribute(
+                span,
+                sc::GEN_AI_USAGE_OUTPUT_TOKENS,
+                i64::from(end.usage.completion_tokens),
+            );
+        }
         set_attribute(
             span,
             sc::GEN_AI_LATENCY_E2E,
