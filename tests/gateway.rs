@@ -631,6 +631,15 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
     ] {
         assert!(a.get(absent).is_none(), "{absent}: {a}");
     }
+    let finished = &operation["events"][0];
+    assert_eq!(finished["name"], "finished", "{operation}");
+    assert_eq!(finished["attributes"]["input_tokens"], "3", "{finished}");
+    for absent in ["finish_reason", "output_tokens"] {
+        assert!(
+            finished["attributes"].get(absent).is_none(),
+            "{absent}: {finished}"
+        );
+    }
     let metrics = metrics_text(&front).await;
     assert!(
         metrics.contains("gen_ai_operation_name=\"embeddings\""),

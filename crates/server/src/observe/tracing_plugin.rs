@@ -261,13 +261,15 @@ impl GenerationCall for TracingCall {
                 engine.decode.as_secs_f64(),
             );
         }
+        // Embeddings have neither a finish nor output tokens: those fields are left out.
+        let generated = start.operation != Operation::Embeddings;
         // The span's end time is its last exit, so enter it once more as it finishes.
         span.in_scope(|| {
             tracing::info!(
                 model = %end.response_model,
-                finish_reason = end.finish_reason.as_str(),
+                finish_reason = generated.then(|| end.finish_reason.as_str()),
                 input_tokens = end.usage.prompt_tokens,
-                output_tokens = end.usage.completion_tokens,
+                output_tokens = generated.then_some(end.usage.completion_tokens),
                 seconds = end.timings.duration.as_secs_f64(),
                 "finished"
             )
