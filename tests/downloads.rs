@@ -85,11 +85,7 @@ async fn start_origin() -> (String, Origin) {
     let app = Router::new()
         .route("/models/smol.gguf", get(serve_model))
         .with_state(origin.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let addr = common::serve_on_loopback(app).await;
     (format!("http://{addr}/models/smol.gguf"), origin)
 }
 

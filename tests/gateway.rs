@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{client, get_json, metrics_text, model_path, sse_data, wait_for_trace, Server};
+use common::{
+    client, get_json, metrics_text, model_path, serve_on_loopback, sse_data, wait_for_trace, Server,
+};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4799";
@@ -465,12 +467,7 @@ async fn start_tool_upstream(received: Received, received_embeddings: Received) 
             "/v1/models",
             get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
+    format!("http://{}/v1", serve_on_loopback(app).await)
 }
 
 #[tokio::test]
@@ -680,12 +677,7 @@ async fn start_busy_upstream(calls: Arc<AtomicUsize>) -> String {
             "/v1/models",
             get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
         );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}/v1", listener.local_addr().expect("addr"));
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    base
+    format!("http://{}/v1", serve_on_loopback(app).await)
 }
 
 #[tokio::test]
@@ -693,11 +685,9 @@ async fn after_a_failover_the_generation_span_names_the_replica_that_answered() 
     let busy_calls = Arc::new(AtomicUsize::new(0));
     let busy = start_busy_upstream(Arc::clone(&busy_calls)).await;
     let live = start_tool_upstream(Received::default(), Received::default()).await;
-    let live_port: i64 = live
-        .trim_end_matches("/v1")
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
+    let live_port = reqwest::Url::parse(&live)
+        .expect("url")
+        .port()
         .expect("port");
     let toml = format!(
         "[[upstreams]]\nname = \"busy\"\nurl = \"{busy}\"\nmodels = [\"embedder=tool-model\"]\n\
@@ -720,7 +710,8 @@ async fn after_a_failover_the_generation_span_names_the_replica_that_answered() 
         let spans = wait_for_trace(&front, trace_id, 3).await;
         let operation = span(&spans, |s| s["name"] == "embeddings embedder", "embeddings");
         assert_eq!(
-            operation["attributes"]["server.port"], live_port,
+            operation["attributes"]["server.port"],
+            i64::from(live_port),
             "{operation}"
         );
     }

@@ -201,6 +201,16 @@ mod probe {
 }
 
 /// Collects an SSE body into its `data:` payloads.
+/// Serves `app` on an ephemeral 127.0.0.1 port in the background; returns its address.
+pub async fn serve_on_loopback(app: axum::Router) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    addr
+}
+
 pub fn sse_data(body: &str) -> Vec<String> {
     body.lines()
         .filter_map(|line| {

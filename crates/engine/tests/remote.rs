@@ -510,11 +510,10 @@ async fn an_unreachable_upstream_is_failed_over_at_once_and_marked_down() {
     // The stream names the replica that took the request, whichever was tried first.
     let backend = gateway.route("m").expect("routed").expect("backend");
     let stream = backend.generate(request()).await.expect("served by b");
-    let b_port: u16 = b
-        .trim_end_matches("/v1")
-        .rsplit(':')
-        .next()
-        .and_then(|port| port.parse().ok())
+    let b_port = b
+        .parse::<http::Uri>()
+        .expect("b's url")
+        .port_u16()
         .expect("b's port");
     assert_eq!(stream.served_by(), Some(&("127.0.0.1".to_owned(), b_port)));
     drop(stream);

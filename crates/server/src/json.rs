@@ -68,22 +68,11 @@ pub fn parse_noting_unknown<T: DeserializeOwned>(
     }
 }
 
-/// Why `bytes` is not a valid `T`, naming the path of the offending value; `None` if it parses
-/// after all.
+/// Why `bytes` is not a valid `T`, naming the path of the offending value; `None` when a `T`
+/// parses (the fault then lies after it, e.g. trailing characters, and the first error says so).
 fn explain<T: DeserializeOwned>(bytes: &[u8]) -> Option<ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let err = match serde_path_to_error::deserialize::<_, T>(&mut de) {
-        Ok(_) => match de.end() {
-            Ok(()) => return None,
-            Err(e) => {
-                return Some(ApiError::invalid(
-                    None,
-                    format!("request body is not valid JSON: {e}"),
-                ))
-            }
-        },
-        Err(err) => err,
-    };
+    let err = serde_path_to_error::deserialize::<_, T>(&mut de).err()?;
     let path = err.path().to_string();
     let inner = err.into_inner();
     Some(if inner.is_syntax() || inner.is_eof() {

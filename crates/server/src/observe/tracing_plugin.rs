@@ -199,10 +199,11 @@ impl GenerationCall for TracingCall {
 
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let span = &self.span;
+        // Embeddings have neither a finish nor output tokens: those are left out.
+        let generated = start.operation != Operation::Embeddings;
         set_attribute(span, sc::GEN_AI_RESPONSE_ID, end.response_id.clone());
         set_attribute(span, sc::GEN_AI_RESPONSE_MODEL, end.response_model.clone());
-        // Embeddings have no finish.
-        if start.operation != Operation::Embeddings {
+        if generated {
             set_attribute(
                 span,
                 sc::GEN_AI_RESPONSE_FINISH_REASONS,
@@ -214,7 +215,7 @@ impl GenerationCall for TracingCall {
             sc::GEN_AI_USAGE_INPUT_TOKENS,
             i64::from(end.usage.prompt_tokens),
         );
-        if start.operation != Operation::Embeddings {
+        if generated {
             set_attribute(
                 span,
                 sc::GEN_AI_USAGE_OUTPUT_TOKENS,
@@ -261,8 +262,6 @@ impl GenerationCall for TracingCall {
                 engine.decode.as_secs_f64(),
             );
         }
-        // Embeddings have neither a finish nor output tokens: those fields are left out.
-        let generated = start.operation != Operation::Embeddings;
         // The span's end time is its last exit, so enter it once more as it finishes.
         span.in_scope(|| {
             tracing::info!(
