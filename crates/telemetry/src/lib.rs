@@ -48,7 +48,7 @@ pub use http_layer::{
 };
 pub use instruments::InferdMetrics;
 pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
-pub use logs::{current_trace_ids, CorrelatedFormat};
+pub use logs::{current_trace_ids, rfc3339_seconds, CorrelatedFormat};
 pub use prometheus::PrometheusMetrics;
 pub use propagation::{
     extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
@@ -61,8 +61,8 @@ pub use sampler::{
 };
 pub use setup::{build_with_writer, init, init_with_writer, ShutdownError, TelemetryGuard, SCOPE};
 pub use spans::{
-    in_current_context, record_error, record_error_value, set_attribute, spawn_blocking_in_context,
-    spawn_thread_in_context,
+    in_current_context, record_error, record_error_value, set_attribute, set_attributes,
+    spawn_blocking_in_context, spawn_thread_in_context,
 };
 pub use store::{
     EventRecord, LinkRecord, SpanRecord, SpanStatus, TraceDetail, TraceStore, TraceStoreProcessor,

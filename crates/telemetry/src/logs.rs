@@ -7,7 +7,6 @@ use opentelemetry::trace::{SpanContext, TraceContextExt};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
-use tracing_subscriber::fmt::time::{FormatTime, SystemTime};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -54,6 +53,10 @@ struct JsonEscaped<'a, W: fmt::Write + ?Sized>(&'a mut W);
 impl<W: fmt::Write + ?Sized> fmt::Write for JsonEscaped<'_, W> {
     fn write_str(&mut self, text: &str) -> fmt::Result {
         let bytes = text.as_bytes();
+        // Most text (routes, model names, messages) needs no escape: one write.
+        if !bytes.iter().any(|&b| needs_escape(b)) {
+            return self.0.write_str(text);
+        }
         let mut plain = 0;
         for (i, &b) in bytes.iter().enumerate() {
             let escape = match b {
@@ -78,11 +81,105 @@ impl<W: fmt::Write + ?Sized> fmt::Write for JsonEscaped<'_, W> {
     }
 }
 
+/// Writes a field name as a JSON string. Names are Rust identifiers or dotted names, which
+/// need no escape; any other name is escaped.
+fn json_key(w: &mut impl fmt::Write, name: &str) -> fmt::Result {
+    if name.bytes().any(needs_escape) {
+        return json_str(w, name);
+    }
+    w.write_char('"')?;
+    w.write_str(name)?;
+    w.write_char('"')
+}
+
+/// Whether a byte must be escaped inside a JSON string.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
 /// Writes `text` as a JSON string, quotes included.
 fn json_str(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
     w.write_char('"')?;
     JsonEscaped(&mut *w).write_str(text)?;
     w.write_char('"')
+}
+
+/// The civil (proleptic Gregorian, UTC) date of a day counted from 1970-01-01, as
+/// (year, month, day): Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a Unix time in seconds (UTC).
+fn timestamp_prefix(unix_seconds: u64) -> [u8; 20] {
+    let (year, month, day) = civil_from_days(unix_seconds / 86_400);
+    let in_day = unix_seconds % 86_400;
+    let mut out = *b"0000-00-00T00:00:00.";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, in_day / 3600);
+    put(14, 2, in_day / 60 % 60);
+    put(17, 2, in_day % 60);
+    out
+}
+
+/// A Unix time in seconds as RFC 3339 UTC, to the second (`2026-11-26T10:17:07Z`).
+pub fn rfc3339_seconds(unix_seconds: u64) -> String {
+    let prefix = timestamp_prefix(unix_seconds);
+    // The prefix is ASCII; its last byte is the '.' before the fraction.
+    let mut text = String::from_utf8_lossy(&prefix[..19]).into_owned();
+    text.push('Z');
+    text
+}
+
+thread_local! {
+    /// The second last formatted on this thread and its `timestamp_prefix`.
+    static TIMESTAMP_PREFIX: std::cell::Cell<(u64, [u8; 20])> =
+        const { std::cell::Cell::new((u64::MAX, [0; 20])) };
+}
+
+/// Writes `time` as RFC 3339 UTC with microseconds (`2026-11-26T10:37:39.634135Z`), the format
+/// of tracing-subscriber's `SystemTime`. The part up to the seconds is formatted once per
+/// second per thread: every log line starts with it.
+fn write_timestamp(w: &mut impl fmt::Write, time: std::time::SystemTime) -> fmt::Result {
+    let since_epoch = time
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let seconds = since_epoch.as_secs();
+    let prefix = TIMESTAMP_PREFIX.with(|cached| {
+        let (second, prefix) = cached.get();
+        if second == seconds {
+            return prefix;
+        }
+        let prefix = timestamp_prefix(seconds);
+        cached.set((seconds, prefix));
+        prefix
+    });
+    let mut micros = since_epoch.subsec_micros();
+    let mut tail = *b"000000Z";
+    for digit in tail[..6].iter_mut().rev() {
+        *digit = b'0' + (micros % 10) as u8;
+        micros /= 10;
+    }
+    // Both arrays hold ASCII digits and separators only.
+    w.write_str(std::str::from_utf8(&prefix).map_err(|_| fmt::Error)?)?;
+    w.write_str(std::str::from_utf8(&tail).map_err(|_| fmt::Error)?)
 }
 
 /// Writes an event's `message` field as the line's `"message"` member.
@@ -135,7 +232,7 @@ impl JsonFields<'_, '_> {
         self.result = self
             .writer
             .write_str(opening)
-            .and_then(|()| json_str(&mut *self.writer, field.name()))
+            .and_then(|()| json_key(&mut *self.writer, field.name()))
             .and_then(|()| self.writer.write_char(':'))
             .and_then(|()| value(&mut *self.writer));
     }
@@ -155,11 +252,11 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |w| write!(w, "{value}"));
+        self.member(field, |w| w.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
@@ -212,7 +309,7 @@ where
             // Written straight into the line buffer, in this order: timestamp, level, target,
             // message, fields (as given), span, trace_id, span_id.
             writer.write_str("{\"timestamp\":\"")?;
-            SystemTime.format_time(&mut writer)?;
+            write_timestamp(&mut writer, std::time::SystemTime::now())?;
             write!(
                 writer,
                 "\",\"level\":\"{}\",\"target\":",
@@ -235,9 +332,11 @@ where
             if fields.count > 0 {
                 writer.write_char('}')?;
             }
-            if let Some(span) = ctx.lookup_current() {
+            // The span the event is in, as the registry knows it: the log layer itself asks
+            // for no spans, so `lookup_current` (filtered for this layer) would show none.
+            if let Some(metadata) = ctx.current_span().metadata() {
                 writer.write_str(",\"span\":")?;
-                json_str(&mut writer, span.name())?;
+                json_str(&mut writer, metadata.name())?;
             }
             if let Some(sc) = context {
                 write!(
@@ -251,7 +350,7 @@ where
         }
 
         let mut timestamp = String::new();
-        SystemTime.format_time(&mut Writer::new(&mut timestamp))?;
+        write_timestamp(&mut timestamp, std::time::SystemTime::now())?;
         let (dim, reset) = if self.ansi {
             ("\x1b[2m", "\x1b[0m")
         } else {
@@ -286,17 +385,17 @@ mod tests {
     use serde_json::Value;
 
     /// What the log layer, as `build_with_writer` sets it up, writes for one event inside a
-    /// span that has fields of its own.
-    fn logged(log_format: LogFormat) -> String {
+    /// span that has fields of its own, and whether that span was built at all.
+    fn logged_in_mode(log_format: LogFormat, mode: Mode) -> (String, bool) {
         let config = TelemetryConfig {
-            mode: Mode::Off,
+            mode,
             log_format,
             ..TelemetryConfig::default()
         };
         let captured = Captured::default();
         let (_guard, dispatch) =
             build_with_writer(&config, captured.clone(), false).expect("log layer");
-        tracing::dispatcher::with_default(&dispatch, || {
+        let built = tracing::dispatcher::with_default(&dispatch, || {
             let span = tracing::info_span!("outer", secret_span_field = "hidden");
             span.in_scope(|| {
                 tracing::info!(
@@ -306,8 +405,24 @@ mod tests {
                     "request done"
                 );
             });
+            !span.is_disabled()
         });
-        captured.text()
+        (captured.text(), built)
+    }
+
+    /// [`logged_in_mode`] with spans on (`local`), so the event is inside a real span.
+    fn logged(log_format: LogFormat) -> String {
+        logged_in_mode(log_format, Mode::Local).0
+    }
+
+    #[test]
+    fn with_telemetry_off_no_span_is_built_and_lines_name_none() {
+        let (line, built) = logged_in_mode(LogFormat::Json, Mode::Off);
+        assert!(!built, "the log layer alone must not build spans");
+        let value: Value = serde_json::from_str(line.trim()).expect("one JSON object");
+        assert_eq!(value["message"], "request done");
+        assert!(value.get("span").is_none(), "{line}");
+        assert!(value.get("trace_id").is_none(), "{line}");
     }
 
     #[test]
@@ -347,6 +462,28 @@ mod tests {
             positions.windows(2).all(|w| w[0] < w[1]),
             "key order: {line}"
         );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |seconds: u64, micros: u64| {
+            let mut text = String::new();
+            let time = UNIX_EPOCH + Duration::from_secs(seconds) + Duration::from_micros(micros);
+            super::write_timestamp(&mut text, time).expect("formats");
+            text
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        // `date -u -d @…` for each: leap days, century years, the end of a year.
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_709_251_199, 999_999), "2024-02-29T23:59:59.999999Z");
+        assert_eq!(at(1_795_688_227, 634_135), "2026-11-26T10:17:07.634135Z");
+        assert_eq!(at(4_107_542_399, 120), "2100-02-28T23:59:59.000120Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+        assert_eq!(at(1_798_761_599, 1), "2026-12-31T23:59:59.000001Z");
+        // The cached prefix follows the second, also backwards.
+        assert_eq!(at(1_798_761_600, 0), "2027-01-01T00:00:00.000000Z");
+        assert_eq!(at(1_798_761_599, 2), "2026-12-31T23:59:59.000002Z");
     }
 
     #[test]

@@ -237,12 +237,18 @@ where
             (CorrelatedFormat::pretty(terminal), terminal)
         }
     };
+    // The log layer writes events only. Unless the filter selects events by the span they are
+    // in (`[span]` directives), it asks for no spans at all, so a span that no other layer
+    // wants (every span, when telemetry is off) is never built.
+    let wants_spans = config.log_filter.contains('[');
     let fmt_layer = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .fmt_fields(NoSpanFields)
         .event_format(format)
         .with_writer(writer)
-        .with_filter(env_filter.and(filter_fn(|meta| !is_sdk_export_noise(meta))));
+        .with_filter(env_filter.and(filter_fn(move |meta| {
+            (wants_spans || meta.is_event()) && !is_sdk_export_noise(meta)
+        })));
     let mut layers: Vec<BoxedLayer> = vec![Box::new(fmt_layer)];
 
     let mut guard = TelemetryGuard {

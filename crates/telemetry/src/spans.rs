@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 
-use opentelemetry::trace::Status;
+use opentelemetry::trace::{Status, TraceContextExt};
 use opentelemetry::{Context, KeyValue, Value};
 use tracing::Span;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -39,6 +39,15 @@ pub fn record_error_value<E: std::error::Error>(span: &Span, error: &E) {
 pub fn set_attribute(span: &Span, key: &'static str, value: impl Into<Value>) {
     if !span.is_disabled() {
         span.set_attribute(key, value);
+    }
+}
+
+/// Sets several attributes on `span` with one lookup of its OpenTelemetry span (one
+/// [`set_attribute`] call costs a lookup each). The span is started if it was not yet, so a
+/// sampler does not see these: give the attributes a sampler needs as the span's fields.
+pub fn set_attributes(span: &Span, attributes: Vec<KeyValue>) {
+    if !span.is_disabled() && !attributes.is_empty() {
+        span.context().span().set_attributes(attributes);
     }
 }
 

@@ -13,8 +13,8 @@ use inferd_engine::hooks::{
 };
 use inferd_engine::{ChatRole, Prompt};
 use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{record_error, set_attribute};
-use opentelemetry::{Array, StringValue, Value};
+use inferd_telemetry::{record_error, set_attribute, set_attributes};
+use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};
 
 use tracing::Span;
@@ -114,57 +114,41 @@ struct TracingCall {
 impl Observer for TracingPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
         let name = format!("{} {}", start.operation.as_str(), start.model);
-        // A call to a remote upstream is a GenAI client call.
-        let span = match start.server {
-            Some(_) => tracing::info_span!("generation", otel.name = %name, otel.kind = "client"),
-            None => tracing::info_span!("generation", otel.name = %name, otel.kind = "internal"),
-        };
-        set_attribute(&span, sc::GEN_AI_OPERATION_NAME, start.operation.as_str());
-        set_attribute(&span, sc::GEN_AI_PROVIDER_NAME, start.provider.clone());
-        if let Some((address, port)) = &start.server {
-            set_attribute(&span, sc::SERVER_ADDRESS, address.clone());
-            set_attribute(&span, sc::SERVER_PORT, i64::from(*port));
-        }
-        set_attribute(&span, sc::GEN_AI_REQUEST_MODEL, start.model.clone());
-        set_attribute(&span, sc::INFERD_GENERATION_ID, start.generation_id.clone());
-        set_attribute(&span, sc::INFERD_STREAM, start.stream);
         // Embeddings sample nothing: no temperature, top_p or output tokens to report.
         let sampling = start.operation != Operation::Embeddings;
         let p = &start.params;
-        if let Some(max_tokens) = p.max_tokens.filter(|_| sampling) {
-            set_attribute(&span, sc::GEN_AI_REQUEST_MAX_TOKENS, i64::from(max_tokens));
-        }
-        if sampling {
-            set_attribute(
-                &span,
-                sc::GEN_AI_REQUEST_TEMPERATURE,
-                f64::from(p.temperature),
-            );
-            set_attribute(&span, sc::GEN_AI_REQUEST_TOP_P, f64::from(p.top_p));
-        }
-        if sampling && p.top_k > 0 {
-            set_attribute(&span, sc::GEN_AI_REQUEST_TOP_K, f64::from(p.top_k));
-        }
-        if let Some(seed) = p.seed {
+        let (address, port) = match &start.server {
+            Some((address, port)) => (Some(address.as_str()), Some(i64::from(*port))),
+            None => (None, None),
+        };
+        // The request attributes are the span's fields (TELEMETRY.md's names, spelled out as
+        // the macro needs them), so they are on the span from the start, where a sampler
+        // sees them, in one call rather than one lookup each. Absent ones are `None`.
+        let span = tracing::info_span!(
+            "generation",
+            otel.name = %name,
+            // A call to a remote upstream is a GenAI client call.
+            otel.kind = if start.server.is_some() { "client" } else { "internal" },
+            gen_ai.operation.name = start.operation.as_str(),
+            gen_ai.provider.name = start.provider.as_str(),
+            server.address = address,
+            server.port = port,
+            gen_ai.request.model = start.model.as_str(),
+            inferd.generation.id = start.generation_id.as_str(),
+            inferd.stream = start.stream,
+            gen_ai.request.max_tokens = p.max_tokens.filter(|_| sampling).map(i64::from),
+            gen_ai.request.temperature = sampling.then_some(f64::from(p.temperature)),
+            gen_ai.request.top_p = sampling.then_some(f64::from(p.top_p)),
+            gen_ai.request.top_k = (sampling && p.top_k > 0).then_some(f64::from(p.top_k)),
             // The attribute is an int; keep the bits of seeds above i64::MAX.
-            set_attribute(&span, sc::GEN_AI_REQUEST_SEED, seed as i64);
-        }
+            gen_ai.request.seed = p.seed.map(|seed| seed as i64),
+            gen_ai.request.frequency_penalty =
+                (p.frequency_penalty != 0.0).then_some(f64::from(p.frequency_penalty)),
+            gen_ai.request.presence_penalty =
+                (p.presence_penalty != 0.0).then_some(f64::from(p.presence_penalty)),
+        );
         if !p.stop.is_empty() {
             set_attribute(&span, sc::GEN_AI_REQUEST_STOP_SEQUENCES, strings(&p.stop));
-        }
-        if p.frequency_penalty != 0.0 {
-            set_attribute(
-                &span,
-                sc::GEN_AI_REQUEST_FREQUENCY_PENALTY,
-                f64::from(p.frequency_penalty),
-            );
-        }
-        if p.presence_penalty != 0.0 {
-            set_attribute(
-                &span,
-                sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
-                f64::from(p.presence_penalty),
-            );
         }
         let capture = self.capture.clone();
         if let (Some(capture), Some(prompt)) = (&capture, &start.captured_prompt) {
@@ -193,75 +177,85 @@ impl GenerationCall for TracingCall {
     }
 
     fn server_changed(&mut self, address: &str, port: u16) {
-        set_attribute(&self.span, sc::SERVER_ADDRESS, address.to_owned());
-        set_attribute(&self.span, sc::SERVER_PORT, i64::from(port));
+        set_attributes(
+            &self.span,
+            vec![
+                KeyValue::new(sc::SERVER_ADDRESS, address.to_owned()),
+                KeyValue::new(sc::SERVER_PORT, i64::from(port)),
+            ],
+        );
     }
 
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let span = &self.span;
         // Embeddings have neither a finish nor output tokens: those are left out.
         let generated = start.operation != Operation::Embeddings;
-        set_attribute(span, sc::GEN_AI_RESPONSE_ID, end.response_id.clone());
-        set_attribute(span, sc::GEN_AI_RESPONSE_MODEL, end.response_model.clone());
+        let mut attributes = Vec::with_capacity(12);
+        attributes.push(KeyValue::new(
+            sc::GEN_AI_RESPONSE_ID,
+            end.response_id.clone(),
+        ));
+        attributes.push(KeyValue::new(
+            sc::GEN_AI_RESPONSE_MODEL,
+            end.response_model.clone(),
+        ));
         if generated {
-            set_attribute(
-                span,
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_RESPONSE_FINISH_REASONS,
                 strings(&[end.finish_reason.as_str().to_owned()]),
-            );
+            ));
         }
-        set_attribute(
-            span,
+        attributes.push(KeyValue::new(
             sc::GEN_AI_USAGE_INPUT_TOKENS,
             i64::from(end.usage.prompt_tokens),
-        );
+        ));
         if generated {
-            set_attribute(
-                span,
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_USAGE_OUTPUT_TOKENS,
                 i64::from(end.usage.completion_tokens),
-            );
+            ));
         }
-        set_attribute(
-            span,
+        attributes.push(KeyValue::new(
             sc::GEN_AI_LATENCY_E2E,
             end.timings.duration.as_secs_f64(),
-        );
+        ));
         if let Some(ttft) = end.timings.time_to_first_token {
-            set_attribute(span, sc::INFERD_TIME_TO_FIRST_TOKEN, ttft.as_secs_f64());
-            set_attribute(
-                span,
+            attributes.push(KeyValue::new(
+                sc::INFERD_TIME_TO_FIRST_TOKEN,
+                ttft.as_secs_f64(),
+            ));
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN,
                 ttft.as_secs_f64(),
-            );
+            ));
         }
         if let Some(tpot) = end.timings.time_per_output_token {
-            set_attribute(span, sc::INFERD_TIME_PER_OUTPUT_TOKEN, tpot.as_secs_f64());
+            attributes.push(KeyValue::new(
+                sc::INFERD_TIME_PER_OUTPUT_TOKEN,
+                tpot.as_secs_f64(),
+            ));
         }
         if let (Some(capture), Some(output)) = (&self.capture, &end.captured_output) {
-            set_attribute(
-                span,
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_OUTPUT_MESSAGES,
                 capture.output(output, end.finish_reason.as_str()),
-            );
+            ));
         }
         if let Some(engine) = end.engine_timings {
-            set_attribute(
-                span,
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_LATENCY_TIME_IN_QUEUE,
                 engine.queue.as_secs_f64(),
-            );
-            set_attribute(
-                span,
+            ));
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL,
                 engine.prefill.as_secs_f64(),
-            );
-            set_attribute(
-                span,
+            ));
+            attributes.push(KeyValue::new(
                 sc::GEN_AI_LATENCY_TIME_IN_MODEL_DECODE,
                 engine.decode.as_secs_f64(),
-            );
+            ));
         }
+        set_attributes(span, attributes);
         // The span's end time is its last exit, so enter it once more as it finishes.
         span.in_scope(|| {
             tracing::info!(
