@@ -14,6 +14,7 @@ mod console;
 mod error;
 mod export_health;
 mod http_layer;
+mod ids;
 mod instruments;
 mod log_writer;
 mod logs;

@@ -4,6 +4,8 @@
 use std::fmt::{self, Write as _};
 
 use opentelemetry::trace::{SpanContext, TraceContextExt};
+
+use crate::ids::{span_id_hex, trace_id_hex};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
@@ -35,7 +37,12 @@ impl CorrelatedFormat {
 /// The ids of the span that is current in OpenTelemetry's context, as 32 and 16 lowercase hex
 /// digits; `None` outside a span or when telemetry is off.
 pub fn current_trace_ids() -> Option<(String, String)> {
-    current_span_context().map(|sc| (sc.trace_id().to_string(), sc.span_id().to_string()))
+    current_span_context().map(|sc| {
+        (
+            trace_id_hex(sc.trace_id()).as_str().to_owned(),
+            span_id_hex(sc.span_id()).as_str().to_owned(),
+        )
+    })
 }
 
 /// The valid span context current in OpenTelemetry's context, if any.
@@ -339,12 +346,11 @@ where
                 json_str(&mut writer, metadata.name())?;
             }
             if let Some(sc) = context {
-                write!(
-                    writer,
-                    ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
-                    sc.trace_id(),
-                    sc.span_id()
-                )?;
+                writer.write_str(",\"trace_id\":\"")?;
+                writer.write_str(trace_id_hex(sc.trace_id()).as_str())?;
+                writer.write_str("\",\"span_id\":\"")?;
+                writer.write_str(span_id_hex(sc.span_id()).as_str())?;
+                writer.write_char('"')?;
             }
             return writer.write_str("}\n");
         }

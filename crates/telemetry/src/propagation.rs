@@ -14,6 +14,7 @@ use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::config::PropagatorConfig;
+use crate::ids::{span_id_hex, trace_id_hex};
 
 /// The `traceparent` header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -67,12 +68,17 @@ static TRACE_CONTEXT_FIELDS: std::sync::LazyLock<[String; 2]> =
 
 /// `00-{trace_id}-{span_id}-{flags}` for a span context.
 pub fn format_traceparent(sc: &SpanContext) -> String {
-    format!(
-        "00-{}-{}-{:02x}",
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8() & KNOWN_FLAGS
-    )
+    let flags = sc.trace_flags().to_u8() & KNOWN_FLAGS;
+    let mut text = String::with_capacity(55);
+    text.push_str("00-");
+    text.push_str(trace_id_hex(sc.trace_id()).as_str());
+    text.push('-');
+    text.push_str(span_id_hex(sc.span_id()).as_str());
+    text.push('-');
+    for nibble in [flags >> 4, flags & 0x0f] {
+        text.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
+    }
+    text
 }
 
 fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {

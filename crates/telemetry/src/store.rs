@@ -13,6 +13,7 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use serde::Serialize;
 
 use crate::config::TraceStoreConfig;
+use crate::ids::{span_id_hex, trace_id_hex};
 
 /// One line of the recent-traces list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -285,10 +286,12 @@ pub(crate) fn span_record(span: &SpanData) -> SpanRecord {
         },
     };
     SpanRecord {
-        trace_id: span.span_context.trace_id().to_string(),
-        span_id: span.span_context.span_id().to_string(),
+        trace_id: trace_id_hex(span.span_context.trace_id())
+            .as_str()
+            .to_owned(),
+        span_id: span_id_hex(span.span_context.span_id()).as_str().to_owned(),
         parent_span_id: (span.parent_span_id != SpanId::INVALID)
-            .then(|| span.parent_span_id.to_string()),
+            .then(|| span_id_hex(span.parent_span_id).as_str().to_owned()),
         name: span.name.to_string(),
         kind,
         start_unix_nanos: unix_nanos(span.start_time),

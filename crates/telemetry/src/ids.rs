@@ -1,0 +1,54 @@
+//! Trace and span ids as lowercase hex, written without `core::fmt`: every request writes
+//! several (`traceparent` out, `traceresponse` back, the access line, the trace store), and
+//! the formatting machinery costs far more than the 16 or 8 bytes it encodes.
+
+use opentelemetry::trace::{SpanId, TraceId};
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// An id's hex digits, kept on the stack.
+#[derive(Clone, Copy)]
+pub(crate) struct Hex<const N: usize>([u8; N]);
+
+impl<const N: usize> Hex<N> {
+    pub(crate) fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+fn encode<const N: usize>(bytes: &[u8]) -> Hex<N> {
+    let mut out = [b'0'; N];
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = DIGITS[usize::from(byte >> 4)];
+        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+    }
+    Hex(out)
+}
+
+/// The 32 hex digits of a trace id, as its `Display` writes them.
+pub(crate) fn trace_id_hex(id: TraceId) -> Hex<32> {
+    encode(&id.to_bytes())
+}
+
+/// The 16 hex digits of a span id, as its `Display` writes them.
+pub(crate) fn span_id_hex(id: SpanId) -> Hex<16> {
+    encode(&id.to_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_matches_display() {
+        for trace in [0u128, 1, 0x0af7651916cd43dd8448eb211c80319c, u128::MAX] {
+            let id = TraceId::from_bytes(trace.to_be_bytes());
+            assert_eq!(trace_id_hex(id).as_str(), id.to_string());
+        }
+        for span in [0u64, 1, 0xb7ad6b7169203331, u64::MAX] {
+            let id = SpanId::from_bytes(span.to_be_bytes());
+            assert_eq!(span_id_hex(id).as_str(), id.to_string());
+        }
+    }
+}
