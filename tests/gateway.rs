@@ -423,7 +423,7 @@ type Received = std::sync::Arc<std::sync::Mutex<Vec<Value>>>;
 /// usage chunk, and embeddings requests with a two-number vector; it records the bodies it
 /// received (chat in `received`, embeddings in `received_embeddings`). Returns its base URL.
 async fn start_tool_upstream(received: Received, received_embeddings: Received) -> String {
-    use axum::routing::{get, post};
+    use axum::routing::post;
     const HEAD: &str = r#""id":"up-1","created":1,"model":"tool-model""#;
     let answer = move |axum::Json(body): axum::Json<Value>| {
         let received = received.clone();
@@ -462,11 +462,16 @@ async fn start_tool_upstream(received: Received, received_embeddings: Received) 
     };
     let app = axum::Router::new()
         .route("/v1/chat/completions", post(answer))
-        .route("/v1/embeddings", post(embeddings))
-        .route(
-            "/v1/models",
-            get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
-        );
+        .route("/v1/embeddings", post(embeddings));
+    serve_listing_tool_model(app).await
+}
+
+/// Serves `app`, plus a `/v1/models` that lists `tool-model`, on loopback; its `/v1` base URL.
+async fn serve_listing_tool_model(app: axum::Router) -> String {
+    let app = app.route(
+        "/v1/models",
+        axum::routing::get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
+    );
     format!("http://{}/v1", serve_on_loopback(app).await)
 }
 
@@ -664,20 +669,15 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
 
 /// An upstream that lists `tool-model` but answers every embeddings request 503: healthy, busy.
 async fn start_busy_upstream(calls: Arc<AtomicUsize>) -> String {
-    use axum::routing::{get, post};
-    let app = axum::Router::new()
-        .route(
-            "/v1/embeddings",
-            post(move || {
-                calls.fetch_add(1, Ordering::SeqCst);
-                async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }
-            }),
-        )
-        .route(
-            "/v1/models",
-            get(|| async { r#"{"data":[{"id":"tool-model"}]}"# }),
-        );
-    format!("http://{}/v1", serve_on_loopback(app).await)
+    use axum::routing::post;
+    let app = axum::Router::new().route(
+        "/v1/embeddings",
+        post(move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "busy") }
+        }),
+    );
+    serve_listing_tool_model(app).await
 }
 
 #[tokio::test]

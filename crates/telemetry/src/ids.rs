@@ -26,6 +26,11 @@ fn encode<const N: usize>(bytes: &[u8]) -> Hex<N> {
     Hex(out)
 }
 
+/// The 2 hex digits of a byte (trace flags).
+pub(crate) fn byte_hex(byte: u8) -> Hex<2> {
+    encode(&[byte])
+}
+
 /// The 32 hex digits of a trace id, as its `Display` writes them.
 pub(crate) fn trace_id_hex(id: TraceId) -> Hex<32> {
     encode(&id.to_bytes())
@@ -49,6 +54,9 @@ mod tests {
         for span in [0u64, 1, 0xb7ad6b7169203331, u64::MAX] {
             let id = SpanId::from_bytes(span.to_be_bytes());
             assert_eq!(span_id_hex(id).as_str(), id.to_string());
+        }
+        for byte in [0u8, 1, 0x0f, 0xa5, u8::MAX] {
+            assert_eq!(byte_hex(byte).as_str(), format!("{byte:02x}"));
         }
     }
 }

@@ -4,13 +4,13 @@
 use std::fmt::{self, Write as _};
 
 use opentelemetry::trace::{SpanContext, TraceContextExt};
-
-use crate::ids::{span_id_hex, trace_id_hex};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
+
+use crate::ids::{span_id_hex, trace_id_hex};
 
 /// Event formatter adding `trace_id` / `span_id` of the current OpenTelemetry span.
 #[derive(Debug, Clone, Copy)]
@@ -131,19 +131,21 @@ fn timestamp_prefix(unix_seconds: u64) -> [u8; 20] {
     let (year, month, day) = civil_from_days(unix_seconds / 86_400);
     let in_day = unix_seconds % 86_400;
     let mut out = *b"0000-00-00T00:00:00.";
-    let mut put = |at: usize, width: usize, mut value: u64| {
-        for i in (at..at + width).rev() {
-            out[i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, in_day / 3600);
-    put(14, 2, in_day / 60 % 60);
-    put(17, 2, in_day % 60);
+    put_digits(&mut out[0..4], year);
+    put_digits(&mut out[5..7], month);
+    put_digits(&mut out[8..10], day);
+    put_digits(&mut out[11..13], in_day / 3600);
+    put_digits(&mut out[14..16], in_day / 60 % 60);
+    put_digits(&mut out[17..19], in_day % 60);
     out
+}
+
+/// Writes `value`'s last `digits.len()` decimal digits into `digits`, zero-padded.
+fn put_digits(digits: &mut [u8], mut value: u64) {
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// A Unix time in seconds as RFC 3339 UTC, to the second (`2026-11-26T10:17:07Z`).
@@ -178,12 +180,8 @@ fn write_timestamp(w: &mut impl fmt::Write, time: std::time::SystemTime) -> fmt:
         cached.set((seconds, prefix));
         prefix
     });
-    let mut micros = since_epoch.subsec_micros();
     let mut tail = *b"000000Z";
-    for digit in tail[..6].iter_mut().rev() {
-        *digit = b'0' + (micros % 10) as u8;
-        micros /= 10;
-    }
+    put_digits(&mut tail[..6], u64::from(since_epoch.subsec_micros()));
     // Both arrays hold ASCII digits and separators only.
     w.write_str(std::str::from_utf8(&prefix).map_err(|_| fmt::Error)?)?;
     w.write_str(std::str::from_utf8(&tail).map_err(|_| fmt::Error)?)
@@ -375,8 +373,8 @@ where
             write!(
                 writer,
                 " {dim}trace_id={} span_id={}{reset}",
-                sc.trace_id(),
-                sc.span_id()
+                trace_id_hex(sc.trace_id()).as_str(),
+                span_id_hex(sc.span_id()).as_str()
             )?;
         }
         writer.write_char('\n')

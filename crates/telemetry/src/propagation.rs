@@ -14,7 +14,7 @@ use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::config::PropagatorConfig;
-use crate::ids::{span_id_hex, trace_id_hex};
+use crate::ids::{byte_hex, span_id_hex, trace_id_hex};
 
 /// The `traceparent` header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -75,9 +75,7 @@ pub fn format_traceparent(sc: &SpanContext) -> String {
     text.push('-');
     text.push_str(span_id_hex(sc.span_id()).as_str());
     text.push('-');
-    for nibble in [flags >> 4, flags & 0x0f] {
-        text.push(char::from_digit(u32::from(nibble), 16).unwrap_or('0'));
-    }
+    text.push_str(byte_hex(flags).as_str());
     text
 }
 

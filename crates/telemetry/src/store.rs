@@ -311,8 +311,8 @@ pub(crate) fn span_record(span: &SpanData) -> SpanRecord {
             .links
             .iter()
             .map(|l| LinkRecord {
-                trace_id: l.span_context.trace_id().to_string(),
-                span_id: l.span_context.span_id().to_string(),
+                trace_id: trace_id_hex(l.span_context.trace_id()).as_str().to_owned(),
+                span_id: span_id_hex(l.span_context.span_id()).as_str().to_owned(),
                 attributes: attributes(&l.attributes),
             })
             .collect(),

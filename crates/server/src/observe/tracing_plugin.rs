@@ -190,44 +190,32 @@ impl GenerationCall for TracingCall {
         let span = &self.span;
         // Embeddings have neither a finish nor output tokens: those are left out.
         let generated = start.operation != Operation::Embeddings;
-        let mut attributes = Vec::with_capacity(12);
-        attributes.push(KeyValue::new(
-            sc::GEN_AI_RESPONSE_ID,
-            end.response_id.clone(),
-        ));
-        attributes.push(KeyValue::new(
-            sc::GEN_AI_RESPONSE_MODEL,
-            end.response_model.clone(),
-        ));
+        let mut attributes = vec![
+            KeyValue::new(sc::GEN_AI_RESPONSE_ID, end.response_id.clone()),
+            KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, end.response_model.clone()),
+            KeyValue::new(
+                sc::GEN_AI_USAGE_INPUT_TOKENS,
+                i64::from(end.usage.prompt_tokens),
+            ),
+            KeyValue::new(sc::GEN_AI_LATENCY_E2E, end.timings.duration.as_secs_f64()),
+        ];
         if generated {
-            attributes.push(KeyValue::new(
-                sc::GEN_AI_RESPONSE_FINISH_REASONS,
-                strings(&[end.finish_reason.as_str().to_owned()]),
-            ));
+            attributes.extend([
+                KeyValue::new(
+                    sc::GEN_AI_RESPONSE_FINISH_REASONS,
+                    strings(&[end.finish_reason.as_str().to_owned()]),
+                ),
+                KeyValue::new(
+                    sc::GEN_AI_USAGE_OUTPUT_TOKENS,
+                    i64::from(end.usage.completion_tokens),
+                ),
+            ]);
         }
-        attributes.push(KeyValue::new(
-            sc::GEN_AI_USAGE_INPUT_TOKENS,
-            i64::from(end.usage.prompt_tokens),
-        ));
-        if generated {
-            attributes.push(KeyValue::new(
-                sc::GEN_AI_USAGE_OUTPUT_TOKENS,
-                i64::from(end.usage.completion_tokens),
-            ));
-        }
-        attributes.push(KeyValue::new(
-            sc::GEN_AI_LATENCY_E2E,
-            end.timings.duration.as_secs_f64(),
-        ));
-        if let Some(ttft) = end.timings.time_to_first_token {
-            attributes.push(KeyValue::new(
-                sc::INFERD_TIME_TO_FIRST_TOKEN,
-                ttft.as_secs_f64(),
-            ));
-            attributes.push(KeyValue::new(
-                sc::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN,
-                ttft.as_secs_f64(),
-            ));
+        if let Some(ttft) = end.timings.time_to_first_token.map(|t| t.as_secs_f64()) {
+            attributes.extend([
+                KeyValue::new(sc::INFERD_TIME_TO_FIRST_TOKEN, ttft),
+                KeyValue::new(sc::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN, ttft),
+            ]);
         }
         if let Some(tpot) = end.timings.time_per_output_token {
             attributes.push(KeyValue::new(
@@ -242,18 +230,17 @@ impl GenerationCall for TracingCall {
             ));
         }
         if let Some(engine) = end.engine_timings {
-            attributes.push(KeyValue::new(
-                sc::GEN_AI_LATENCY_TIME_IN_QUEUE,
-                engine.queue.as_secs_f64(),
-            ));
-            attributes.push(KeyValue::new(
-                sc::GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL,
-                engine.prefill.as_secs_f64(),
-            ));
-            attributes.push(KeyValue::new(
-                sc::GEN_AI_LATENCY_TIME_IN_MODEL_DECODE,
-                engine.decode.as_secs_f64(),
-            ));
+            attributes.extend([
+                KeyValue::new(sc::GEN_AI_LATENCY_TIME_IN_QUEUE, engine.queue.as_secs_f64()),
+                KeyValue::new(
+                    sc::GEN_AI_LATENCY_TIME_IN_MODEL_PREFILL,
+                    engine.prefill.as_secs_f64(),
+                ),
+                KeyValue::new(
+                    sc::GEN_AI_LATENCY_TIME_IN_MODEL_DECODE,
+                    engine.decode.as_secs_f64(),
+                ),
+            ]);
         }
         set_attributes(span, attributes);
         // The span's end time is its last exit, so enter it once more as it finishes.
