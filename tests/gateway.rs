@@ -635,7 +635,7 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
     }
     let finished = &operation["events"][0];
     assert_eq!(finished["name"], "finished", "{operation}");
-    assert_eq!(finished["attributes"]["input_tokens"], "3", "{finished}");
+    assert_eq!(finished["attributes"]["input_tokens"], 3, "{finished}");
     for absent in ["finish_reason", "output_tokens"] {
         assert!(
             finished["attributes"].get(absent).is_none(),

@@ -3,8 +3,8 @@
 
 use ::http::header::{ACCEPT_RANGES, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use ::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use inferd_telemetry::{http_client_span, inject_span_context, record_error, record_http_response};
-use tracing::Instrument;
+use inferd_telemetry::{http_client_span, inject_span_context, record_http_response};
+use opentelemetry::context::FutureExt as _;
 
 use crate::cache::{self, part_meta_path, part_path, PartMeta};
 use crate::part::PartWriter;
@@ -41,12 +41,12 @@ pub(crate) async fn download(
             let response = match response {
                 Ok(r) => r,
                 Err(e) => {
-                    record_error(&tracing::Span::current(), e.kind(), &e.to_string());
+                    span.record_error(e.kind(), &e.to_string());
                     return Err(e);
                 }
             };
             let status = response.status();
-            record_http_response(&tracing::Span::current(), status);
+            record_http_response(&span, status);
             let etag = header(response.headers(), ETAG);
             match (status, &resume) {
                 (StatusCode::PARTIAL_CONTENT, Some((offset, _))) => {
@@ -102,16 +102,18 @@ pub(crate) async fn download(
                     status: status.as_u16(),
                 }),
             }
+        };
+        // The span is current while the body streams to disk, and ends with the attempt.
+        let attempt = match span.context() {
+            Some(cx) => attempt.with_context(cx.clone()).await,
+            None => attempt.await,
+        };
+        if let Ok(Some(Err(e))) = &attempt {
+            span.record_error(e.kind(), &e.to_string());
         }
-        .instrument(span.clone())
-        .await;
+        span.end();
         match attempt {
-            Ok(Some(result)) => {
-                if let Err(e) = &result {
-                    record_error(&span, e.kind(), &e.to_string());
-                }
-                return result;
-            }
+            Ok(Some(result)) => return result,
             Ok(None) if resume.is_some() => {
                 cache::remove_if_exists(&part).await?;
                 cache::remove_if_exists(&meta_path).await?;

@@ -12,6 +12,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use inferd_telemetry::OtelSpan;
+
 use crate::{EngineTimings, FinishReason, Prompt, SamplingParams, Usage};
 
 /// Which GenAI operation a generation is (`gen_ai.operation.name`).
@@ -136,7 +138,7 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 pub trait GenerationCall: Send {
     /// The span that must be current while the backend works on this generation, so the
     /// backend's own spans (queue, inference) become its children.
-    fn span(&self) -> Option<tracing::Span> {
+    fn span(&self) -> Option<&OtelSpan> {
         None
     }
     /// The first text was produced.
@@ -231,12 +233,9 @@ impl std::fmt::Debug for ActiveGeneration {
 }
 
 impl ActiveGeneration {
-    /// The span observers want current during the backend call (`Span::none()` if none).
-    pub fn span(&self) -> tracing::Span {
-        self.calls
-            .iter()
-            .find_map(|call| call.span())
-            .unwrap_or_else(tracing::Span::none)
+    /// The span observers want current during the backend call, if any.
+    pub fn span(&self) -> Option<&OtelSpan> {
+        self.calls.iter().find_map(|call| call.span())
     }
 
     /// The upstream that took the request (see [`GenerationCall::server_changed`]); nothing

@@ -372,8 +372,7 @@ impl ModelRegistry {
         if let Some(lease) = self.lease(&id) {
             return Ok(lease);
         }
-        let parent = tracing::Span::current();
-        self.ensure_loaded(&id, Some(parent))
+        self.ensure_loaded(&id, Some(opentelemetry::Context::current()))
             .await
             .map_err(LookupError::Unavailable)?;
         self.lease(&id).ok_or_else(|| {
@@ -407,13 +406,13 @@ impl ModelRegistry {
         })
     }
 
-    /// Loads `id` unless it is ready, with single flight. `parent` is the span of the request
-    /// that triggered the load; with `None` the load span's parent is the current span (none
-    /// at start-up: the load is a trace of its own).
+    /// Loads `id` unless it is ready, with single flight. `parent` is the OpenTelemetry context
+    /// of the request that triggered the load; with `None` the load span's parent is the
+    /// current context (none at start-up: the load is a trace of its own).
     pub async fn ensure_loaded(
         &self,
         id: &str,
-        parent: Option<tracing::Span>,
+        parent: Option<opentelemetry::Context>,
     ) -> Result<(), EngineError> {
         let (lock, seen) = {
             let entries = self.read();
@@ -444,17 +443,21 @@ impl ModelRegistry {
     }
 
     /// The load itself: resolve the artifact, make room, load the engine.
-    async fn load_now(&self, id: &str, parent: Option<tracing::Span>) -> Result<(), EngineError> {
+    async fn load_now(
+        &self,
+        id: &str,
+        parent: Option<opentelemetry::Context>,
+    ) -> Result<(), EngineError> {
         let spec = match self.read().get(id) {
             Some(entry) => entry.spec.clone(),
             None => return Ok(()),
         };
         let started = Instant::now();
-        let span = match &parent {
-            Some(parent) => {
-                tracing::info_span!(parent: parent, "load", otel.name = sc::SPAN_MODEL_LOAD)
-            }
-            None => tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD),
+        // A contextual span: tracing-opentelemetry parents it on the current OpenTelemetry
+        // context, `parent` while it is attached.
+        let span = {
+            let _parent = parent.map(opentelemetry::Context::attach);
+            tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD)
         };
         set_attribute(&span, sc::MODEL_ID, id.to_owned());
         set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");

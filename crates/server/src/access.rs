@@ -17,6 +17,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use inferd_telemetry::OtelSpan;
 use tower::{Layer, Service};
 
 /// What a handler learned about the request, for its access line.
@@ -93,7 +94,7 @@ where
             status: StatusCode::OK,
             started: Instant::now(),
             facts,
-            span: tracing::Span::current(),
+            span: OtelSpan::current(),
         };
         AccessFuture {
             inner: self.inner.call(request),
@@ -150,7 +151,7 @@ struct AccessLine {
     started: Instant,
     facts: AccessFacts,
     /// The request's span (the HTTP SERVER span when telemetry is on).
-    span: tracing::Span,
+    span: OtelSpan,
 }
 
 impl AccessLine {

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use inferd_engine::hooks::{ActiveGeneration, GenerationStart, Operation};
 use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Usage};
+use opentelemetry::context::FutureExt as _;
 use serde::Serialize;
-use tracing::Instrument;
 
 use crate::access::AccessFacts;
 use crate::error::ApiError;
@@ -124,12 +124,12 @@ pub async fn generate(
     };
     // The generation span is current while the backend enqueues, so its queue and
     // inference spans (made on the engine thread) become the generation's children.
-    let generation = match lease
-        .backend
-        .generate(request.generation)
-        .instrument(observed.span())
-        .await
-    {
+    let generate = lease.backend.generate(request.generation);
+    let generated = match observed.span().and_then(|span| span.context()) {
+        Some(cx) => generate.with_context(cx.clone()).await,
+        None => generate.await,
+    };
+    let generation = match generated {
         Ok(generation) => generation,
         Err(e) => {
             return Err(fail(

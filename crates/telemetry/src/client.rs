@@ -1,12 +1,13 @@
 //! Outgoing HTTP calls: a CLIENT span per call and the headers that carry its context, so an
 //! upstream backend or an artifact download joins the request's trace.
 
-use http::{HeaderMap, Method};
-use opentelemetry::Context;
-use tracing::field::Empty;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use std::borrow::Cow;
 
+use http::{HeaderMap, Method};
+use opentelemetry::trace::{SpanBuilder, SpanKind, Status};
+use opentelemetry::KeyValue;
+
+use crate::otel_span::{span_builder, OtelSpan};
 use crate::semconv;
 
 /// Query parameters whose values are secrets (signed URLs) and are recorded as `REDACTED`.
@@ -82,45 +83,80 @@ impl ClientTarget {
     }
 }
 
-/// Starts the CLIENT span for an outgoing call, child of the current span. Record the outcome
-/// with [`record_http_response`]; inject its context with [`inject_span_context`].
-pub fn http_client_span(method: &Method, url: &str) -> Span {
+/// Starts the CLIENT span for an outgoing call, child of the current context. Record the
+/// outcome with [`record_http_response`]; inject its context with [`inject_span_context`];
+/// end it when the response body has been read.
+pub fn http_client_span(method: &Method, url: &str) -> OtelSpan {
     http_client_span_to(method, &ClientTarget::new(url))
 }
 
 /// [`http_client_span`] for a target parsed beforehand.
-pub fn http_client_span_to(method: &Method, target: &ClientTarget) -> Span {
-    tracing::info_span!(
-        target: "inferd_telemetry::http_client",
-        "HTTP client request",
-        otel.name = method.as_str(),
-        otel.kind = "client",
-        otel.status_code = Empty,
-        http.request.method = method.as_str(),
-        url.full = target.url_full.as_str(),
-        server.address = target.address.as_deref(),
-        server.port = target.port.map(i64::from),
-        http.response.status_code = Empty,
-        error.type = Empty,
-    )
+pub fn http_client_span_to(method: &Method, target: &ClientTarget) -> OtelSpan {
+    OtelSpan::start_in_current_with(CLIENT_SPAN_LABEL, || client_span_builder(method, target))
+}
+
+fn client_span_builder(method: &Method, target: &ClientTarget) -> SpanBuilder {
+    let mut attributes = Vec::with_capacity(6);
+    attributes.push(KeyValue::new(
+        semconv::HTTP_REQUEST_METHOD,
+        method_str(method),
+    ));
+    attributes.push(KeyValue::new(semconv::URL_FULL, target.url_full.clone()));
+    if let Some(address) = &target.address {
+        attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, address.clone()));
+    }
+    if let Some(port) = target.port {
+        attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
+    }
+    span_builder(method_str(method), SpanKind::Client, attributes)
+}
+
+/// The label of HTTP client spans in log lines.
+const CLIENT_SPAN_LABEL: &str = "HTTP client request";
+
+/// The method as a static string (the methods inferd sends are all standard).
+fn method_str(method: &Method) -> Cow<'static, str> {
+    match *method {
+        Method::GET => Cow::Borrowed("GET"),
+        Method::POST => Cow::Borrowed("POST"),
+        Method::PUT => Cow::Borrowed("PUT"),
+        Method::DELETE => Cow::Borrowed("DELETE"),
+        Method::HEAD => Cow::Borrowed("HEAD"),
+        _ => Cow::Owned(method.as_str().to_owned()),
+    }
 }
 
 /// Records the response status on a client span; 4xx and 5xx set `error.type` and ERROR.
-pub fn record_http_response(span: &Span, status: http::StatusCode) {
-    span.record(
+pub fn record_http_response(span: &OtelSpan, status: http::StatusCode) {
+    let code = KeyValue::new(
         semconv::HTTP_RESPONSE_STATUS_CODE,
         i64::from(status.as_u16()),
     );
     if status.is_client_error() || status.is_server_error() {
-        span.record(semconv::ERROR_TYPE, status.as_str());
-        span.record("otel.status_code", "ERROR");
+        span.set_attributes(vec![
+            code,
+            KeyValue::new(semconv::ERROR_TYPE, status.as_str().to_owned()),
+        ]);
+        span.set_status(Status::error(""));
+    } else {
+        span.set_attribute(code);
     }
 }
 
 /// Writes `span`'s context (traceparent, tracestate, baggage) into outgoing headers with the
 /// global propagator; nothing when telemetry is off.
-pub fn inject_span_context(span: &Span, headers: &mut HeaderMap) {
-    let cx: Context = span.context();
+pub fn inject_span_context(span: &OtelSpan, headers: &mut HeaderMap) {
+    if let Some(cx) = span.context() {
+        opentelemetry::global::get_text_map_propagator(|p| {
+            p.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
+        });
+    }
+}
+
+/// [`inject_span_context`] for a `tracing` span (the bench's per-request client span).
+pub fn inject_tracing_span_context(span: &tracing::Span, headers: &mut HeaderMap) {
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let cx = span.context();
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
     });
@@ -148,16 +184,31 @@ mod tests {
     #[test]
     fn client_span_is_a_child_with_client_attributes() {
         let (guard, dispatch) = build_for_test(Mode::Local);
+        let Some(tracer) = guard.tracer() else {
+            panic!("no tracer")
+        };
         let (trace_id, parent_id, traceparent) =
             tracing::dispatcher::with_default(&dispatch, || {
-                let parent = tracing::info_span!("generation");
-                let _entered = parent.enter();
+                let parent = OtelSpan::start(
+                    &tracer,
+                    &opentelemetry::Context::new(),
+                    "generation",
+                    span_builder("chat m", SpanKind::Client, Vec::new()),
+                );
+                let _attached = parent.attach();
                 let client = http_client_span(&Method::POST, "http://up:8000/v1/chat?sig=s");
                 record_http_response(&client, http::StatusCode::BAD_GATEWAY);
                 let mut headers = HeaderMap::new();
-                let cx = client.context();
-                guard.propagators().inject_headers(&cx, &mut headers);
-                let sc = parent.context().span().span_context().clone();
+                let Some(cx) = client.context() else {
+                    panic!("no client span")
+                };
+                guard.propagators().inject_headers(cx, &mut headers);
+                client.end();
+                parent.end();
+                let sc = opentelemetry::Context::current()
+                    .span()
+                    .span_context()
+                    .clone();
                 (
                     sc.trace_id().to_string(),
                     sc.span_id().to_string(),
@@ -171,11 +222,13 @@ mod tests {
         let Some(detail) = detail else {
             panic!("no trace")
         };
-        let client = detail.spans.iter().find(|s| s.kind == "client");
+        let client = detail
+            .spans
+            .iter()
+            .find(|s| s.kind == "client" && s.name == "POST");
         let Some(client) = client else {
             panic!("no client span")
         };
-        assert_eq!(client.name, "POST");
         assert_eq!(client.parent_span_id.as_deref(), Some(parent_id.as_str()));
         assert_eq!(
             client.attributes[semconv::URL_FULL],
@@ -187,5 +240,45 @@ mod tests {
         assert_eq!(client.status.code, "error");
         let expected = format!("00-{trace_id}-{}-01", client.span_id);
         assert_eq!(traceparent.as_deref(), Some(expected.as_str()));
+    }
+
+    #[test]
+    fn client_span_inside_a_tracing_span_inside_a_request_joins_both() {
+        let (guard, dispatch) = build_for_test(Mode::Local);
+        let Some(tracer) = guard.tracer() else {
+            panic!("no tracer")
+        };
+        let (trace_id, load_id) = tracing::dispatcher::with_default(&dispatch, || {
+            let request = OtelSpan::start(
+                &tracer,
+                &opentelemetry::Context::new(),
+                "HTTP request",
+                span_builder("POST /admin", SpanKind::Server, Vec::new()),
+            );
+            let _attached = request.attach();
+            let load = tracing::info_span!("model load");
+            let ids = load.in_scope(|| {
+                let client = http_client_span(&Method::GET, "http://hub/m.gguf");
+                client.end();
+                let sc = opentelemetry::Context::current()
+                    .span()
+                    .span_context()
+                    .clone();
+                (sc.trace_id().to_string(), sc.span_id().to_string())
+            });
+            drop(load);
+            request.end();
+            ids
+        });
+        let detail = guard.trace_store().and_then(|s| s.trace(&trace_id));
+        let Some(detail) = detail else {
+            panic!("no trace")
+        };
+        let client = detail.spans.iter().find(|s| s.kind == "client");
+        let Some(client) = client else {
+            panic!("no client span in {detail:?}")
+        };
+        assert_eq!(client.parent_span_id.as_deref(), Some(load_id.as_str()));
+        assert_eq!(detail.spans.len(), 3, "{detail:?}");
     }
 }

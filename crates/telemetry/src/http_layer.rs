@@ -7,6 +7,7 @@
 //! When telemetry is off the layer is not installed at all: [`http_layer`] returns `None` and
 //! [`with_http_layer`] leaves the router untouched.
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -20,12 +21,11 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::Histogram;
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::KeyValue;
-use tracing::field::Empty;
-use tracing::Span;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use opentelemetry_sdk::trace::SdkTracer;
 
+use crate::otel_span::{span_builder, OtelSpan};
 use crate::propagation::{format_traceparent, Propagators, TRACERESPONSE};
 use crate::sampler::{force_trace_requested, with_force_trace};
 use crate::semconv;
@@ -33,16 +33,16 @@ use crate::setup::TelemetryGuard;
 
 /// The request header that asks for a trace.
 pub const X_FORCE_TRACE: &str = "x-force-trace";
-/// Target of the HTTP server span (useful in log filters).
+/// Target of the log lines the HTTP layer writes (useful in log filters).
 pub const HTTP_SPAN_TARGET: &str = "inferd_telemetry::http";
+/// The label of the HTTP SERVER span in log lines (`span`).
+const HTTP_SPAN_LABEL: &str = "HTTP request";
 
 /// The layer for a running telemetry, or `None` when telemetry is off. Prefer
 /// [`with_http_layer`] for an axum `Router`: `Router::layer` itself costs a boxed service per
 /// route even for a pass-through layer, so when off nothing must be layered at all.
 pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
-    if !guard.is_enabled() {
-        return None;
-    }
+    let tracer = guard.tracer()?;
     let duration = guard.meter().map(|meter| {
         meter
             .f64_histogram(semconv::HTTP_SERVER_REQUEST_DURATION)
@@ -53,6 +53,7 @@ pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
     });
     Some(HttpTraceLayer {
         shared: Arc::new(Shared {
+            tracer,
             propagators: guard.propagators.clone(),
             force_trace_header: guard.force_trace_header,
             baggage_span_attributes: guard.baggage_span_attributes.clone(),
@@ -78,6 +79,7 @@ where
 
 #[derive(Debug)]
 struct Shared {
+    tracer: SdkTracer,
     propagators: Arc<Propagators>,
     force_trace_header: bool,
     baggage_span_attributes: Arc<[String]>,
@@ -129,7 +131,7 @@ fn header_str<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<&st
 }
 
 impl<S> HttpTraceService<S> {
-    fn start_span<B>(&self, req: &Request<B>) -> (Span, RequestState, Option<HeaderValue>) {
+    fn start_span<B>(&self, req: &Request<B>) -> (OtelSpan, RequestState, Option<HeaderValue>) {
         let shared = &self.shared;
         let mut parent = shared.propagators.extract_headers(req.headers());
         let forced = shared.force_trace_header
@@ -150,59 +152,71 @@ impl<S> HttpTraceService<S> {
             (Some(route), _) => format!("{method} {route}"),
             (None, _) => method.to_owned(),
         };
-        let span = tracing::info_span!(
-            target: HTTP_SPAN_TARGET,
-            "HTTP request",
-            otel.name = name,
-            otel.kind = "server",
-            otel.status_code = Empty,
-            http.request.method = method,
-            http.route = Empty,
-            url.path = req.uri().path(),
-            url.scheme = req.uri().scheme_str().unwrap_or("http"),
-            server.address = Empty,
-            server.port = Empty,
-            client.address = Empty,
-            user_agent.original = Empty,
-            http.response.status_code = Empty,
-            error.type = Empty,
-        );
+        // Every attribute is known before the span starts, so a sampler sees them all.
+        let mut attributes = Vec::with_capacity(10);
+        attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
         if let Some(route) = &route {
-            span.record(semconv::HTTP_ROUTE, &**route);
+            attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
         }
+        attributes.push(KeyValue::new(
+            semconv::URL_PATH,
+            req.uri().path().to_owned(),
+        ));
+        attributes.push(KeyValue::new(
+            semconv::URL_SCHEME,
+            match req.uri().scheme_str() {
+                None | Some("http") => Cow::Borrowed("http"),
+                Some("https") => Cow::Borrowed("https"),
+                Some(other) => Cow::Owned(other.to_owned()),
+            },
+        ));
         let authority = req
             .uri()
             .authority()
             .map(|a| a.as_str())
             .or_else(|| header_str(req, http::header::HOST));
         if let Some(authority) = authority.and_then(|a| a.parse::<http::uri::Authority>().ok()) {
-            span.record(semconv::SERVER_ADDRESS, authority.host());
+            attributes.push(KeyValue::new(
+                semconv::SERVER_ADDRESS,
+                authority.host().to_owned(),
+            ));
             if let Some(port) = authority.port_u16() {
-                span.record(semconv::SERVER_PORT, i64::from(port));
+                attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
         if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            span.record(semconv::CLIENT_ADDRESS, addr.ip().to_string());
+            attributes.push(KeyValue::new(
+                semconv::CLIENT_ADDRESS,
+                addr.ip().to_string(),
+            ));
         }
         if let Some(agent) = header_str(req, http::header::USER_AGENT) {
-            span.record(semconv::USER_AGENT_ORIGINAL, agent);
+            attributes.push(KeyValue::new(
+                semconv::USER_AGENT_ORIGINAL,
+                agent.to_owned(),
+            ));
         }
         if !shared.baggage_span_attributes.is_empty() {
             let baggage = parent.baggage();
             for key in shared.baggage_span_attributes.iter() {
                 if let Some(value) = baggage.get(key.as_str()) {
-                    span.set_attribute(key.clone(), value.to_string());
+                    attributes.push(KeyValue::new(key.clone(), value.to_string()));
                 }
             }
         }
-        // Must happen before the span is entered: the OTel span starts lazily.
-        let _ = span.set_parent(parent);
-        let cx = span.context();
-        let sc = cx.span().span_context().clone();
-        let traceresponse = sc
-            .is_valid()
-            .then(|| HeaderValue::from_str(&format_traceparent(&sc)).ok())
-            .flatten();
+        let span = OtelSpan::start(
+            &shared.tracer,
+            &parent,
+            HTTP_SPAN_LABEL,
+            span_builder(name, SpanKind::Server, attributes),
+        );
+        let traceresponse = span.context().and_then(|cx| {
+            let span = cx.span();
+            let sc = span.span_context();
+            sc.is_valid()
+                .then(|| HeaderValue::from_str(&format_traceparent(sc)).ok())
+                .flatten()
+        });
         let state = RequestState {
             shared: self.shared.clone(),
             start: Instant::now(),
@@ -231,10 +245,7 @@ where
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let (span, state, traceresponse) = self.start_span(&req);
-        let inner = {
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
+        let inner = span.in_scope(|| self.inner.call(req));
         ResponseFuture {
             inner,
             span,
@@ -254,7 +265,7 @@ struct RequestState {
     status: Option<u16>,
     /// Whether the response body was sent to its end (`true` until a body is being streamed).
     body_finished: bool,
-    span: Span,
+    span: OtelSpan,
 }
 
 impl Drop for RequestState {
@@ -264,9 +275,11 @@ impl Drop for RequestState {
     fn drop(&mut self) {
         let cancelled = self.status.is_none() || !self.body_finished;
         if cancelled {
-            self.span.record(semconv::ERROR_TYPE, "cancelled");
-            self.span.record("otel.status_code", "ERROR");
+            self.span
+                .set_attribute(KeyValue::new(semconv::ERROR_TYPE, "cancelled"));
+            self.span.set_status(Status::error(""));
         }
+        self.span.end();
         if let Some(histogram) = &self.shared.duration {
             let mut attributes = Vec::with_capacity(4);
             attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method));
@@ -296,7 +309,7 @@ pin_project_lite::pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        span: Span,
+        span: OtelSpan,
         state: Option<RequestState>,
         traceresponse: Option<HeaderValue>,
     }
@@ -318,7 +331,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let result = {
-            let _entered = this.span.enter();
+            let _attached = this.span.attach();
             ready!(this.inner.poll(cx))
         };
         let Some(mut state) = this.state.take() else {
@@ -328,13 +341,18 @@ where
             Ok(mut response) => {
                 let status = response.status();
                 state.status = Some(status.as_u16());
-                this.span.record(
+                let code = KeyValue::new(
                     semconv::HTTP_RESPONSE_STATUS_CODE,
                     i64::from(status.as_u16()),
                 );
                 if status.is_server_error() {
-                    this.span.record(semconv::ERROR_TYPE, status.as_str());
-                    this.span.record("otel.status_code", "ERROR");
+                    this.span.set_attributes(vec![
+                        code,
+                        KeyValue::new(semconv::ERROR_TYPE, status.as_str().to_owned()),
+                    ]);
+                    this.span.set_status(Status::error(""));
+                } else {
+                    this.span.set_attribute(code);
                 }
                 if let Some(value) = this.traceresponse.take() {
                     response.headers_mut().insert(TRACERESPONSE, value);
@@ -346,10 +364,12 @@ where
             }
             Err(error) => {
                 state.status = Some(500);
-                this.span.record(semconv::ERROR_TYPE, "_OTHER");
-                this.span.record("otel.status_code", "ERROR");
-                let span: &Span = this.span;
-                tracing::error!(target: HTTP_SPAN_TARGET, parent: span, %error, "request failed");
+                this.span
+                    .set_attribute(KeyValue::new(semconv::ERROR_TYPE, "_OTHER"));
+                this.span.set_status(Status::error(""));
+                this.span.in_scope(
+                    || tracing::error!(target: HTTP_SPAN_TARGET, %error, "request failed"),
+                );
                 Poll::Ready(Err(error))
             }
         }

@@ -18,6 +18,7 @@ mod ids;
 mod instruments;
 mod log_writer;
 mod logs;
+mod otel_span;
 mod prometheus;
 mod propagation;
 mod providers;
@@ -30,8 +31,8 @@ mod store;
 
 pub use args::TelemetryArgs;
 pub use client::{
-    http_client_span, http_client_span_to, inject_span_context, record_http_response, sanitize_url,
-    ClientTarget,
+    http_client_span, http_client_span_to, inject_span_context, inject_tracing_span_context,
+    record_http_response, sanitize_url, ClientTarget,
 };
 pub use config::{
     vars, BatchConfig, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
@@ -50,6 +51,8 @@ pub use http_layer::{
 pub use instruments::InferdMetrics;
 pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
 pub use logs::{current_trace_ids, rfc3339_seconds, CorrelatedFormat};
+pub use opentelemetry_sdk::trace::SdkTracer;
+pub use otel_span::{span_builder, OtelSpan};
 pub use prometheus::PrometheusMetrics;
 pub use propagation::{
     extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,

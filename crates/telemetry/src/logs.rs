@@ -11,6 +11,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::ids::{span_id_hex, trace_id_hex};
+use crate::otel_span::current_label;
 
 /// Event formatter adding `trace_id` / `span_id` of the current OpenTelemetry span.
 #[derive(Debug, Clone, Copy)]
@@ -47,7 +48,11 @@ pub fn current_trace_ids() -> Option<(String, String)> {
 
 /// The valid span context current in OpenTelemetry's context, if any.
 fn current_span_context() -> Option<SpanContext> {
-    let cx = opentelemetry::Context::current();
+    valid_span_context(&opentelemetry::Context::current())
+}
+
+/// The span context of `cx`'s span, if valid.
+fn valid_span_context(cx: &opentelemetry::Context) -> Option<SpanContext> {
     let span = cx.span();
     let sc = span.span_context();
     sc.is_valid().then(|| sc.clone())
@@ -308,7 +313,8 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let meta = event.metadata();
-        let context = current_span_context();
+        let cx = opentelemetry::Context::current();
+        let context = valid_span_context(&cx);
 
         if self.json {
             // Written straight into the line buffer, in this order: timestamp, level, target,
@@ -337,11 +343,14 @@ where
             if fields.count > 0 {
                 writer.write_char('}')?;
             }
-            // The span the event is in, as the registry knows it: the log layer itself asks
-            // for no spans, so `lookup_current` (filtered for this layer) would show none.
-            if let Some(metadata) = ctx.current_span().metadata() {
+            // The span the event is in: an OtelSpan's label when one is innermost, else the
+            // registry's current span (the log layer itself asks for no spans, so
+            // `lookup_current`, filtered for this layer, would show none).
+            let label =
+                current_label(&cx).or_else(|| ctx.current_span().metadata().map(|m| m.name()));
+            if let Some(label) = label {
                 writer.write_str(",\"span\":")?;
-                json_str(&mut writer, metadata.name())?;
+                json_str(&mut writer, label)?;
             }
             if let Some(sc) = context {
                 writer.write_str(",\"trace_id\":\"")?;

@@ -11,6 +11,8 @@ pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
 pub const HTTP_ROUTE: &str = "http.route";
 /// HTTP response status code.
 pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+/// How many times an outgoing request was sent before this attempt (retries and failovers).
+pub const HTTP_REQUEST_RESEND_COUNT: &str = "http.request.resend_count";
 /// Path of the request URL.
 pub const URL_PATH: &str = "url.path";
 /// Scheme of the request URL (`http` / `https`).

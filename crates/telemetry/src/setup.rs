@@ -20,6 +20,7 @@ use tracing_subscriber::registry::Registry;
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::export_health::{is_sdk_export_noise, EXPORT_HEALTH_TARGET};
 use crate::logs::{CorrelatedFormat, NoSpanFields};
+use crate::otel_span::TracerLayer;
 use crate::prometheus::PrometheusMetrics;
 use crate::propagation::Propagators;
 use crate::providers::{logger_provider, meter_provider, tracer_provider};
@@ -84,6 +85,11 @@ impl TelemetryGuard {
     /// The tracer provider (`None` when off).
     pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
         self.tracer_provider.as_ref()
+    }
+
+    /// inferd's tracer, for [`crate::OtelSpan`]s (`None` when off).
+    pub fn tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+        self.tracer_provider.as_ref().map(|p| p.tracer(SCOPE))
     }
 
     /// The meter provider (`None` when off or when no metric reader is configured).
@@ -277,6 +283,9 @@ where
         });
         let (tracer_provider, store) = tracer_provider(config, &resource, dropped.clone())?;
         let tracer = tracer_provider.tracer(SCOPE);
+        layers.push(Box::new(
+            TracerLayer::new(tracer.clone()).with_filter(LevelFilter::OFF),
+        ));
         // Spans follow their own filter (INFO by default), not the log filter: `--log warn`
         // must not switch tracing off. A level is always set, so DEBUG spans of libraries
         // cost nothing.

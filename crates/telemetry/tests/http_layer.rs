@@ -14,7 +14,6 @@ use inferd_telemetry::{
     build_with_writer, with_http_layer, PropagatorConfig, Propagators, TelemetryConfig,
 };
 use support::{env, http_receiver, Captured, Spans};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -64,7 +63,7 @@ async fn start() -> Server {
             get(|| async {
                 // What an outgoing call made from the handler would carry.
                 let mut headers = HeaderMap::new();
-                let cx = tracing::Span::current().context();
+                let cx = opentelemetry::Context::current();
                 Propagators::new(&PropagatorConfig::default()).inject_headers(&cx, &mut headers);
                 let text = |name: &str| {
                     headers

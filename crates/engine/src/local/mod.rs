@@ -65,9 +65,9 @@ fn llama_backend() -> Result<&'static LlamaBackend, EngineError> {
 /// One unit of work for the engine thread.
 #[derive(Debug)]
 struct Job {
-    /// The span the request was in (the generation span when telemetry is on): the engine's
-    /// spans are its children, whichever thread they run on.
-    parent: tracing::Span,
+    /// The OpenTelemetry context the request was in (the generation span's when telemetry is
+    /// on): the engine's spans are its children, whichever thread they run on.
+    parent: opentelemetry::Context,
     /// `model.queue`, open from enqueue to dequeue.
     queue_span: tracing::Span,
     enqueued_at: std::time::Instant,
@@ -272,9 +272,10 @@ impl Backend for LocalEngine {
         let prompt_tokens = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
         let max_new_tokens = self.completion_budget(prompt_tokens, params.max_tokens)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let parent = tracing::Span::current();
-        let queue_span =
-            tracing::info_span!(parent: &parent, "queue", otel.name = sc::SPAN_MODEL_QUEUE);
+        // Both spans are contextual: tracing-opentelemetry parents them on the current
+        // OpenTelemetry context (the generation span's), here and on the engine thread.
+        let parent = opentelemetry::Context::current();
+        let queue_span = tracing::info_span!("queue", otel.name = sc::SPAN_MODEL_QUEUE);
         set_attribute(
             &queue_span,
             sc::INFERD_QUEUE_POSITION,

@@ -73,8 +73,8 @@ impl Worker {
             if job.events.is_closed() {
                 continue; // the client left while waiting in the queue
             }
-            let infer =
-                tracing::info_span!(parent: &job.parent, "infer", otel.name = sc::SPAN_MODEL_INFER);
+            let _parent = job.parent.clone().attach();
+            let infer = tracing::info_span!("infer", otel.name = sc::SPAN_MODEL_INFER);
             let _entered = infer.enter();
             match self.generate(&mut ctx, &mut batch, &job, queue_time) {
                 Ok(Outcome::Finished) => {}

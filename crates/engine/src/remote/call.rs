@@ -10,14 +10,12 @@ use async_trait::async_trait;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
-use inferd_telemetry::{
-    http_client_span_to, inject_span_context, record_error, record_http_response,
-};
+use inferd_telemetry::{http_client_span_to, inject_span_context, record_http_response, OtelSpan};
+use opentelemetry::KeyValue;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
-use tracing::Span;
 
 use super::client::{self, describe, BodyError, Response};
 use super::sse::{self, SseParser, WireCompletion};
@@ -54,7 +52,7 @@ impl RemoteBackend {
 struct Sent {
     response: Response,
     /// The HTTP CLIENT span of the successful attempt.
-    span: Span,
+    span: OtelSpan,
     upstream: Arc<Upstream>,
     /// The model's id as clients name it.
     model_id: String,
@@ -196,13 +194,16 @@ impl RemoteBackend {
         (headers_deadline, headers_limit): (Instant, Duration),
         resends: &mut u32,
         fallback: bool,
-    ) -> Result<(Response, Span), Failed> {
+    ) -> Result<(Response, OtelSpan), Failed> {
         let name = &up.config.name;
         let mut attempt: u32 = 0;
         loop {
             let span = http_client_span_to(&Method::POST, &endpoint.target);
             if *resends > 0 {
-                span.record("http.request.resend_count", i64::from(*resends));
+                span.set_attribute(KeyValue::new(
+                    inferd_telemetry::semconv::HTTP_REQUEST_RESEND_COUNT,
+                    i64::from(*resends),
+                ));
             }
             *resends += 1;
             let mut request = client::Request::new(Full::new(body.clone()));
@@ -233,7 +234,7 @@ impl RemoteBackend {
                     let status = response.status();
                     record_http_response(&span, status);
                     let err = status_error(name, up.via.as_deref(), response).await;
-                    end_span(&span);
+                    span.end();
                     if status != StatusCode::BAD_GATEWAY
                         && status != StatusCode::SERVICE_UNAVAILABLE
                     {
@@ -435,7 +436,7 @@ struct StreamOptions {
 struct Call {
     upstream: Arc<Upstream>,
     /// The HTTP CLIENT span of the successful attempt; ends when the body is read.
-    span: Span,
+    span: OtelSpan,
     events: Events,
     /// Set for a passed-through request: its answer goes on as JSON.
     raw: Option<RawOut>,
@@ -484,8 +485,8 @@ impl Call {
             let next = tokio::select! {
                 biased;
                 () = self.events.closed() => {
-                    record_error(&self.span, "cancelled", "the client went away");
-                    end_span(&self.span);
+                    self.span.record_error("cancelled", "the client went away");
+                    self.span.end();
                     return;
                 }
                 next = tokio::time::timeout_at(limit, body.frame()) => next,
@@ -732,16 +733,18 @@ impl Call {
             usage,
             timings: None,
         }));
-        end_span(&self.span);
+        self.span.end();
     }
 
     fn fail(&self, err: EngineError) {
         if self.events.is_closed() {
-            record_error(&self.span, "cancelled", "the client went away");
-            end_span(&self.span);
+            self.span.record_error("cancelled", "the client went away");
+            self.span.end();
             return;
         }
-        tracing::warn!(parent: &self.span, upstream = %self.name(), error = %err, "upstream call failed");
+        self.span.in_scope(
+            || tracing::warn!(upstream = %self.name(), error = %err, "upstream call failed"),
+        );
         end_with_error(&self.span, &err);
         let _ = self.events.send(Err(err));
     }
@@ -766,15 +769,9 @@ fn carries_output(choice: &Value) -> bool {
         })
 }
 
-fn end_with_error(span: &Span, err: &EngineError) {
-    record_error(span, err.kind(), &err.to_string());
-    end_span(span);
-}
-
-/// A span ends at its last exit: enter it once more so its end time is now, not when the
-/// last handle is dropped.
-fn end_span(span: &Span) {
-    span.in_scope(|| {});
+fn end_with_error(span: &OtelSpan, err: &EngineError) {
+    span.record_error(err.kind(), &err.to_string());
+    span.end();
 }
 
 /// Longest piece of an unreadable upstream answer quoted in an error.

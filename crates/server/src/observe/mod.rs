@@ -10,7 +10,7 @@ pub mod tracing_plugin;
 use std::sync::Arc;
 
 use inferd_engine::hooks::{HooksBus, Observer, Redactor};
-use inferd_telemetry::{InferdMetrics, Mode, TelemetryGuard};
+use inferd_telemetry::{InferdMetrics, TelemetryGuard};
 
 /// The hooks bus for this telemetry set-up. With content capture on, captured messages go
 /// through `redactor` (if any) and are cut to `capture_max_bytes` each.
@@ -19,9 +19,9 @@ pub fn hooks_for(
     capture_max_bytes: usize,
     redactor: Option<Arc<dyn Redactor>>,
 ) -> HooksBus {
-    if telemetry.mode() == Mode::Off {
+    let Some(tracer) = telemetry.tracer() else {
         return HooksBus::default();
-    }
+    };
     let capture = telemetry.capture_message_content().then(|| {
         let capture = tracing_plugin::ContentCapture::new(capture_max_bytes);
         match redactor {
@@ -30,7 +30,7 @@ pub fn hooks_for(
         }
     });
     let observers: Vec<Arc<dyn Observer>> = vec![
-        Arc::new(tracing_plugin::TracingPlugin::new(capture)),
+        Arc::new(tracing_plugin::TracingPlugin::new(tracer, capture)),
         Arc::new(metrics_plugin::MetricsPlugin::new(
             InferdMetrics::from_guard(telemetry),
         )),

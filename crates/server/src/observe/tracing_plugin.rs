@@ -13,22 +13,23 @@ use inferd_engine::hooks::{
 };
 use inferd_engine::{ChatRole, Prompt};
 use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{record_error, set_attribute, set_attributes};
+use inferd_telemetry::{span_builder, OtelSpan, SdkTracer};
+use opentelemetry::trace::SpanKind;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};
 
-use tracing::Span;
-
 /// Opens one span per generation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct TracingPlugin {
+    tracer: SdkTracer,
     capture: Option<ContentCapture>,
 }
 
 impl TracingPlugin {
-    /// With `capture`, prompts and completions are recorded on the generation span.
-    pub fn new(capture: Option<ContentCapture>) -> Self {
-        Self { capture }
+    /// Spans are started with `tracer`; with `capture`, prompts and completions are recorded
+    /// on them.
+    pub fn new(tracer: SdkTracer, capture: Option<ContentCapture>) -> Self {
+        Self { tracer, capture }
     }
 }
 
@@ -107,9 +108,12 @@ impl ContentCapture {
 }
 
 struct TracingCall {
-    span: Span,
+    span: OtelSpan,
     capture: Option<ContentCapture>,
 }
+
+/// The label of generation spans in log lines.
+const GENERATION_LABEL: &str = "generation";
 
 impl Observer for TracingPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
@@ -117,73 +121,105 @@ impl Observer for TracingPlugin {
         // Embeddings sample nothing: no temperature, top_p or output tokens to report.
         let sampling = start.operation != Operation::Embeddings;
         let p = &start.params;
-        let (address, port) = match &start.server {
-            Some((address, port)) => (Some(address.as_str()), Some(i64::from(*port))),
-            None => (None, None),
-        };
-        // The request attributes are the span's fields (TELEMETRY.md's names, spelled out as
-        // the macro needs them), so they are on the span from the start, where a sampler
-        // sees them, in one call rather than one lookup each. Absent ones are `None`.
-        let span = tracing::info_span!(
-            "generation",
-            otel.name = %name,
-            // A call to a remote upstream is a GenAI client call.
-            otel.kind = if start.server.is_some() { "client" } else { "internal" },
-            gen_ai.operation.name = start.operation.as_str(),
-            gen_ai.provider.name = start.provider.as_str(),
-            server.address = address,
-            server.port = port,
-            gen_ai.request.model = start.model.as_str(),
-            inferd.generation.id = start.generation_id.as_str(),
-            inferd.stream = start.stream,
-            gen_ai.request.max_tokens = p.max_tokens.filter(|_| sampling).map(i64::from),
-            gen_ai.request.temperature = sampling.then_some(f64::from(p.temperature)),
-            gen_ai.request.top_p = sampling.then_some(f64::from(p.top_p)),
-            gen_ai.request.top_k = (sampling && p.top_k > 0).then_some(f64::from(p.top_k)),
+        // The request attributes are given when the span starts, where a sampler sees them.
+        let mut attributes = Vec::with_capacity(18);
+        attributes.extend([
+            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+            KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
+            KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
+            KeyValue::new(sc::INFERD_GENERATION_ID, start.generation_id.clone()),
+            KeyValue::new(sc::INFERD_STREAM, start.stream),
+        ]);
+        if let Some((address, port)) = &start.server {
+            attributes.extend([
+                KeyValue::new(sc::SERVER_ADDRESS, address.clone()),
+                KeyValue::new(sc::SERVER_PORT, i64::from(*port)),
+            ]);
+        }
+        if sampling {
+            if let Some(max_tokens) = p.max_tokens {
+                attributes.push(KeyValue::new(
+                    sc::GEN_AI_REQUEST_MAX_TOKENS,
+                    i64::from(max_tokens),
+                ));
+            }
+            attributes.extend([
+                KeyValue::new(sc::GEN_AI_REQUEST_TEMPERATURE, f64::from(p.temperature)),
+                KeyValue::new(sc::GEN_AI_REQUEST_TOP_P, f64::from(p.top_p)),
+            ]);
+            if p.top_k > 0 {
+                attributes.push(KeyValue::new(sc::GEN_AI_REQUEST_TOP_K, f64::from(p.top_k)));
+            }
+        }
+        if let Some(seed) = p.seed {
             // The attribute is an int; keep the bits of seeds above i64::MAX.
-            gen_ai.request.seed = p.seed.map(|seed| seed as i64),
-            gen_ai.request.frequency_penalty =
-                (p.frequency_penalty != 0.0).then_some(f64::from(p.frequency_penalty)),
-            gen_ai.request.presence_penalty =
-                (p.presence_penalty != 0.0).then_some(f64::from(p.presence_penalty)),
-        );
+            attributes.push(KeyValue::new(sc::GEN_AI_REQUEST_SEED, seed as i64));
+        }
+        if p.frequency_penalty != 0.0 {
+            attributes.push(KeyValue::new(
+                sc::GEN_AI_REQUEST_FREQUENCY_PENALTY,
+                f64::from(p.frequency_penalty),
+            ));
+        }
+        if p.presence_penalty != 0.0 {
+            attributes.push(KeyValue::new(
+                sc::GEN_AI_REQUEST_PRESENCE_PENALTY,
+                f64::from(p.presence_penalty),
+            ));
+        }
         if !p.stop.is_empty() {
-            set_attribute(&span, sc::GEN_AI_REQUEST_STOP_SEQUENCES, strings(&p.stop));
+            attributes.push(KeyValue::new(
+                sc::GEN_AI_REQUEST_STOP_SEQUENCES,
+                strings(&p.stop),
+            ));
         }
         let capture = self.capture.clone();
         if let (Some(capture), Some(prompt)) = (&capture, &start.captured_prompt) {
             let (system, input) = capture.input(prompt);
             if let Some(system) = system {
-                set_attribute(&span, sc::GEN_AI_SYSTEM_INSTRUCTIONS, system);
+                attributes.push(KeyValue::new(sc::GEN_AI_SYSTEM_INSTRUCTIONS, system));
             }
-            set_attribute(&span, sc::GEN_AI_INPUT_MESSAGES, input);
+            attributes.push(KeyValue::new(sc::GEN_AI_INPUT_MESSAGES, input));
         }
+        // A call to a remote upstream is a GenAI client call.
+        let kind = if start.server.is_some() {
+            SpanKind::Client
+        } else {
+            SpanKind::Internal
+        };
+        let span = OtelSpan::start(
+            &self.tracer,
+            &opentelemetry::Context::current(),
+            GENERATION_LABEL,
+            span_builder(name, kind, attributes),
+        );
         Box::new(TracingCall { span, capture })
     }
 
     fn request_rejected(&self, error_type: &str, message: &str) {
-        record_error(&Span::current(), error_type.to_owned(), message);
+        OtelSpan::current().record_error(error_type.to_owned(), message);
     }
 }
 
 impl GenerationCall for TracingCall {
-    fn span(&self) -> Option<Span> {
-        Some(self.span.clone())
+    fn span(&self) -> Option<&OtelSpan> {
+        Some(&self.span)
     }
 
     fn first_token(&mut self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
         self.span
-            .in_scope(|| tracing::info!(seconds = elapsed.as_secs_f64(), "first_token"));
+            .add_event("first_token", vec![KeyValue::new("seconds", seconds)]);
+        // One INFO line per request is the access line; this one is for debugging.
+        self.span
+            .in_scope(|| tracing::debug!(seconds, "first_token"));
     }
 
     fn server_changed(&mut self, address: &str, port: u16) {
-        set_attributes(
-            &self.span,
-            vec![
-                KeyValue::new(sc::SERVER_ADDRESS, address.to_owned()),
-                KeyValue::new(sc::SERVER_PORT, i64::from(port)),
-            ],
-        );
+        self.span.set_attributes(vec![
+            KeyValue::new(sc::SERVER_ADDRESS, address.to_owned()),
+            KeyValue::new(sc::SERVER_PORT, i64::from(port)),
+        ]);
     }
 
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
@@ -242,10 +278,22 @@ impl GenerationCall for TracingCall {
                 ),
             ]);
         }
-        set_attributes(span, attributes);
-        // The span's end time is its last exit, so enter it once more as it finishes.
+        span.set_attributes(attributes);
+        // The same facts as a span event and as a log line inside the span.
+        let mut event = vec![
+            KeyValue::new("model", end.response_model.clone()),
+            KeyValue::new("input_tokens", i64::from(end.usage.prompt_tokens)),
+            KeyValue::new("seconds", end.timings.duration.as_secs_f64()),
+        ];
+        if generated {
+            event.extend([
+                KeyValue::new("finish_reason", end.finish_reason.as_str()),
+                KeyValue::new("output_tokens", i64::from(end.usage.completion_tokens)),
+            ]);
+        }
+        span.add_event("finished", event);
         span.in_scope(|| {
-            tracing::info!(
+            tracing::debug!(
                 model = %end.response_model,
                 finish_reason = generated.then(|| end.finish_reason.as_str()),
                 input_tokens = end.usage.prompt_tokens,
@@ -254,17 +302,22 @@ impl GenerationCall for TracingCall {
                 "finished"
             )
         });
+        span.end();
     }
 
     fn error(self: Box<Self>, _start: &GenerationStart, failure: &GenerationFailure) {
-        set_attribute(
-            &self.span,
+        let span = &self.span;
+        span.set_attribute(KeyValue::new(
             sc::GEN_AI_LATENCY_E2E,
             failure.timings.duration.as_secs_f64(),
+        ));
+        span.record_error(failure.error_type.clone(), &failure.message);
+        span.add_event(
+            "failed",
+            vec![KeyValue::new(sc::ERROR_TYPE, failure.error_type.clone())],
         );
-        record_error(&self.span, failure.error_type.clone(), &failure.message);
-        self.span
-            .in_scope(|| tracing::info!(error.type = %failure.error_type, "failed"));
+        span.in_scope(|| tracing::info!(error.type = %failure.error_type, "failed"));
+        span.end();
     }
 }
 

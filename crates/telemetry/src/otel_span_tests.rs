@@ -1,0 +1,157 @@
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use serde_json::Value;
+
+use super::*;
+use crate::config::{LogFormat, Mode, TelemetryConfig};
+use crate::setup::build_with_writer;
+use crate::spans::tests::Captured;
+use crate::store::TraceDetail;
+
+/// Runs `f` with local telemetry whose JSON log lines are captured; returns what `f` returned,
+/// the lines and the stored trace `f`'s result names.
+fn run<F>(f: F) -> (Vec<Value>, TraceDetail)
+where
+    F: FnOnce(&SdkTracer) -> String,
+{
+    let config = TelemetryConfig {
+        mode: Mode::Local,
+        log_format: LogFormat::Json,
+        ..TelemetryConfig::default()
+    };
+    let captured = Captured::default();
+    let (guard, dispatch) = match build_with_writer(&config, captured.clone(), false) {
+        Ok(built) => built,
+        Err(e) => panic!("{e}"),
+    };
+    let Some(tracer) = guard.tracer() else {
+        panic!("no tracer in local mode")
+    };
+    let trace_id = tracing::dispatcher::with_default(&dispatch, || f(&tracer));
+    let lines = captured
+        .text()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or(Value::Null))
+        .collect();
+    let Some(detail) = guard.trace_store().and_then(|s| s.trace(&trace_id)) else {
+        panic!("trace {trace_id} not stored")
+    };
+    (lines, detail)
+}
+
+fn server_span(tracer: &SdkTracer, attributes: Vec<KeyValue>) -> OtelSpan {
+    OtelSpan::start(
+        tracer,
+        &Context::new(),
+        "HTTP request",
+        span_builder("GET /x", SpanKind::Server, attributes),
+    )
+}
+
+fn trace_id(span: &OtelSpan) -> String {
+    match span.context() {
+        Some(cx) => cx.span().span_context().trace_id().to_string(),
+        None => panic!("no span"),
+    }
+}
+
+#[test]
+fn log_lines_inside_carry_the_label_and_ids_and_tracing_children_nest() {
+    let (lines, detail) = run(|tracer| {
+        let request = server_span(tracer, vec![KeyValue::new("http.route", "/x")]);
+        request.in_scope(|| {
+            tracing::info!("in the request");
+            let child = tracing::info_span!("queue");
+            child.in_scope(|| tracing::info!("in the child"));
+        });
+        // Outside: the context is detached again.
+        tracing::info!("outside");
+        request.end();
+        trace_id(&request)
+    });
+    let request = detail.spans.iter().find(|s| s.name == "GET /x");
+    let child = detail.spans.iter().find(|s| s.name == "queue");
+    let (Some(request), Some(child)) = (request, child) else {
+        panic!("spans: {detail:?}")
+    };
+    assert_eq!(request.kind, "server");
+    assert_eq!(request.attributes["http.route"], "/x");
+    assert_eq!(
+        child.parent_span_id.as_deref(),
+        Some(request.span_id.as_str())
+    );
+    let line = |message: &str| {
+        lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let inside = line("in the request");
+    assert_eq!(inside["span"], "HTTP request", "{inside}");
+    assert_eq!(inside["span_id"], request.span_id.as_str());
+    assert_eq!(inside["trace_id"], detail.trace_id.as_str());
+    let nested = line("in the child");
+    assert_eq!(nested["span"], "queue", "{nested}");
+    assert_eq!(nested["span_id"], child.span_id.as_str());
+    let outside = line("outside");
+    assert!(outside.get("span").is_none() && outside.get("trace_id").is_none());
+}
+
+#[test]
+fn children_started_in_current_take_the_parent_and_its_tracer() {
+    let (_, detail) = run(|tracer| {
+        let request = server_span(tracer, Vec::new());
+        let child = request.in_scope(|| {
+            OtelSpan::start_in_current(
+                "generation",
+                span_builder("chat m", SpanKind::Client, Vec::new()),
+            )
+        });
+        assert!(child.is_some());
+        child.record_error("upstream_unavailable", "no route");
+        child.end();
+        // After the end nothing more is recorded.
+        child.set_attribute(KeyValue::new("late", true));
+        request.end();
+        trace_id(&request)
+    });
+    let request = detail.spans.iter().find(|s| s.kind == "server");
+    let child = detail.spans.iter().find(|s| s.name == "chat m");
+    let (Some(request), Some(child)) = (request, child) else {
+        panic!("spans: {detail:?}")
+    };
+    assert_eq!(
+        child.parent_span_id.as_deref(),
+        Some(request.span_id.as_str())
+    );
+    assert_eq!(child.status.code, "error");
+    assert_eq!(child.attributes["error.type"], "upstream_unavailable");
+    assert!(!child.attributes.contains_key("late"));
+    assert_eq!(child.events[0].name, "exception");
+}
+
+#[test]
+fn outside_any_span_the_subscribers_tracer_starts_a_root() {
+    let (_, detail) = run(|_| {
+        let root = OtelSpan::start_in_current(
+            "HTTP client request",
+            span_builder("GET", SpanKind::Client, Vec::new()),
+        );
+        root.end();
+        trace_id(&root)
+    });
+    assert_eq!(detail.spans.len(), 1);
+    assert_eq!(detail.spans[0].parent_span_id, None);
+}
+
+#[test]
+fn without_a_tracer_spans_are_none_and_inert() {
+    // No OtelSpan ancestor and no telemetry subscriber: nothing to start with.
+    let span = OtelSpan::start_in_current("x", span_builder("x", SpanKind::Internal, vec![]));
+    assert!(!span.is_some() && span.context().is_none() && span.attach().is_none());
+    span.record_error("e", "m");
+    span.end();
+    assert_eq!(span.in_scope(|| 7), 7);
+    assert!(!OtelSpan::current().is_some());
+}
