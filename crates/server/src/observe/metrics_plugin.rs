@@ -5,24 +5,131 @@ use inferd_engine::hooks::{
     GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, ModelUnload,
     Observer, Operation,
 };
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
+use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter};
 use opentelemetry::KeyValue;
+
+/// Most attribute sets kept bound (see [`Bound`]); past it, generations record unbound.
+const MAX_BOUND_SETS: usize = 256;
 
 /// Records the metrics of TELEMETRY.md for each generation.
 #[derive(Debug)]
 pub struct MetricsPlugin {
     metrics: InferdMetrics,
+    bound: Arc<BoundCache>,
 }
 
 impl MetricsPlugin {
     pub fn new(metrics: InferdMetrics) -> Self {
-        Self { metrics }
+        Self {
+            metrics,
+            bound: Arc::default(),
+        }
+    }
+}
+
+/// The instruments a successful generation records, bound to their attribute sets, so that
+/// recording skips the SDK's lookup of the attribute set (a SipHash of every key and value, on
+/// each of ~7 measurements). One per (operation, model, provider, upstream address) that
+/// finished a generation: bounded by the models served, as only successes create them.
+struct Bound {
+    operation: Operation,
+    provider: String,
+    address: Option<String>,
+    requests_active: BoundUpDownCounter<i64>,
+    request_duration: BoundHistogram<f64>,
+    time_to_first_token: BoundHistogram<f64>,
+    time_per_output_token: BoundHistogram<f64>,
+    input_tokens: BoundHistogram<u64>,
+    output_tokens: BoundHistogram<u64>,
+    /// `gen_ai.client.operation.duration`, for a remote upstream.
+    client_duration: Option<BoundHistogram<f64>>,
+}
+
+impl Bound {
+    fn new(m: &InferdMetrics, start: &GenerationStart) -> Self {
+        let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
+        let attrs = [
+            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+            model.clone(),
+        ];
+        let tokens = |kind: &'static str| {
+            m.gen_ai_client_token_usage
+                .bind(&[KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind), model.clone()])
+        };
+        Self {
+            operation: start.operation,
+            provider: start.provider.clone(),
+            address: start.server.as_ref().map(|(address, _)| address.clone()),
+            requests_active: m.requests_active.bind(std::slice::from_ref(&model)),
+            request_duration: m.gen_ai_server_request_duration.bind(&attrs),
+            time_to_first_token: m.gen_ai_server_time_to_first_token.bind(&attrs),
+            time_per_output_token: m.gen_ai_server_time_per_output_token.bind(&attrs),
+            input_tokens: tokens("input"),
+            output_tokens: tokens("output"),
+            client_duration: start.server.as_ref().map(|(address, _)| {
+                m.gen_ai_client_operation_duration
+                    .bind(&client_attributes(start, address, None))
+            }),
+        }
+    }
+
+    fn serves(&self, start: &GenerationStart) -> bool {
+        self.operation == start.operation
+            && self.provider == start.provider
+            && self.address.as_deref() == start.server.as_ref().map(|(a, _)| a.as_str())
+    }
+}
+
+/// [`Bound`] sets by model id.
+#[derive(Default)]
+struct BoundCache {
+    by_model: RwLock<HashMap<String, Vec<Arc<Bound>>>>,
+}
+
+impl std::fmt::Debug for BoundCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BoundCache").finish_non_exhaustive()
+    }
+}
+
+impl BoundCache {
+    /// The bound set of `start`, made on first use; `None` when the cache is full.
+    fn get(&self, m: &InferdMetrics, start: &GenerationStart) -> Option<Arc<Bound>> {
+        {
+            // A poisoned lock only means a panic elsewhere; the map is still whole.
+            let map = self.by_model.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(set) = map
+                .get(start.model.as_str())
+                .and_then(|sets| sets.iter().find(|b| b.serves(start)))
+            {
+                return Some(Arc::clone(set));
+            }
+        }
+        let mut map = self.by_model.write().unwrap_or_else(|e| e.into_inner());
+        let sets = map.entry(start.model.clone()).or_default();
+        if let Some(set) = sets.iter().find(|b| b.serves(start)) {
+            return Some(Arc::clone(set));
+        }
+        let total: usize = map.values().map(Vec::len).sum();
+        if total >= MAX_BOUND_SETS {
+            return None;
+        }
+        let set = Arc::new(Bound::new(m, start));
+        map.entry(start.model.clone())
+            .or_default()
+            .push(Arc::clone(&set));
+        Some(set)
     }
 }
 
 struct MetricsCall {
     metrics: InferdMetrics,
+    bound: Arc<BoundCache>,
     model: KeyValue,
 }
 
@@ -34,6 +141,7 @@ impl Observer for MetricsPlugin {
             .add(1, std::slice::from_ref(&model));
         Box::new(MetricsCall {
             metrics: self.metrics.clone(),
+            bound: Arc::clone(&self.bound),
             model,
         })
     }
@@ -85,6 +193,28 @@ impl Observer for MetricsPlugin {
 impl GenerationCall for MetricsCall {
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let m = &self.metrics;
+        let embeddings = start.operation == Operation::Embeddings;
+        if let Some(b) = self.bound.get(m, start) {
+            b.requests_active.add(-1);
+            b.request_duration
+                .record(end.timings.duration.as_secs_f64());
+            if let Some(client) = &b.client_duration {
+                client.record(end.timings.duration.as_secs_f64());
+            }
+            if let Some(ttft) = end.timings.time_to_first_token {
+                b.time_to_first_token.record(ttft.as_secs_f64());
+            }
+            if let Some(tpot) = end.timings.time_per_output_token {
+                b.time_per_output_token.record(tpot.as_secs_f64());
+            }
+            b.input_tokens.record(u64::from(end.usage.prompt_tokens));
+            // Embeddings produce no tokens.
+            if !embeddings {
+                b.output_tokens
+                    .record(u64::from(end.usage.completion_tokens));
+            }
+            return;
+        }
         m.requests_active.add(-1, std::slice::from_ref(&self.model));
         let attrs = [
             KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
@@ -101,7 +231,6 @@ impl GenerationCall for MetricsCall {
             m.gen_ai_server_time_per_output_token
                 .record(tpot.as_secs_f64(), &attrs);
         }
-        let embeddings = start.operation == Operation::Embeddings;
         for (kind, tokens) in [
             ("input", Some(end.usage.prompt_tokens)),
             // Embeddings produce no tokens.
@@ -153,15 +282,141 @@ fn client_call_duration(
     let Some((address, _)) = &start.server else {
         return;
     };
+    m.gen_ai_client_operation_duration.record(
+        duration.as_secs_f64(),
+        &client_attributes(start, address, error_type),
+    );
+}
+
+/// The attributes of `gen_ai.client.operation.duration`.
+fn client_attributes(
+    start: &GenerationStart,
+    address: &str,
+    error_type: Option<String>,
+) -> Vec<KeyValue> {
     let mut attrs = vec![
         KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
         KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
         KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
-        KeyValue::new(sc::SERVER_ADDRESS, address.clone()),
+        KeyValue::new(sc::SERVER_ADDRESS, address.to_owned()),
     ];
     if let Some(error_type) = error_type {
         attrs.push(KeyValue::new(sc::ERROR_TYPE, error_type));
     }
-    m.gen_ai_client_operation_duration
-        .record(duration.as_secs_f64(), &attrs);
+    attrs
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use inferd_engine::hooks::GenerationTimings;
+    use inferd_engine::{FinishReason, SamplingParams, Usage};
+    use inferd_telemetry::{build_with_writer, Mode, TelemetryConfig, TelemetryGuard};
+
+    use super::*;
+
+    fn start(model: &str, server: Option<(&str, u16)>) -> GenerationStart {
+        GenerationStart {
+            generation_id: "g".into(),
+            operation: Operation::Chat,
+            model: model.into(),
+            provider: "openai".into(),
+            server: server.map(|(a, p)| (a.to_owned(), p)),
+            params: SamplingParams::default(),
+            stream: false,
+            captured_prompt: None,
+        }
+    }
+
+    fn end() -> GenerationEnd {
+        GenerationEnd {
+            response_id: "r".into(),
+            response_model: "m".into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage {
+                prompt_tokens: 7,
+                completion_tokens: 3,
+            },
+            timings: GenerationTimings {
+                duration: Duration::from_millis(20),
+                time_to_first_token: Some(Duration::from_millis(5)),
+                time_per_output_token: Some(Duration::from_millis(2)),
+            },
+            engine_timings: None,
+            captured_output: None,
+        }
+    }
+
+    fn rendered(guard: &TelemetryGuard) -> String {
+        guard
+            .prometheus_metrics()
+            .map(|p| p.render())
+            .and_then(Result::ok)
+            .unwrap_or_default()
+    }
+
+    fn local() -> TelemetryGuard {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            ..TelemetryConfig::default()
+        };
+        match build_with_writer(&config, std::io::sink, false) {
+            Ok((guard, _)) => guard,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    #[test]
+    fn bound_and_unbound_generations_count_in_the_same_series() {
+        let guard = local();
+        let plugin = MetricsPlugin::new(InferdMetrics::from_guard(&guard));
+        let remote = start("up-model", Some(("10.0.0.5", 8000)));
+        // Three successes (the first binds, the next two use the bound set) and a failure
+        // (never bound) of the same model.
+        for _ in 0..3 {
+            plugin
+                .generation_pre_call(&remote)
+                .post_call(&remote, &end());
+        }
+        let failure = GenerationFailure {
+            error_type: "upstream_unavailable".into(),
+            message: "down".into(),
+            timings: end().timings,
+        };
+        plugin.generation_pre_call(&remote).error(&remote, &failure);
+        let text = rendered(&guard);
+        let has = |line: &str| assert!(text.contains(line), "no `{line}` in\n{text}");
+        has("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"up-model\"} 3");
+        has("gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"up-model\"} 3");
+        has("gen_ai_client_token_usage_sum{gen_ai_request_model=\"up-model\",gen_ai_token_type=\"input\"} 21");
+        has("gen_ai_client_token_usage_sum{gen_ai_request_model=\"up-model\",gen_ai_token_type=\"output\"} 9");
+        has("gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\"} 3");
+        has("gen_ai_client_operation_duration_seconds_count{error_type=\"upstream_unavailable\",gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\"} 1");
+        // +1 unbound at the start, -1 bound or unbound at the end: back to zero.
+        has("inferd_requests_active{gen_ai_request_model=\"up-model\"} 0");
+    }
+
+    #[test]
+    fn a_full_cache_falls_back_to_unbound_recording() {
+        let guard = local();
+        let plugin = MetricsPlugin::new(InferdMetrics::from_guard(&guard));
+        for i in 0..MAX_BOUND_SETS + 2 {
+            let s = start(&format!("m{i}"), None);
+            plugin.generation_pre_call(&s).post_call(&s, &end());
+        }
+        let cached: usize = plugin
+            .bound
+            .by_model
+            .read()
+            .map(|m| m.values().map(Vec::len).sum())
+            .unwrap_or_default();
+        assert_eq!(cached, MAX_BOUND_SETS);
+        let last = MAX_BOUND_SETS + 1;
+        let text = rendered(&guard);
+        let line = format!("gen_ai_server_request_duration_seconds_count{{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m{last}\"}} 1");
+        assert!(text.contains(&line), "no `{line}`");
+        let active = format!("inferd_requests_active{{gen_ai_request_model=\"m{last}\"}} 0");
+        assert!(text.contains(&active), "no `{active}`");
+    }
 }
