@@ -17,7 +17,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use inferd_telemetry::OtelSpan;
+use inferd_telemetry::{LineValue, OtelSpan, ACCESS_LOG_TARGET};
 use tower::{Layer, Service};
 
 /// What a handler learned about the request, for its access line.
@@ -157,21 +157,46 @@ struct AccessLine {
 impl AccessLine {
     fn write(self, outcome: &'static str) {
         let facts = self.facts.0.lock().unwrap_or_else(|e| e.into_inner());
-        self.span.in_scope(|| {
+        let _attached = self.span.attach();
+        let route = self
+            .route
+            .as_ref()
+            .map_or("(unmatched)", MatchedPath::as_str);
+        let seconds = self.started.elapsed().as_secs_f64();
+        // Written straight to the log writer when it can be (JSON lines, no OTLP logs
+        // bridge): the same line, without tracing's dispatch, on every request.
+        let written = inferd_telemetry::write_access_line(&[
+            ("method", Some(LineValue::Str(self.method.as_str()))),
+            ("route", Some(LineValue::Str(route))),
+            ("path", Some(LineValue::Str(&self.path))),
+            ("status", Some(LineValue::U64(self.status.as_u16().into()))),
+            ("seconds", Some(LineValue::F64(seconds))),
+            ("model", facts.model.as_deref().map(LineValue::Str)),
+            (
+                "prompt_tokens",
+                facts.prompt_tokens.map(|n| LineValue::U64(n.into())),
+            ),
+            (
+                "completion_tokens",
+                facts.completion_tokens.map(|n| LineValue::U64(n.into())),
+            ),
+            ("outcome", Some(LineValue::Str(outcome))),
+        ]);
+        if !written {
             tracing::info!(
-                target: "inferd::access",
+                target: ACCESS_LOG_TARGET,
                 method = %self.method,
-                route = self.route.as_ref().map_or("(unmatched)", MatchedPath::as_str),
+                route,
                 path = %self.path,
                 status = self.status.as_u16(),
-                seconds = self.started.elapsed().as_secs_f64(),
+                seconds,
                 model = facts.model.as_deref(),
                 prompt_tokens = facts.prompt_tokens,
                 completion_tokens = facts.completion_tokens,
                 outcome,
                 "request"
             );
-        });
+        }
     }
 }
 

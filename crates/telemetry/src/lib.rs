@@ -50,7 +50,10 @@ pub use http_layer::{
 };
 pub use instruments::InferdMetrics;
 pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
-pub use logs::{current_trace_ids, rfc3339_seconds, CorrelatedFormat};
+pub use logs::{
+    current_trace_ids, rfc3339_seconds, write_access_line, CorrelatedFormat, LineValue,
+    ACCESS_LOG_TARGET,
+};
 pub use opentelemetry_sdk::trace::SdkTracer;
 pub use otel_span::{span_builder, OtelSpan};
 pub use prometheus::PrometheusMetrics;

@@ -33,6 +33,11 @@ impl CorrelatedFormat {
     pub fn pretty(ansi: bool) -> Self {
         CorrelatedFormat { json: false, ansi }
     }
+
+    /// Whether lines are JSON.
+    pub fn is_json(&self) -> bool {
+        self.json
+    }
 }
 
 /// The ids of the span that is current in OpenTelemetry's context, as 32 and 16 lowercase hex
@@ -192,6 +197,147 @@ fn write_timestamp(w: &mut impl fmt::Write, time: std::time::SystemTime) -> fmt:
     w.write_str(std::str::from_utf8(&tail).map_err(|_| fmt::Error)?)
 }
 
+/// Opens a JSON log line: `{"timestamp":"…","level":"…","target":"…"`.
+fn write_json_head(w: &mut impl fmt::Write, level: &str, target: &str) -> fmt::Result {
+    w.write_str("{\"timestamp\":\"")?;
+    write_timestamp(w, std::time::SystemTime::now())?;
+    w.write_str("\",\"level\":\"")?;
+    w.write_str(level)?;
+    w.write_str("\",\"target\":")?;
+    json_str(w, target)
+}
+
+/// Closes a JSON log line with its span label and ids, when there are.
+fn write_json_tail(
+    w: &mut impl fmt::Write,
+    label: Option<&str>,
+    context: Option<&SpanContext>,
+) -> fmt::Result {
+    if let Some(label) = label {
+        w.write_str(",\"span\":")?;
+        json_str(w, label)?;
+    }
+    if let Some(sc) = context {
+        w.write_str(",\"trace_id\":\"")?;
+        w.write_str(trace_id_hex(sc.trace_id()).as_str())?;
+        w.write_str("\",\"span_id\":\"")?;
+        w.write_str(span_id_hex(sc.span_id()).as_str())?;
+        w.write_char('"')?;
+    }
+    w.write_str("}\n")
+}
+
+/// Writes a finite float as `Display` does, anything else as `null` (JSON has no NaN).
+fn json_f64(w: &mut impl fmt::Write, value: f64) -> fmt::Result {
+    if value.is_finite() {
+        write!(w, "{value}")
+    } else {
+        w.write_str("null")
+    }
+}
+
+/// The value of a field of a [`write_access_line`] line.
+#[derive(Debug, Clone, Copy)]
+pub enum LineValue<'a> {
+    /// A string (written escaped).
+    Str(&'a str),
+    /// An unsigned integer.
+    U64(u64),
+    /// A float (`null` when not finite).
+    F64(f64),
+}
+
+/// Where [`write_access_line`] writes: the JSON log layer's own writer, shared. A layer that
+/// sees nothing (filter `OFF`), found by downcasting the current dispatcher, like the tracer.
+pub(crate) struct DirectLines {
+    sink: LineSinkFn,
+}
+
+/// Writes one whole line to the log writer.
+pub(crate) type LineSinkFn = Box<dyn Fn(&[u8]) + Send + Sync>;
+
+impl DirectLines {
+    pub(crate) fn new(sink: LineSinkFn) -> Self {
+        Self { sink }
+    }
+}
+
+impl<S: Subscriber> tracing_subscriber::Layer<S> for DirectLines {}
+
+thread_local! {
+    /// The line [`write_access_line`] is writing on this thread.
+    static DIRECT_LINE: std::cell::RefCell<String> =
+        const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Target of the access line, the line every request writes (for log filters). The
+/// OpenTelemetry span layer takes no event of it: access lines are written outside tracing
+/// spans, and [`write_access_line`] relies on the log layer being the only one to decide.
+pub const ACCESS_LOG_TARGET: &str = "inferd::access";
+
+/// Writes an access line (INFO, target [`ACCESS_LOG_TARGET`], message `request`) with
+/// `fields` (absent ones left out) straight to the log writer: byte for byte what the JSON
+/// log layer writes for the same `tracing` event, the current span's label and ids included,
+/// without tracing's dispatch. Returns `true` when the line was written or the log filter
+/// leaves it out; `false`, writing nothing, when lines cannot be written this way (pretty
+/// format, an OTLP logs bridge that needs the event, a subscriber this crate did not build):
+/// emit the event through `tracing` then.
+pub fn write_access_line(fields: &[(&str, Option<LineValue<'_>>)]) -> bool {
+    if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
+        return true;
+    }
+    tracing::dispatcher::get_default(|dispatch| {
+        let Some(direct) = dispatch.downcast_ref::<DirectLines>() else {
+            return false;
+        };
+        DIRECT_LINE.with(|line| {
+            // Already writing a line on this thread (a re-entrant call): tracing writes this one.
+            let Ok(mut line) = line.try_borrow_mut() else {
+                return false;
+            };
+            line.clear();
+            if format_info_line(&mut line, dispatch, ACCESS_LOG_TARGET, "request", fields).is_ok() {
+                (direct.sink)(line.as_bytes());
+            }
+            true
+        })
+    })
+}
+
+fn format_info_line(
+    w: &mut String,
+    dispatch: &tracing::Dispatch,
+    target: &str,
+    message: &str,
+    fields: &[(&str, Option<LineValue<'_>>)],
+) -> fmt::Result {
+    write_json_head(w, "INFO", target)?;
+    w.write_str(",\"message\":")?;
+    json_str(w, message)?;
+    let mut count = 0;
+    for (name, value) in fields {
+        let Some(value) = value else { continue };
+        w.write_str(if count == 0 { ",\"fields\":{" } else { "," })?;
+        count += 1;
+        json_key(w, name)?;
+        w.write_char(':')?;
+        match *value {
+            LineValue::Str(text) => json_str(w, text)?,
+            LineValue::U64(n) => w.write_str(itoa::Buffer::new().format(n))?,
+            LineValue::F64(x) => json_f64(w, x)?,
+        }
+    }
+    if count > 0 {
+        w.write_char('}')?;
+    }
+    let cx = opentelemetry::Context::current();
+    let label = current_label(&cx);
+    // Else the registry's current span, as the log layer names it (from `dispatch`: inside
+    // `get_default`, `Span::current()` would see no subscriber).
+    let label = label.or_else(|| dispatch.current_span().metadata().map(|m| m.name()));
+    write_json_tail(w, label, valid_span_context(&cx).as_ref())
+}
+
 /// Writes an event's `message` field as the line's `"message"` member.
 struct JsonMessage<'a, 'w> {
     writer: &'a mut Writer<'w>,
@@ -270,14 +416,7 @@ impl Visit for JsonFields<'_, '_> {
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // JSON has no NaN or infinity.
-        self.member(field, |w| {
-            if value.is_finite() {
-                write!(w, "{value}")
-            } else {
-                w.write_str("null")
-            }
-        });
+        self.member(field, |w| json_f64(w, value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
@@ -319,14 +458,7 @@ where
         if self.json {
             // Written straight into the line buffer, in this order: timestamp, level, target,
             // message, fields (as given), span, trace_id, span_id.
-            writer.write_str("{\"timestamp\":\"")?;
-            write_timestamp(&mut writer, std::time::SystemTime::now())?;
-            write!(
-                writer,
-                "\",\"level\":\"{}\",\"target\":",
-                meta.level().as_str()
-            )?;
-            json_str(&mut writer, meta.target())?;
+            write_json_head(&mut writer, meta.level().as_str(), meta.target())?;
             let mut message = JsonMessage {
                 writer: &mut writer,
                 result: Ok(()),
@@ -348,18 +480,7 @@ where
             // `lookup_current`, filtered for this layer, would show none).
             let label =
                 current_label(&cx).or_else(|| ctx.current_span().metadata().map(|m| m.name()));
-            if let Some(label) = label {
-                writer.write_str(",\"span\":")?;
-                json_str(&mut writer, label)?;
-            }
-            if let Some(sc) = context {
-                writer.write_str(",\"trace_id\":\"")?;
-                writer.write_str(trace_id_hex(sc.trace_id()).as_str())?;
-                writer.write_str("\",\"span_id\":\"")?;
-                writer.write_str(span_id_hex(sc.span_id()).as_str())?;
-                writer.write_char('"')?;
-            }
-            return writer.write_str("}\n");
+            return write_json_tail(&mut writer, label, context.as_ref());
         }
 
         let mut timestamp = String::new();
@@ -409,6 +530,9 @@ mod tests {
         let (_guard, dispatch) =
             build_with_writer(&config, captured.clone(), false).expect("log layer");
         let built = tracing::dispatcher::with_default(&dispatch, || {
+            // Callsite interest is shared by every dispatcher of the process (tests run side by
+            // side): recompute it with this one live.
+            tracing::callsite::rebuild_interest_cache();
             let span = tracing::info_span!("outer", secret_span_field = "hidden");
             span.in_scope(|| {
                 tracing::info!(
@@ -541,5 +665,118 @@ mod tests {
         assert!(line.get("span").is_none(), "no span outside one: {text}");
         assert_eq!(lines[1]["message"], "no fields");
         assert!(lines[1].get("fields").is_none(), "{text}");
+    }
+
+    /// The same line through `tracing` and through `write_info_line`, in `mode`, inside an
+    /// OtelSpan (when there is a tracer), a tracing span, and no span.
+    fn direct_and_traced(mode: Mode) -> Vec<(String, String)> {
+        use super::{write_access_line, LineValue};
+        use crate::otel_span::{span_builder, OtelSpan};
+        let config = TelemetryConfig {
+            mode,
+            log_format: LogFormat::Json,
+            ..TelemetryConfig::default()
+        };
+        let captured = Captured::default();
+        let (guard, dispatch) =
+            build_with_writer(&config, captured.clone(), false).expect("log layer");
+        let request = match guard.tracer() {
+            Some(tracer) => OtelSpan::start(
+                &tracer,
+                &opentelemetry::Context::new(),
+                "HTTP request",
+                span_builder("GET /", opentelemetry::trace::SpanKind::Server, vec![]),
+            ),
+            None => OtelSpan::none(),
+        };
+        let both = || {
+            let model: Option<&str> = None;
+            tracing::info!(target: "inferd::access", method = %"POST", path = "/a\"b\n",
+                status = 200u16, seconds = 0.25, model, tokens = 7u32, "request");
+            let written = write_access_line(&[
+                ("method", Some(LineValue::Str("POST"))),
+                ("path", Some(LineValue::Str("/a\"b\n"))),
+                ("status", Some(LineValue::U64(200))),
+                ("seconds", Some(LineValue::F64(0.25))),
+                ("model", model.map(LineValue::Str)),
+                ("tokens", Some(LineValue::U64(7))),
+            ]);
+            assert!(written);
+        };
+        tracing::dispatcher::with_default(&dispatch, || {
+            request.in_scope(both);
+            tracing::info_span!("outer").in_scope(both);
+            both();
+        });
+        let text = captured.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 6, "{text}");
+        // Everything after the timestamp is the same.
+        let rest = |line: &str| line[line.find("\",\"level").unwrap_or(0)..].to_owned();
+        lines
+            .chunks(2)
+            .map(|pair| (rest(pair[0]), rest(pair[1])))
+            .collect()
+    }
+
+    #[test]
+    fn direct_lines_are_the_lines_tracing_writes() {
+        for mode in [Mode::Local, Mode::Off] {
+            let pairs = direct_and_traced(mode);
+            for (traced, direct) in &pairs {
+                assert_eq!(traced, direct, "{mode:?}");
+            }
+            if mode == Mode::Local {
+                assert!(pairs[0]
+                    .0
+                    .contains("\"span\":\"HTTP request\",\"trace_id\""));
+                assert!(pairs[1].0.contains("\"span\":\"outer\""));
+            }
+            assert!(pairs[2].0.ends_with("\"tokens\":7}}"), "{}", pairs[2].0);
+        }
+    }
+
+    #[test]
+    fn pretty_lines_are_not_written_directly() {
+        let config = TelemetryConfig {
+            log_format: LogFormat::Pretty,
+            ..TelemetryConfig::default()
+        };
+        let captured = Captured::default();
+        let (_guard, dispatch) =
+            build_with_writer(&config, captured.clone(), false).expect("log layer");
+        let written =
+            tracing::dispatcher::with_default(&dispatch, || super::write_access_line(&[]));
+        assert!(!written && captured.text().is_empty());
+    }
+
+    #[test]
+    fn direct_access_lines_follow_the_log_filter_in_every_mode() {
+        for (mode, filter, expected) in [
+            (Mode::Local, "warn", 0),
+            (Mode::Local, "warn,inferd::access=info", 1),
+            (Mode::Off, "warn", 0),
+            (Mode::Off, "info", 1),
+        ] {
+            let config = TelemetryConfig {
+                mode,
+                log_format: LogFormat::Json,
+                log_filter: filter.into(),
+                ..TelemetryConfig::default()
+            };
+            let captured = Captured::default();
+            let (_guard, dispatch) =
+                build_with_writer(&config, captured.clone(), false).expect("log layer");
+            let done = tracing::dispatcher::with_default(&dispatch, || {
+                tracing::callsite::rebuild_interest_cache();
+                super::write_access_line(&[("status", Some(super::LineValue::U64(200)))])
+            });
+            assert!(done);
+            assert_eq!(
+                captured.text().lines().count(),
+                expected,
+                "{mode:?} {filter}"
+            );
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! the propagator from a [`TelemetryConfig`], and returns the [`TelemetryGuard`] that owns them.
 //! In `off` mode nothing but the log layer is built.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
@@ -19,7 +19,7 @@ use tracing_subscriber::registry::Registry;
 
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::export_health::{is_sdk_export_noise, EXPORT_HEALTH_TARGET};
-use crate::logs::{CorrelatedFormat, NoSpanFields};
+use crate::logs::{CorrelatedFormat, DirectLines, NoSpanFields, ACCESS_LOG_TARGET};
 use crate::otel_span::TracerLayer;
 use crate::prometheus::PrometheusMetrics;
 use crate::propagation::Propagators;
@@ -247,13 +247,16 @@ where
     // in (`[span]` directives), it asks for no spans at all, so a span that no other layer
     // wants (every span, when telemetry is off) is never built.
     let wants_spans = config.log_filter.contains('[');
+    let json = format.is_json();
+    let writer = Arc::new(writer);
     let fmt_layer = tracing_subscriber::fmt::layer()
         .with_ansi(ansi)
         .fmt_fields(NoSpanFields)
         .event_format(format)
-        .with_writer(writer)
+        .with_writer(SharedWriter(writer.clone()))
         .with_filter(env_filter.and(filter_fn(move |meta| {
-            (wants_spans || meta.is_event()) && !is_sdk_export_noise(meta)
+            // Events, and `tracing::enabled!` hints (`write_access_line` asks with one).
+            (wants_spans || !meta.is_span()) && !is_sdk_export_noise(meta)
         })));
     let mut layers: Vec<BoxedLayer> = vec![Box::new(fmt_layer)];
 
@@ -302,7 +305,11 @@ where
                 .with_tracked_inactivity(false)
                 .with_location(false)
                 .with_target(false)
-                .with_filter(span_filter),
+                // Access lines are never inside a tracing span (nothing for this layer), and
+                // `write_access_line` relies on the log layer alone deciding on them.
+                .with_filter(span_filter.and(filter_fn(|meta| {
+                    meta.is_span() || meta.target() != ACCESS_LOG_TARGET
+                }))),
         ));
         guard.tracer_provider = Some(tracer_provider);
         guard.trace_store = store;
@@ -319,8 +326,33 @@ where
         }
     }
 
+    // `write_info_line` writes JSON lines to the same writer, unless the OTLP logs bridge
+    // needs every line as a tracing event.
+    if json && guard.logger_provider.is_none() {
+        let sink = move |line: &[u8]| {
+            let _ = writer.make_writer().write_all(line);
+        };
+        layers.push(Box::new(
+            DirectLines::new(Box::new(sink)).with_filter(LevelFilter::OFF),
+        ));
+    }
     let subscriber = Registry::default().with(layers);
     Ok((guard, Dispatch::new(subscriber)))
+}
+
+/// The log writer, shared by the log layer and [`DirectLines`].
+struct SharedWriter<W>(Arc<W>);
+
+impl<'a, W: MakeWriter<'a>> MakeWriter<'a> for SharedWriter<W> {
+    type Writer = W::Writer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.0.make_writer()
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        self.0.make_writer_for(meta)
+    }
 }
 
 /// Log targets that must not feed the OTLP log exporter, or its own traffic would loop back.
