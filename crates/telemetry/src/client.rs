@@ -2,10 +2,11 @@
 //! upstream backend or an artifact download joins the request's trace.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use http::{HeaderMap, Method};
 use opentelemetry::trace::{SpanBuilder, SpanKind, Status};
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, StringValue};
 
 use crate::otel_span::{span_builder, OtelSpan};
 use crate::semconv;
@@ -56,8 +57,9 @@ pub fn sanitize_url(url: &str) -> String {
 /// (an upstream's chat URL), so a call's span does not parse its URL again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientTarget {
-    url_full: String,
-    address: Option<String>,
+    /// Shared strings: a span's attribute then costs a reference count, not a copy.
+    url_full: Arc<str>,
+    address: Option<Arc<str>>,
     port: Option<u16>,
 }
 
@@ -76,8 +78,8 @@ impl ClientTarget {
             Err(_) => (None, None),
         };
         Self {
-            url_full: sanitize_url(url),
-            address,
+            url_full: sanitize_url(url).into(),
+            address: address.map(Arc::from),
             port,
         }
     }
@@ -101,9 +103,15 @@ fn client_span_builder(method: &Method, target: &ClientTarget) -> SpanBuilder {
         semconv::HTTP_REQUEST_METHOD,
         method_str(method),
     ));
-    attributes.push(KeyValue::new(semconv::URL_FULL, target.url_full.clone()));
+    attributes.push(KeyValue::new(
+        semconv::URL_FULL,
+        StringValue::from(Arc::clone(&target.url_full)),
+    ));
     if let Some(address) = &target.address {
-        attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, address.clone()));
+        attributes.push(KeyValue::new(
+            semconv::SERVER_ADDRESS,
+            StringValue::from(Arc::clone(address)),
+        ));
     }
     if let Some(port) = target.port {
         attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));

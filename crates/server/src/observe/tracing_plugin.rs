@@ -239,7 +239,9 @@ impl GenerationCall for TracingCall {
             attributes.extend([
                 KeyValue::new(
                     sc::GEN_AI_RESPONSE_FINISH_REASONS,
-                    strings(&[end.finish_reason.as_str().to_owned()]),
+                    Value::Array(Array::String(vec![StringValue::from(
+                        end.finish_reason.as_str(),
+                    )])),
                 ),
                 KeyValue::new(
                     sc::GEN_AI_USAGE_OUTPUT_TOKENS,
