@@ -85,7 +85,9 @@ pub async fn generate(
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
-    let id = format!("{}{}", endpoint.id_prefix(), random_id());
+    let mut id = String::with_capacity(endpoint.id_prefix().len() + 32);
+    id.push_str(endpoint.id_prefix());
+    push_hex_u128(&mut id, fastrand::u128(..));
     let raw = match request.generation.pass_through.as_mut() {
         Some(pass) => {
             pass.response_id.clone_from(&id);
@@ -484,11 +486,35 @@ fn json_event<T: Serialize>(value: &T) -> Event {
 /// 128 random bits as 32 hex digits, for response and generation ids. Not a secret, so a fast
 /// user-space generator (seeded once per thread) instead of a system call per id.
 fn random_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+    let mut id = String::with_capacity(32);
+    push_hex_u128(&mut id, fastrand::u128(..));
+    id
+}
+
+/// Appends `n` as 32 lowercase hex digits (`{:032x}`, without the formatting machinery: two
+/// ids per request).
+fn push_hex_u128(out: &mut String, n: u128) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for nibble in (0..32).rev() {
+        out.push(char::from(DIGITS[((n >> (nibble * 4)) & 0xf) as usize]));
+    }
 }
 
 fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_ids_are_what_format_writes() {
+        for n in [0, 1, 0xabc, u128::from(u64::MAX), u128::MAX, 1 << 127] {
+            let mut out = String::from("x-");
+            super::push_hex_u128(&mut out, n);
+            assert_eq!(out, format!("x-{n:032x}"));
+        }
+        assert_eq!(super::random_id().len(), 32);
+    }
 }

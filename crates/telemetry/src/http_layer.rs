@@ -149,7 +149,13 @@ impl<S> HttpTraceService<S> {
             .map(|p| Arc::<str>::from(p.as_str()));
         let name = match (&route, method) {
             (_, "_OTHER") => "HTTP".to_owned(),
-            (Some(route), _) => format!("{method} {route}"),
+            (Some(route), _) => {
+                let mut name = String::with_capacity(method.len() + 1 + route.len());
+                name.push_str(method);
+                name.push(' ');
+                name.push_str(route);
+                name
+            }
             (None, _) => method.to_owned(),
         };
         // Every attribute is known before the span starts, so a sampler sees them all.

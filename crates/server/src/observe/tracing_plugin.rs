@@ -117,7 +117,11 @@ const GENERATION_LABEL: &str = "generation";
 
 impl Observer for TracingPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
-        let name = format!("{} {}", start.operation.as_str(), start.model);
+        let operation = start.operation.as_str();
+        let mut name = String::with_capacity(operation.len() + 1 + start.model.len());
+        name.push_str(operation);
+        name.push(' ');
+        name.push_str(&start.model);
         // Embeddings sample nothing: no temperature, top_p or output tokens to report.
         let sampling = start.operation != Operation::Embeddings;
         let p = &start.params;
