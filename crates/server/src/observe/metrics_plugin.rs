@@ -103,16 +103,13 @@ impl BoundCache {
         {
             // A poisoned lock only means a panic elsewhere; the map is still whole.
             let map = self.by_model.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(set) = map
-                .get(start.model.as_str())
-                .and_then(|sets| sets.iter().find(|b| b.serves(start)))
-            {
+            if let Some(set) = find(&map, start) {
                 return Some(Arc::clone(set));
             }
         }
         let mut map = self.by_model.write().unwrap_or_else(|e| e.into_inner());
-        let sets = map.entry(start.model.clone()).or_default();
-        if let Some(set) = sets.iter().find(|b| b.serves(start)) {
+        // Another generation may have bound it since the read.
+        if let Some(set) = find(&map, start) {
             return Some(Arc::clone(set));
         }
         let total: usize = map.values().map(Vec::len).sum();
@@ -125,6 +122,16 @@ impl BoundCache {
             .push(Arc::clone(&set));
         Some(set)
     }
+}
+
+/// The bound set of `start` in `map`, if there is one.
+fn find<'a>(
+    map: &'a HashMap<String, Vec<Arc<Bound>>>,
+    start: &GenerationStart,
+) -> Option<&'a Arc<Bound>> {
+    map.get(start.model.as_str())?
+        .iter()
+        .find(|b| b.serves(start))
 }
 
 struct MetricsCall {
@@ -405,13 +412,15 @@ mod tests {
             let s = start(&format!("m{i}"), None);
             plugin.generation_pre_call(&s).post_call(&s, &end());
         }
-        let cached: usize = plugin
+        let (models, cached) = plugin
             .bound
             .by_model
             .read()
-            .map(|m| m.values().map(Vec::len).sum())
+            .map(|m| (m.len(), m.values().map(Vec::len).sum::<usize>()))
             .unwrap_or_default();
         assert_eq!(cached, MAX_BOUND_SETS);
+        // The models past the limit left nothing behind.
+        assert_eq!(models, MAX_BOUND_SETS);
         let last = MAX_BOUND_SETS + 1;
         let text = rendered(&guard);
         let line = format!("gen_ai_server_request_duration_seconds_count{{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m{last}\"}} 1");
