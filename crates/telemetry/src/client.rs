@@ -9,6 +9,7 @@ use opentelemetry::trace::{SpanBuilder, SpanKind, Status};
 use opentelemetry::{KeyValue, StringValue};
 
 use crate::otel_span::{span_builder, OtelSpan};
+use crate::propagation::inject_into_headers;
 use crate::semconv;
 
 /// Query parameters whose values are secrets (signed URLs) and are recorded as `REDACTED`.
@@ -136,11 +137,21 @@ fn method_str(method: &Method) -> Cow<'static, str> {
 
 /// Records the response status on a client span; 4xx and 5xx set `error.type` and ERROR.
 pub fn record_http_response(span: &OtelSpan, status: http::StatusCode) {
+    record_status_code(
+        span,
+        status,
+        status.is_client_error() || status.is_server_error(),
+    );
+}
+
+/// Records `http.response.status_code` on `span`; when the status means the call `failed`,
+/// also `error.type` (the code) and status ERROR.
+pub(crate) fn record_status_code(span: &OtelSpan, status: http::StatusCode, failed: bool) {
     let code = KeyValue::new(
         semconv::HTTP_RESPONSE_STATUS_CODE,
         i64::from(status.as_u16()),
     );
-    if status.is_client_error() || status.is_server_error() {
+    if failed {
         span.set_attributes(vec![
             code,
             KeyValue::new(semconv::ERROR_TYPE, status.as_str().to_owned()),
@@ -155,19 +166,14 @@ pub fn record_http_response(span: &OtelSpan, status: http::StatusCode) {
 /// global propagator; nothing when telemetry is off.
 pub fn inject_span_context(span: &OtelSpan, headers: &mut HeaderMap) {
     if let Some(cx) = span.context() {
-        opentelemetry::global::get_text_map_propagator(|p| {
-            p.inject_context(cx, &mut opentelemetry_http::HeaderInjector(headers));
-        });
+        inject_into_headers(cx, headers);
     }
 }
 
 /// [`inject_span_context`] for a `tracing` span (the bench's per-request client span).
 pub fn inject_tracing_span_context(span: &tracing::Span, headers: &mut HeaderMap) {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    let cx = span.context();
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut opentelemetry_http::HeaderInjector(headers));
-    });
+    inject_into_headers(&span.context(), headers);
 }
 
 #[cfg(test)]
@@ -187,6 +193,13 @@ mod tests {
         );
         assert_eq!(sanitize_url("http://h/p"), "http://h/p");
         assert_eq!(sanitize_url("not a url"), "(invalid url)");
+    }
+
+    /// The trace and span id of the current context.
+    fn current_ids() -> (String, String) {
+        let cx = opentelemetry::Context::current();
+        let sc = cx.span().span_context().clone();
+        (sc.trace_id().to_string(), sc.span_id().to_string())
     }
 
     #[test]
@@ -213,13 +226,10 @@ mod tests {
                 guard.propagators().inject_headers(cx, &mut headers);
                 client.end();
                 parent.end();
-                let sc = opentelemetry::Context::current()
-                    .span()
-                    .span_context()
-                    .clone();
+                let (trace_id, span_id) = current_ids();
                 (
-                    sc.trace_id().to_string(),
-                    sc.span_id().to_string(),
+                    trace_id,
+                    span_id,
                     headers
                         .get(TRACEPARENT)
                         .and_then(|v| v.to_str().ok())
@@ -268,11 +278,7 @@ mod tests {
             let ids = load.in_scope(|| {
                 let client = http_client_span(&Method::GET, "http://hub/m.gguf");
                 client.end();
-                let sc = opentelemetry::Context::current()
-                    .span()
-                    .span_context()
-                    .clone();
-                (sc.trace_id().to_string(), sc.span_id().to_string())
+                current_ids()
             });
             drop(load);
             request.end();

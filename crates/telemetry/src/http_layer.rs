@@ -25,6 +25,7 @@ use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SdkTracer;
 
+use crate::client::record_status_code;
 use crate::otel_span::{span_builder, OtelSpan};
 use crate::propagation::{format_traceparent, Propagators, TRACERESPONSE};
 use crate::sampler::{force_trace_requested, with_force_trace};
@@ -347,19 +348,8 @@ where
             Ok(mut response) => {
                 let status = response.status();
                 state.status = Some(status.as_u16());
-                let code = KeyValue::new(
-                    semconv::HTTP_RESPONSE_STATUS_CODE,
-                    i64::from(status.as_u16()),
-                );
-                if status.is_server_error() {
-                    this.span.set_attributes(vec![
-                        code,
-                        KeyValue::new(semconv::ERROR_TYPE, status.as_str().to_owned()),
-                    ]);
-                    this.span.set_status(Status::error(""));
-                } else {
-                    this.span.set_attribute(code);
-                }
+                // A server's 4xx is the client's mistake, not a failure of this request.
+                record_status_code(this.span, status, status.is_server_error());
                 if let Some(value) = this.traceresponse.take() {
                     response.headers_mut().insert(TRACERESPONSE, value);
                 }

@@ -13,6 +13,7 @@ mod config;
 mod console;
 mod error;
 mod export_health;
+mod handles;
 mod http_layer;
 mod ids;
 mod instruments;

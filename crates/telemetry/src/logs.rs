@@ -10,6 +10,7 @@ use tracing_subscriber::fmt::format::{DefaultFields, Writer};
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use crate::handles::with_line_sink;
 use crate::ids::{span_id_hex, trace_id_hex};
 use crate::otel_span::current_label;
 
@@ -247,23 +248,6 @@ pub enum LineValue<'a> {
     F64(f64),
 }
 
-/// Where [`write_access_line`] writes: the JSON log layer's own writer, shared. A layer that
-/// sees nothing (filter `OFF`), found by downcasting the current dispatcher, like the tracer.
-pub(crate) struct DirectLines {
-    sink: LineSinkFn,
-}
-
-/// Writes one whole line to the log writer.
-pub(crate) type LineSinkFn = Box<dyn Fn(&[u8]) + Send + Sync>;
-
-impl DirectLines {
-    pub(crate) fn new(sink: LineSinkFn) -> Self {
-        Self { sink }
-    }
-}
-
-impl<S: Subscriber> tracing_subscriber::Layer<S> for DirectLines {}
-
 thread_local! {
     /// The line [`write_access_line`] is writing on this thread.
     static DIRECT_LINE: std::cell::RefCell<String> =
@@ -286,10 +270,8 @@ pub fn write_access_line(fields: &[(&str, Option<LineValue<'_>>)]) -> bool {
     if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
         return true;
     }
-    tracing::dispatcher::get_default(|dispatch| {
-        let Some(direct) = dispatch.downcast_ref::<DirectLines>() else {
-            return false;
-        };
+    // The subscriber's log writer (see `Handles`).
+    with_line_sink(|sink, dispatch| {
         DIRECT_LINE.with(|line| {
             // Already writing a line on this thread (a re-entrant call): tracing writes this one.
             let Ok(mut line) = line.try_borrow_mut() else {
@@ -297,11 +279,13 @@ pub fn write_access_line(fields: &[(&str, Option<LineValue<'_>>)]) -> bool {
             };
             line.clear();
             if format_info_line(&mut line, dispatch, ACCESS_LOG_TARGET, "request", fields).is_ok() {
-                (direct.sink)(line.as_bytes());
+                sink(line.as_bytes());
             }
             true
         })
     })
+    // No log writer of its own: tracing writes the line.
+    .unwrap_or(false)
 }
 
 fn format_info_line(
@@ -667,7 +651,7 @@ mod tests {
         assert!(lines[1].get("fields").is_none(), "{text}");
     }
 
-    /// The same line through `tracing` and through `write_info_line`, in `mode`, inside an
+    /// The same line through `tracing` and through `write_access_line`, in `mode`, inside an
     /// OtelSpan (when there is a tracer), a tracing span, and no span.
     fn direct_and_traced(mode: Mode) -> Vec<(String, String)> {
         use super::{write_access_line, LineValue};

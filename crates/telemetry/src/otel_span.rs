@@ -17,47 +17,14 @@
 //! With telemetry off there is no tracer: every span is [`OtelSpan::none`] and costs nothing.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use opentelemetry::trace::{SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
 use opentelemetry_sdk::trace::SdkTracer;
 
+use crate::handles::dispatch_tracer;
 use crate::semconv;
-
-/// A layer that does nothing (its filter is `OFF`: it sees no span and no event) but carry
-/// inferd's tracer in the subscriber, for spans started outside any request (a model load at
-/// start-up). Reached by downcasting the current dispatcher, so a scoped subscriber (tests)
-/// brings its own.
-#[derive(Debug)]
-pub(crate) struct TracerLayer {
-    tracer: SdkTracer,
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TracerLayer {}
-
-/// Whether any subscriber built so far has a [`TracerLayer`]: when none has (telemetry off),
-/// [`dispatch_tracer`] need not look.
-static TRACER_LAYER_BUILT: AtomicBool = AtomicBool::new(false);
-
-impl TracerLayer {
-    pub(crate) fn new(tracer: SdkTracer) -> Self {
-        TRACER_LAYER_BUILT.store(true, Ordering::Relaxed);
-        Self { tracer }
-    }
-}
-
-/// The tracer of the current subscriber, if telemetry is on.
-fn dispatch_tracer() -> Option<SdkTracer> {
-    if !TRACER_LAYER_BUILT.load(Ordering::Relaxed) {
-        return None;
-    }
-    tracing::dispatcher::get_default(|dispatch| {
-        dispatch
-            .downcast_ref::<TracerLayer>()
-            .map(|layer| layer.tracer.clone())
-    })
-}
+use crate::spans::exception_attributes;
 
 /// What an [`OtelSpan`] adds to its context besides the span: the label its log lines carry
 /// (`span`), its id (to tell whether it is still the innermost span of a context), and the
@@ -200,10 +167,7 @@ impl OtelSpan {
         span.set_attribute(KeyValue::new(semconv::ERROR_TYPE, error_type.clone()));
         span.add_event(
             semconv::EXCEPTION_EVENT,
-            vec![
-                KeyValue::new(semconv::EXCEPTION_TYPE, error_type),
-                KeyValue::new(semconv::EXCEPTION_MESSAGE, message.to_owned()),
-            ],
+            exception_attributes(error_type, message),
         );
     }
 

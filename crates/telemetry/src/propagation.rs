@@ -385,9 +385,13 @@ impl Extractor for LowercaseMap<'_> {
 /// Injects the current context into outgoing HTTP headers with the globally installed
 /// propagator (a no-op when telemetry is off).
 pub fn inject_current_into_headers(headers: &mut HeaderMap) {
-    let cx = Context::current();
+    inject_into_headers(&Context::current(), headers);
+}
+
+/// Injects `cx` into outgoing HTTP headers with the globally installed propagator.
+pub(crate) fn inject_into_headers(cx: &Context, headers: &mut HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(&cx, &mut HeaderInjector(headers));
+        p.inject_context(cx, &mut HeaderInjector(headers));
     });
 }
 

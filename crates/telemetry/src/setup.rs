@@ -19,8 +19,8 @@ use tracing_subscriber::registry::Registry;
 
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::export_health::{is_sdk_export_noise, EXPORT_HEALTH_TARGET};
-use crate::logs::{CorrelatedFormat, DirectLines, NoSpanFields, ACCESS_LOG_TARGET};
-use crate::otel_span::TracerLayer;
+use crate::handles::{Handles, LineSinkFn};
+use crate::logs::{CorrelatedFormat, NoSpanFields, ACCESS_LOG_TARGET};
 use crate::prometheus::PrometheusMetrics;
 use crate::propagation::Propagators;
 use crate::providers::{logger_provider, meter_provider, tracer_provider};
@@ -260,6 +260,8 @@ where
         })));
     let mut layers: Vec<BoxedLayer> = vec![Box::new(fmt_layer)];
 
+    // The tracer spans started outside any request use (none when off).
+    let mut handles_tracer = None;
     let mut guard = TelemetryGuard {
         mode: config.mode,
         tracer_provider: None,
@@ -286,9 +288,7 @@ where
         });
         let (tracer_provider, store) = tracer_provider(config, &resource, dropped.clone())?;
         let tracer = tracer_provider.tracer(SCOPE);
-        layers.push(Box::new(
-            TracerLayer::new(tracer.clone()).with_filter(LevelFilter::OFF),
-        ));
+        handles_tracer = Some(tracer.clone());
         // Spans follow their own filter (INFO by default), not the log filter: `--log warn`
         // must not switch tracing off. A level is always set, so DEBUG spans of libraries
         // cost nothing.
@@ -326,21 +326,21 @@ where
         }
     }
 
-    // `write_info_line` writes JSON lines to the same writer, unless the OTLP logs bridge
+    // `write_access_line` writes JSON lines to the same writer, unless the OTLP logs bridge
     // needs every line as a tracing event.
-    if json && guard.logger_provider.is_none() {
-        let sink = move |line: &[u8]| {
+    let lines = (json && guard.logger_provider.is_none()).then(|| {
+        Box::new(move |line: &[u8]| {
             let _ = writer.make_writer().write_all(line);
-        };
-        layers.push(Box::new(
-            DirectLines::new(Box::new(sink)).with_filter(LevelFilter::OFF),
-        ));
-    }
+        }) as LineSinkFn
+    });
+    layers.push(Box::new(
+        Handles::new(handles_tracer, lines).with_filter(LevelFilter::OFF),
+    ));
     let subscriber = Registry::default().with(layers);
     Ok((guard, Dispatch::new(subscriber)))
 }
 
-/// The log writer, shared by the log layer and [`DirectLines`].
+/// The log writer, shared by the log layer and the access lines (`Handles::lines`).
 struct SharedWriter<W>(Arc<W>);
 
 impl<'a, W: MakeWriter<'a>> MakeWriter<'a> for SharedWriter<W> {

@@ -21,11 +21,16 @@ pub fn record_error(span: &Span, error_type: impl Into<Cow<'static, str>>, messa
     span.set_attribute(semconv::ERROR_TYPE, error_type.clone());
     span.add_event(
         semconv::EXCEPTION_EVENT,
-        vec![
-            KeyValue::new(semconv::EXCEPTION_TYPE, error_type),
-            KeyValue::new(semconv::EXCEPTION_MESSAGE, message.to_owned()),
-        ],
+        exception_attributes(error_type, message),
     );
+}
+
+/// The attributes of the `exception` event an error adds to its span.
+pub(crate) fn exception_attributes(error_type: Cow<'static, str>, message: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(semconv::EXCEPTION_TYPE, error_type),
+        KeyValue::new(semconv::EXCEPTION_MESSAGE, message.to_owned()),
+    ]
 }
 
 /// Records an error value on `span`, its Rust type name as `error.type`.
