@@ -1,5 +1,6 @@
 //! The `inferd` binary: parses the command line and starts the server.
 
+mod alloc;
 mod config;
 mod models;
 mod pull;
@@ -17,11 +18,9 @@ use inferd_server::{AppState, TelemetryHandles};
 use crate::config::ServeArgs;
 use crate::pull::PullArgs;
 
-/// mimalloc in place of the system allocator: a request makes many small short-lived
-/// allocations (headers, JSON values, span attributes), and glibc malloc spent about 9% of
-/// the gateway's CPU on them (scripts/bench/gateway-overhead.sh under perf).
+/// mimalloc in place of the system allocator (see alloc.rs).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: alloc::MiMalloc = alloc::MiMalloc;
 
 /// inferd: an LLM inference server you can see inside.
 ///
