@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
@@ -20,7 +20,7 @@ use axum::extract::{ConnectInfo, MatchedPath};
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use opentelemetry::baggage::BaggageExt;
-use opentelemetry::metrics::Histogram;
+use opentelemetry::metrics::{BoundHistogram, Histogram};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SdkTracer;
@@ -59,6 +59,7 @@ pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
             force_trace_header: guard.force_trace_header,
             baggage_span_attributes: guard.baggage_span_attributes.clone(),
             duration,
+            bound_durations: RwLock::default(),
         }),
     })
 }
@@ -85,6 +86,111 @@ struct Shared {
     force_trace_header: bool,
     baggage_span_attributes: Arc<[String]>,
     duration: Option<Histogram<f64>>,
+    /// `duration` bound to the attribute sets of answered requests, so that recording skips
+    /// the SDK's lookup of the set (a SipHash of every key and value, ~1.5k instructions).
+    /// At most [`MAX_BOUND_DURATIONS`]: one per (method, route, status) seen.
+    bound_durations: RwLock<Vec<BoundDuration>>,
+}
+
+/// Most (method, route, status) sets of `http.server.request.duration` kept bound; past it,
+/// requests record unbound into the same series.
+const MAX_BOUND_DURATIONS: usize = 64;
+
+#[derive(Debug)]
+struct BoundDuration {
+    method: &'static str,
+    route: Option<Arc<str>>,
+    status: u16,
+    histogram: BoundHistogram<f64>,
+}
+
+impl BoundDuration {
+    fn is_for(&self, method: &str, route: Option<&Arc<str>>, status: u16) -> bool {
+        self.status == status
+            && self.method == method
+            && match (&self.route, route) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+                (None, None) => true,
+                _ => false,
+            }
+    }
+}
+
+impl Shared {
+    /// Records the duration of a request answered with `status` (below 500: no `error.type`).
+    fn record_answered(
+        &self,
+        seconds: f64,
+        method: &'static str,
+        route: Option<&Arc<str>>,
+        status: u16,
+    ) {
+        let Some(histogram) = &self.duration else {
+            return;
+        };
+        let find = |bound: &[BoundDuration]| {
+            bound
+                .iter()
+                .find(|b| b.is_for(method, route, status))
+                .map(|b| b.histogram.clone())
+        };
+        // A poisoned lock only means a panic elsewhere; the list is still whole.
+        let found = find(
+            &self
+                .bound_durations
+                .read()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if let Some(bound) = found {
+            bound.record(seconds);
+            return;
+        }
+        let attributes = duration_attributes(method, route, Some(status), None);
+        let mut bound = self
+            .bound_durations
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(existing) = find(&bound) {
+            drop(bound);
+            existing.record(seconds);
+        } else if bound.len() < MAX_BOUND_DURATIONS {
+            let set = histogram.bind(&attributes);
+            set.record(seconds);
+            bound.push(BoundDuration {
+                method,
+                route: route.cloned(),
+                status,
+                histogram: set,
+            });
+        } else {
+            drop(bound);
+            histogram.record(seconds, &attributes);
+        }
+    }
+}
+
+/// The attributes of `http.server.request.duration`.
+fn duration_attributes(
+    method: &'static str,
+    route: Option<&Arc<str>>,
+    status: Option<u16>,
+    error_type: Option<Cow<'static, str>>,
+) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(4);
+    attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
+    if let Some(route) = route {
+        attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
+    }
+    if let Some(status) = status {
+        attributes.push(KeyValue::new(
+            semconv::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(status),
+        ));
+    }
+    if let Some(error_type) = error_type {
+        attributes.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
+    }
+    attributes
 }
 
 /// Traces HTTP requests; see the module documentation.
@@ -287,26 +393,25 @@ impl Drop for RequestState {
             self.span.set_status(Status::error(""));
         }
         self.span.end();
-        if let Some(histogram) = &self.shared.duration {
-            let mut attributes = Vec::with_capacity(4);
-            attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, self.method));
-            if let Some(route) = &self.route {
-                attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
+        let Some(histogram) = &self.shared.duration else {
+            return;
+        };
+        let seconds = self.start.elapsed().as_secs_f64();
+        let route = self.route.as_ref();
+        let error_type: Option<Cow<'static, str>> = match self.status {
+            Some(status) if status >= 500 => Some(status.to_string().into()),
+            _ if cancelled => Some("cancelled".into()),
+            _ => None,
+        };
+        match (self.status, error_type) {
+            (Some(status), None) => {
+                self.shared
+                    .record_answered(seconds, self.method, route, status)
             }
-            if let Some(status) = self.status {
-                attributes.push(KeyValue::new(
-                    semconv::HTTP_RESPONSE_STATUS_CODE,
-                    i64::from(status),
-                ));
-            }
-            match self.status {
-                Some(status) if status >= 500 => {
-                    attributes.push(KeyValue::new(semconv::ERROR_TYPE, status.to_string()));
-                }
-                _ if cancelled => attributes.push(KeyValue::new(semconv::ERROR_TYPE, "cancelled")),
-                _ => {}
-            }
-            histogram.record(self.start.elapsed().as_secs_f64(), &attributes);
+            (status, error_type) => histogram.record(
+                seconds,
+                &duration_attributes(self.method, route, status, error_type),
+            ),
         }
     }
 }
@@ -461,6 +566,76 @@ mod tests {
         assert_eq!(span.name, "GET /stream");
         assert_eq!(span.attributes[semconv::ERROR_TYPE], "cancelled");
         assert_eq!(span.status.code, "error");
+    }
+
+    /// Every request counts once in `http.server.request.duration`, under its own attribute
+    /// set, whether that set is bound (answered), past the bound limit, or unbound (a 5xx,
+    /// a cancelled body).
+    #[test]
+    fn durations_count_per_method_route_and_status() {
+        let (guard, dispatch) = build_for_test(Mode::Local);
+        let app = with_http_layer(
+            Router::new()
+                .route("/ok", get(|| async { "fine" }))
+                .route(
+                    "/status/{code}",
+                    get(
+                        |axum::extract::Path(code): axum::extract::Path<u16>| async move {
+                            http::StatusCode::from_u16(code)
+                                .unwrap_or(http::StatusCode::IM_A_TEAPOT)
+                        },
+                    ),
+                )
+                .route("/fail", get(|| async { http::StatusCode::BAD_GATEWAY })),
+            &guard,
+        );
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread().build() else {
+            panic!("no runtime")
+        };
+        let _default = tracing::dispatcher::set_default(&dispatch);
+        // More statuses on one route than sets are kept bound: the rest record unbound.
+        let statuses: Vec<u16> = (200..200 + MAX_BOUND_DURATIONS as u16 + 5).collect();
+        runtime.block_on(async {
+            let send = |uri: String, read: bool| {
+                let app = app.clone();
+                async move {
+                    let Ok(request) = Request::get(uri).body(Body::empty()) else {
+                        panic!("request")
+                    };
+                    let Ok(response) = app.oneshot(request).await;
+                    if read {
+                        assert!(axum::body::to_bytes(response.into_body(), 1024)
+                            .await
+                            .is_ok());
+                    }
+                }
+            };
+            for _ in 0..3 {
+                send("/ok".into(), true).await;
+            }
+            send("/ok".into(), false).await;
+            send("/fail".into(), true).await;
+            for status in &statuses {
+                send(format!("/status/{status}"), true).await;
+            }
+            send("/status/201".into(), true).await;
+        });
+        let text = guard
+            .prometheus_metrics()
+            .map(|p| p.render())
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        let has = |line: &str| assert!(text.contains(line), "no `{line}` in\n{text}");
+        let ok = "http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/ok\"";
+        has(&format!(
+            "http_server_request_duration_seconds_count{{{ok}}} 3"
+        ));
+        has("http_server_request_duration_seconds_count{error_type=\"cancelled\",http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/ok\"} 1");
+        has("http_server_request_duration_seconds_count{error_type=\"502\",http_request_method=\"GET\",http_response_status_code=\"502\",http_route=\"/fail\"} 1");
+        has("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"201\",http_route=\"/status/{code}\"} 2");
+        for status in statuses.iter().filter(|s| **s != 201) {
+            has(&format!("http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_response_status_code=\"{status}\",http_route=\"/status/{{code}}\"}} 1\n"));
+        }
     }
 
     #[test]

@@ -98,14 +98,17 @@ impl std::fmt::Debug for BoundCache {
 }
 
 impl BoundCache {
+    /// The bound set of `start` if a generation like it has finished before.
+    fn existing(&self, start: &GenerationStart) -> Option<Arc<Bound>> {
+        // A poisoned lock only means a panic elsewhere; the map is still whole.
+        let map = self.by_model.read().unwrap_or_else(|e| e.into_inner());
+        find(&map, start).map(Arc::clone)
+    }
+
     /// The bound set of `start`, made on first use; `None` when the cache is full.
     fn get(&self, m: &InferdMetrics, start: &GenerationStart) -> Option<Arc<Bound>> {
-        {
-            // A poisoned lock only means a panic elsewhere; the map is still whole.
-            let map = self.by_model.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(set) = find(&map, start) {
-                return Some(Arc::clone(set));
-            }
+        if let Some(set) = self.existing(start) {
+            return Some(set);
         }
         let mut map = self.by_model.write().unwrap_or_else(|e| e.into_inner());
         // Another generation may have bound it since the read.
@@ -137,18 +140,28 @@ fn find<'a>(
 struct MetricsCall {
     metrics: InferdMetrics,
     bound: Arc<BoundCache>,
+    /// The bound set found at the start (the model has finished a generation before).
+    set: Option<Arc<Bound>>,
     model: KeyValue,
 }
 
 impl Observer for MetricsPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
         let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
-        self.metrics
-            .requests_active
-            .add(1, std::slice::from_ref(&model));
+        // Only a finished generation binds a set (a request for a model that does not exist
+        // must not); until then the +1 is recorded unbound, into the same series.
+        let set = self.bound.existing(start);
+        match &set {
+            Some(set) => set.requests_active.add(1),
+            None => self
+                .metrics
+                .requests_active
+                .add(1, std::slice::from_ref(&model)),
+        }
         Box::new(MetricsCall {
             metrics: self.metrics.clone(),
             bound: Arc::clone(&self.bound),
+            set,
             model,
         })
     }
@@ -201,7 +214,11 @@ impl GenerationCall for MetricsCall {
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let m = &self.metrics;
         let embeddings = start.operation == Operation::Embeddings;
-        if let Some(b) = self.bound.get(m, start) {
+        let set = match self.set {
+            Some(set) => Some(set),
+            None => self.bound.get(m, start),
+        };
+        if let Some(b) = set {
             b.requests_active.add(-1);
             b.request_duration
                 .record(end.timings.duration.as_secs_f64());
@@ -259,7 +276,10 @@ impl GenerationCall for MetricsCall {
 
     fn error(self: Box<Self>, start: &GenerationStart, failure: &GenerationFailure) {
         let m = &self.metrics;
-        m.requests_active.add(-1, std::slice::from_ref(&self.model));
+        match &self.set {
+            Some(set) => set.requests_active.add(-1),
+            None => m.requests_active.add(-1, std::slice::from_ref(&self.model)),
+        }
         let error_type = KeyValue::new(sc::ERROR_TYPE, failure.error_type.clone());
         m.gen_ai_server_request_duration.record(
             failure.timings.duration.as_secs_f64(),
@@ -402,6 +422,22 @@ mod tests {
         has("gen_ai_client_operation_duration_seconds_count{error_type=\"upstream_unavailable\",gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\"} 1");
         // +1 unbound at the start, -1 bound or unbound at the end: back to zero.
         has("inferd_requests_active{gen_ai_request_model=\"up-model\"} 0");
+
+        // Started unbound before the set existed, finished bound, and the other way round:
+        // the one series counts each in flight once and returns to zero.
+        let other = start("other-model", None);
+        let early = plugin.generation_pre_call(&other);
+        plugin.generation_pre_call(&other).post_call(&other, &end());
+        let late = plugin.generation_pre_call(&other);
+        let active =
+            |n: u32| format!("inferd_requests_active{{gen_ai_request_model=\"other-model\"}} {n}");
+        let text = rendered(&guard);
+        assert!(text.contains(&active(2)), "{text}");
+        early.post_call(&other, &end());
+        late.error(&other, &failure);
+        let text = rendered(&guard);
+        assert!(text.contains(&active(0)), "{text}");
+        assert!(text.contains("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"other-model\"} 2"), "{text}");
     }
 
     #[test]

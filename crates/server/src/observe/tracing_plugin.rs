@@ -126,7 +126,8 @@ impl Observer for TracingPlugin {
         let sampling = start.operation != Operation::Embeddings;
         let p = &start.params;
         // The request attributes are given when the span starts, where a sampler sees them.
-        let mut attributes = Vec::with_capacity(18);
+        // The span keeps this Vec: room for the response attributes too (post_call).
+        let mut attributes = Vec::with_capacity(32);
         attributes.extend([
             KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
             KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
@@ -230,7 +231,8 @@ impl GenerationCall for TracingCall {
         let span = &self.span;
         // Embeddings have neither a finish nor output tokens: those are left out.
         let generated = start.operation != Operation::Embeddings;
-        let mut attributes = vec![
+        let mut attributes = Vec::with_capacity(14);
+        attributes.extend([
             KeyValue::new(sc::GEN_AI_RESPONSE_ID, end.response_id.clone()),
             KeyValue::new(sc::GEN_AI_RESPONSE_MODEL, end.response_model.clone()),
             KeyValue::new(
@@ -238,7 +240,7 @@ impl GenerationCall for TracingCall {
                 i64::from(end.usage.prompt_tokens),
             ),
             KeyValue::new(sc::GEN_AI_LATENCY_E2E, end.timings.duration.as_secs_f64()),
-        ];
+        ]);
         if generated {
             attributes.extend([
                 KeyValue::new(
@@ -286,11 +288,12 @@ impl GenerationCall for TracingCall {
         }
         span.set_attributes(attributes);
         // The same facts as a span event and as a log line inside the span.
-        let mut event = vec![
+        let mut event = Vec::with_capacity(5);
+        event.extend([
             KeyValue::new("model", end.response_model.clone()),
             KeyValue::new("input_tokens", i64::from(end.usage.prompt_tokens)),
             KeyValue::new("seconds", end.timings.duration.as_secs_f64()),
-        ];
+        ]);
         if generated {
             event.extend([
                 KeyValue::new("finish_reason", end.finish_reason.as_str()),
