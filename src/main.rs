@@ -107,11 +107,8 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The access line is a log line, not a span event: the HTTP span already has its facts.
     telemetry_config.span_filter = "info,llama_cpp_2=off,inferd::access=off".to_owned();
     let config = args.resolve(user_home.as_deref())?;
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(workers) = config.http_workers {
-        runtime.worker_threads(workers);
-    }
-    let runtime = runtime
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.http_workers)
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
