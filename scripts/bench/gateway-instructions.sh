@@ -10,7 +10,8 @@
 #
 # Env: REQUESTS (2000), WARMUP (300), MODES ("off local"), PORT_BASE (19330: stand-in, +1 inferd),
 #      GATEWAY_VENV (target/gateway-venv), INFERD_BIN (target/release/inferd); inferd's own
-#      settings pass through the environment (INFERD_*).
+#      settings pass through the environment (INFERD_*). KEEP_PROFILES=DIR keeps each mode's
+#      callgrind profile there as DIR/callgrind.MODE.out (read it with callgrind_annotate).
 # Needs: a release build, valgrind (installed with apt when missing) and the venv of
 # gateway-overhead.sh (aiohttp; created when missing).
 set -euo pipefail
@@ -99,6 +100,10 @@ for mode in $MODES; do
   # The dump taken after the measured requests is the numbered file (.1); the unnumbered one
   # is written at exit.
   total=$(awk '/^(summary|totals):/ {print $2; exit}' "$WORK/cg.$mode.out.1")
+  if [ -n "${KEEP_PROFILES:-}" ]; then
+    mkdir -p "$KEEP_PROFILES"
+    cp "$WORK/cg.$mode.out.1" "$KEEP_PROFILES/callgrind.$mode.out"
+  fi
   awk -v t="$total" -v n="$REQUESTS" -v m="$mode" \
     'BEGIN {printf "  %-6s %8.1f k instructions\n", m, t / n / 1000}'
 done

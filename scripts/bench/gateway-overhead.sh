@@ -23,7 +23,7 @@
 # CPU and the servers to the others (taskset), so wrk does not compete with them.
 #
 # Env: SECONDS_PER_RUN (15), WARMUP_SECONDS (3), ROUNDS (3), CONNECTIONS (16), THREADS (2),
-#      UNLOADED_SECONDS (8; 0 skips the one-connection runs), TTFT_REQUESTS (200),
+#      UNLOADED_SECONDS (8; 0 skips the one-connection runs), TTFT_REQUESTS (200; 0 skips TTFT),
 #      PORT_BASE (19310: stand-in, +1 inferd-off, +2 inferd-local, +3 litellm, +4 nginx), PIN (0),
 #      SKIP_LITELLM (0), SKIP_NGINX (0), STANDIN_WORK (minimal: fixed answer bytes; typical: each answer built
 #      and serialized per request, see gateway_standin.py), GATEWAY_VENV (target/gateway-venv), INFERD_BIN (target/release/inferd).
@@ -309,19 +309,21 @@ sed 's/^/   /' "$WORK/wrk-loaded-inferd-local-$ROUNDS.txt"
 echo
 "$PY" "$BENCH/gateway_report.py" "$WORK/results.txt"
 
-# --- streaming TTFT ---
-echo
-ttft_paths=()
-for path in "${paths[@]}"; do
-  spec="$path=${URL[$path]}"
-  [ -n "${KEY[$path]}" ] && spec="$spec,${KEY[$path]}"
-  ttft_paths+=("$spec")
-done
-"${WRK_PIN[@]}" "$PY" "$BENCH/gateway_ttft.py" --requests "$TTFT_REQUESTS" --model "$MODEL" "${ttft_paths[@]}"
-echo
-echo "   the same with the client acknowledging every segment at once (TCP_QUICKACK), which"
-echo "   takes delayed-ACK/Nagle stalls out: the gap between the two tables is such a stall"
-"${WRK_PIN[@]}" "$PY" "$BENCH/gateway_ttft.py" --quickack --requests "$TTFT_REQUESTS" --model "$MODEL" "${ttft_paths[@]}"
+# --- streaming TTFT (TTFT_REQUESTS=0 skips it) ---
+if [ "$TTFT_REQUESTS" != 0 ]; then
+  echo
+  ttft_paths=()
+  for path in "${paths[@]}"; do
+    spec="$path=${URL[$path]}"
+    [ -n "${KEY[$path]}" ] && spec="$spec,${KEY[$path]}"
+    ttft_paths+=("$spec")
+  done
+  "${WRK_PIN[@]}" "$PY" "$BENCH/gateway_ttft.py" --requests "$TTFT_REQUESTS" --model "$MODEL" "${ttft_paths[@]}"
+  echo
+  echo "   the same with the client acknowledging every segment at once (TCP_QUICKACK), which"
+  echo "   takes delayed-ACK/Nagle stalls out: the gap between the two tables is such a stall"
+  "${WRK_PIN[@]}" "$PY" "$BENCH/gateway_ttft.py" --quickack --requests "$TTFT_REQUESTS" --model "$MODEL" "${ttft_paths[@]}"
+fi
 
 # --- what the gateways said ---
 echo
