@@ -27,7 +27,7 @@ use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::client::record_status_code;
 use crate::otel_span::{span_builder, OtelSpan};
-use crate::propagation::{format_traceparent, Propagators, TRACERESPONSE};
+use crate::propagation::{traceparent_header, Propagators, TRACERESPONSE};
 use crate::sampler::{force_trace_requested, with_force_trace};
 use crate::semconv;
 use crate::setup::TelemetryGuard;
@@ -233,6 +233,80 @@ fn method_name(method: &Method) -> &'static str {
     }
 }
 
+/// The host and port of a URI authority or `Host` header (`name`, `name:port`, `[v6]:port`,
+/// after any `user@`), as `http::uri::Authority` gives them, without its copy of the text and
+/// its two scans; `None` when it is not a valid authority.
+fn host_and_port(authority: &str) -> Option<(&str, Option<u16>)> {
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, hp)| hp);
+    let (host, port) = match host_port.rfind(':') {
+        // A colon inside an IPv6 literal is not a port separator.
+        Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(&host_port[i + 1..])),
+        _ => (host_port, None),
+    };
+    let valid_host = if let Some(literal) = host.strip_prefix('[') {
+        literal.strip_suffix(']').is_some_and(|ip| {
+            !ip.is_empty()
+                && ip
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        })
+    } else {
+        !host.is_empty()
+            && host.bytes().all(|b| {
+                b.is_ascii_alphanumeric()
+                    || matches!(
+                        b,
+                        b'-' | b'.'
+                            | b'_'
+                            | b'~'
+                            | b'%'
+                            | b'!'
+                            | b'$'
+                            | b'&'
+                            | b'\''
+                            | b'('
+                            | b')'
+                            | b'*'
+                            | b'+'
+                            | b','
+                            | b';'
+                            | b'='
+                    )
+            })
+    };
+    if !valid_host {
+        return None;
+    }
+    let port = match port {
+        None | Some("") => None,
+        Some(digits) if digits.bytes().all(|b| b.is_ascii_digit()) => digits.parse().ok(),
+        Some(_) => return None,
+    };
+    Some((host, port))
+}
+
+/// An address as `Display` writes it; IPv4 (every request's `client.address`) without
+/// `core::fmt`, which cost ~1.2k instructions.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        if octet >= 100 {
+            out.push(char::from(b'0' + octet / 100));
+        }
+        if octet >= 10 {
+            out.push(char::from(b'0' + octet / 10 % 10));
+        }
+        out.push(char::from(b'0' + octet % 10));
+    }
+    out
+}
+
 fn header_str<B>(req: &Request<B>, name: http::header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
@@ -288,20 +362,14 @@ impl<S> HttpTraceService<S> {
             .authority()
             .map(|a| a.as_str())
             .or_else(|| header_str(req, http::header::HOST));
-        if let Some(authority) = authority.and_then(|a| a.parse::<http::uri::Authority>().ok()) {
-            attributes.push(KeyValue::new(
-                semconv::SERVER_ADDRESS,
-                authority.host().to_owned(),
-            ));
-            if let Some(port) = authority.port_u16() {
+        if let Some((host, port)) = authority.and_then(host_and_port) {
+            attributes.push(KeyValue::new(semconv::SERVER_ADDRESS, host.to_owned()));
+            if let Some(port) = port {
                 attributes.push(KeyValue::new(semconv::SERVER_PORT, i64::from(port)));
             }
         }
         if let Some(ConnectInfo(addr)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            attributes.push(KeyValue::new(
-                semconv::CLIENT_ADDRESS,
-                addr.ip().to_string(),
-            ));
+            attributes.push(KeyValue::new(semconv::CLIENT_ADDRESS, ip_text(addr.ip())));
         }
         if let Some(agent) = header_str(req, http::header::USER_AGENT) {
             attributes.push(KeyValue::new(
@@ -326,9 +394,7 @@ impl<S> HttpTraceService<S> {
         let traceresponse = span.context().and_then(|cx| {
             let span = cx.span();
             let sc = span.span_context();
-            sc.is_valid()
-                .then(|| HeaderValue::from_str(&format_traceparent(sc)).ok())
-                .flatten()
+            sc.is_valid().then(|| traceparent_header(sc)).flatten()
         });
         let state = RequestState {
             shared: self.shared.clone(),
@@ -635,6 +701,63 @@ mod tests {
         has("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"201\",http_route=\"/status/{code}\"} 2");
         for status in statuses.iter().filter(|s| **s != 201) {
             has(&format!("http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_response_status_code=\"{status}\",http_route=\"/status/{{code}}\"}} 1\n"));
+        }
+    }
+
+    #[test]
+    fn host_and_port_read_authorities_as_the_http_crate_does() {
+        for text in [
+            "127.0.0.1:8080",
+            "example.com",
+            "example.com:443",
+            "user:pw@example.com:80",
+            "[::1]:8080",
+            "[::1]",
+            "[2001:db8::7]:99",
+            "host:",
+            "a-b.c_d~e:1",
+            "localhost:65535",
+        ] {
+            let Ok(expected) = text.parse::<http::uri::Authority>() else {
+                panic!("{text} should parse")
+            };
+            assert_eq!(
+                host_and_port(text),
+                Some((expected.host(), expected.port_u16())),
+                "{text}"
+            );
+        }
+        for text in [
+            "",
+            ":80",
+            "exa mple.com",
+            "host:8x",
+            "[::1",
+            "[]:80",
+            "a/b",
+            "h\u{e9}",
+        ] {
+            assert_eq!(host_and_port(text), None, "{text:?}");
+        }
+        // Out-of-range ports: the http crate rejects the authority; the host stays known.
+        assert_eq!(host_and_port("host:70000"), Some(("host", None)));
+    }
+
+    #[test]
+    fn ip_text_is_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.100.255",
+            "192.168.1.9",
+            "::1",
+            "::ffff:1.2.3.4",
+            "2001:db8::7",
+        ] {
+            let Ok(ip) = ip.parse::<std::net::IpAddr>() else {
+                panic!("{ip}")
+            };
+            assert_eq!(ip_text(ip), ip.to_string());
         }
     }
 

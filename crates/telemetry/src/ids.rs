@@ -41,6 +41,16 @@ pub(crate) fn span_id_hex(id: SpanId) -> Hex<16> {
     encode(&id.to_bytes())
 }
 
+/// A `traceparent` value: `00-{trace_id}-{span_id}-{flags}`.
+pub(crate) fn traceparent_bytes(trace_id: TraceId, span_id: SpanId, flags: u8) -> [u8; 55] {
+    let mut out = [b'-'; 55];
+    out[..2].copy_from_slice(b"00");
+    out[3..35].copy_from_slice(&trace_id_hex(trace_id).0);
+    out[36..52].copy_from_slice(&span_id_hex(span_id).0);
+    out[53..].copy_from_slice(&byte_hex(flags).0);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,5 +68,18 @@ mod tests {
         for byte in [0u8, 1, 0x0f, 0xa5, u8::MAX] {
             assert_eq!(byte_hex(byte).as_str(), format!("{byte:02x}"));
         }
+        let (trace, span) = (
+            0x0af7651916cd43dd8448eb211c80319c_u128,
+            0xb7ad6b7169203331_u64,
+        );
+        let traceparent = traceparent_bytes(
+            TraceId::from_bytes(trace.to_be_bytes()),
+            SpanId::from_bytes(span.to_be_bytes()),
+            1,
+        );
+        assert_eq!(
+            std::str::from_utf8(&traceparent),
+            Ok(format!("00-{trace:032x}-{span:016x}-01").as_str())
+        );
     }
 }

@@ -4,17 +4,17 @@
 
 use std::collections::HashMap;
 
+use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
 use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::config::PropagatorConfig;
-use crate::ids::{byte_hex, span_id_hex, trace_id_hex};
+use crate::ids::traceparent_bytes;
 
 /// The `traceparent` header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -68,15 +68,21 @@ static TRACE_CONTEXT_FIELDS: std::sync::LazyLock<[String; 2]> =
 
 /// `00-{trace_id}-{span_id}-{flags}` for a span context.
 pub fn format_traceparent(sc: &SpanContext) -> String {
-    let flags = sc.trace_flags().to_u8() & KNOWN_FLAGS;
-    let mut text = String::with_capacity(55);
-    text.push_str("00-");
-    text.push_str(trace_id_hex(sc.trace_id()).as_str());
-    text.push('-');
-    text.push_str(span_id_hex(sc.span_id()).as_str());
-    text.push('-');
-    text.push_str(byte_hex(flags).as_str());
-    text
+    // Only ASCII is ever written.
+    String::from_utf8(traceparent(sc).to_vec()).unwrap_or_default()
+}
+
+/// [`format_traceparent`] as a header value (a `traceresponse`), without a String between.
+pub fn traceparent_header(sc: &SpanContext) -> Option<HeaderValue> {
+    HeaderValue::from_bytes(&traceparent(sc)).ok()
+}
+
+fn traceparent(sc: &SpanContext) -> [u8; 55] {
+    traceparent_bytes(
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8() & KNOWN_FLAGS,
+    )
 }
 
 fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
@@ -313,12 +319,12 @@ impl Propagators {
 
     /// The parent context carried by HTTP headers (an empty context when none or malformed).
     pub fn extract_headers(&self, headers: &HeaderMap) -> Context {
-        self.extract(&HeaderExtractor(headers))
+        self.extract(&Headers(headers))
     }
 
     /// Writes `cx` into HTTP headers (traceparent, tracestate, baggage).
     pub fn inject_headers(&self, cx: &Context, headers: &mut HeaderMap) {
-        self.inject_context(cx, &mut HeaderInjector(headers));
+        self.inject_context(cx, &mut HeadersMut(headers));
     }
 
     /// The parent context carried by a string map (e.g. a queue message's metadata).
@@ -366,6 +372,52 @@ static ALL_FIELDS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|
     ]
 });
 
+/// The header name of a propagation field. The fields' names are constants: looking a header
+/// up by `&str` parses and validates the name on every call.
+fn header_name(key: &str) -> Option<HeaderName> {
+    const NAMES: [HeaderName; 3] = [
+        HeaderName::from_static(TRACEPARENT),
+        HeaderName::from_static(TRACESTATE),
+        HeaderName::from_static(BAGGAGE),
+    ];
+    match NAMES.iter().find(|name| name.as_str() == key) {
+        Some(name) => Some(name.clone()),
+        None => HeaderName::from_bytes(key.as_bytes()).ok(),
+    }
+}
+
+/// Reads HTTP headers for a propagator (as opentelemetry-http's `HeaderExtractor` does).
+struct Headers<'a>(&'a HeaderMap);
+
+impl Extractor for Headers<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(header_name(key)?)?.to_str().ok()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(HeaderName::as_str).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let values = self.0.get_all(header_name(key)?);
+        let mut values = values.iter().peekable();
+        values.peek()?;
+        Some(values.filter_map(|v| v.to_str().ok()).collect())
+    }
+}
+
+/// Writes HTTP headers for a propagator; a value that is not a valid header is skipped.
+struct HeadersMut<'a>(&'a mut HeaderMap);
+
+impl Injector for HeadersMut<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value));
+        if let (Some(name), Ok(value)) = (header_name(key), value) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
 /// Reads a string map with case-insensitive keys, as header names are.
 struct LowercaseMap<'a>(&'a HashMap<String, String>);
 
@@ -391,7 +443,7 @@ pub fn inject_current_into_headers(headers: &mut HeaderMap) {
 /// Injects `cx` into outgoing HTTP headers with the globally installed propagator.
 pub(crate) fn inject_into_headers(cx: &Context, headers: &mut HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(cx, &mut HeaderInjector(headers));
+        p.inject_context(cx, &mut HeadersMut(headers));
     });
 }
 
@@ -408,7 +460,7 @@ pub fn extract_from_map(map: &HashMap<String, String>) -> Context {
 
 /// Extracts a parent context from HTTP headers with the globally installed propagator.
 pub fn extract_from_headers(headers: &HeaderMap) -> Context {
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&Headers(headers)))
 }
 
 #[cfg(test)]
