@@ -1,6 +1,8 @@
 //! The [`Backend`] trait: anything that can turn a [`GenerationRequest`] into a stream of
 //! [`GenerationEvent`]s. The local llama.cpp engine implements it; a remote upstream will too.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use tokio::sync::mpsc;
 
@@ -11,13 +13,14 @@ use crate::{EngineError, GenerationEvent, GenerationRequest};
 pub struct ModelInfo {
     /// Context window in tokens.
     pub context_length: u32,
-    /// Who provides the model (`owned_by` in `/v1/models`).
-    pub owned_by: String,
+    /// Who provides the model (`owned_by` in `/v1/models`). The strings are shared: `info`
+    /// is called several times per request, and its answer is copied into spans and metrics.
+    pub owned_by: Arc<str>,
     /// `gen_ai.provider.name` of generations: `inferd` in process, the upstream's kind
     /// (`vllm`, `openai`, …) for a remote one.
-    pub provider: String,
+    pub provider: Arc<str>,
     /// Address and port of a remote upstream (`server.address`, `server.port`).
-    pub server: Option<(String, u16)>,
+    pub server: Option<(Arc<str>, u16)>,
 }
 
 /// The events of one generation. Dropping it cancels the generation: the engine notices at its
@@ -29,7 +32,7 @@ pub struct GenerationStream {
     events: mpsc::UnboundedReceiver<Result<GenerationEvent, EngineError>>,
     /// `server.address` / `server.port` of the upstream that took the request, when a remote
     /// model's request went to another replica than the one [`Backend::info`] names.
-    served_by: Option<(String, u16)>,
+    served_by: Option<(Arc<str>, u16)>,
 }
 
 impl GenerationStream {
@@ -47,13 +50,13 @@ impl GenerationStream {
 
     /// Names the upstream (`server.address`, `server.port`) that took the request.
     #[must_use]
-    pub fn with_served_by(mut self, server: (String, u16)) -> Self {
+    pub fn with_served_by(mut self, server: (Arc<str>, u16)) -> Self {
         self.served_by = Some(server);
         self
     }
 
     /// The upstream that took the request, for a remote model.
-    pub fn served_by(&self) -> Option<&(String, u16)> {
+    pub fn served_by(&self) -> Option<&(Arc<str>, u16)> {
         self.served_by.as_ref()
     }
 

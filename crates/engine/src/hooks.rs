@@ -42,13 +42,14 @@ pub struct GenerationStart {
     /// inferd's own correlation id, distinct from the response id.
     pub generation_id: String,
     pub operation: Operation,
-    /// The model id the client asked for.
-    pub model: String,
+    /// The model id the client asked for. Strings observers copy into spans and metrics are
+    /// shared.
+    pub model: Arc<str>,
     /// Who serves it (`gen_ai.provider.name`).
-    pub provider: String,
+    pub provider: Arc<str>,
     /// The upstream's address and port when a remote server answers (the generation is then
     /// a client call: CLIENT span, `gen_ai.client.operation.duration`).
-    pub server: Option<(String, u16)>,
+    pub server: Option<(Arc<str>, u16)>,
     pub params: SamplingParams,
     pub stream: bool,
     /// The prompt, only when content capture is on (it is copied for observers).
@@ -240,7 +241,7 @@ impl ActiveGeneration {
 
     /// The upstream that took the request (see [`GenerationCall::server_changed`]); nothing
     /// happens when it is the one the generation started with.
-    pub fn served_by(&mut self, server: &(String, u16)) {
+    pub fn served_by(&mut self, server: &(Arc<str>, u16)) {
         if self.start.server.as_ref() == Some(server) {
             return;
         }

@@ -515,7 +515,7 @@ async fn an_unreachable_upstream_is_failed_over_at_once_and_marked_down() {
         .expect("b's url")
         .port_u16()
         .expect("b's port");
-    assert_eq!(stream.served_by(), Some(&("127.0.0.1".to_owned(), b_port)));
+    assert_eq!(stream.served_by(), Some(&("127.0.0.1".into(), b_port)));
     drop(stream);
     for _ in 0..3 {
         let (text, _) = run(&gateway).await.expect("served by b");

@@ -102,12 +102,12 @@ pub async fn generate(
             let info = lease.backend.info();
             (info.provider, info.server)
         }
-        Err(_) => (PROVIDER.to_owned(), None),
+        Err(_) => (PROVIDER.into(), None),
     };
     let mut observed = state.hooks.start(GenerationStart {
         generation_id: random_id(),
         operation: endpoint.operation(),
-        model: request.model.clone(),
+        model: request.model.as_str().into(),
         provider,
         server,
         params: request.generation.params.clone(),

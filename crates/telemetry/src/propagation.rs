@@ -372,17 +372,21 @@ static ALL_FIELDS: std::sync::LazyLock<[String; 3]> = std::sync::LazyLock::new(|
     ]
 });
 
-/// The header name of a propagation field. The fields' names are constants: looking a header
-/// up by `&str` parses and validates the name on every call.
-fn header_name(key: &str) -> Option<HeaderName> {
-    const NAMES: [HeaderName; 3] = [
-        HeaderName::from_static(TRACEPARENT),
-        HeaderName::from_static(TRACESTATE),
-        HeaderName::from_static(BAGGAGE),
-    ];
-    match NAMES.iter().find(|name| name.as_str() == key) {
-        Some(name) => Some(name.clone()),
-        None => HeaderName::from_bytes(key.as_bytes()).ok(),
+/// The header names of the propagation fields, made once: looking a header up by `&str`
+/// parses and validates the name on every call.
+static FIELD_NAMES: [HeaderName; 3] = [
+    HeaderName::from_static(TRACEPARENT),
+    HeaderName::from_static(TRACESTATE),
+    HeaderName::from_static(BAGGAGE),
+];
+
+/// The header name of a propagation field, or of any other valid key.
+fn header_name(key: &str) -> Option<std::borrow::Cow<'static, HeaderName>> {
+    match FIELD_NAMES.iter().find(|name| name.as_str() == key) {
+        Some(name) => Some(std::borrow::Cow::Borrowed(name)),
+        None => HeaderName::from_bytes(key.as_bytes())
+            .ok()
+            .map(std::borrow::Cow::Owned),
     }
 }
 
@@ -391,7 +395,7 @@ struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(header_name(key)?)?.to_str().ok()
+        self.0.get(header_name(key)?.as_ref())?.to_str().ok()
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -399,7 +403,7 @@ impl Extractor for Headers<'_> {
     }
 
     fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        let values = self.0.get_all(header_name(key)?);
+        let values = self.0.get_all(header_name(key)?.as_ref());
         let mut values = values.iter().peekable();
         values.peek()?;
         Some(values.filter_map(|v| v.to_str().ok()).collect())
@@ -413,7 +417,7 @@ impl Injector for HeadersMut<'_> {
     fn set(&mut self, key: &str, value: String) {
         let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(value));
         if let (Some(name), Ok(value)) = (header_name(key), value) {
-            self.0.insert(name, value);
+            self.0.insert(name.into_owned(), value);
         }
     }
 }

@@ -247,13 +247,16 @@ impl Prompter {
     }
 }
 
+/// `owned_by` and `gen_ai.provider.name` of local models.
+static INFERD: std::sync::LazyLock<Arc<str>> = std::sync::LazyLock::new(|| Arc::from("inferd"));
+
 #[async_trait]
 impl Backend for LocalEngine {
     fn info(&self) -> ModelInfo {
         ModelInfo {
             context_length: self.context_length,
-            owned_by: "inferd".into(),
-            provider: "inferd".into(),
+            owned_by: Arc::clone(&INFERD),
+            provider: Arc::clone(&INFERD),
             server: None,
         }
     }

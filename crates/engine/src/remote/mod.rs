@@ -179,7 +179,10 @@ pub struct Upstream {
     permits: Arc<Semaphore>,
     health: RwLock<Health>,
     /// `server.address` / `server.port`.
-    server: (String, u16),
+    server: (Arc<str>, u16),
+    /// Its name and kind as `info` gives them (`owned_by`, `gen_ai.provider.name`).
+    owner: Arc<str>,
+    provider: Arc<str>,
     /// Its chat, text completion and embeddings endpoints, parsed once.
     chat: Endpoint,
     completions: Endpoint,
@@ -294,7 +297,9 @@ impl Upstream {
             client,
             authorization,
             health: RwLock::new(Health::default()),
-            server: (host, port),
+            server: (host.into(), port),
+            owner: config.name.as_str().into(),
+            provider: config.provider.as_str().into(),
             via,
             config,
         })
@@ -483,8 +488,8 @@ impl Upstream {
         ModelInfo {
             // Unknown for a remote model; the upstream enforces its own.
             context_length: 0,
-            owned_by: self.config.name.clone(),
-            provider: self.config.provider.clone(),
+            owned_by: Arc::clone(&self.owner),
+            provider: Arc::clone(&self.provider),
             server: Some(self.server.clone()),
         }
     }

@@ -38,8 +38,8 @@ impl MetricsPlugin {
 /// finished a generation: bounded by the models served, as only successes create them.
 struct Bound {
     operation: Operation,
-    provider: String,
-    address: Option<String>,
+    provider: Arc<str>,
+    address: Option<Arc<str>>,
     requests_active: BoundUpDownCounter<i64>,
     request_duration: BoundHistogram<f64>,
     time_to_first_token: BoundHistogram<f64>,
@@ -81,7 +81,7 @@ impl Bound {
     fn serves(&self, start: &GenerationStart) -> bool {
         self.operation == start.operation
             && self.provider == start.provider
-            && self.address.as_deref() == start.server.as_ref().map(|(a, _)| a.as_str())
+            && self.address.as_deref() == start.server.as_ref().map(|(a, _)| &**a)
     }
 }
 
@@ -120,7 +120,7 @@ impl BoundCache {
             return None;
         }
         let set = Arc::new(Bound::new(m, start));
-        map.entry(start.model.clone())
+        map.entry(start.model.to_string())
             .or_default()
             .push(Arc::clone(&set));
         Some(set)
@@ -132,9 +132,7 @@ fn find<'a>(
     map: &'a HashMap<String, Vec<Arc<Bound>>>,
     start: &GenerationStart,
 ) -> Option<&'a Arc<Bound>> {
-    map.get(start.model.as_str())?
-        .iter()
-        .find(|b| b.serves(start))
+    map.get(&*start.model)?.iter().find(|b| b.serves(start))
 }
 
 struct MetricsCall {
@@ -349,7 +347,7 @@ mod tests {
             operation: Operation::Chat,
             model: model.into(),
             provider: "openai".into(),
-            server: server.map(|(a, p)| (a.to_owned(), p)),
+            server: server.map(|(a, p)| (a.into(), p)),
             params: SamplingParams::default(),
             stream: false,
             captured_prompt: None,

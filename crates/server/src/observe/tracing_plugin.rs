@@ -215,9 +215,12 @@ impl GenerationCall for TracingCall {
         let seconds = elapsed.as_secs_f64();
         self.span
             .add_event("first_token", vec![KeyValue::new("seconds", seconds)]);
-        // One INFO line per request is the access line; this one is for debugging.
-        self.span
-            .in_scope(|| tracing::debug!(seconds, "first_token"));
+        // One INFO line per request is the access line; this one is for debugging (the span
+        // is made current only when the line is written).
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            self.span
+                .in_scope(|| tracing::debug!(seconds, "first_token"));
+        }
     }
 
     fn server_changed(&mut self, address: &str, port: u16) {
@@ -301,16 +304,18 @@ impl GenerationCall for TracingCall {
             ]);
         }
         span.add_event("finished", event);
-        span.in_scope(|| {
-            tracing::debug!(
-                model = %end.response_model,
-                finish_reason = generated.then(|| end.finish_reason.as_str()),
-                input_tokens = end.usage.prompt_tokens,
-                output_tokens = generated.then_some(end.usage.completion_tokens),
-                seconds = end.timings.duration.as_secs_f64(),
-                "finished"
-            )
-        });
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            span.in_scope(|| {
+                tracing::debug!(
+                    model = %end.response_model,
+                    finish_reason = generated.then(|| end.finish_reason.as_str()),
+                    input_tokens = end.usage.prompt_tokens,
+                    output_tokens = generated.then_some(end.usage.completion_tokens),
+                    seconds = end.timings.duration.as_secs_f64(),
+                    "finished"
+                )
+            });
+        }
         span.end();
     }
 

@@ -15,7 +15,7 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
             id: m.id,
             object: "model",
             created: m.created,
-            owned_by: m.info.owned_by,
+            owned_by: m.info.owned_by.to_string(),
             context_length: (m.info.context_length > 0).then_some(m.info.context_length),
         })
         .collect();
