@@ -345,10 +345,12 @@ impl<S> HttpTraceService<S> {
         if let Some(route) = &route {
             attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
         }
-        attributes.push(KeyValue::new(
-            semconv::URL_PATH,
-            req.uri().path().to_owned(),
-        ));
+        let path = req.uri().path();
+        attributes.push(match &route {
+            // A route without parameters is the path itself: share its string.
+            Some(route) if &**route == path => KeyValue::new(semconv::URL_PATH, route.clone()),
+            _ => KeyValue::new(semconv::URL_PATH, path.to_owned()),
+        });
         attributes.push(KeyValue::new(
             semconv::URL_SCHEME,
             match req.uri().scheme_str() {

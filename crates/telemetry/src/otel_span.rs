@@ -17,6 +17,7 @@
 //! With telemetry off there is no tracer: every span is [`OtelSpan::none`] and costs nothing.
 
 use std::borrow::Cow;
+use std::sync::Mutex;
 
 use opentelemetry::trace::{SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
@@ -26,14 +27,52 @@ use crate::handles::dispatch_tracer;
 use crate::semconv;
 use crate::spans::exception_attributes;
 
-/// What an [`OtelSpan`] adds to its context besides the span: the label its log lines carry
-/// (`span`), its id (to tell whether it is still the innermost span of a context), and the
-/// tracer its children start with.
-#[derive(Debug, Clone)]
+/// What the [`OtelSpan`]s of one context tree share, put in the context by the outermost one:
+/// the tracer their children start with, and the label each one's log lines carry (`span`) by
+/// span id (to tell whether it is still the innermost span of a context).
+///
+/// A child registers its label here instead of adding a value of its own to the context:
+/// `Context::with_value` copies the context's whole map into a new allocation, and with the
+/// value's own two, that was ~400 instructions per span.
+#[derive(Debug)]
 struct Origin {
-    label: &'static str,
-    span_id: SpanId,
     tracer: SdkTracer,
+    labels: Mutex<Vec<(SpanId, &'static str)>>,
+}
+
+/// Most spans of one tree that get a label; the rest log without one (a request has three).
+const MAX_LABELS: usize = 16;
+
+impl Origin {
+    fn new(tracer: SdkTracer, span_id: SpanId, label: &'static str) -> Self {
+        let mut labels = Vec::with_capacity(4);
+        labels.push((span_id, label));
+        Self {
+            tracer,
+            labels: Mutex::new(labels),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(SpanId, &'static str)>> {
+        // A panic while holding the lock leaves a whole Vec.
+        self.labels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, span_id: SpanId, label: &'static str) {
+        let mut labels = self.lock();
+        if labels.len() < MAX_LABELS {
+            labels.push((span_id, label));
+        }
+    }
+
+    fn label(&self, span_id: SpanId) -> Option<&'static str> {
+        let labels = self.lock();
+        labels
+            .iter()
+            .rev()
+            .find(|(id, _)| *id == span_id)
+            .map(|(_, label)| *label)
+    }
 }
 
 /// A span held in an OpenTelemetry [`Context`]; see the module documentation. Cloning shares
@@ -52,7 +91,8 @@ impl OtelSpan {
     }
 
     /// Starts `builder` with `tracer`, child of `parent`. `label` names the span in log lines
-    /// written inside it (the OpenTelemetry name may be built per request).
+    /// written inside it (the OpenTelemetry name may be built per request). Inside another
+    /// [`OtelSpan`], the span's own children keep starting with that one's tracer.
     pub fn start(
         tracer: &SdkTracer,
         parent: &Context,
@@ -60,14 +100,17 @@ impl OtelSpan {
         builder: SpanBuilder,
     ) -> Self {
         let span = tracer.build_with_context(builder, parent);
-        let origin = Origin {
-            label,
-            span_id: opentelemetry::trace::Span::span_context(&span).span_id(),
-            tracer: tracer.clone(),
+        let span_id = opentelemetry::trace::Span::span_context(&span).span_id();
+        let cx = match parent.get::<Origin>() {
+            Some(origin) => {
+                origin.add(span_id, label);
+                parent.with_span(span)
+            }
+            None => parent
+                .with_value(Origin::new(tracer.clone(), span_id, label))
+                .with_span(span),
         };
-        Self {
-            cx: Some(parent.with_value(origin).with_span(span)),
-        }
+        Self { cx: Some(cx) }
     }
 
     /// Starts `builder` as a child of the current context, with the tracer of the innermost
@@ -182,8 +225,8 @@ impl OtelSpan {
 /// The label of the innermost span of the current context when an [`OtelSpan`] made it;
 /// `None` when there is none or a `tracing` span is innermost (its own name then applies).
 pub(crate) fn current_label(cx: &Context) -> Option<&'static str> {
-    let origin = cx.get::<Origin>()?;
-    (origin.span_id == cx.span().span_context().span_id()).then_some(origin.label)
+    cx.get::<Origin>()?
+        .label(cx.span().span_context().span_id())
 }
 
 /// A builder for a span named `name` of `kind` with `attributes` (no duplicate keys).

@@ -155,3 +155,51 @@ fn without_a_tracer_spans_are_none_and_inert() {
     assert_eq!(span.in_scope(|| 7), 7);
     assert!(!OtelSpan::current().is_some());
 }
+
+#[test]
+fn nested_otel_spans_each_label_their_own_log_lines() {
+    let (lines, detail) = run(|tracer| {
+        let request = server_span(tracer, Vec::new());
+        request.in_scope(|| {
+            let generation = OtelSpan::start_in_current(
+                "generation",
+                span_builder("chat m", SpanKind::Client, Vec::new()),
+            );
+            generation.in_scope(|| {
+                let call = OtelSpan::start_in_current(
+                    "HTTP client request",
+                    span_builder("POST", SpanKind::Client, Vec::new()),
+                );
+                call.in_scope(|| tracing::info!("in the call"));
+                tracing::info!("in the generation");
+                call.end();
+            });
+            tracing::info!("back in the request");
+            generation.end();
+        });
+        request.end();
+        trace_id(&request)
+    });
+    assert_eq!(detail.spans.len(), 3);
+    let span_of = |name: &str| {
+        detail
+            .spans
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.span_id.clone())
+            .unwrap_or_default()
+    };
+    for (message, label, span) in [
+        ("in the call", "HTTP client request", "POST"),
+        ("in the generation", "generation", "chat m"),
+        ("back in the request", "HTTP request", "GET /x"),
+    ] {
+        let line = lines
+            .iter()
+            .find(|l| l["message"] == message)
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(line["span"], label, "{line}");
+        assert_eq!(line["span_id"], span_of(span).as_str(), "{line}");
+    }
+}
