@@ -12,7 +12,7 @@
 //!   OpenTelemetry context when context activation is on;
 //! - log lines take their trace and span ids from it, and their `span` label
 //!   ([`current_label`]);
-//! - an [`OtelSpan`] started inside takes it as parent, and the tracer it was started with.
+//! - an [`OtelSpan`] started inside takes it as parent, and the tracer of the outermost one.
 //!
 //! With telemetry off there is no tracer: every span is [`OtelSpan::none`] and costs nothing.
 
@@ -113,7 +113,7 @@ impl OtelSpan {
         Self { cx: Some(cx) }
     }
 
-    /// Starts `builder` as a child of the current context, with the tracer of the innermost
+    /// Starts `builder` as a child of the current context, with the tracer of the outermost
     /// [`OtelSpan`] there, else the current subscriber's; no span when telemetry is off.
     pub fn start_in_current(label: &'static str, builder: SpanBuilder) -> Self {
         Self::start_in_current_with(label, || builder)
