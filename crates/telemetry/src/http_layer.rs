@@ -106,13 +106,7 @@ struct BoundDuration {
 
 impl BoundDuration {
     fn is_for(&self, method: &str, route: Option<&Arc<str>>, status: u16) -> bool {
-        self.status == status
-            && self.method == method
-            && match (&self.route, route) {
-                (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
-                (None, None) => true,
-                _ => false,
-            }
+        self.status == status && self.method == method && self.route.as_ref() == route
     }
 }
 
@@ -296,13 +290,7 @@ fn ip_text(ip: std::net::IpAddr) -> String {
         if i > 0 {
             out.push('.');
         }
-        if octet >= 100 {
-            out.push(char::from(b'0' + octet / 100));
-        }
-        if octet >= 10 {
-            out.push(char::from(b'0' + octet / 10 % 10));
-        }
-        out.push(char::from(b'0' + octet % 10));
+        out.push_str(itoa::Buffer::new().format(octet));
     }
     out
 }

@@ -48,6 +48,15 @@ fn server_span(tracer: &SdkTracer, attributes: Vec<KeyValue>) -> OtelSpan {
     )
 }
 
+/// The captured log line whose message is `message` (Null when there is none).
+fn line(lines: &[Value], message: &str) -> Value {
+    lines
+        .iter()
+        .find(|l| l["message"] == message)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
 fn trace_id(span: &OtelSpan) -> String {
     match span.context() {
         Some(cx) => cx.span().span_context().trace_id().to_string(),
@@ -80,21 +89,14 @@ fn log_lines_inside_carry_the_label_and_ids_and_tracing_children_nest() {
         child.parent_span_id.as_deref(),
         Some(request.span_id.as_str())
     );
-    let line = |message: &str| {
-        lines
-            .iter()
-            .find(|l| l["message"] == message)
-            .cloned()
-            .unwrap_or(Value::Null)
-    };
-    let inside = line("in the request");
+    let inside = line(&lines, "in the request");
     assert_eq!(inside["span"], "HTTP request", "{inside}");
     assert_eq!(inside["span_id"], request.span_id.as_str());
     assert_eq!(inside["trace_id"], detail.trace_id.as_str());
-    let nested = line("in the child");
+    let nested = line(&lines, "in the child");
     assert_eq!(nested["span"], "queue", "{nested}");
     assert_eq!(nested["span_id"], child.span_id.as_str());
-    let outside = line("outside");
+    let outside = line(&lines, "outside");
     assert!(outside.get("span").is_none() && outside.get("trace_id").is_none());
 }
 
@@ -194,11 +196,7 @@ fn nested_otel_spans_each_label_their_own_log_lines() {
         ("in the generation", "generation", "chat m"),
         ("back in the request", "HTTP request", "GET /x"),
     ] {
-        let line = lines
-            .iter()
-            .find(|l| l["message"] == message)
-            .cloned()
-            .unwrap_or(Value::Null);
+        let line = line(&lines, message);
         assert_eq!(line["span"], label, "{line}");
         assert_eq!(line["span_id"], span_of(span).as_str(), "{line}");
     }
