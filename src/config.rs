@@ -52,7 +52,7 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
-    /// ctx_size, max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact,
+    /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact,
     /// admin_token, metrics_token, memory_budget, ready_upstreams, and [[upstreams]] tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -68,11 +68,23 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_HTTP_WORKERS", value_name = "N")]
     pub http_workers: Option<usize>,
 
-    /// Context window in tokens [default: the model's training context, at most 8192].
+    /// KV cache size in tokens, shared by the model's parallel sequences; one request's
+    /// prompt plus output must fit in it [default: the model's training context, at most
+    /// 8192].
     #[arg(long, env = "INFERD_CTX_SIZE", value_name = "TOKENS")]
     pub ctx_size: Option<u32>,
 
-    /// Requests that may wait per model before new ones get 503 [default: 64].
+    /// Sequences each local model decodes together (continuous batching); more requests wait
+    /// in the queue [default: 4].
+    #[arg(long, env = "INFERD_PARALLEL", value_name = "N")]
+    pub parallel: Option<u32>,
+
+    /// Most prompt tokens one engine step processes: a longer prompt is processed over several
+    /// steps while the other sequences keep decoding [default: 256].
+    #[arg(long, env = "INFERD_PREFILL_CHUNK", value_name = "TOKENS")]
+    pub prefill_chunk: Option<u32>,
+
+    /// Requests that may wait per model for a free slot before new ones get 503 [default: 64].
     #[arg(long, env = "INFERD_MAX_QUEUE")]
     pub max_queue: Option<usize>,
 
@@ -140,6 +152,8 @@ struct FileConfig {
     threads: Option<usize>,
     http_workers: Option<usize>,
     ctx_size: Option<u32>,
+    parallel: Option<u32>,
+    prefill_chunk: Option<u32>,
     max_queue: Option<usize>,
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
@@ -215,6 +229,15 @@ impl ServeArgs {
         if ctx_size.is_some_and(|n| n < 64) {
             bail!("ctx_size must be at least 64 tokens (--ctx-size / INFERD_CTX_SIZE / ctx_size)");
         }
+        let parallel = self.parallel.or(file.parallel);
+        if let Some(n) = parallel {
+            crate::models::check_parallel(n).context("--parallel / INFERD_PARALLEL / parallel")?;
+        }
+        let prefill_chunk = self.prefill_chunk.or(file.prefill_chunk);
+        if let Some(n) = prefill_chunk {
+            crate::models::check_prefill_chunk(n)
+                .context("--prefill-chunk / INFERD_PREFILL_CHUNK / prefill_chunk")?;
+        }
         let max_queue = self.max_queue.or(file.max_queue).unwrap_or(64);
         if max_queue == 0 {
             bail!("max_queue must be at least 1 (--max-queue / INFERD_MAX_QUEUE / max_queue)");
@@ -247,6 +270,8 @@ impl ServeArgs {
             threads: threads.unwrap_or_else(|| LocalEngineConfig::default().threads),
             context_length: ctx_size,
             max_queue,
+            parallel: parallel.unwrap_or(inferd_engine::local::DEFAULT_PARALLEL),
+            prefill_chunk: prefill_chunk.unwrap_or(inferd_engine::local::DEFAULT_PREFILL_CHUNK),
         };
         let env = |var: &str| std::env::var(var).ok();
         let upstreams: Vec<UpstreamConfig> = if self.upstreams.is_empty() {
@@ -344,7 +369,7 @@ mod tests {
         std::fs::write(
             &file,
             format!(
-                "port = 9999\nmax_queue = 3\nhttp_workers = 2\nmodels = [\"{}\"]\n",
+                "port = 9999\nmax_queue = 3\nhttp_workers = 2\nparallel = 6\nmodels = [\"{}\"]\n",
                 model.display()
             ),
         )
@@ -359,6 +384,11 @@ mod tests {
         assert_eq!(cfg.host, "127.0.0.1");
         assert_eq!(cfg.models[0].id, "m");
         assert_eq!(cfg.models[0].engine.max_queue, 3);
+        assert_eq!(cfg.models[0].engine.parallel, 6);
+        assert_eq!(
+            cfg.models[0].engine.prefill_chunk,
+            inferd_engine::local::DEFAULT_PREFILL_CHUNK
+        );
         assert_eq!(cfg.http_workers, 2);
         let cfg = ServeArgs {
             http_workers: Some(1),
@@ -442,6 +472,22 @@ mod tests {
         .resolve(Some(&dir))
         .expect_err("zero workers");
         assert!(err.to_string().contains("--http-workers"), "{err}");
+        let err = ServeArgs {
+            parallel: Some(0),
+            models: vec![model.clone()],
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("zero slots");
+        assert!(format!("{err:#}").contains("--parallel"), "{err:#}");
+        let err = ServeArgs {
+            prefill_chunk: Some(4),
+            models: vec![model.clone()],
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("tiny chunk");
+        assert!(format!("{err:#}").contains("between 8 and 8192"), "{err:#}");
         let err = ServeArgs {
             models: vec![model.clone(), model],
             ..ServeArgs::default()

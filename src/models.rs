@@ -9,6 +9,26 @@ use inferd_engine::local::LocalEngineConfig;
 use inferd_engine::ModelSpec;
 use serde::Deserialize;
 
+/// Most sequences one engine decodes together (llama.cpp's limit is 256; KV cache and step
+/// size grow with it).
+const MAX_PARALLEL: u32 = 64;
+
+/// Checks a `parallel` setting.
+pub fn check_parallel(n: u32) -> anyhow::Result<()> {
+    if !(1..=MAX_PARALLEL).contains(&n) {
+        bail!("must be between 1 and {MAX_PARALLEL} sequences, not {n}");
+    }
+    Ok(())
+}
+
+/// Checks a `prefill_chunk` setting.
+pub fn check_prefill_chunk(n: u32) -> anyhow::Result<()> {
+    if !(8..=8192).contains(&n) {
+        bail!("must be between 8 and 8192 tokens, not {n}");
+    }
+    Ok(())
+}
+
 /// One entry of the file's `models` list.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -32,6 +52,10 @@ pub struct ModelTable {
     ctx_size: Option<u32>,
     threads: Option<usize>,
     max_queue: Option<usize>,
+    /// Sequences decoded together (overrides the server-wide `parallel`).
+    parallel: Option<u32>,
+    /// Prompt tokens per engine step (overrides the server-wide `prefill_chunk`).
+    prefill_chunk: Option<u32>,
     /// `startup` (default) or `on_demand` (first request loads it).
     load: Option<String>,
 }
@@ -75,6 +99,14 @@ fn table_spec(
             bail!("model `{id}`: max_queue must be at least 1");
         }
         engine.max_queue = n;
+    }
+    if let Some(n) = t.parallel {
+        check_parallel(n).with_context(|| format!("model `{id}`: parallel"))?;
+        engine.parallel = n;
+    }
+    if let Some(n) = t.prefill_chunk {
+        check_prefill_chunk(n).with_context(|| format!("model `{id}`: prefill_chunk"))?;
+        engine.prefill_chunk = n;
     }
     let mut spec = if t.source.contains("://") {
         ModelSpec::local(id, &t.source, engine)
@@ -169,7 +201,7 @@ mod tests {
         let file = dir.join("m.gguf");
         std::fs::write(&file, b"x").expect("write");
         let toml_text = format!(
-            "models = [\"x={}\", {{ id = \"lazy\", source = \"{}\", aliases = [\"l\"], load = \"on_demand\", ctx_size = 512, sha256 = \"{}\" }}, {{ id = \"far\", source = \"https://example.com/m.gguf\" }}]",
+            "models = [\"x={}\", {{ id = \"lazy\", source = \"{}\", aliases = [\"l\"], load = \"on_demand\", ctx_size = 512, parallel = 2, prefill_chunk = 64, sha256 = \"{}\" }}, {{ id = \"far\", source = \"https://example.com/m.gguf\" }}]",
             file.display(),
             file.display(),
             "ab".repeat(32)
@@ -190,6 +222,12 @@ mod tests {
         assert_eq!(specs[1].aliases, vec!["l"]);
         assert!(!specs[1].load_at_startup);
         assert_eq!(specs[1].engine.context_length, Some(512));
+        assert_eq!(specs[1].engine.parallel, 2);
+        assert_eq!(specs[1].engine.prefill_chunk, 64);
+        assert_eq!(
+            specs[0].engine.parallel, engine.parallel,
+            "the server-wide default"
+        );
         assert_eq!(specs[1].sha256.as_deref(), Some("ab".repeat(32).as_str()));
         assert_eq!(specs[2].source, "https://example.com/m.gguf");
         let bad: F =
@@ -202,5 +240,12 @@ mod tests {
         ))
         .expect("toml");
         assert!(spec(&bad.models[0], &dir, &engine).is_err());
+        let bad: F = toml::from_str(&format!(
+            "models = [{{ id = \"y\", source = \"{}\", parallel = 0 }}]",
+            file.display()
+        ))
+        .expect("toml");
+        let err = spec(&bad.models[0], &dir, &engine).expect_err("parallel 0");
+        assert!(format!("{err:#}").contains("parallel"), "{err:#}");
     }
 }

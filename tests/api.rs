@@ -401,7 +401,7 @@ async fn eight_concurrent_requests_all_complete() {
 
 #[tokio::test]
 async fn abandoned_stream_frees_the_engine_and_full_queue_gets_503() {
-    let server = Server::start(&["--max-queue", "1"]);
+    let server = Server::start(&["--max-queue", "1", "--parallel", "1"]);
     let endless = json!({"model": MODEL, "prompt": "Write a very long story.", "max_tokens": 8000,
                          "temperature": 0, "ignore_eos": true, "stream": true});
     // Request A runs (we read its first chunk), request B waits in the single queue slot.

@@ -72,6 +72,11 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Facts about the model behind this backend.
     fn info(&self) -> ModelInfo;
 
+    /// The slots and KV cache of an in-process engine (none for a remote upstream).
+    fn engine_load(&self) -> Option<crate::hooks::EngineLoad> {
+        None
+    }
+
     /// Validates and enqueues a generation. Errors returned here (prompt too long, queue full)
     /// happen before any output, so the API can answer with a proper status code.
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError>;

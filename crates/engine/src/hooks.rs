@@ -109,6 +109,81 @@ pub struct ModelUnload {
     pub reason: &'static str,
 }
 
+/// What a run of batched engine steps did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchPhase {
+    /// One step that processed a chunk of at least one prompt (decoding members may ride along).
+    Prefill,
+    /// Consecutive steps that decoded one token for each member, membership unchanged.
+    Decode,
+}
+
+impl BatchPhase {
+    /// The name in telemetry (`inferd.batch.phase`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BatchPhase::Prefill => "prefill",
+            BatchPhase::Decode => "decode",
+        }
+    }
+}
+
+/// One sequence in a batch run.
+#[derive(Debug, Clone)]
+pub struct BatchMember {
+    /// The span context of the member's generation (invalid when telemetry is off or the
+    /// request was not sampled): a batch span links to it.
+    pub generation: opentelemetry::trace::SpanContext,
+    /// Tokens of this member the run decoded (prompt tokens for a prefill chunk).
+    pub tokens: u32,
+}
+
+/// One prefill step, or a run of decode steps with the same members, of one model's engine.
+/// Reported once, when the run ends.
+#[derive(Debug, Clone)]
+pub struct BatchRun<'a> {
+    pub model: &'a str,
+    pub phase: BatchPhase,
+    /// The sequences that shared the run's steps.
+    pub members: &'a [BatchMember],
+    /// llama.cpp decode calls in the run.
+    pub steps: u32,
+    /// Tokens decoded over the run, all members together.
+    pub tokens: u64,
+    /// When the first step started (wall clock, for span start times) and how long the run
+    /// took.
+    pub started_at: std::time::SystemTime,
+    pub duration: Duration,
+}
+
+/// The state of one local model's engine, reported when it changes (a sequence admitted,
+/// finished, preempted, or the prompt cache evicted).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct EngineLoad {
+    /// Sequences the engine runs at once (`--parallel`).
+    pub slots: u32,
+    /// Sequences holding a slot now (prefilling or decoding).
+    pub running: u32,
+    /// Requests accepted and waiting for a slot.
+    pub waiting: u32,
+    /// KV cache cells (tokens) in the shared cache.
+    pub kv_cells: u32,
+    /// Cells holding running sequences' tokens.
+    pub kv_cells_running: u32,
+    /// Cells holding the prompt cache of idle slots (evicted when running ones need room).
+    pub kv_cells_cached: u32,
+}
+
+impl EngineLoad {
+    /// Share of the KV cache in use by running sequences, 0 to 1.
+    pub fn kv_usage(&self) -> f64 {
+        if self.kv_cells == 0 {
+            return 0.0;
+        }
+        f64::from(self.kv_cells_running) / f64::from(self.kv_cells)
+    }
+}
+
 /// Rewrites captured prompt and completion text before it is recorded (e.g. masks e-mail
 /// addresses or account numbers). Applied to each message's text, before truncation.
 pub trait Redactor: Send + Sync + std::fmt::Debug {
@@ -129,6 +204,13 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
 
     /// Requests waiting for `model`'s engine changed by `delta` (+1 enqueued, -1 dequeued).
     fn queue_changed(&self, _model: &str, _delta: i64) {}
+
+    /// A batch run of `run.model`'s engine ended (see [`BatchRun`]). Runs on the engine
+    /// thread: record only.
+    fn batch_run(&self, _run: &BatchRun<'_>) {}
+
+    /// `model`'s engine state changed. Runs on the engine thread: record only.
+    fn engine_load(&self, _model: &str, _load: &EngineLoad) {}
 
     /// A request was refused before any generation started (invalid JSON, a bad field, an
     /// unsupported option). Runs in line, inside the request's span.
@@ -186,6 +268,26 @@ impl HooksBus {
         for observer in self.observers.iter() {
             observer.queue_changed(model, delta);
         }
+    }
+
+    /// Reports a finished batch run to every observer.
+    pub fn batch_run(&self, run: &BatchRun<'_>) {
+        for observer in self.observers.iter() {
+            observer.batch_run(run);
+        }
+    }
+
+    /// Reports an engine's new state to every observer.
+    pub fn engine_load(&self, model: &str, load: &EngineLoad) {
+        for observer in self.observers.iter() {
+            observer.engine_load(model, load);
+        }
+    }
+
+    /// Whether any observer is registered (the engine skips building batch reports when none
+    /// is).
+    pub fn is_empty(&self) -> bool {
+        self.observers.is_empty()
     }
 
     /// Reports a request refused before generation to every observer.
@@ -420,6 +522,7 @@ mod tests {
             Usage {
                 prompt_tokens: 3,
                 completion_tokens: 2,
+                cached_tokens: 0,
             },
             None,
         );

@@ -197,6 +197,8 @@ pub struct ModelStatus {
     pub idle_seconds: Option<f64>,
     pub error: Option<String>,
     pub load_at_startup: bool,
+    /// The engine's sequence slots and KV cache, while the model is ready.
+    pub slots: Option<crate::hooks::EngineLoad>,
 }
 
 /// Why [`ModelRegistry::acquire`] found no backend.
@@ -658,6 +660,10 @@ impl ModelRegistry {
                     _ => None,
                 },
                 load_at_startup: e.spec.load_at_startup,
+                slots: match &e.state {
+                    ModelState::Ready(backend) => backend.engine_load(),
+                    _ => None,
+                },
             })
             .collect()
     }

@@ -145,6 +145,9 @@ impl FinishReason {
 pub struct Usage {
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Prompt tokens whose KV cache was reused instead of processed again (prompt cache):
+    /// `prompt_tokens_details.cached_tokens`, `gen_ai.usage.cache_read.input_tokens`.
+    pub cached_tokens: u32,
 }
 
 impl Usage {

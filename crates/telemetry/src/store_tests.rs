@@ -77,6 +77,50 @@ fn stores_spans_with_their_tree_and_details() {
 }
 
 #[test]
+fn links_are_stored_with_their_trace_span_and_attributes() {
+    use opentelemetry::trace::{Link, SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+    let store = TraceStore::new(TraceStoreConfig::default());
+    let provider = provider(&store);
+    let tracer = provider.tracer("test");
+    let linked = |trace: u128, span: u64| {
+        SpanContext::new(
+            TraceId::from(trace),
+            SpanId::from(span),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        )
+    };
+    let mut batch = tracer
+        .span_builder("model.batch")
+        .with_links(vec![
+            Link::new(
+                linked(1, 11),
+                vec![KeyValue::new("inferd.batch.tokens", 16_i64)],
+                0,
+            ),
+            Link::with_context(linked(2, 22)),
+        ])
+        .start(&tracer);
+    let trace_id = batch.span_context().trace_id().to_string();
+    batch.end();
+
+    let Some(detail) = store.trace(&trace_id) else {
+        panic!("trace missing")
+    };
+    let json = serde_json::to_value(&detail).unwrap_or_default();
+    assert_eq!(
+        json["spans"][0]["links"],
+        serde_json::json!([
+            {"trace_id": "00000000000000000000000000000001", "span_id": "000000000000000b",
+             "attributes": {"inferd.batch.tokens": 16}},
+            {"trace_id": "00000000000000000000000000000002", "span_id": "0000000000000016",
+             "attributes": {}},
+        ])
+    );
+}
+
+#[test]
 fn oldest_trace_is_evicted_first_by_trace_capacity() {
     let store = TraceStore::new(TraceStoreConfig {
         max_traces: 2,

@@ -3,9 +3,12 @@
 //! A llama.cpp context cannot move between threads, so each loaded model gets one dedicated
 //! engine thread that owns its context and takes jobs from a bounded queue. Request handlers
 //! never compute on the async workers: they tokenize on the blocking pool, enqueue, and read
-//! the generated text from a channel.
+//! the generated text from a channel. The engine thread batches: up to `parallel` sequences
+//! share each llama.cpp decode step (see [`scheduler`]).
 
-mod worker;
+mod scheduler;
+mod sequence;
+mod slots;
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -23,21 +26,31 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, GenerationStream, ModelInfo};
-use crate::hooks::HooksBus;
+use crate::hooks::{EngineLoad, HooksBus};
 use crate::{EngineError, GenerationRequest, Prompt};
 
-/// Tokens decoded per llama.cpp call while processing a prompt.
-const PREFILL_CHUNK: u32 = 512;
+/// Sequences decoded together when none is configured.
+pub const DEFAULT_PARALLEL: u32 = 4;
+
+/// Prompt tokens processed per engine step when none is configured.
+pub const DEFAULT_PREFILL_CHUNK: u32 = 256;
 
 /// How a local model is run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalEngineConfig {
     /// Compute threads for llama.cpp (prompt and generation).
     pub threads: usize,
-    /// Context window in tokens; `None` uses the model's training context, capped at 8192.
+    /// KV cache size in tokens, split evenly among the `parallel` slots; `None` uses the
+    /// model's training context, capped at 8192. One request's prompt plus output must fit in
+    /// a slot's share.
     pub context_length: Option<u32>,
-    /// Requests allowed to wait for the engine; more are refused as overloaded.
+    /// Requests allowed to wait for a free sequence slot; more are refused as overloaded.
     pub max_queue: usize,
+    /// Sequences decoded together in each engine step (slots).
+    pub parallel: u32,
+    /// Most prompt tokens one engine step processes (chunked prefill): a long prompt is
+    /// processed over several steps, and the running sequences decode a token in each.
+    pub prefill_chunk: u32,
 }
 
 impl Default for LocalEngineConfig {
@@ -46,6 +59,8 @@ impl Default for LocalEngineConfig {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             context_length: None,
             max_queue: 64,
+            parallel: DEFAULT_PARALLEL,
+            prefill_chunk: DEFAULT_PREFILL_CHUNK,
         }
     }
 }
@@ -68,6 +83,8 @@ struct Job {
     /// The OpenTelemetry context the request was in (the generation span's when telemetry is
     /// on): the engine's spans are its children, whichever thread they run on.
     parent: opentelemetry::Context,
+    /// The generation span's context, which batch runs link to.
+    generation: opentelemetry::trace::SpanContext,
     /// `model.queue`, open from enqueue to dequeue.
     queue_span: tracing::Span,
     enqueued_at: std::time::Instant,
@@ -95,6 +112,8 @@ pub struct LocalEngine {
     queued: Arc<AtomicUsize>,
     jobs: mpsc::Sender<Job>,
     hooks: HooksBus,
+    /// The engine thread's latest state, for the admin API.
+    load: Arc<std::sync::Mutex<EngineLoad>>,
 }
 
 impl LocalEngine {
@@ -117,31 +136,52 @@ impl LocalEngine {
         let model = LlamaModel::load_from_file(backend, path, &LlamaModelParams::default())
             .map_err(|e| load_error(format!("not a loadable GGUF model ({e})")))?;
         let model = Arc::new(model);
-        let context_length = config
+        let total_context = config
             .context_length
-            .unwrap_or_else(|| model.n_ctx_train().min(8192))
-            .max(16);
+            .unwrap_or_else(|| model.n_ctx_train().min(8192));
         let template = model.chat_template(None).ok();
         let threads = i32::try_from(config.threads.max(1)).unwrap_or(i32::MAX);
+        let parallel = config.parallel.max(1);
+        let prefill_chunk = config.prefill_chunk.max(1);
+        // Each slot gets an equal share of the context, in a KV stream of its own.
+        let context_length = total_context / parallel;
+        if context_length < 16 {
+            return Err(load_error(format!(
+                "a context of {total_context} tokens shared by {parallel} parallel sequences \
+                 leaves {context_length} tokens to each; raise ctx_size or lower parallel"
+            )));
+        }
+        // One step holds a prompt chunk plus one token for each decoding sequence.
+        let step_tokens = prefill_chunk + parallel;
         let context_params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(context_length))
-            .with_n_batch(PREFILL_CHUNK)
+            .with_n_ctx(NonZeroU32::new(context_length * parallel))
+            .with_n_batch(step_tokens)
+            .with_n_ubatch(step_tokens)
+            .with_n_seq_max(parallel)
+            .with_kv_unified(false)
             .with_n_threads(threads)
             .with_n_threads_batch(threads);
 
         let (jobs_tx, jobs_rx) = mpsc::channel(config.max_queue.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
+        let load = Arc::new(std::sync::Mutex::new(EngineLoad {
+            slots: parallel,
+            ..EngineLoad::default()
+        }));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
-        let worker = worker::Worker {
+        let scheduler = scheduler::Scheduler::new(scheduler::Settings {
             model_id: id.to_owned(),
             hooks: hooks.clone(),
             model: Arc::clone(&model),
             queued: Arc::clone(&queued),
-            prefill_chunk: PREFILL_CHUNK,
-        };
+            load: Arc::clone(&load),
+            parallel,
+            slot_context: context_length,
+            prefill_chunk,
+        });
         std::thread::Builder::new()
             .name(format!("engine-{id}"))
-            .spawn(move || worker.run(backend, context_params, jobs_rx, ready_tx))
+            .spawn(move || scheduler.run(backend, context_params, jobs_rx, ready_tx))
             .map_err(|e| load_error(format!("cannot start engine thread: {e}")))?;
         ready_rx
             .recv()
@@ -152,6 +192,8 @@ impl LocalEngine {
             path = %path.display(),
             context_length,
             threads,
+            parallel,
+            prefill_chunk,
             has_chat_template = template.is_some(),
             "model loaded"
         );
@@ -167,7 +209,15 @@ impl LocalEngine {
             queued,
             jobs: jobs_tx,
             hooks,
+            load,
         })
+    }
+
+    /// The engine's slots and KV cache as the engine thread last reported them.
+    pub fn engine_load(&self) -> EngineLoad {
+        let mut load = *self.load.lock().unwrap_or_else(|e| e.into_inner());
+        load.waiting = u32::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+        load
     }
 
     /// Checks the request against the context window and returns how many tokens it may generate.
@@ -261,6 +311,10 @@ impl Backend for LocalEngine {
         }
     }
 
+    fn engine_load(&self) -> Option<EngineLoad> {
+        Some(LocalEngine::engine_load(self))
+    }
+
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
         if request.pass_through.is_some() {
             return Err(EngineError::InvalidRequest(
@@ -278,6 +332,10 @@ impl Backend for LocalEngine {
         // Both spans are contextual: tracing-opentelemetry parents them on the current
         // OpenTelemetry context (the generation span's), here and on the engine thread.
         let parent = opentelemetry::Context::current();
+        let generation = {
+            use opentelemetry::trace::TraceContextExt;
+            parent.span().span_context().clone()
+        };
         let queue_span = tracing::info_span!("queue", otel.name = sc::SPAN_MODEL_QUEUE);
         set_attribute(
             &queue_span,
@@ -286,6 +344,7 @@ impl Backend for LocalEngine {
         );
         let job = Job {
             parent,
+            generation,
             queue_span,
             enqueued_at: std::time::Instant::now(),
             tokens,

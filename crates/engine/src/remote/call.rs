@@ -633,9 +633,15 @@ impl Call {
                     .and_then(Value::as_u64)
                     .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
             };
+            let cached_tokens = usage
+                .get("prompt_tokens_details")
+                .and_then(|d| d.get("cached_tokens"))
+                .and_then(Value::as_u64)
+                .map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX));
             progress.usage = Some(Usage {
                 prompt_tokens: count("prompt_tokens"),
                 completion_tokens: count("completion_tokens"),
+                cached_tokens,
             });
         }
         let choices = object.get("choices").and_then(Value::as_array);
@@ -727,6 +733,7 @@ impl Call {
         let usage = progress.usage.unwrap_or(Usage {
             prompt_tokens: 0,
             completion_tokens: progress.chunks,
+            cached_tokens: 0,
         });
         let _ = self.events.send(Ok(GenerationEvent::Finished {
             finish_reason: progress.finish_reason.unwrap_or(FinishReason::Stop),

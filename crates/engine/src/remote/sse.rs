@@ -98,6 +98,15 @@ pub struct WireUsage {
     pub prompt_tokens: u32,
     #[serde(default)]
     pub completion_tokens: u32,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<WirePromptDetails>,
+}
+
+/// `usage.prompt_tokens_details` (vLLM and OpenAI report prompt-cache hits here).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct WirePromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u32>,
 }
 
 impl From<WireUsage> for Usage {
@@ -105,6 +114,10 @@ impl From<WireUsage> for Usage {
         Usage {
             prompt_tokens: u.prompt_tokens,
             completion_tokens: u.completion_tokens,
+            cached_tokens: u
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0),
         }
     }
 }

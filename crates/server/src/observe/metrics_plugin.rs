@@ -1,17 +1,21 @@
 //! GenAI and inferd metrics for every generation, whatever the sampling: request duration,
-//! time to first token, time per output token, token usage by type, active requests, errors.
+//! time to first token, time per output token, token usage by type, active requests, errors;
+//! for local generations also the engine's token counters, prompt-cache hits and queue,
+//! prefill and decode times; and the local engines' own state ([`super::engine_metrics`]).
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, ModelLoad, ModelUnload,
-    Observer, Operation,
+    BatchRun, EngineLoad, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart,
+    ModelLoad, ModelUnload, Observer, Operation,
 };
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
-use opentelemetry::metrics::{BoundHistogram, BoundUpDownCounter};
+use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
 use opentelemetry::KeyValue;
+
+use super::engine_metrics::EngineMetrics;
 
 /// Most attribute sets kept bound (see [`Bound`]); past it, generations record unbound.
 const MAX_BOUND_SETS: usize = 256;
@@ -21,11 +25,13 @@ const MAX_BOUND_SETS: usize = 256;
 pub struct MetricsPlugin {
     metrics: InferdMetrics,
     bound: Arc<BoundCache>,
+    engines: EngineMetrics,
 }
 
 impl MetricsPlugin {
     pub fn new(metrics: InferdMetrics) -> Self {
         Self {
+            engines: EngineMetrics::new(metrics.clone()),
             metrics,
             bound: Arc::default(),
         }
@@ -48,6 +54,74 @@ struct Bound {
     output_tokens: BoundHistogram<u64>,
     /// `gen_ai.client.operation.duration`, for a remote upstream.
     client_duration: Option<BoundHistogram<f64>>,
+    /// The engine's measures, for a local model.
+    local: Option<LocalBound>,
+}
+
+/// What a local generation adds (by model): the counters and times vLLM and llama-server
+/// operators know.
+struct LocalBound {
+    prompt_tokens: BoundCounter<u64>,
+    generation_tokens: BoundCounter<u64>,
+    cache_hits: BoundCounter<u64>,
+    cache_hit_tokens: BoundCounter<u64>,
+    queue_time: BoundHistogram<f64>,
+    prefill_time: BoundHistogram<f64>,
+    decode_time: BoundHistogram<f64>,
+}
+
+impl LocalBound {
+    fn new(m: &InferdMetrics, model: &KeyValue) -> Self {
+        let model = std::slice::from_ref(model);
+        Self {
+            prompt_tokens: m.prompt_tokens.bind(model),
+            generation_tokens: m.generation_tokens.bind(model),
+            cache_hits: m.prompt_cache_hits.bind(model),
+            cache_hit_tokens: m.prompt_cache_hit_tokens.bind(model),
+            queue_time: m.request_queue_time.bind(model),
+            prefill_time: m.request_prefill_time.bind(model),
+            decode_time: m.request_decode_time.bind(model),
+        }
+    }
+
+    fn record(&self, end: &GenerationEnd) {
+        let usage = &end.usage;
+        self.prompt_tokens.add(u64::from(usage.prompt_tokens));
+        self.generation_tokens
+            .add(u64::from(usage.completion_tokens));
+        // Added even when 0, so the series exist before the first hit.
+        self.cache_hits.add(u64::from(usage.cached_tokens > 0));
+        self.cache_hit_tokens.add(u64::from(usage.cached_tokens));
+        if let Some(t) = end.engine_timings {
+            self.queue_time.record(t.queue.as_secs_f64());
+            self.prefill_time.record(t.prefill.as_secs_f64());
+            self.decode_time.record(t.decode.as_secs_f64());
+        }
+    }
+}
+
+/// [`LocalBound::record`] for a generation past the bound cache.
+fn record_local_unbound(m: &InferdMetrics, model: &KeyValue, end: &GenerationEnd) {
+    let model = std::slice::from_ref(model);
+    let usage = &end.usage;
+    m.prompt_tokens.add(u64::from(usage.prompt_tokens), model);
+    m.generation_tokens
+        .add(u64::from(usage.completion_tokens), model);
+    m.prompt_cache_hits
+        .add(u64::from(usage.cached_tokens > 0), model);
+    m.prompt_cache_hit_tokens
+        .add(u64::from(usage.cached_tokens), model);
+    if let Some(t) = end.engine_timings {
+        m.request_queue_time.record(t.queue.as_secs_f64(), model);
+        m.request_prefill_time
+            .record(t.prefill.as_secs_f64(), model);
+        m.request_decode_time.record(t.decode.as_secs_f64(), model);
+    }
+}
+
+/// Whether a generation runs in this process (a local engine), not on an upstream.
+fn is_local(start: &GenerationStart) -> bool {
+    start.server.is_none()
 }
 
 impl Bound {
@@ -75,6 +149,7 @@ impl Bound {
                 m.gen_ai_client_operation_duration
                     .bind(&client_attributes(start, address, None))
             }),
+            local: is_local(start).then(|| LocalBound::new(m, &model)),
         }
     }
 
@@ -177,7 +252,16 @@ impl Observer for MetricsPlugin {
             .add(1, &[KeyValue::new(sc::ERROR_TYPE, error_type.to_owned())]);
     }
 
+    fn batch_run(&self, run: &BatchRun<'_>) {
+        self.engines.batch_run(run);
+    }
+
+    fn engine_load(&self, model: &str, load: &EngineLoad) {
+        self.engines.engine_load(model, load);
+    }
+
     fn model_unloaded(&self, unload: &ModelUnload) {
+        self.engines.model_unloaded(&unload.model_id);
         self.metrics.model_unloads.add(
             1,
             &[
@@ -235,6 +319,9 @@ impl GenerationCall for MetricsCall {
                 b.output_tokens
                     .record(u64::from(end.usage.completion_tokens));
             }
+            if let Some(local) = &b.local {
+                local.record(end);
+            }
             return;
         }
         m.requests_active.add(-1, std::slice::from_ref(&self.model));
@@ -269,6 +356,9 @@ impl GenerationCall for MetricsCall {
                     self.model.clone(),
                 ],
             );
+        }
+        if is_local(start) {
+            record_local_unbound(m, &self.model, end);
         }
     }
 
@@ -336,7 +426,7 @@ mod tests {
     use std::time::Duration;
 
     use inferd_engine::hooks::GenerationTimings;
-    use inferd_engine::{FinishReason, SamplingParams, Usage};
+    use inferd_engine::{EngineTimings, FinishReason, SamplingParams, Usage};
     use inferd_telemetry::{build_with_writer, Mode, TelemetryConfig, TelemetryGuard};
 
     use super::*;
@@ -362,6 +452,7 @@ mod tests {
             usage: Usage {
                 prompt_tokens: 7,
                 completion_tokens: 3,
+                cached_tokens: 0,
             },
             timings: GenerationTimings {
                 duration: Duration::from_millis(20),
@@ -461,5 +552,81 @@ mod tests {
         assert!(text.contains(&line), "no `{line}`");
         let active = format!("inferd_requests_active{{gen_ai_request_model=\"m{last}\"}} 0");
         assert!(text.contains(&active), "no `{active}`");
+    }
+
+    /// A local generation's end: 12 prompt tokens of which `cached` came from the prompt
+    /// cache, 4 generated, and the engine's times.
+    fn local_end(cached: u32) -> GenerationEnd {
+        GenerationEnd {
+            usage: Usage {
+                prompt_tokens: 12,
+                completion_tokens: 4,
+                cached_tokens: cached,
+            },
+            engine_timings: Some(EngineTimings {
+                queue: Duration::from_millis(30),
+                prefill: Duration::from_millis(7),
+                decode: Duration::from_millis(120),
+            }),
+            ..end()
+        }
+    }
+
+    #[test]
+    fn local_generations_count_tokens_cache_hits_and_engine_times() {
+        let guard = local();
+        let plugin = MetricsPlugin::new(InferdMetrics::from_guard(&guard));
+        let llama = start("llama", None);
+        // The first binds the model's set, the second uses it.
+        for cached in [8, 0] {
+            plugin
+                .generation_pre_call(&llama)
+                .post_call(&llama, &local_end(cached));
+        }
+        // A remote model's generations are the upstream's to count.
+        let remote = start("up-model", Some(("10.0.0.5", 8000)));
+        plugin
+            .generation_pre_call(&remote)
+            .post_call(&remote, &local_end(8));
+
+        let text = rendered(&guard);
+        let has = |line: &str| assert!(text.contains(line), "no `{line}` in\n{text}");
+        has("inferd_prompt_tokens_total{gen_ai_request_model=\"llama\"} 24");
+        has("inferd_generation_tokens_total{gen_ai_request_model=\"llama\"} 8");
+        has("inferd_prompt_cache_hits_total{gen_ai_request_model=\"llama\"} 1");
+        has("inferd_prompt_cache_hit_tokens_total{gen_ai_request_model=\"llama\"} 8");
+        has("inferd_request_queue_time_seconds_count{gen_ai_request_model=\"llama\"} 2");
+        has("inferd_request_queue_time_seconds_sum{gen_ai_request_model=\"llama\"} 0.06");
+        has("inferd_request_prefill_time_seconds_bucket{gen_ai_request_model=\"llama\",le=\"0.01\"} 2");
+        has("inferd_request_decode_time_seconds_sum{gen_ai_request_model=\"llama\"} 0.24");
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("inferd_prompt") && l.contains("up-model")),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn local_generations_past_the_bound_cache_record_the_same_series() {
+        let guard = local();
+        let plugin = MetricsPlugin::new(InferdMetrics::from_guard(&guard));
+        for i in 0..MAX_BOUND_SETS {
+            let s = start(&format!("m{i}"), Some(("10.0.0.5", 8000)));
+            plugin.generation_pre_call(&s).post_call(&s, &end());
+        }
+        let llama = start("llama", None);
+        plugin
+            .generation_pre_call(&llama)
+            .post_call(&llama, &local_end(3));
+        let text = rendered(&guard);
+        for line in [
+            "inferd_prompt_tokens_total{gen_ai_request_model=\"llama\"} 12",
+            "inferd_prompt_cache_hits_total{gen_ai_request_model=\"llama\"} 1",
+            "inferd_prompt_cache_hit_tokens_total{gen_ai_request_model=\"llama\"} 3",
+            "inferd_request_prefill_time_seconds_count{gen_ai_request_model=\"llama\"} 1",
+        ] {
+            assert!(text.contains(line), "no `{line}` in\n{text}");
+        }
     }
 }

@@ -1,8 +1,12 @@
 //! The first two hooks-bus plugins: [`tracing_plugin::TracingPlugin`] opens the generation
 //! span (`chat {model}` / `text_completion {model}`) with the GenAI semantic-convention
-//! attributes, and [`metrics_plugin::MetricsPlugin`] records the GenAI and inferd metrics.
-//! Both are registered only when telemetry is on; with it off the bus is empty.
+//! attributes and records local engines' batch runs as `model.batch` spans, and
+//! [`metrics_plugin::MetricsPlugin`] records the GenAI and inferd metrics, local engines'
+//! state included. Both are registered only when telemetry is on; with it off the bus is
+//! empty. docs/telemetry.md lists what they emit.
 
+mod batch_span;
+mod engine_metrics;
 pub mod metrics_plugin;
 pub mod redact;
 pub mod tracing_plugin;
@@ -36,4 +40,79 @@ pub fn hooks_for(
         )),
     ];
     HooksBus::new(observers)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use inferd_engine::hooks::{BatchMember, BatchPhase, BatchRun, EngineLoad};
+    use inferd_telemetry::{build_with_writer, semconv as sc, Mode, TelemetryConfig};
+    use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+    use super::*;
+
+    #[test]
+    fn engine_reports_on_the_bus_reach_the_span_store_and_the_metrics() {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            ..TelemetryConfig::default()
+        };
+        let guard = match build_with_writer(&config, std::io::sink, false) {
+            Ok((guard, _)) => guard,
+            Err(e) => panic!("{e}"),
+        };
+        let bus = hooks_for(&guard, 1024, None);
+        let member = |trace: u128| BatchMember {
+            generation: SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(1u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            tokens: 1,
+        };
+        let members = [member(1), member(2)];
+        bus.batch_run(&BatchRun {
+            model: "llama",
+            phase: BatchPhase::Decode,
+            members: &members,
+            steps: 3,
+            tokens: 6,
+            started_at: SystemTime::now(),
+            duration: Duration::from_millis(30),
+        });
+        bus.engine_load(
+            "llama",
+            &EngineLoad {
+                slots: 4,
+                running: 2,
+                waiting: 0,
+                kv_cells: 100,
+                kv_cells_running: 10,
+                kv_cells_cached: 0,
+            },
+        );
+
+        let store = guard.trace_store().unwrap_or_else(|| panic!("no store"));
+        let roots: Vec<String> = store
+            .recent_traces(10)
+            .into_iter()
+            .map(|t| t.root_span_name)
+            .collect();
+        assert_eq!(roots, [sc::SPAN_MODEL_BATCH]);
+        let text = guard
+            .prometheus_metrics()
+            .map(|p| p.render())
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        for line in [
+            "inferd_batch_size_count{gen_ai_request_model=\"llama\",inferd_batch_phase=\"decode\"} 1",
+            "inferd_requests_running{gen_ai_request_model=\"llama\"} 2",
+            "inferd_kv_cache_usage_ratio{gen_ai_request_model=\"llama\"} 0.1",
+        ] {
+            assert!(text.contains(line), "no `{line}` in\n{text}");
+        }
+    }
 }

@@ -1,15 +1,16 @@
 //! The generation span: `{operation} {model}`, a child of the HTTP server span, carrying the
 //! GenAI request attributes from the start (so a sampler can use them) and the response,
 //! usage and latency attributes at the end. vLLM's `gen_ai.latency.*` names are set too, so
-//! tools built for vLLM keep working.
+//! tools built for vLLM keep working. Local engines' batch runs become `model.batch` spans
+//! ([`super::batch_span`]).
 
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use inferd_engine::hooks::{
-    GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer, Operation,
-    Redactor,
+    BatchRun, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer,
+    Operation, Redactor,
 };
 use inferd_engine::{ChatRole, Prompt};
 use inferd_telemetry::semconv as sc;
@@ -18,7 +19,7 @@ use opentelemetry::trace::SpanKind;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};
 
-/// Opens one span per generation.
+/// Opens one span per generation, and one per traced batch run.
 #[derive(Debug)]
 pub struct TracingPlugin {
     tracer: SdkTracer,
@@ -204,6 +205,10 @@ impl Observer for TracingPlugin {
     fn request_rejected(&self, error_type: &str, message: &str) {
         OtelSpan::current().record_error(error_type.to_owned(), message);
     }
+
+    fn batch_run(&self, run: &BatchRun<'_>) {
+        super::batch_span::record(&self.tracer, run);
+    }
 }
 
 impl GenerationCall for TracingCall {
@@ -257,6 +262,14 @@ impl GenerationCall for TracingCall {
                     i64::from(end.usage.completion_tokens),
                 ),
             ]);
+        }
+        // A local engine always reports its prompt cache (0 is a miss); an upstream's usage
+        // may not say, so a remote 0 is left out rather than claimed.
+        if start.server.is_none() || end.usage.cached_tokens > 0 {
+            attributes.push(KeyValue::new(
+                sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS,
+                i64::from(end.usage.cached_tokens),
+            ));
         }
         if let Some(ttft) = end.timings.time_to_first_token.map(|t| t.as_secs_f64()) {
             attributes.extend([
@@ -344,7 +357,9 @@ fn strings(items: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inferd_engine::ChatMessage;
+    use inferd_engine::hooks::GenerationTimings;
+    use inferd_engine::{ChatMessage, FinishReason, SamplingParams, Usage};
+    use inferd_telemetry::{build_with_writer, Mode, SpanRecord, TelemetryConfig, TelemetryGuard};
 
     #[derive(Debug)]
     struct MaskDigits;
@@ -399,5 +414,90 @@ mod tests {
             json!([{"role": "assistant", "parts": [{"type": "text", "content": "Paris."}],
                     "finish_reason": "stop"}])
         );
+    }
+
+    fn local_telemetry() -> TelemetryGuard {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            ..TelemetryConfig::default()
+        };
+        match build_with_writer(&config, std::io::sink, false) {
+            Ok((guard, _)) => guard,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// The generation span of a generation of `model` (remote when `server` is given) that
+    /// ended with `cached` prompt tokens from the cache.
+    fn generation_span(model: &str, server: Option<(&str, u16)>, cached: u32) -> SpanRecord {
+        let guard = local_telemetry();
+        let plugin =
+            TracingPlugin::new(guard.tracer().unwrap_or_else(|| panic!("no tracer")), None);
+        let start = GenerationStart {
+            generation_id: "g".into(),
+            operation: Operation::Chat,
+            model: model.into(),
+            provider: if server.is_some() { "vllm" } else { "inferd" }.into(),
+            server: server.map(|(a, p)| (a.into(), p)),
+            params: SamplingParams::default(),
+            stream: false,
+            captured_prompt: None,
+        };
+        let end = GenerationEnd {
+            response_id: "r".into(),
+            response_model: model.into(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage {
+                prompt_tokens: 10,
+                completion_tokens: 2,
+                cached_tokens: cached,
+            },
+            timings: GenerationTimings {
+                duration: Duration::from_millis(20),
+                time_to_first_token: None,
+                time_per_output_token: None,
+            },
+            engine_timings: None,
+            captured_output: None,
+        };
+        plugin.generation_pre_call(&start).post_call(&start, &end);
+        let store = guard.trace_store().unwrap_or_else(|| panic!("no store"));
+        let traces = store.recent_traces(10);
+        let spans = store
+            .trace(&traces[0].trace_id)
+            .map(|t| t.spans)
+            .unwrap_or_default();
+        match spans
+            .into_iter()
+            .find(|s| s.name == format!("chat {model}"))
+        {
+            Some(span) => span,
+            None => panic!("no generation span"),
+        }
+    }
+
+    #[test]
+    fn cache_read_tokens_are_always_on_local_generations_and_on_remote_ones_when_reported() {
+        let cache_read = |span: &SpanRecord| {
+            span.attributes
+                .get(sc::GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS)
+                .cloned()
+        };
+        assert_eq!(
+            cache_read(&generation_span("llama", None, 6)),
+            Some(6.into())
+        );
+        // A miss of the local prompt cache is a fact worth stating.
+        assert_eq!(
+            cache_read(&generation_span("llama", None, 0)),
+            Some(0.into())
+        );
+        let upstream = Some(("10.0.0.5", 8000));
+        assert_eq!(
+            cache_read(&generation_span("up", upstream, 3)),
+            Some(3.into())
+        );
+        // An upstream that reports none may simply not say.
+        assert_eq!(cache_read(&generation_span("up", upstream, 0)), None);
     }
 }
