@@ -68,9 +68,9 @@ pub struct ServeArgs {
     #[arg(long, env = "INFERD_HTTP_WORKERS", value_name = "N")]
     pub http_workers: Option<usize>,
 
-    /// KV cache size in tokens, shared by the model's parallel sequences; one request's
-    /// prompt plus output must fit in it [default: the model's training context, at most
-    /// 8192].
+    /// KV cache size in tokens, split evenly among the model's parallel slots; one request's
+    /// prompt plus output must fit in a slot's share [default: the model's training context,
+    /// at most 8192].
     #[arg(long, env = "INFERD_CTX_SIZE", value_name = "TOKENS")]
     pub ctx_size: Option<u32>,
 

@@ -258,7 +258,14 @@ async fn stop_sequence_ends_generation_before_it() {
 
 #[tokio::test]
 async fn bad_requests_get_openai_errors_and_server_keeps_serving() {
-    let mut server = Server::start(&["--ctx-size", "128", "--max-body-bytes", "4096"]);
+    let mut server = Server::start(&[
+        "--ctx-size",
+        "128",
+        "--parallel",
+        "1",
+        "--max-body-bytes",
+        "4096",
+    ]);
     let chat = "/v1/chat/completions";
     let (s, b) = post_raw(&server, chat, "{\"model\": ").await;
     assert_openai_error(s, &b, 400, None);

@@ -72,7 +72,21 @@ async fn eight_concurrent_streams_give_the_same_text_as_each_alone() {
         );
         assert!(!text.is_empty());
     }
-    // They ran together: the engine saw more than one sequence at once.
+    // They ran together: some engine steps held more than one sequence.
+    let metrics = common::metrics_text(&server).await;
+    let series = |prefix: &str| -> f64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix) && l.contains("inferd_batch_phase=\"decode\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let runs = series("inferd_batch_size_count");
+    let single = series("inferd_batch_size_bucket{gen_ai_request_model=\"smollm2-135m\",inferd_batch_phase=\"decode\",le=\"1\"}");
+    assert!(
+        runs > single,
+        "every decode run had one sequence:\n{metrics}"
+    );
     let models = get_json(&server, "/admin/models").await;
     let slots = &models["models"][0]["slots"];
     assert_eq!(slots["slots"], 8, "{models}");
@@ -261,7 +275,7 @@ async fn a_repeated_long_system_prompt_is_served_from_the_prompt_cache() {
 
 #[tokio::test]
 async fn admin_models_shows_the_slots_and_kv_cache() {
-    let server = Server::start(&["--parallel", "3", "--ctx-size", "2048"]);
+    let server = Server::start(&["--parallel", "3", "--ctx-size", "2400"]);
     let (_, usage) = stream_chat(&server, question(1, 4)).await;
     assert_eq!(usage["completion_tokens"], 4);
     let models = get_json(&server, "/admin/models").await;
@@ -269,10 +283,64 @@ async fn admin_models_shows_the_slots_and_kv_cache() {
     assert_eq!(slots["slots"], 3, "{models}");
     assert_eq!(slots["running"], 0, "{models}");
     assert_eq!(slots["waiting"], 0, "{models}");
-    assert_eq!(slots["kv_cells"], 2048, "{models}");
+    assert_eq!(slots["kv_cells"], 2400, "{models}");
     // The finished request's tokens stay as the prompt cache.
     assert!(
         slots["kv_cells_cached"].as_u64().is_some_and(|n| n > 0),
         "{models}"
+    );
+}
+
+#[tokio::test]
+async fn batched_requests_have_model_batch_spans_linked_to_them_in_debug_traces() {
+    let server = Server::start(&["--parallel", "2", "--telemetry", "local"]);
+    let traces = [
+        "9bf92f3577b34da6a3ce929d0e0e4701",
+        "9bf92f3577b34da6a3ce929d0e0e4702",
+    ];
+    let requests = traces.iter().map(|trace| {
+        let request = client()
+            .post(server.url("/v1/completions"))
+            .header("traceparent", format!("00-{trace}-00f067aa0ba902b7-01"))
+            .json(&json!({"model": MODEL, "prompt": format!("List {trace}:"),
+                          "max_tokens": 48, "temperature": 0, "ignore_eos": true}));
+        async move { request.send().await.expect("send").status() }
+    });
+    for status in futures::future::join_all(requests).await {
+        assert_eq!(status, 200);
+    }
+    let mut generations = Vec::new();
+    for trace in traces {
+        let spans = common::wait_for_trace(&server, trace, 5).await;
+        let generation = spans
+            .iter()
+            .find(|s| s["name"] == format!("text_completion {MODEL}"))
+            .expect("generation span");
+        generations.push(generation["span_id"].as_str().expect("id").to_owned());
+    }
+    // The batch spans are traces of their own, linked to the generations they served.
+    let list = get_json(&server, "/debug/traces").await;
+    let mut linked_to_both = 0;
+    for entry in list["traces"].as_array().expect("traces") {
+        if entry["root_span_name"] != "model.batch" {
+            continue;
+        }
+        let id = entry["trace_id"].as_str().expect("trace id");
+        let trace = get_json(&server, &format!("/debug/traces/{id}")).await;
+        for span in trace["spans"].as_array().expect("spans") {
+            let links: Vec<&str> = span["links"]
+                .as_array()
+                .map(|l| l.iter().filter_map(|l| l["span_id"].as_str()).collect())
+                .unwrap_or_default();
+            if generations.iter().all(|g| links.contains(&g.as_str())) {
+                assert_eq!(span["attributes"]["inferd.batch.size"], 2, "{span}");
+                assert!(span["parent_span_id"].is_null(), "{span}");
+                linked_to_both += 1;
+            }
+        }
+    }
+    assert!(
+        linked_to_both >= 1,
+        "no model.batch span linked to both {generations:?}: {list}"
     );
 }

@@ -99,3 +99,98 @@ async fn request_span_tree_arrives_at_a_real_otlp_receiver() {
     );
     assert!(http.resource_attr("service.instance.id").is_some());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_requests_export_model_batch_spans_linked_to_both_generations() {
+    let (endpoint, received) = support::grpc_receiver().await;
+    let server = tokio::task::spawn_blocking(move || {
+        Server::start_env(
+            &["--telemetry", "otlp", "--parallel", "2"],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+                ("OTEL_METRICS_EXPORTER", "none"),
+                ("OTEL_LOGS_EXPORTER", "none"),
+            ],
+        )
+    })
+    .await
+    .expect("server start");
+    let traces = [
+        "1af7651916cd43dd8448eb211c803101",
+        "1af7651916cd43dd8448eb211c803102",
+    ];
+    let requests = traces.iter().map(|trace| {
+        let request = reqwest::Client::new()
+            .post(server.url("/v1/completions"))
+            .header("traceparent", format!("00-{trace}-{CALLER_SPAN}-01"))
+            .json(
+                &json!({"model": "smollm2-135m", "prompt": format!("Story {trace}:"),
+                          "max_tokens": 48, "temperature": 0, "ignore_eos": true}),
+            )
+            .timeout(Duration::from_secs(120));
+        async move { request.send().await.expect("send").status() }
+    });
+    for status in futures::future::join_all(requests).await {
+        assert_eq!(status, 200);
+    }
+    // Each request's generation span, then a batch span linking to both.
+    let mut generations = Vec::new();
+    let mut shared = None;
+    for _ in 0..100 {
+        let all = received.all();
+        generations = traces
+            .iter()
+            .filter_map(|trace| {
+                all.iter()
+                    .find(|s| {
+                        s.trace_id() == *trace && s.span.name == "text_completion smollm2-135m"
+                    })
+                    .map(|s| s.span_id())
+            })
+            .collect();
+        shared = all
+            .iter()
+            .filter(|s| s.span.name == "model.batch")
+            .find(|s| {
+                let linked: Vec<String> = s
+                    .span
+                    .links
+                    .iter()
+                    .map(|l| support::hex(&l.span_id))
+                    .collect();
+                generations.len() == 2 && generations.iter().all(|g| linked.contains(g))
+            })
+            .cloned();
+        if shared.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let batch = shared.unwrap_or_else(|| {
+        panic!(
+            "no model.batch span linked to both generations {generations:?}; got {:?}",
+            received.names()
+        )
+    });
+    let linked_traces: Vec<String> = batch
+        .span
+        .links
+        .iter()
+        .map(|l| support::hex(&l.trace_id))
+        .collect();
+    for trace in traces {
+        assert!(
+            linked_traces.iter().any(|t| t == trace),
+            "{linked_traces:?}"
+        );
+    }
+    assert_eq!(batch.attr("inferd.batch.size").as_deref(), Some("2"));
+    assert!(batch
+        .attr("inferd.batch.steps")
+        .and_then(|s| s.parse::<u64>().ok())
+        .is_some_and(|n| n >= 1));
+    // A batch of several requests is a trace of its own, not a child of one of them.
+    assert!(batch.parent_span_id().is_empty() || batch.parent_span_id() == "0000000000000000");
+}

@@ -156,8 +156,8 @@ pub struct BatchRun<'a> {
     pub duration: Duration,
 }
 
-/// The state of one local model's engine, reported when it changes (a sequence admitted,
-/// finished, preempted, or the prompt cache evicted).
+/// The state of one local model's engine, reported when it changes (a sequence admitted or
+/// ended).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct EngineLoad {
     /// Sequences the engine runs at once (`--parallel`).
@@ -166,11 +166,11 @@ pub struct EngineLoad {
     pub running: u32,
     /// Requests accepted and waiting for a slot.
     pub waiting: u32,
-    /// KV cache cells (tokens) in the shared cache.
+    /// KV cache cells (tokens) of all slots together.
     pub kv_cells: u32,
     /// Cells holding running sequences' tokens.
     pub kv_cells_running: u32,
-    /// Cells holding the prompt cache of idle slots (evicted when running ones need room).
+    /// Cells holding the prompt cache of idle slots.
     pub kv_cells_cached: u32,
 }
 
