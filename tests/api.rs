@@ -187,7 +187,20 @@ async fn chat_stream_is_sse_and_matches_non_stream_text() {
     assert_eq!(finish, vec![&json!("stop")]);
     let usage_chunk = chunks.last().expect("usage chunk");
     assert_eq!(usage_chunk["choices"], json!([]));
-    assert_eq!(usage_chunk["usage"], whole["usage"]);
+    for count in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(
+            usage_chunk["usage"][count], whole["usage"][count],
+            "{count}"
+        );
+    }
+    // The same prompt again comes from the prompt cache, all but its last token (whose logits
+    // give the first output token).
+    assert_eq!(whole["usage"]["prompt_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(
+        usage_chunk["usage"]["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        whole["usage"]["prompt_tokens"].as_u64().map(|n| n - 1),
+        "{usage_chunk}"
+    );
 }
 
 #[tokio::test]

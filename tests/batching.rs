@@ -311,7 +311,7 @@ async fn batched_requests_have_model_batch_spans_linked_to_them_in_debug_traces(
     }
     let mut generations = Vec::new();
     for trace in traces {
-        let spans = common::wait_for_trace(&server, trace, 5).await;
+        let spans = common::wait_for_trace(&server, trace, 4).await;
         let generation = spans
             .iter()
             .find(|s| s["name"] == format!("text_completion {MODEL}"))

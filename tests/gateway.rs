@@ -203,7 +203,15 @@ async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
         .find(|c| c["usage"].is_object())
         .map(|c| c["usage"].clone())
         .expect("usage chunk");
-    assert_eq!(usage, answer["usage"]);
+    for count in ["prompt_tokens", "completion_tokens", "total_tokens"] {
+        assert_eq!(usage[count], answer["usage"][count], "{count}");
+    }
+    // The back served the repeated prompt from its prompt cache, and the front passes that on.
+    assert_eq!(
+        usage["prompt_tokens_details"]["cached_tokens"].as_u64(),
+        answer["usage"]["prompt_tokens"].as_u64().map(|n| n - 1),
+        "{usage}"
+    );
     assert_eq!(
         chunks
             .iter()
