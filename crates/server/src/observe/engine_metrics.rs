@@ -141,29 +141,10 @@ mod tests {
     use std::time::Duration;
 
     use inferd_engine::hooks::{BatchMember, ModelUnload, Observer as _};
-    use inferd_telemetry::{build_with_writer, Mode, TelemetryConfig, TelemetryGuard};
 
     use super::*;
     use crate::observe::metrics_plugin::MetricsPlugin;
-
-    fn local() -> TelemetryGuard {
-        let config = TelemetryConfig {
-            mode: Mode::Local,
-            ..TelemetryConfig::default()
-        };
-        match build_with_writer(&config, std::io::sink, false) {
-            Ok((guard, _)) => guard,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
-    fn rendered(guard: &TelemetryGuard) -> String {
-        guard
-            .prometheus_metrics()
-            .map(|p| p.render())
-            .and_then(Result::ok)
-            .unwrap_or_default()
-    }
+    use crate::observe::test_support::{local, rendered};
 
     #[test]
     fn engine_state_sets_running_and_kv_usage_and_unload_zeroes_them() {

@@ -427,9 +427,9 @@ mod tests {
 
     use inferd_engine::hooks::GenerationTimings;
     use inferd_engine::{EngineTimings, FinishReason, SamplingParams, Usage};
-    use inferd_telemetry::{build_with_writer, Mode, TelemetryConfig, TelemetryGuard};
 
     use super::*;
+    use crate::observe::test_support::{local, rendered};
 
     fn start(model: &str, server: Option<(&str, u16)>) -> GenerationStart {
         GenerationStart {
@@ -461,25 +461,6 @@ mod tests {
             },
             engine_timings: None,
             captured_output: None,
-        }
-    }
-
-    fn rendered(guard: &TelemetryGuard) -> String {
-        guard
-            .prometheus_metrics()
-            .map(|p| p.render())
-            .and_then(Result::ok)
-            .unwrap_or_default()
-    }
-
-    fn local() -> TelemetryGuard {
-        let config = TelemetryConfig {
-            mode: Mode::Local,
-            ..TelemetryConfig::default()
-        };
-        match build_with_writer(&config, std::io::sink, false) {
-            Ok((guard, _)) => guard,
-            Err(e) => panic!("{e}"),
         }
     }
 

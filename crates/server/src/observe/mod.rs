@@ -43,6 +43,9 @@ pub fn hooks_for(
 }
 
 #[cfg(test)]
+mod test_support;
+
+#[cfg(test)]
 mod tests {
     use std::time::{Duration, SystemTime};
 
@@ -102,11 +105,7 @@ mod tests {
             .map(|t| t.root_span_name)
             .collect();
         assert_eq!(roots, [sc::SPAN_MODEL_BATCH]);
-        let text = guard
-            .prometheus_metrics()
-            .map(|p| p.render())
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let text = super::test_support::rendered(&guard);
         for line in [
             "inferd_batch_size_count{gen_ai_request_model=\"llama\",inferd_batch_phase=\"decode\"} 1",
             "inferd_requests_running{gen_ai_request_model=\"llama\"} 2",

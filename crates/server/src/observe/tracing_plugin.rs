@@ -357,9 +357,10 @@ fn strings(items: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::observe::test_support::local;
     use inferd_engine::hooks::GenerationTimings;
     use inferd_engine::{ChatMessage, FinishReason, SamplingParams, Usage};
-    use inferd_telemetry::{build_with_writer, Mode, SpanRecord, TelemetryConfig, TelemetryGuard};
+    use inferd_telemetry::SpanRecord;
 
     #[derive(Debug)]
     struct MaskDigits;
@@ -416,21 +417,10 @@ mod tests {
         );
     }
 
-    fn local_telemetry() -> TelemetryGuard {
-        let config = TelemetryConfig {
-            mode: Mode::Local,
-            ..TelemetryConfig::default()
-        };
-        match build_with_writer(&config, std::io::sink, false) {
-            Ok((guard, _)) => guard,
-            Err(e) => panic!("{e}"),
-        }
-    }
-
     /// The generation span of a generation of `model` (remote when `server` is given) that
     /// ended with `cached` prompt tokens from the cache.
     fn generation_span(model: &str, server: Option<(&str, u16)>, cached: u32) -> SpanRecord {
-        let guard = local_telemetry();
+        let guard = local();
         let plugin =
             TracingPlugin::new(guard.tracer().unwrap_or_else(|| panic!("no tracer")), None);
         let start = GenerationStart {
