@@ -74,7 +74,7 @@ pub(super) struct Scheduler {
     slots: Slots,
     /// Sequences holding a slot, by slot.
     running: Vec<Sequence>,
-    /// A job taken from the queue that waits for a slot (the head of the line).
+    /// A job taken from the queue that is admitted next (the head of the line).
     held: Option<Job>,
     admitted: u64,
     entries: Vec<Entry>,
@@ -106,7 +106,7 @@ impl Scheduler {
         }
     }
 
-    /// Creates the context, reports its size (or why it failed) on `ready`, then serves jobs
+    /// Creates the context, reports on `ready` whether that worked, then serves jobs
     /// until the queue's sending side is dropped (the model was unloaded or the process is
     /// exiting).
     pub(super) fn run(
@@ -167,9 +167,15 @@ impl Scheduler {
             };
             // At least the last prompt token is processed again: its logits give the first
             // token.
-            let reuse = pick.common.min(job.tokens.len() - 1);
+            let mut reuse = pick.common.min(job.tokens.len() - 1);
             if pick.cached > reuse {
-                let _ = ctx.clear_kv_cache_seq(slot_id(pick.slot), Some(to_u32(reuse)), None);
+                let cut = ctx.clear_kv_cache_seq(slot_id(pick.slot), Some(to_u32(reuse)), None);
+                if !matches!(cut, Ok(true)) {
+                    // The cache cannot be cut at that position (a model whose memory only
+                    // drops whole sequences): start the slot empty.
+                    let _ = ctx.clear_kv_cache_seq(slot_id(pick.slot), None, None);
+                    reuse = 0;
+                }
             }
             self.slots.take(pick.slot);
             self.dequeued();
