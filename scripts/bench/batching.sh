@@ -18,7 +18,8 @@
 # Env: SERVERS (inferd,llama-server,llama-cpp-python), STREAMS (1,4,8), SLOTS (8), THREADS (all
 # cores), CTX (8192, total), MAX_TOKENS (64), REQUESTS_PER_STREAM (3), GGML_NATIVE (OFF: the
 # portable build the llama-cpp-2 crate makes; ON: -march=native) for both llama.cpp builds,
-# LLAMA_SERVER (a llama-server binary to use instead of building one), PEERS_DIR
+# LLAMA_SERVER (a llama-server binary to use instead of building one), INFERD_BIN (an inferd
+# binary other than target/release/inferd, e.g. a target-cpu=native build), PEERS_DIR
 # ($HOME/.cache/inferd-peers), BATCHING_VENV (target/batching-venv-native-$GGML_NATIVE),
 # READY_TIMEOUT (180 s), BENCH_JSON (write the figures there as JSON).
 set -euo pipefail
@@ -43,7 +44,7 @@ READY_TIMEOUT="${READY_TIMEOUT:-180}"
 TOOLS="${INFERD_SHARED_TOOLS:-../shared/tools}"
 INFERD_HOME="${INFERD_HOME:-$HOME/.cache/inferd}"
 MODEL="$INFERD_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf"
-BIN="target/release/inferd"
+BIN="${INFERD_BIN:-target/release/inferd}"
 LLAMA_CPP_PYTHON="llama-cpp-python[server]==0.3.36"
 
 die() { echo "batching.sh: $*" >&2; exit 1; }
