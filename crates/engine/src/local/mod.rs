@@ -213,13 +213,6 @@ impl LocalEngine {
         })
     }
 
-    /// The engine's slots and KV cache as the engine thread last reported them.
-    pub fn engine_load(&self) -> EngineLoad {
-        let mut load = *self.load.lock().unwrap_or_else(|e| e.into_inner());
-        load.waiting = u32::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
-        load
-    }
-
     /// Checks the request against the context window and returns how many tokens it may generate.
     fn completion_budget(
         &self,
@@ -311,8 +304,12 @@ impl Backend for LocalEngine {
         }
     }
 
+    /// The slots and KV cache as the engine thread last published them, with the queue as it
+    /// is now.
     fn engine_load(&self) -> Option<EngineLoad> {
-        Some(LocalEngine::engine_load(self))
+        let mut load = *self.load.lock().unwrap_or_else(|e| e.into_inner());
+        load.waiting = u32::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(u32::MAX);
+        Some(load)
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {

@@ -139,7 +139,7 @@ impl Sequence {
     ) -> Sampled {
         self.phase = Phase::Decode;
         if self.completion_tokens >= self.max_new_tokens {
-            return self.finish(FinishReason::Length, Some(model));
+            return self.finish(FinishReason::Length, true);
         }
         let token = self.sampler.sample(ctx, batch_index);
         if self.first_token_at.is_none() {
@@ -148,7 +148,7 @@ impl Sequence {
         }
         let vocab = model.vocab();
         if vocab.is_eog(token) && !self.params.ignore_eos {
-            return self.finish(FinishReason::Stop, Some(model));
+            return self.finish(FinishReason::Stop, true);
         }
         self.completion_tokens += 1;
         let text = self.utf8.push(&vocab.token_to_piece(token, false, None));
@@ -157,20 +157,20 @@ impl Sequence {
             return self.cancel();
         }
         if scan.stopped {
-            return self.finish(FinishReason::Stop, None);
+            return self.finish(FinishReason::Stop, false);
         }
         if self.completion_tokens >= self.max_new_tokens {
-            return self.finish(FinishReason::Length, Some(model));
+            return self.finish(FinishReason::Length, true);
         }
         self.tokens.push(token);
         Sampled::Continue
     }
 
-    /// Ends the sequence: flushes held text (unless a stop sequence already cut it, `model`
-    /// absent), then sends `Finished`.
-    fn finish(&mut self, reason: FinishReason, flush: Option<&LlamaModel>) -> Sampled {
+    /// Ends the sequence: with `flush`, sends the text held for an incomplete character or a
+    /// possible stop sequence (not when a stop sequence just cut it), then `Finished`.
+    fn finish(&mut self, reason: FinishReason, flush: bool) -> Sampled {
         let mut reason = reason;
-        if flush.is_some() {
+        if flush {
             let scan = self.stops.push(&self.utf8.finish());
             let mut tail = scan.emit;
             if scan.stopped {

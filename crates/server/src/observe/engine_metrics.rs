@@ -4,14 +4,15 @@
 //! model's instruments are bound once to its attribute set and then recorded without the
 //! SDK's attribute lookup or a copy of the model id.
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use inferd_engine::hooks::{BatchPhase, BatchRun, EngineLoad};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundGauge, BoundHistogram};
 use opentelemetry::KeyValue;
+
+use super::bound_map::BoundMap;
 
 /// Most models whose engine series are kept bound; past it they record unbound. Only local
 /// models have engines, so this is never reached in practice.
@@ -53,7 +54,7 @@ impl EngineSeries {
 /// The engine series of every model that reported, by model id.
 pub(crate) struct EngineMetrics {
     metrics: InferdMetrics,
-    by_model: RwLock<HashMap<String, Arc<EngineSeries>>>,
+    by_model: BoundMap<EngineSeries>,
 }
 
 impl std::fmt::Debug for EngineMetrics {
@@ -66,32 +67,14 @@ impl EngineMetrics {
     pub(crate) fn new(metrics: InferdMetrics) -> Self {
         Self {
             metrics,
-            by_model: RwLock::default(),
+            by_model: BoundMap::new(MAX_ENGINES),
         }
-    }
-
-    /// `model`'s series if its engine has reported before.
-    fn existing(&self, model: &str) -> Option<Arc<EngineSeries>> {
-        // A poisoned lock only means a panic elsewhere; the map is still whole.
-        let map = self.by_model.read().unwrap_or_else(|e| e.into_inner());
-        map.get(model).map(Arc::clone)
     }
 
     /// `model`'s series, bound on its first report; `None` when the map is full.
     fn series(&self, model: &str) -> Option<Arc<EngineSeries>> {
-        if let Some(series) = self.existing(model) {
-            return Some(series);
-        }
-        let mut map = self.by_model.write().unwrap_or_else(|e| e.into_inner());
-        if let Some(series) = map.get(model) {
-            return Some(Arc::clone(series));
-        }
-        if map.len() >= MAX_ENGINES {
-            return None;
-        }
-        let series = Arc::new(EngineSeries::new(&self.metrics, model));
-        map.insert(model.to_owned(), Arc::clone(&series));
-        Some(series)
+        self.by_model
+            .get_or_bind(model, |_| true, || EngineSeries::new(&self.metrics, model))
     }
 
     /// Sets the gauges to the engine's new state.
@@ -129,7 +112,7 @@ impl EngineMetrics {
     /// An unloaded model runs nothing and holds no cache: its gauges go to zero rather than
     /// keep their last value. Models that never reported (remote ones) get no series.
     pub(crate) fn model_unloaded(&self, model: &str) {
-        if let Some(series) = self.existing(model) {
+        if let Some(series) = self.by_model.existing(model, |_| true) {
             series.running.record(0);
             series.kv_usage.record(0.0);
         }

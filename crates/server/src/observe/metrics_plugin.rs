@@ -7,14 +7,14 @@ use inferd_engine::hooks::{
     BatchRun, EngineLoad, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart,
     ModelLoad, ModelUnload, Observer, Operation,
 };
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
 use opentelemetry::KeyValue;
 
+use super::bound_map::BoundMap;
 use super::engine_metrics::EngineMetrics;
 
 /// Most attribute sets kept bound (see [`Bound`]); past it, generations record unbound.
@@ -24,7 +24,7 @@ const MAX_BOUND_SETS: usize = 256;
 #[derive(Debug)]
 pub struct MetricsPlugin {
     metrics: InferdMetrics,
-    bound: Arc<BoundCache>,
+    bound: Arc<BoundMap<Bound>>,
     engines: EngineMetrics,
 }
 
@@ -33,7 +33,7 @@ impl MetricsPlugin {
         Self {
             engines: EngineMetrics::new(metrics.clone()),
             metrics,
-            bound: Arc::default(),
+            bound: Arc::new(BoundMap::new(MAX_BOUND_SETS)),
         }
     }
 }
@@ -160,59 +160,9 @@ impl Bound {
     }
 }
 
-/// [`Bound`] sets by model id.
-#[derive(Default)]
-struct BoundCache {
-    by_model: RwLock<HashMap<String, Vec<Arc<Bound>>>>,
-}
-
-impl std::fmt::Debug for BoundCache {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BoundCache").finish_non_exhaustive()
-    }
-}
-
-impl BoundCache {
-    /// The bound set of `start` if a generation like it has finished before.
-    fn existing(&self, start: &GenerationStart) -> Option<Arc<Bound>> {
-        // A poisoned lock only means a panic elsewhere; the map is still whole.
-        let map = self.by_model.read().unwrap_or_else(|e| e.into_inner());
-        find(&map, start).map(Arc::clone)
-    }
-
-    /// The bound set of `start`, made on first use; `None` when the cache is full.
-    fn get(&self, m: &InferdMetrics, start: &GenerationStart) -> Option<Arc<Bound>> {
-        if let Some(set) = self.existing(start) {
-            return Some(set);
-        }
-        let mut map = self.by_model.write().unwrap_or_else(|e| e.into_inner());
-        // Another generation may have bound it since the read.
-        if let Some(set) = find(&map, start) {
-            return Some(Arc::clone(set));
-        }
-        let total: usize = map.values().map(Vec::len).sum();
-        if total >= MAX_BOUND_SETS {
-            return None;
-        }
-        let set = Arc::new(Bound::new(m, start));
-        map.entry(start.model.to_string())
-            .or_default()
-            .push(Arc::clone(&set));
-        Some(set)
-    }
-}
-
-/// The bound set of `start` in `map`, if there is one.
-fn find<'a>(
-    map: &'a HashMap<String, Vec<Arc<Bound>>>,
-    start: &GenerationStart,
-) -> Option<&'a Arc<Bound>> {
-    map.get(&*start.model)?.iter().find(|b| b.serves(start))
-}
-
 struct MetricsCall {
     metrics: InferdMetrics,
-    bound: Arc<BoundCache>,
+    bound: Arc<BoundMap<Bound>>,
     /// The bound set found at the start (the model has finished a generation before).
     set: Option<Arc<Bound>>,
     model: KeyValue,
@@ -223,7 +173,7 @@ impl Observer for MetricsPlugin {
         let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
         // Only a finished generation binds a set (a request for a model that does not exist
         // must not); until then the +1 is recorded unbound, into the same series.
-        let set = self.bound.existing(start);
+        let set = self.bound.existing(&start.model, |b| b.serves(start));
         match &set {
             Some(set) => set.requests_active.add(1),
             None => self
@@ -298,7 +248,10 @@ impl GenerationCall for MetricsCall {
         let embeddings = start.operation == Operation::Embeddings;
         let set = match self.set {
             Some(set) => Some(set),
-            None => self.bound.get(m, start),
+            None => {
+                self.bound
+                    .get_or_bind(&start.model, |b| b.serves(start), || Bound::new(m, start))
+            }
         };
         if let Some(b) = set {
             b.requests_active.add(-1);
@@ -518,12 +471,7 @@ mod tests {
             let s = start(&format!("m{i}"), None);
             plugin.generation_pre_call(&s).post_call(&s, &end());
         }
-        let (models, cached) = plugin
-            .bound
-            .by_model
-            .read()
-            .map(|m| (m.len(), m.values().map(Vec::len).sum::<usize>()))
-            .unwrap_or_default();
+        let (models, cached) = plugin.bound.counts();
         assert_eq!(cached, MAX_BOUND_SETS);
         // The models past the limit left nothing behind.
         assert_eq!(models, MAX_BOUND_SETS);
