@@ -136,6 +136,77 @@ pub struct ServeArgs {
     )]
     pub metrics_token: Option<String>,
 
+    /// API key clients must send (`Authorization: Bearer KEY`) to use /v1/*; repeat for
+    /// several. INFERD_API_KEY takes one key, INFERD_API_KEYS a comma-separated list. Without
+    /// any key (here or in --api-key-file) /v1/* is open.
+    #[arg(
+        long = "api-key",
+        env = "INFERD_API_KEYS",
+        value_name = "KEY",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+
+    /// File of API keys, one per line, each optionally followed by its own limits:
+    /// `KEY [rpm=N] [concurrency=N]`; `#` starts a comment. Re-read on SIGHUP and when the
+    /// file changes, so keys rotate without a restart.
+    #[arg(long, env = "INFERD_API_KEY_FILE", value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
+
+    /// Requests per minute each API key may make (keys in the key file may set their own);
+    /// over it, 429 with Retry-After [default: no limit].
+    #[arg(long, env = "INFERD_API_KEY_RPM", value_name = "N")]
+    pub api_key_rpm: Option<u32>,
+
+    /// Requests each API key may have running at once; over it, 429 [default: no limit].
+    #[arg(long, env = "INFERD_API_KEY_CONCURRENCY", value_name = "N")]
+    pub api_key_concurrency: Option<u32>,
+
+    /// Most tokens one request may generate, on every route; a larger max_tokens is lowered
+    /// to it [default: the model's context].
+    #[arg(long, env = "INFERD_MAX_TOKENS", value_name = "TOKENS")]
+    pub max_tokens: Option<u32>,
+
+    /// Longest time one local generation may run once it has a slot; it then ends with
+    /// finish_reason "length" (0 for no limit) [default: 300].
+    #[arg(long, env = "INFERD_GENERATION_TIMEOUT", value_name = "SECONDS")]
+    pub generation_timeout: Option<f64>,
+
+    /// Most messages in one chat request [default: 2048, as OpenAI].
+    #[arg(long, env = "INFERD_MAX_MESSAGES", value_name = "N")]
+    pub max_messages: Option<usize>,
+
+    /// Tokenize control-token text in messages (such as `<|im_start|>`) as control tokens,
+    /// as llama.cpp does by default. Off: message text is always text, so a user cannot forge
+    /// a turn of the chat template.
+    #[arg(long, env = "INFERD_SPECIAL_TOKENS_IN_CONTENT")]
+    pub special_tokens_in_content: bool,
+
+    /// Seconds a client has to send a request's headers once its connection is ready for one
+    /// [default: 10].
+    #[arg(long, env = "INFERD_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub header_timeout: Option<f64>,
+
+    /// Seconds an idle keep-alive connection is kept open (0 turns keep-alive off; at most
+    /// the header timeout) [default: 5].
+    #[arg(long, env = "INFERD_KEEP_ALIVE_TIMEOUT", value_name = "SECONDS")]
+    pub keep_alive_timeout: Option<f64>,
+
+    /// Seconds a client has to send a whole request body; slower ones get 408 [default: 30].
+    #[arg(long, env = "INFERD_BODY_TIMEOUT", value_name = "SECONDS")]
+    pub body_timeout: Option<f64>,
+
+    /// Most connections open at once; past it new connections wait until one closes
+    /// [default: 4096].
+    #[arg(long, env = "INFERD_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Seconds in-flight requests get after SIGTERM before they are ended (streams with an
+    /// error event, others with 503); telemetry is flushed after, within 5 s [default: 20].
+    #[arg(long, env = "INFERD_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
+    pub shutdown_timeout: Option<f64>,
+
     #[command(flatten)]
     pub telemetry: inferd_telemetry::TelemetryArgs,
 }
@@ -162,6 +233,19 @@ struct FileConfig {
     metrics_token: Option<String>,
     upstreams: Option<Vec<crate::upstreams::FileUpstream>>,
     ready_upstreams: Option<String>,
+    api_keys: Option<Vec<String>>,
+    api_key_file: Option<PathBuf>,
+    api_key_rpm: Option<u32>,
+    api_key_concurrency: Option<u32>,
+    max_tokens: Option<u32>,
+    generation_timeout: Option<f64>,
+    max_messages: Option<usize>,
+    special_tokens_in_content: Option<bool>,
+    header_timeout: Option<f64>,
+    keep_alive_timeout: Option<f64>,
+    body_timeout: Option<f64>,
+    max_connections: Option<usize>,
+    shutdown_timeout: Option<f64>,
 }
 
 /// The async worker threads when none are configured: half the cores, at least one.
@@ -194,6 +278,8 @@ pub struct ServeConfig {
     pub genai_capture_max_bytes: usize,
     /// Patterns masked in captured content.
     pub genai_redact: Vec<String>,
+    /// API keys /v1/* requires.
+    pub api_keys: inferd_server::auth::ApiKeyConfig,
 }
 
 impl ServeArgs {
@@ -266,14 +352,79 @@ impl ServeArgs {
                 .map(|h| h.join(".cache").join("inferd"))
                 .context("cannot find a home directory for the model cache; set INFERD_HOME")?,
         };
+        let env = |var: &str| std::env::var(var).ok();
+        let generation_timeout = seconds(
+            self.generation_timeout.or(file.generation_timeout),
+            "generation_timeout (--generation-timeout / INFERD_GENERATION_TIMEOUT / generation_timeout)",
+        )?
+        .map_or(Some(inferd_engine::local::DEFAULT_GENERATION_TIMEOUT), |d| {
+            (!d.is_zero()).then_some(d)
+        });
         let engine = LocalEngineConfig {
             threads: threads.unwrap_or_else(|| LocalEngineConfig::default().threads),
             context_length: ctx_size,
             max_queue,
             parallel: parallel.unwrap_or(inferd_engine::local::DEFAULT_PARALLEL),
             prefill_chunk: prefill_chunk.unwrap_or(inferd_engine::local::DEFAULT_PREFILL_CHUNK),
+            generation_timeout,
+            max_tokens: self.max_tokens.or(file.max_tokens),
+            special_tokens_in_content: self.special_tokens_in_content
+                || file.special_tokens_in_content.unwrap_or(false),
         };
-        let env = |var: &str| std::env::var(var).ok();
+        let connections = connection_limits(ConnectionArgs {
+            header_timeout: self.header_timeout.or(file.header_timeout),
+            keep_alive_timeout: self.keep_alive_timeout.or(file.keep_alive_timeout),
+            body_timeout: self.body_timeout.or(file.body_timeout),
+            max_connections: self.max_connections.or(file.max_connections),
+            shutdown_timeout: self.shutdown_timeout.or(file.shutdown_timeout),
+        })?;
+        let max_tokens = self.max_tokens.or(file.max_tokens);
+        if max_tokens == Some(0) {
+            bail!("max_tokens must be at least 1 (--max-tokens / INFERD_MAX_TOKENS / max_tokens)");
+        }
+        let max_messages = self
+            .max_messages
+            .or(file.max_messages)
+            .unwrap_or(ServerConfig::default().max_messages);
+        if max_messages == 0 {
+            bail!("max_messages must be at least 1 (--max-messages / INFERD_MAX_MESSAGES / max_messages)");
+        }
+        let mut api_keys = if self.api_keys.is_empty() {
+            file.api_keys.unwrap_or_default()
+        } else {
+            self.api_keys
+        };
+        api_keys.extend(env("INFERD_API_KEY"));
+        api_keys = api_keys
+            .into_iter()
+            .map(|k| k.trim().to_owned())
+            .filter(|k| !k.is_empty())
+            .collect();
+        if api_keys.iter().any(|k| k.chars().any(char::is_whitespace)) {
+            bail!(
+                "an API key must not contain whitespace (--api-key / INFERD_API_KEYS / api_keys)"
+            );
+        }
+        let positive = |n: Option<u32>, what: &str| -> anyhow::Result<Option<u32>> {
+            if n == Some(0) {
+                bail!("{what} must be at least 1");
+            }
+            Ok(n)
+        };
+        let api_keys = inferd_server::auth::ApiKeyConfig {
+            keys: api_keys,
+            file: self.api_key_file.or(file.api_key_file),
+            default_limits: inferd_server::auth::KeyLimits {
+                requests_per_minute: positive(
+                    self.api_key_rpm.or(file.api_key_rpm),
+                    "api_key_rpm (--api-key-rpm / INFERD_API_KEY_RPM / api_key_rpm)",
+                )?,
+                concurrency: positive(
+                    self.api_key_concurrency.or(file.api_key_concurrency),
+                    "api_key_concurrency (--api-key-concurrency / INFERD_API_KEY_CONCURRENCY / api_key_concurrency)",
+                )?,
+            },
+        };
         let upstreams: Vec<UpstreamConfig> = if self.upstreams.is_empty() {
             file.upstreams
                 .unwrap_or_default()
@@ -336,6 +487,9 @@ impl ServeArgs {
                 capture_content: false,
                 admin_token,
                 metrics_token,
+                connections,
+                max_tokens,
+                max_messages,
             },
             genai_redact: if self.genai_redact.is_empty() {
                 file.genai_redact.unwrap_or_default()
@@ -346,8 +500,81 @@ impl ServeArgs {
                 .genai_capture_max_bytes
                 .or(file.genai_capture_max_bytes)
                 .unwrap_or(8192),
+            api_keys,
         })
     }
+}
+
+/// A duration given in seconds (fractions allowed); `None` when not given.
+fn seconds(value: Option<f64>, what: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match value {
+        None => Ok(None),
+        Some(s) if s.is_finite() && (0.0..=86_400.0 * 365.0).contains(&s) => {
+            Ok(Some(std::time::Duration::from_secs_f64(s)))
+        }
+        Some(s) => bail!("{what} must be a number of seconds from 0 to a year, not {s}"),
+    }
+}
+
+/// The connection settings as given (flag, environment or file).
+struct ConnectionArgs {
+    header_timeout: Option<f64>,
+    keep_alive_timeout: Option<f64>,
+    body_timeout: Option<f64>,
+    max_connections: Option<usize>,
+    shutdown_timeout: Option<f64>,
+}
+
+/// The connection limits and timeouts, checked.
+fn connection_limits(
+    args: ConnectionArgs,
+) -> anyhow::Result<inferd_server::listen::ConnectionLimits> {
+    let defaults = inferd_server::listen::ConnectionLimits::default();
+    let header_timeout = seconds(
+        args.header_timeout,
+        "header_timeout (--header-timeout / INFERD_HEADER_TIMEOUT / header_timeout)",
+    )?
+    .unwrap_or(defaults.header_timeout);
+    if header_timeout.is_zero() {
+        bail!("header_timeout must be above 0 (--header-timeout / INFERD_HEADER_TIMEOUT / header_timeout)");
+    }
+    let keep_alive_timeout = seconds(
+        args.keep_alive_timeout,
+        "keep_alive_timeout (--keep-alive-timeout / INFERD_KEEP_ALIVE_TIMEOUT / keep_alive_timeout)",
+    )?
+    .unwrap_or_else(|| defaults.keep_alive_timeout.min(header_timeout));
+    if keep_alive_timeout > header_timeout {
+        bail!(
+            "keep_alive_timeout ({} s) must not exceed header_timeout ({} s): idle time counts \
+             towards the header deadline (--keep-alive-timeout / INFERD_KEEP_ALIVE_TIMEOUT)",
+            keep_alive_timeout.as_secs_f64(),
+            header_timeout.as_secs_f64()
+        );
+    }
+    let body_timeout = seconds(
+        args.body_timeout,
+        "body_timeout (--body-timeout / INFERD_BODY_TIMEOUT / body_timeout)",
+    )?
+    .unwrap_or(defaults.body_timeout);
+    if body_timeout.is_zero() {
+        bail!("body_timeout must be above 0 (--body-timeout / INFERD_BODY_TIMEOUT / body_timeout)");
+    }
+    let shutdown_timeout = seconds(
+        args.shutdown_timeout,
+        "shutdown_timeout (--shutdown-timeout / INFERD_SHUTDOWN_TIMEOUT / shutdown_timeout)",
+    )?
+    .unwrap_or(defaults.shutdown_timeout);
+    let max_connections = args.max_connections.unwrap_or(defaults.max_connections);
+    if max_connections == 0 {
+        bail!("max_connections must be at least 1 (--max-connections / INFERD_MAX_CONNECTIONS / max_connections)");
+    }
+    Ok(inferd_server::listen::ConnectionLimits {
+        header_timeout,
+        keep_alive_timeout,
+        body_timeout,
+        max_connections,
+        shutdown_timeout,
+    })
 }
 
 #[cfg(test)]

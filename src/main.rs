@@ -161,11 +161,20 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 ))),
         );
         tokio::spawn(Arc::clone(&registry).load_all());
+        let api_keys = inferd_server::auth::ApiKeys::new(
+            config.api_keys.clone(),
+            inferd_telemetry::InferdMetrics::from_guard(&telemetry).api_key_rejections,
+        )
+        .context("cannot load the API keys")?;
+        api_keys.spawn_reloader();
+        warn_if_exposed(local, &api_keys);
         let state = AppState {
             registry,
             config: Arc::new(server_config),
             telemetry: TelemetryHandles::from_guard(&telemetry),
             hooks,
+            lifecycle: inferd_server::lifecycle::Lifecycle::default(),
+            api_keys,
         };
         tracing::info!(
             address = %format!("http://{local}"),
@@ -182,6 +191,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("inferd: telemetry flush incomplete at shutdown: {e}");
     }
     Ok(())
+}
+
+/// One clear warning when the API is reachable from other machines without a key.
+fn warn_if_exposed(local: std::net::SocketAddr, keys: &inferd_server::auth::ApiKeys) {
+    if keys.is_enabled() {
+        tracing::info!(keys = keys.len(), "API keys required on /v1/*");
+    } else if !local.ip().is_loopback() {
+        tracing::warn!(
+            address = %local,
+            "listening on a non-loopback address without API keys: anyone who can reach it can \
+             use the models; set --api-key or --api-key-file (INFERD_API_KEY, INFERD_API_KEY_FILE)"
+        );
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -210,5 +232,4 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

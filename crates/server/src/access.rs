@@ -27,6 +27,8 @@ pub struct AccessFacts(Arc<Mutex<Facts>>);
 #[derive(Debug, Default)]
 struct Facts {
     model: Option<String>,
+    /// Id of the API key the request presented (a hash prefix, never the key).
+    key_id: Option<String>,
     prompt_tokens: Option<u32>,
     completion_tokens: Option<u32>,
 }
@@ -35,6 +37,11 @@ impl AccessFacts {
     /// The model the request asked for.
     pub fn set_model(&self, model: &str) {
         self.with(|f| f.model = Some(model.to_owned()));
+    }
+
+    /// The id of the request's API key.
+    pub fn set_key_id(&self, id: &str) {
+        self.with(|f| f.key_id = Some(id.to_owned()));
     }
 
     /// Token counts of the finished generation.
@@ -172,6 +179,7 @@ impl AccessLine {
             ("status", Some(LineValue::U64(self.status.as_u16().into()))),
             ("seconds", Some(LineValue::F64(seconds))),
             ("model", facts.model.as_deref().map(LineValue::Str)),
+            ("key_id", facts.key_id.as_deref().map(LineValue::Str)),
             (
                 "prompt_tokens",
                 facts.prompt_tokens.map(|n| LineValue::U64(n.into())),
@@ -191,6 +199,7 @@ impl AccessLine {
                 status = self.status.as_u16(),
                 seconds,
                 model = facts.model.as_deref(),
+                key_id = facts.key_id.as_deref(),
                 prompt_tokens = facts.prompt_tokens,
                 completion_tokens = facts.completion_tokens,
                 outcome,

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -18,11 +17,7 @@ pub async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    let bearer = request
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "));
+    let bearer = crate::auth::bearer(request.headers());
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -41,13 +36,9 @@ pub async fn require_metrics_token(
     next: Next,
 ) -> Response {
     if let Some(token) = state.config.metrics_token.as_deref() {
-        let bearer = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+        let bearer = crate::auth::bearer(request.headers());
         let error = match bearer {
-            Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => None,
+            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => None,
             Some(_) => Some("the metrics token is wrong"),
             None => Some("/metrics needs the metrics token: send `Authorization: Bearer TOKEN`"),
         };
@@ -68,7 +59,7 @@ fn check(
 ) -> Result<(), ApiError> {
     match token {
         Some(token) => match bearer {
-            Some(given) if constant_time_eq(given.trim().as_bytes(), token.as_bytes()) => Ok(()),
+            Some(given) if constant_time_eq(given.as_bytes(), token.as_bytes()) => Ok(()),
             Some(_) => Err(ApiError::unauthorized("the admin token is wrong")),
             None => Err(ApiError::unauthorized(
                 "this operator endpoint needs the admin token: send `Authorization: Bearer TOKEN`",

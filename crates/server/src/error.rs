@@ -134,6 +134,31 @@ impl ApiError {
         }
     }
 
+    /// 408 for a request body that did not arrive within the body timeout.
+    pub fn body_timeout(limit: std::time::Duration) -> Self {
+        Self {
+            status: StatusCode::REQUEST_TIMEOUT,
+            message: format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs_f64()
+            ),
+            kind: "invalid_request_error",
+            param: None,
+            code: Some("request_timeout"),
+        }
+    }
+
+    /// 503 for a request the server could not finish before its shutdown deadline.
+    pub fn shutting_down() -> Self {
+        Self {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "the server is shutting down; retry on another instance".into(),
+            kind: "server_error",
+            param: None,
+            code: Some("shutting_down"),
+        }
+    }
+
     /// 500 for a bug or an engine failure; the message still says what happened.
     pub fn internal(message: impl Into<String>) -> Self {
         Self {

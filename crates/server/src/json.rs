@@ -1,4 +1,5 @@
-//! A JSON body extractor whose failures are OpenAI-style errors: 413 over the size limit, 400
+//! A JSON body extractor whose failures are OpenAI-style errors: 413 over the size limit, 408
+//! when the body takes longer than the body timeout, 400
 //! naming the offending field for malformed JSON or wrong types.
 
 use axum::body::Bytes;
@@ -22,16 +23,19 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bytes =
-            Bytes::from_request(req, state)
-                .await
-                .map_err(|rejection: BytesRejection| {
-                    if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::too_large(state.config.max_body_bytes)
-                    } else {
-                        ApiError::invalid(None, format!("cannot read request body: {rejection}"))
-                    }
-                })?;
+        // A deadline for the whole body: a client trickling bytes or gone silent mid-body does
+        // not hold the connection (and, at shutdown, the process) for longer.
+        let deadline = state.config.connections.body_timeout;
+        let bytes = tokio::time::timeout(deadline, Bytes::from_request(req, state))
+            .await
+            .map_err(|_| ApiError::body_timeout(deadline))?
+            .map_err(|rejection: BytesRejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::too_large(state.config.max_body_bytes)
+                } else {
+                    ApiError::invalid(None, format!("cannot read request body: {rejection}"))
+                }
+            })?;
         parse_noting_unknown(&bytes).map(|(value, unknown)| JsonBody(value, bytes, unknown))
     }
 }

@@ -5,8 +5,13 @@
 
 pub mod access;
 pub mod admin;
+pub mod auth;
+mod body_guard;
 pub mod error;
 pub mod json;
+pub mod lifecycle;
+pub mod limits;
+pub mod listen;
 pub mod observe;
 pub mod openai;
 pub mod respond;
@@ -14,7 +19,6 @@ pub mod routes;
 pub mod validation;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +47,12 @@ pub struct ServerConfig {
     pub admin_token: Option<String>,
     /// Bearer token `/metrics` requires; without one it is open (for scrapers).
     pub metrics_token: Option<String>,
+    /// Connection limits and timeouts, shutdown deadline included.
+    pub connections: listen::ConnectionLimits,
+    /// Most tokens one request may generate; a larger `max_tokens` is lowered to it.
+    pub max_tokens: Option<u32>,
+    /// Most messages in one chat request.
+    pub max_messages: usize,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +62,9 @@ impl Default for ServerConfig {
             capture_content: false,
             admin_token: None,
             metrics_token: None,
+            connections: listen::ConnectionLimits::default(),
+            max_tokens: None,
+            max_messages: 2048,
         }
     }
 }
@@ -64,6 +77,10 @@ pub struct AppState {
     pub telemetry: TelemetryHandles,
     /// Generation observers (tracing and metrics plugins when telemetry is on).
     pub hooks: HooksBus,
+    /// Shutdown phase (draining, stopping).
+    pub lifecycle: lifecycle::Lifecycle,
+    /// API keys /v1/* requires (none: open).
+    pub api_keys: auth::ApiKeys,
 }
 
 /// The parts of telemetry that routes read; empty when telemetry is off.
@@ -87,10 +104,17 @@ impl TelemetryHandles {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
     Router::new()
-        .route("/v1/chat/completions", post(routes::completions::chat))
-        .route("/v1/completions", post(routes::completions::text))
-        .route("/v1/embeddings", post(routes::embeddings::embeddings))
-        .route("/v1/models", get(routes::models::list))
+        .merge(
+            Router::new()
+                .route("/v1/chat/completions", post(routes::completions::chat))
+                .route("/v1/completions", post(routes::completions::text))
+                .route("/v1/embeddings", post(routes::embeddings::embeddings))
+                .route("/v1/models", get(routes::models::list))
+                .route_layer(axum::middleware::from_fn_with_state(
+                    state.clone(),
+                    auth::require_api_key,
+                )),
+        )
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route(
@@ -119,34 +143,47 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(access::AccessLogLayer)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            refuse_oversized_body,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then lets in-flight requests finish. The telemetry HTTP
-/// layer (SERVER span per request, `traceresponse`, HTTP metrics) wraps every route unless
-/// telemetry is off, in which case the router is left untouched.
+/// Serves until `shutdown` resolves, then drains: /ready turns 503, new connections are
+/// refused, in-flight requests get until the shutdown deadline (see [`lifecycle`]). The
+/// telemetry HTTP layer (SERVER span per request, `traceresponse`, HTTP metrics) wraps every
+/// route unless telemetry is off, in which case the router is left untouched.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     telemetry: &TelemetryGuard,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    use axum::serve::ListenerExt;
+    let limits = state.config.connections.clone();
+    let lifecycle = state.lifecycle.clone();
     let app = inferd_telemetry::with_http_layer(router(state), telemetry);
-    // Without TCP_NODELAY, Nagle holds each small SSE event until the client's delayed ACK
-    // (~40 ms): every streamed token would wait for it.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY on an accepted connection");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    listen::run(listener, app, limits, lifecycle, shutdown).await
+}
+
+/// Answers 413 before reading a body whose declared length is over the limit, so a client
+/// announcing gigabytes is not waited for.
+async fn refuse_oversized_body(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let limit = state.config.max_body_bytes;
+    if declared.is_some_and(|n| n > limit as u64) {
+        return ApiError::too_large(limit).into_response();
+    }
+    next.run(request).await
 }
 
 async fn not_found(uri: Uri) -> ApiError {

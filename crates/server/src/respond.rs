@@ -77,8 +77,21 @@ struct ResponseMeta {
 /// Provider name of generations whose model was not found (`gen_ai.provider.name`).
 const PROVIDER: &str = "inferd";
 
-/// Runs `request` and answers as `endpoint`.
+/// Runs `request` and answers as `endpoint`. Past the shutdown deadline a request not yet
+/// answered gets 503 `shutting_down` (a stream, an error event).
 pub async fn generate(
+    state: &AppState,
+    endpoint: Endpoint,
+    request: ValidRequest,
+    access: AccessFacts,
+) -> Result<Response, ApiError> {
+    tokio::select! {
+        answer = answer(state, endpoint, request, access) => answer,
+        () = state.lifecycle.stopped() => Err(ApiError::shutting_down()),
+    }
+}
+
+async fn answer(
     state: &AppState,
     endpoint: Endpoint,
     mut request: ValidRequest,
@@ -153,9 +166,12 @@ pub async fn generate(
         access,
     };
     if request.stream {
-        Ok(Sse::new(sse_events(meta, generation, observed, lease))
-            .keep_alive(KeepAlive::default())
-            .into_response())
+        let stopping = state.lifecycle.clone();
+        Ok(
+            Sse::new(sse_events(meta, generation, observed, lease, stopping))
+                .keep_alive(KeepAlive::default())
+                .into_response(),
+        )
     } else {
         collect(meta, generation, observed, lease).await
     }
@@ -278,6 +294,8 @@ struct StreamState {
     pending: std::collections::VecDeque<Event>,
     /// Keeps the model loaded while the stream lasts.
     _lease: Lease,
+    /// Ends the stream at the shutdown deadline.
+    lifecycle: crate::lifecycle::Lifecycle,
 }
 
 /// The SSE events of a streaming response. Dropping the stream (the client went away) drops
@@ -287,6 +305,7 @@ fn sse_events(
     generation: GenerationStream,
     observed: ActiveGeneration,
     lease: Lease,
+    lifecycle: crate::lifecycle::Lifecycle,
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut pending = std::collections::VecDeque::new();
     // A passed-through answer has the upstream's own first chunk.
@@ -299,6 +318,7 @@ fn sse_events(
         observed: Some(observed),
         pending,
         _lease: lease,
+        lifecycle,
     };
     stream::unfold(state, |mut st| async move {
         loop {
@@ -307,7 +327,21 @@ fn sse_events(
             }
             // The generation has ended once its observer was taken: the stream is over.
             st.observed.as_ref()?;
-            match st.generation.next().await {
+            let next = tokio::select! {
+                next = st.generation.next() => next,
+                () = st.lifecycle.stopped() => {
+                    let mut api = ApiError::shutting_down();
+                    if let Some(observed) = st.observed.take() {
+                        api = fail(observed, api);
+                    }
+                    st.pending.push_back(json_event(&ErrorEvent {
+                        error: api.detail(),
+                    }));
+                    st.pending.push_back(Event::default().data("[DONE]"));
+                    continue;
+                }
+            };
+            match next {
                 Some(Ok(GenerationEvent::Delta(text))) => {
                     if let Some(observed) = st.observed.as_mut() {
                         observed.token(&text);

@@ -59,6 +59,8 @@ pub struct InferdMetrics {
     pub request_prefill_time: Histogram<f64>,
     /// `inferd.request.decode_time` (s): gen_ai.request.model. Local generations only.
     pub request_decode_time: Histogram<f64>,
+    /// `inferd.api_key.rejections` ({request}): error.type, inferd.api_key.id (known keys).
+    pub api_key_rejections: Counter<u64>,
 }
 
 impl InferdMetrics {
@@ -194,6 +196,13 @@ impl InferdMetrics {
                 "Time a local generation spent generating after its first token",
                 semconv::GEN_AI_DURATION_BUCKETS,
             ),
+            api_key_rejections: meter
+                .u64_counter(semconv::INFERD_API_KEY_REJECTIONS)
+                .with_unit("{request}")
+                .with_description(
+                    "Requests refused for their API key: missing, invalid or over its limits",
+                )
+                .build(),
         }
     }
 

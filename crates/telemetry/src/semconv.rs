@@ -205,6 +205,11 @@ pub const INFERD_REQUEST_PREFILL_TIME: &str = "inferd.request.prefill_time";
 pub const INFERD_REQUEST_DECODE_TIME: &str = "inferd.request.decode_time";
 /// Metric: errors.
 pub const INFERD_ERRORS: &str = "inferd.errors";
+/// Metric: requests to /v1/* refused for their API key (401, 429), by error.type.
+pub const INFERD_API_KEY_REJECTIONS: &str = "inferd.api_key.rejections";
+/// Attribute on `inferd.api_key.rejections` (for a known key): the key's id, the first eight
+/// hex digits of its SHA-256, never the key.
+pub const INFERD_API_KEY_ID: &str = "inferd.api_key.id";
 /// Metric: telemetry items dropped because export failed.
 pub const INFERD_TELEMETRY_DROPPED: &str = "inferd.telemetry.dropped";
 /// Attribute on `inferd.telemetry.dropped`: `spans`, `metrics` or `logs`.

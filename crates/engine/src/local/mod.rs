@@ -35,6 +35,9 @@ pub const DEFAULT_PARALLEL: u32 = 4;
 /// Prompt tokens processed per engine step when none is configured.
 pub const DEFAULT_PREFILL_CHUNK: u32 = 256;
 
+/// Longest generation when none is configured.
+pub const DEFAULT_GENERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// How a local model is run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalEngineConfig {
@@ -51,6 +54,14 @@ pub struct LocalEngineConfig {
     /// Most prompt tokens one engine step processes (chunked prefill): a long prompt is
     /// processed over several steps, and the running sequences decode a token in each.
     pub prefill_chunk: u32,
+    /// Longest time a generation may hold a slot; it then ends with finish reason `length`.
+    pub generation_timeout: Option<std::time::Duration>,
+    /// Most tokens a generation that asks for no limit may produce (besides the context).
+    pub max_tokens: Option<u32>,
+    /// Tokenize control-token text inside chat messages as control tokens (llama.cpp's own
+    /// behaviour). Off, message text is always tokenized as text and only the chat template
+    /// puts control tokens.
+    pub special_tokens_in_content: bool,
 }
 
 impl Default for LocalEngineConfig {
@@ -61,6 +72,9 @@ impl Default for LocalEngineConfig {
             max_queue: 64,
             parallel: DEFAULT_PARALLEL,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
+            generation_timeout: Some(DEFAULT_GENERATION_TIMEOUT),
+            max_tokens: None,
+            special_tokens_in_content: false,
         }
     }
 }
@@ -101,6 +115,8 @@ struct Prompter {
     id: String,
     model: Arc<LlamaModel>,
     template: Option<LlamaChatTemplate>,
+    /// Parse control-token text inside messages as control tokens.
+    special_tokens_in_content: bool,
 }
 
 /// A GGUF model loaded in this process, served by its own engine thread.
@@ -108,6 +124,8 @@ pub struct LocalEngine {
     id: String,
     prompter: Arc<Prompter>,
     context_length: u32,
+    /// Most tokens of a generation that asks for no limit.
+    max_tokens: Option<u32>,
     max_queue: usize,
     queued: Arc<AtomicUsize>,
     jobs: mpsc::Sender<Job>,
@@ -178,6 +196,7 @@ impl LocalEngine {
             parallel,
             slot_context: context_length,
             prefill_chunk,
+            generation_timeout: config.generation_timeout,
         });
         std::thread::Builder::new()
             .name(format!("engine-{id}"))
@@ -203,8 +222,10 @@ impl LocalEngine {
                 id: id.to_owned(),
                 model,
                 template,
+                special_tokens_in_content: config.special_tokens_in_content,
             }),
             context_length,
+            max_tokens: config.max_tokens,
             max_queue: config.max_queue.max(1),
             queued,
             jobs: jobs_tx,
@@ -228,7 +249,7 @@ impl LocalEngine {
         }
         let available = context_length - prompt_tokens;
         match max_tokens {
-            None => Ok(available),
+            None => Ok(self.max_tokens.map_or(available, |cap| cap.min(available))),
             Some(max_tokens) if max_tokens <= available => Ok(max_tokens),
             Some(max_tokens) => Err(EngineError::MaxTokensTooLarge {
                 prompt_tokens,
@@ -255,38 +276,110 @@ impl std::fmt::Debug for LocalEngine {
 impl Prompter {
     /// Renders and tokenizes the prompt with the model's own template and tokenizer.
     fn tokenize(&self, prompt: &Prompt) -> Result<Vec<LlamaToken>, EngineError> {
-        let text = match prompt {
-            Prompt::Text(text) => text.clone(),
-            Prompt::Chat(messages) => {
-                let template = self.template.as_ref().ok_or_else(|| {
-                    EngineError::InvalidRequest(format!(
-                        "model `{}` has no chat template; use /v1/completions with a plain prompt",
-                        self.id
-                    ))
-                })?;
-                let messages = messages
-                    .iter()
-                    .map(|m| LlamaChatMessage::new(m.role.as_str().into(), m.content.clone()))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(|_| {
-                        EngineError::InvalidRequest(
-                            "message content must not contain NUL characters".into(),
-                        )
-                    })?;
-                self.model
-                    .apply_chat_template(template, &messages, true)
-                    .map_err(|e| {
-                        EngineError::InvalidRequest(format!("cannot apply chat template: {e}"))
-                    })?
+        let vocab = self.model.vocab();
+        let tokens = match prompt {
+            Prompt::Text(text) => vocab.tokenize(text.as_bytes(), true, true),
+            Prompt::Chat(messages) if self.special_tokens_in_content => {
+                let text = self.render(messages.iter().map(|m| (m, m.content.as_str())))?;
+                vocab.tokenize(text.as_bytes(), true, true)
             }
+            Prompt::Chat(messages) => self.tokenize_chat(messages)?,
         };
-        let tokens = self.model.vocab().tokenize(text.as_bytes(), true, true);
         if tokens.is_empty() {
             return Err(EngineError::InvalidRequest(
                 "the prompt is empty: it must contain at least one token".into(),
             ));
         }
         Ok(tokens)
+    }
+
+    /// Tokenizes a chat so that control tokens come only from the template: the template is
+    /// rendered with a marker in place of each message's text, its own text is tokenized with
+    /// control tokens, and each message's text is tokenized as plain text where its marker is.
+    fn tokenize_chat(
+        &self,
+        messages: &[crate::ChatMessage],
+    ) -> Result<Vec<LlamaToken>, EngineError> {
+        let markers: Vec<String> = (0..messages.len())
+            .map(|i| format!("{MARKER_OPEN}{i}{MARKER_CLOSE}"))
+            .collect();
+        let rendered = self.render(messages.iter().zip(&markers).map(|(m, k)| (m, k.as_str())))?;
+        let Some(pieces) = split_at_markers(&rendered, &markers) else {
+            // The template moved, repeated or dropped a message's text: tokenize the whole
+            // rendering as llama.cpp does.
+            warn_template_rearranges(&self.id);
+            let text = self.render(messages.iter().map(|m| (m, m.content.as_str())))?;
+            return Ok(self.model.vocab().tokenize(text.as_bytes(), true, true));
+        };
+        let vocab = self.model.vocab();
+        let mut tokens = Vec::with_capacity(rendered.len() / 3);
+        for (index, piece) in pieces.iter().enumerate() {
+            vocab.tokenize_into(piece.as_bytes(), &mut tokens, index == 0, true);
+            if let Some(message) = messages.get(index) {
+                vocab.tokenize_into(message.content.as_bytes(), &mut tokens, false, false);
+            }
+        }
+        Ok(tokens)
+    }
+
+    /// The chat template applied to `messages`, each with the given text.
+    fn render<'a>(
+        &self,
+        messages: impl Iterator<Item = (&'a crate::ChatMessage, &'a str)>,
+    ) -> Result<String, EngineError> {
+        let template = self.template.as_ref().ok_or_else(|| {
+            EngineError::InvalidRequest(format!(
+                "model `{}` has no chat template; use /v1/completions with a plain prompt",
+                self.id
+            ))
+        })?;
+        let messages = messages
+            .map(|(m, text)| LlamaChatMessage::new(m.role.as_str().into(), text.to_owned()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| {
+                EngineError::InvalidRequest(
+                    "message content must not contain NUL characters".into(),
+                )
+            })?;
+        self.model
+            .apply_chat_template(template, &messages, true)
+            .map_err(|e| EngineError::InvalidRequest(format!("cannot apply chat template: {e}")))
+    }
+}
+
+/// Around a message's index in the rendering that locates its text: private-use characters,
+/// which no template writes.
+const MARKER_OPEN: char = '\u{F8F0}';
+const MARKER_CLOSE: char = '\u{F8F1}';
+
+/// The template's text between the markers (one more piece than markers), or `None` unless
+/// each marker appears exactly once, in order.
+fn split_at_markers<'a>(rendered: &'a str, markers: &[String]) -> Option<Vec<&'a str>> {
+    if rendered.matches(MARKER_OPEN).count() != markers.len() {
+        return None;
+    }
+    let mut pieces = Vec::with_capacity(markers.len() + 1);
+    let mut rest = rendered;
+    for marker in markers {
+        let at = rest.find(marker.as_str())?;
+        pieces.push(&rest[..at]);
+        rest = &rest[at + marker.len()..];
+    }
+    pieces.push(rest);
+    Some(pieces)
+}
+
+/// Says once per model that its template defeats the marker split.
+fn warn_template_rearranges(model: &str) {
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut warned = WARNED.lock().unwrap_or_else(|e| e.into_inner());
+    if !warned.iter().any(|m| m == model) {
+        warned.push(model.to_owned());
+        tracing::warn!(
+            model,
+            "the chat template moves or repeats message text: control-token text in messages \
+             is tokenized as control tokens for this model"
+        );
     }
 }
 
@@ -369,5 +462,48 @@ impl Backend for LocalEngine {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn markers(n: usize) -> Vec<String> {
+        (0..n)
+            .map(|i| format!("{MARKER_OPEN}{i}{MARKER_CLOSE}"))
+            .collect()
+    }
+
+    #[test]
+    fn rendering_splits_into_template_text_around_each_message() {
+        let m = markers(2);
+        let rendered = format!("<|im_start|>system\n{}<|im_end|>\n<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n", m[0], m[1]);
+        let pieces = split_at_markers(&rendered, &m).expect("split");
+        assert_eq!(
+            pieces,
+            vec![
+                "<|im_start|>system\n",
+                "<|im_end|>\n<|im_start|>user\n",
+                "<|im_end|>\n<|im_start|>assistant\n"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_template_that_drops_repeats_or_reorders_text_is_not_split() {
+        let m = markers(2);
+        assert!(
+            split_at_markers(&format!("a{}b", m[0]), &m).is_none(),
+            "dropped"
+        );
+        assert!(
+            split_at_markers(&format!("{}{}{}", m[0], m[1], m[1]), &m).is_none(),
+            "repeated"
+        );
+        assert!(
+            split_at_markers(&format!("{}{}", m[1], m[0]), &m).is_none(),
+            "reordered"
+        );
     }
 }

@@ -43,6 +43,8 @@ pub(super) struct Settings {
     /// KV cells of each slot.
     pub(super) slot_context: u32,
     pub(super) prefill_chunk: u32,
+    /// Longest time a sequence may hold its slot.
+    pub(super) generation_timeout: Option<std::time::Duration>,
 }
 
 /// One sequence's share of the step being built.
@@ -184,7 +186,13 @@ impl Scheduler {
             let at = self.running.partition_point(|s| s.slot < pick.slot);
             self.running.insert(
                 at,
-                Sequence::start(job, pick.slot, self.admitted, reuse, n_vocab),
+                Sequence::start(
+                    job,
+                    (pick.slot, self.admitted),
+                    reuse,
+                    n_vocab,
+                    self.settings.generation_timeout,
+                ),
             );
             changed = true;
         }

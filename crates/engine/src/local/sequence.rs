@@ -62,14 +62,22 @@ pub(super) struct Sequence {
     /// `model.infer`, open while the sequence holds its slot.
     infer_span: tracing::Span,
     admitted_at: Instant,
+    /// When the generation timeout ends the sequence.
+    deadline: Option<Instant>,
     queue_time: std::time::Duration,
     first_token_at: Option<Instant>,
 }
 
 impl Sequence {
-    /// Starts `job` in `slot` with the first `reused` prompt tokens already in the cache.
-    /// Ends the job's queue span and opens its inference span.
-    pub(super) fn start(job: Job, slot: usize, order: u64, reused: usize, n_vocab: i32) -> Self {
+    /// Starts `job` in `slot` with the first `reused` prompt tokens already in the cache; it
+    /// may run for `timeout`. Ends the job's queue span and opens its inference span.
+    pub(super) fn start(
+        job: Job,
+        (slot, order): (usize, u64),
+        reused: usize,
+        n_vocab: i32,
+        timeout: Option<std::time::Duration>,
+    ) -> Self {
         let admitted_at = Instant::now();
         let Job {
             parent,
@@ -108,6 +116,7 @@ impl Sequence {
             completion_tokens: 0,
             infer_span,
             admitted_at,
+            deadline: timeout.map(|t| admitted_at + t),
             queue_time: admitted_at - enqueued_at,
             first_token_at: None,
         }
@@ -139,6 +148,11 @@ impl Sequence {
     ) -> Sampled {
         self.phase = Phase::Decode;
         if self.completion_tokens >= self.max_new_tokens {
+            return self.finish(FinishReason::Length, true);
+        }
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.infer_span
+                .in_scope(|| tracing::info!("generation_timeout"));
             return self.finish(FinishReason::Length, true);
         }
         let token = self.sampler.sample(ctx, batch_index);

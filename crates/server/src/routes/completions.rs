@@ -12,7 +12,7 @@ use crate::openai::chat::ChatCompletionRequest;
 use crate::openai::completions::CompletionRequest;
 use crate::respond::{generate, Endpoint};
 use crate::validation::ValidRequest;
-use crate::{validation, AppState};
+use crate::{limits, validation, AppState};
 
 pub async fn chat(
     State(state): State<AppState>,
@@ -20,9 +20,16 @@ pub async fn chat(
     body: Result<JsonBody<ChatCompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
-    let request = choose(&state, &req.model, validation::chat(&req), &unknown, || {
+    limits::check_message_count(req.messages.len(), state.config.max_messages)
+        .map_err(|e| rejected(&state, e))?;
+    let mut request = choose(&state, &req.model, validation::chat(&req), &unknown, || {
         validation::chat_pass_through(&req, &raw)
     })?;
+    limits::apply(
+        &mut request.generation,
+        Endpoint::Chat,
+        state.config.max_tokens,
+    );
     generate(&state, Endpoint::Chat, request, facts(access)).await
 }
 
@@ -32,13 +39,18 @@ pub async fn text(
     body: Result<JsonBody<CompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
-    let request = choose(
+    let mut request = choose(
         &state,
         &req.model,
         validation::completion(&req),
         &unknown,
         || validation::completion_pass_through(&req, &raw),
     )?;
+    limits::apply(
+        &mut request.generation,
+        Endpoint::Text,
+        state.config.max_tokens,
+    );
     generate(&state, Endpoint::Text, request, facts(access)).await
 }
 

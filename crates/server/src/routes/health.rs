@@ -1,5 +1,5 @@
-//! GET /health (the process answers) and GET /ready (the default model can serve, and the
-//! upstreams are healthy as the readiness policy asks).
+//! GET /health (the process answers) and GET /ready (the default model can serve, the
+//! upstreams are healthy as the readiness policy asks, and the server is not shutting down).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -14,6 +14,12 @@ pub async fn health() -> Json<Value> {
 }
 
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    if state.lifecycle.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "shutting_down" })),
+        );
+    }
     let gateway = state.registry.gateway();
     let upstreams = gateway.statuses();
     let model = state.registry.default_model();
@@ -54,4 +60,32 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         StatusCode::SERVICE_UNAVAILABLE
     };
     (code, Json(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use inferd_engine::hooks::HooksBus;
+    use inferd_engine::ModelRegistry;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn ready_turns_503_as_soon_as_shutdown_begins() {
+        let state = AppState {
+            registry: Arc::new(ModelRegistry::new(Vec::new(), HooksBus::default())),
+            config: Arc::default(),
+            telemetry: crate::TelemetryHandles::default(),
+            hooks: HooksBus::default(),
+            lifecycle: crate::lifecycle::Lifecycle::default(),
+            api_keys: crate::auth::ApiKeys::default(),
+        };
+        let (status, _) = ready(State(state.clone())).await;
+        assert_eq!(status, StatusCode::OK);
+        state.lifecycle.start_draining();
+        let (status, Json(body)) = ready(State(state)).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(body["status"], "shutting_down");
+    }
 }
