@@ -319,6 +319,60 @@ async fn past_the_connection_limit_new_connections_wait_and_are_served_once_othe
 }
 
 #[tokio::test]
+async fn running_out_of_file_descriptors_is_survived_and_accepting_resumes() {
+    let server = tokio::task::spawn_blocking(|| {
+        Server::start_with_fd_limit(
+            96,
+            &["--header-timeout", "30", "--keep-alive-timeout", "30"],
+        )
+    })
+    .await
+    .expect("start");
+    let addr = server.addr();
+    // More connections than the process has descriptors for: accept fails with EMFILE.
+    let hogs: Vec<TcpStream> = (0..160)
+        .filter_map(|_| TcpStream::connect(&addr).ok())
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server
+        .logs()
+        .join("\n")
+        .contains("cannot accept connections")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no accept error reported: {:?}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(hogs);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answered = tokio::time::timeout(
+            Duration::from_secs(2),
+            reqwest::Client::new().get(server.url("/health")).send(),
+        )
+        .await;
+        if matches!(answered, Ok(Ok(ref r)) if r.status() == 200) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server stopped accepting for good"
+        );
+    }
+    let (status, _) = post(
+        &server,
+        "/v1/chat/completions",
+        json!({"model": "smollm2-135m", "max_tokens": 1,
+               "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
 async fn an_over_long_content_length_is_refused_before_the_body_and_a_stalled_body_gets_408() {
     let server = tokio::task::spawn_blocking(|| Server::start(&["--body-timeout", "1"]))
         .await

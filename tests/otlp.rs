@@ -194,3 +194,49 @@ async fn batched_requests_export_model_batch_spans_linked_to_both_generations() 
     // A batch of several requests is a trace of its own, not a child of one of them.
     assert!(batch.parent_span_id().is_empty() || batch.parent_span_id() == "0000000000000000");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_drained_at_sigterm_has_its_spans_exported_before_exit() {
+    const DRAINED_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (endpoint, received) = support::grpc_receiver().await;
+    let mut server = tokio::task::spawn_blocking(move || {
+        Server::start_env(
+            &["--telemetry", "otlp", "--shutdown-timeout", "20"],
+            &[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                // A long batch delay: only the flush at exit sends the spans in time.
+                ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+                ("OTEL_METRICS_EXPORTER", "none"),
+                ("OTEL_LOGS_EXPORTER", "none"),
+            ],
+        )
+    })
+    .await
+    .expect("server start");
+    let request = reqwest::Client::new()
+        .post(server.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{DRAINED_TRACE}-{CALLER_SPAN}-01"))
+        .json(&json!({"model": "smollm2-135m", "max_tokens": 20, "ignore_eos": true,
+                      "messages": [{"role": "user", "content": "Hi"}]}))
+        .timeout(Duration::from_secs(60));
+    let in_flight = tokio::spawn(async move { request.send().await });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    server.signal("TERM");
+    let response = in_flight.await.expect("join").expect("answered");
+    assert_eq!(response.status(), 200, "drained, not cut");
+    let code = tokio::task::spawn_blocking(move || server.wait_exit(Duration::from_secs(20)))
+        .await
+        .expect("join");
+    assert_eq!(code, Some(Some(0)));
+    let names: Vec<String> = received
+        .all()
+        .into_iter()
+        .filter(|s| s.trace_id() == DRAINED_TRACE)
+        .map(|s| s.span.name.clone())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.starts_with("POST")) && names.iter().any(|n| n.starts_with("chat")),
+        "the drained request's HTTP and generation spans were flushed at exit: {names:?}"
+    );
+}

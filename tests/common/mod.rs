@@ -71,7 +71,44 @@ impl Server {
 
     /// As [`Server::start_raw`], with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)], wait_ready: bool) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_inferd"))
+        Self::spawn(
+            Command::new(env!("CARGO_BIN_EXE_inferd")),
+            args,
+            env,
+            wait_ready,
+        )
+    }
+
+    /// As [`Server::start`], with the process limited to `limit` open file descriptors.
+    pub fn start_with_fd_limit(limit: u32, extra: &[&str]) -> Server {
+        let model = format!("smollm2-135m={}", model_path().display());
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""));
+        command.arg(env!("CARGO_BIN_EXE_inferd"));
+        let mut args = vec![
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--threads",
+            "1",
+            "--model",
+            &model,
+        ];
+        args.extend_from_slice(extra);
+        Self::spawn(command, &args, &[], true)
+    }
+
+    fn spawn(
+        mut command: Command,
+        args: &[&str],
+        env: &[(&str, &str)],
+        wait_ready: bool,
+    ) -> Server {
+        let mut child = command
             .args(args)
             .env("INFERD_LOG", "info")
             .envs(env.iter().copied())
