@@ -635,3 +635,57 @@ async fn sigterm_lets_a_short_request_finish_and_exits_before_the_deadline() {
         "did not wait for the 20 s deadline"
     );
 }
+
+#[tokio::test]
+async fn a_non_loopback_bind_without_keys_warns_once_and_with_keys_does_not() {
+    let model = format!("smollm2-135m={}", common::model_path().display());
+    let open = {
+        let model = model.clone();
+        tokio::task::spawn_blocking(move || {
+            Server::start_raw(
+                &[
+                    "serve",
+                    "--host",
+                    "0.0.0.0",
+                    "--port",
+                    "0",
+                    "--threads",
+                    "1",
+                    "--model",
+                    &model,
+                ],
+                false,
+            )
+        })
+        .await
+        .expect("start")
+    };
+    let keyed = tokio::task::spawn_blocking(move || {
+        Server::start_raw(
+            &[
+                "serve",
+                "--host",
+                "0.0.0.0",
+                "--port",
+                "0",
+                "--threads",
+                "1",
+                "--model",
+                &model,
+                "--api-key",
+                "sk-some-key",
+            ],
+            false,
+        )
+    })
+    .await
+    .expect("start");
+    let warning = "without API keys";
+    let warnings = open.logs().iter().filter(|l| l.contains(warning)).count();
+    assert_eq!(warnings, 1, "{:?}", open.logs());
+    assert!(
+        !keyed.logs().iter().any(|l| l.contains(warning)),
+        "{:?}",
+        keyed.logs()
+    );
+}
