@@ -262,12 +262,44 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
         .expect("send");
     assert_eq!(r.status(), 404);
     let spans = wait_for_trace(&server, unknown, 2).await;
+    // A name the client made up stays out of the span name (it is only an attribute) and out
+    // of the metrics' labels (`_OTHER`), however many such names arrive.
     let generation = spans
         .iter()
-        .find(|s| s["name"] == "chat no-such-model")
+        .find(|s| s["name"] == "chat")
         .expect("generation span for the unknown model");
     assert_eq!(generation["status"]["code"], "error");
     assert_eq!(generation["attributes"]["error.type"], "model_not_found");
+    assert_eq!(
+        generation["attributes"]["gen_ai.request.model"],
+        "no-such-model"
+    );
+    let series_before = metrics_text(&server)
+        .await
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .count();
+    for i in 0..200 {
+        let r = client()
+            .post(server.url("/v1/chat/completions"))
+            .json(&json!({"model": format!("made-up-{i}"),
+                          "messages": [{"role": "user", "content": "x"}]}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 404);
+    }
+    let after = metrics_text(&server).await;
+    assert!(
+        !after.contains("made-up-"),
+        "client-made names became labels"
+    );
+    assert!(after.contains("gen_ai_request_model=\"_OTHER\""), "{after}");
+    let series_after = after.lines().filter(|l| !l.starts_with('#')).count();
+    assert!(
+        series_after <= series_before + 20,
+        "200 unknown names added series: {series_before} -> {series_after}"
+    );
 
     // A stream the client abandons ends its generation span as cancelled.
     let cancelled = "7bf92f3577b34da6a3ce929d0e0e4739";

@@ -45,6 +45,9 @@ pub struct GenerationStart {
     /// The model id the client asked for. Strings observers copy into spans and metrics are
     /// shared.
     pub model: Arc<str>,
+    /// Whether `model` names a model this server has. A client can send any string: an unknown
+    /// one must not become a metric label or a span name (unbounded cardinality).
+    pub model_known: bool,
     /// Who serves it (`gen_ai.provider.name`).
     pub provider: Arc<str>,
     /// The upstream's address and port when a remote server answers (the generation is then
@@ -496,6 +499,7 @@ mod tests {
 
     fn start(id: &str) -> GenerationStart {
         GenerationStart {
+            model_known: true,
             generation_id: id.into(),
             operation: Operation::Chat,
             model: "m".into(),

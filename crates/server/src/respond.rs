@@ -117,10 +117,12 @@ async fn answer(
         }
         Err(_) => (PROVIDER.into(), None),
     };
+    let model_known = !matches!(lookup, Err(inferd_engine::LookupError::NotFound { .. }));
     let mut observed = state.hooks.start(GenerationStart {
         generation_id: random_id(),
         operation: endpoint.operation(),
         model: request.model.as_str().into(),
+        model_known,
         provider,
         server,
         params: request.generation.params.clone(),

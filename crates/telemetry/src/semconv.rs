@@ -205,6 +205,8 @@ pub const INFERD_REQUEST_PREFILL_TIME: &str = "inferd.request.prefill_time";
 pub const INFERD_REQUEST_DECODE_TIME: &str = "inferd.request.decode_time";
 /// Metric: errors.
 pub const INFERD_ERRORS: &str = "inferd.errors";
+/// The value that stands for any value outside a known set (unknown model names on metrics).
+pub const OTHER_VALUE: &str = "_OTHER";
 /// Metric: requests to /v1/* refused for their API key (401, 429), by error.type.
 pub const INFERD_API_KEY_REJECTIONS: &str = "inferd.api_key.rejections";
 /// Attribute on `inferd.api_key.rejections` (for a known key): the key's id, the first eight

@@ -170,7 +170,13 @@ struct MetricsCall {
 
 impl Observer for MetricsPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
-        let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
+        // A name the client made up is one label value for all of them (the semantic
+        // conventions' `_OTHER`), so clients cannot grow the series.
+        let model = if start.model_known {
+            KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone())
+        } else {
+            KeyValue::new(sc::GEN_AI_REQUEST_MODEL, sc::OTHER_VALUE)
+        };
         // Only a finished generation binds a set (a request for a model that does not exist
         // must not); until then the +1 is recorded unbound, into the same series.
         let set = self.bound.existing(&start.model, |b| b.serves(start));
@@ -386,6 +392,7 @@ mod tests {
 
     fn start(model: &str, server: Option<(&str, u16)>) -> GenerationStart {
         GenerationStart {
+            model_known: true,
             generation_id: "g".into(),
             operation: Operation::Chat,
             model: model.into(),

@@ -121,8 +121,11 @@ impl Observer for TracingPlugin {
         let operation = start.operation.as_str();
         let mut name = String::with_capacity(operation.len() + 1 + start.model.len());
         name.push_str(operation);
-        name.push(' ');
-        name.push_str(&start.model);
+        // An unknown model's name stays out of the span name (it stays an attribute).
+        if start.model_known {
+            name.push(' ');
+            name.push_str(&start.model);
+        }
         // Embeddings sample nothing: no temperature, top_p or output tokens to report.
         let sampling = start.operation != Operation::Embeddings;
         let p = &start.params;
@@ -424,6 +427,7 @@ mod tests {
         let plugin =
             TracingPlugin::new(guard.tracer().unwrap_or_else(|| panic!("no tracer")), None);
         let start = GenerationStart {
+            model_known: true,
             generation_id: "g".into(),
             operation: Operation::Chat,
             model: model.into(),
