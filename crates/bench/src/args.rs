@@ -57,6 +57,15 @@ pub struct BenchArgs {
     /// Model id to send (checked against GET /v1/models first).
     #[arg(long, value_name = "ID")]
     pub model: Option<String>,
+    /// API key sent as `Authorization: Bearer KEY` (inferd --api-key, vLLM --api-key,
+    /// OpenAI). Never written to the report.
+    #[arg(
+        long,
+        env = "OPENAI_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub api_key: Option<String>,
     /// TOML file with stages, data and options (docs/bench.md).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,

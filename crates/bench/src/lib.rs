@@ -76,7 +76,14 @@ pub fn run_load(args: BenchArgs) -> anyhow::Result<Report> {
         // OTLP/gRPC export needs the runtime, so telemetry starts inside it.
         let telemetry = inferd_telemetry::init_with_writer(&telemetry_config, std::io::stderr)
             .context("cannot start telemetry")?;
-        let report = execute(&plan, requests, telemetry.is_enabled(), progress).await;
+        let report = execute(
+            &plan,
+            requests,
+            args.api_key.as_deref(),
+            telemetry.is_enabled(),
+            progress,
+        )
+        .await;
         anyhow::Ok((report, telemetry))
     })?;
     // The runtime still runs (the exporter needs it) while this thread waits for the flush.
@@ -107,10 +114,19 @@ pub fn run_load(args: BenchArgs) -> anyhow::Result<Report> {
 async fn execute(
     plan: &Plan,
     requests: Vec<PreparedRequest>,
+    api_key: Option<&str>,
     tracing_on: bool,
     progress: bool,
 ) -> anyhow::Result<Report> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = api_key.map(str::trim).filter(|k| !k.is_empty()) {
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {key}"))
+            .context("the API key holds characters an HTTP header cannot carry")?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
     let client = reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(usize::MAX)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_secs(10))
