@@ -52,8 +52,12 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
-    /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home, genai_capture_max_bytes, genai_redact,
-    /// admin_token, metrics_token, memory_budget, ready_upstreams, and [[upstreams]] tables).
+    /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home,
+    /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
+    /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
+    /// generation_timeout, max_messages, special_tokens_in_content, header_timeout,
+    /// keep_alive_timeout, body_timeout, max_connections, shutdown_timeout, and [[upstreams]]
+    /// tables).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -722,5 +726,78 @@ mod tests {
         .resolve(Some(&dir))
         .expect_err("dup");
         assert!(err.to_string().contains("given twice"));
+    }
+
+    #[test]
+    fn exposure_settings_come_from_the_file_and_are_checked() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-expose-{}", std::process::id()));
+        let model = model_file(&dir);
+        let file = dir.join("expose.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "api_keys = [\"sk-a\", \" sk-b \"]\napi_key_rpm = 30\nmax_tokens = 64\n\
+                 generation_timeout = 0\nmax_messages = 10\nheader_timeout = 4\n\
+                 keep_alive_timeout = 2.5\nbody_timeout = 7\nmax_connections = 9\n\
+                 shutdown_timeout = 12\nspecial_tokens_in_content = true\nmodels = [\"{}\"]\n",
+                model.display()
+            ),
+        )
+        .expect("write");
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect("valid");
+        assert_eq!(cfg.api_keys.keys, vec!["sk-a", "sk-b"]);
+        assert_eq!(cfg.api_keys.default_limits.requests_per_minute, Some(30));
+        assert_eq!(cfg.server.max_tokens, Some(64));
+        assert_eq!(cfg.server.max_messages, 10);
+        let c = &cfg.server.connections;
+        assert_eq!(c.header_timeout, std::time::Duration::from_secs(4));
+        assert_eq!(c.keep_alive_timeout, std::time::Duration::from_millis(2500));
+        assert_eq!(c.body_timeout, std::time::Duration::from_secs(7));
+        assert_eq!(c.max_connections, 9);
+        assert_eq!(c.shutdown_timeout, std::time::Duration::from_secs(12));
+        let engine = &cfg.models[0].engine;
+        assert_eq!(engine.generation_timeout, None, "0 turns the limit off");
+        assert_eq!(engine.max_tokens, Some(64));
+        assert!(engine.special_tokens_in_content);
+
+        let err = ServeArgs {
+            keep_alive_timeout: Some(30.0),
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("idle longer than the header timeout");
+        assert!(
+            format!("{err:#}").contains("must not exceed header_timeout"),
+            "{err:#}"
+        );
+        let err = ServeArgs {
+            body_timeout: Some(-1.0),
+            config: Some(file),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect_err("negative");
+        assert!(format!("{err:#}").contains("body_timeout"), "{err:#}");
+        let defaults = ServeArgs {
+            models: vec![model.display().to_string()],
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect("defaults");
+        assert!(!defaults.api_keys.is_enabled());
+        assert_eq!(
+            defaults.models[0].engine.generation_timeout,
+            Some(inferd_engine::local::DEFAULT_GENERATION_TIMEOUT)
+        );
+        assert_eq!(
+            defaults.server.connections,
+            inferd_server::listen::ConnectionLimits::default()
+        );
     }
 }
