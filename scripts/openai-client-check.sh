@@ -13,5 +13,5 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<3"
 
 source scripts/lib/start-inferd.sh
-start_inferd "$BIN" --threads 1
+start_inferd "$BIN" --threads 1 --api-key sk-openai-client-check
 "$VENV/bin/python" scripts/openai_client_check.py "$INFERD_BASE/v1"

@@ -1,5 +1,6 @@
 """Checks inferd with the official `openai` Python client: chat and text completions,
-streaming and not, model listing, and error mapping to the client's exception types.
+streaming and not, model listing, error mapping to the client's exception types, and the
+server's API key (a wrong key is the client's AuthenticationError).
 
 Usage: python openai_client_check.py BASE_URL   (e.g. http://127.0.0.1:8080/v1)
 Prints one line per check and a closing "openai-client: N passed, M failed" line.
@@ -10,6 +11,8 @@ import sys
 import openai
 
 MODEL = "smollm2-135m"
+# The key scripts/openai-client-check.sh starts the server with.
+API_KEY = "sk-openai-client-check"
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 
@@ -66,9 +69,18 @@ def check_errors(client):
         assert e.body["param"] == "n", e.body
 
 
+def check_api_key(client):
+    wrong = openai.OpenAI(base_url=str(client.base_url), api_key="sk-wrong", max_retries=0)
+    try:
+        wrong.models.list()
+        raise AssertionError("a wrong key was accepted")
+    except openai.AuthenticationError as e:
+        assert e.status_code == 401 and e.code == "invalid_api_key", e
+
+
 def main():
-    client = openai.OpenAI(base_url=sys.argv[1], api_key="unused", max_retries=0, timeout=120)
-    checks = [check_models, check_chat, check_chat_stream, check_completion, check_errors]
+    client = openai.OpenAI(base_url=sys.argv[1], api_key=API_KEY, max_retries=0, timeout=120)
+    checks = [check_models, check_chat, check_chat_stream, check_completion, check_errors, check_api_key]
     failed = 0
     for check in checks:
         try:
