@@ -216,9 +216,14 @@ async fn a_request_drained_at_sigterm_has_its_spans_exported_before_exit() {
     .expect("server start");
     let request = reqwest::Client::new()
         .post(server.url("/v1/chat/completions"))
-        .header("traceparent", format!("00-{DRAINED_TRACE}-{CALLER_SPAN}-01"))
-        .json(&json!({"model": "smollm2-135m", "max_tokens": 20, "ignore_eos": true,
-                      "messages": [{"role": "user", "content": "Hi"}]}))
+        .header(
+            "traceparent",
+            format!("00-{DRAINED_TRACE}-{CALLER_SPAN}-01"),
+        )
+        .json(
+            &json!({"model": "smollm2-135m", "max_tokens": 20, "ignore_eos": true,
+                      "messages": [{"role": "user", "content": "Hi"}]}),
+        )
         .timeout(Duration::from_secs(60));
     let in_flight = tokio::spawn(async move { request.send().await });
     tokio::time::sleep(Duration::from_millis(150)).await;
