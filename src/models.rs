@@ -155,7 +155,7 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let number: f64 = number
+    let value: f64 = number
         .parse()
         .with_context(|| format!("`{text}` is not a size (e.g. 2GiB, 512MiB, 1000000)"))?;
     let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
@@ -172,11 +172,19 @@ pub fn parse_bytes(text: &str) -> anyhow::Result<u64> {
             bail!("unknown size unit `{other}` in `{text}` (use B, KB, MB, GB, KiB, MiB, GiB)")
         }
     };
-    let bytes = number * scale;
+    let bytes = value * scale;
     if !(1.0..=1e18).contains(&bytes) {
         bail!("size `{text}` is out of range");
     }
-    Ok(bytes as u64)
+    // f64 is exact only up to 2^53: a whole number is multiplied exactly, and a fraction is
+    // rounded to the nearest byte, not cut (1.15 × 1000 is 1149.999… in f64).
+    match number.parse::<u64>() {
+        Ok(whole) => match whole.checked_mul(scale as u64) {
+            Some(bytes) if bytes <= 1_000_000_000_000_000_000 => Ok(bytes),
+            _ => bail!("size `{text}` is out of range"),
+        },
+        Err(_) => Ok(bytes.round() as u64),
+    }
 }
 
 #[cfg(test)]
@@ -249,3 +257,7 @@ mod tests {
         assert!(format!("{err:#}").contains("parallel"), "{err:#}");
     }
 }
+
+#[cfg(test)]
+#[path = "models_proptests.rs"]
+mod proptests;

@@ -49,10 +49,17 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
 pub fn parse_noting_unknown<T: DeserializeOwned>(
     bytes: &[u8],
 ) -> Result<(T, Vec<String>), ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
+    let Some(first) = bytes.iter().find(|b| !b.is_ascii_whitespace()) else {
         return Err(ApiError::invalid(
             None,
             "request body is empty: send a JSON object",
+        ));
+    };
+    // serde would also read a struct from an array of its fields in order.
+    if *first != b'{' {
+        return Err(ApiError::invalid(
+            None,
+            "request body must be a JSON object",
         ));
     }
     // The common case, a valid body, is parsed without tracking paths; only a body that fails

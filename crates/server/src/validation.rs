@@ -687,3 +687,7 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "validation_proptests.rs"]
+mod proptests;

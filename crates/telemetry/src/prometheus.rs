@@ -88,10 +88,15 @@ fn sanitize(name: &str) -> String {
             out.push(c);
         }
     }
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
+    if out.is_empty() || out.starts_with(|c: char| c.is_ascii_digit()) {
         out.insert(0, '_');
     }
     out
+}
+
+/// A label name: as a metric name, but colons are not allowed in label names.
+fn label_name(key: &str) -> String {
+    sanitize(&key.replace(':', "_"))
 }
 
 fn unit_suffix(unit: &str) -> Option<&'static str> {
@@ -126,7 +131,7 @@ fn escape(value: &str) -> String {
 
 fn labels<'a>(attrs: impl Iterator<Item = &'a KeyValue>, extra: Option<(&str, String)>) -> String {
     let mut map: BTreeMap<String, String> = attrs
-        .map(|kv| (sanitize(kv.key.as_str()), escape(&kv.value.to_string())))
+        .map(|kv| (label_name(kv.key.as_str()), escape(&kv.value.to_string())))
         .collect();
     if let Some((k, v)) = extra {
         map.insert(k.to_owned(), v);
@@ -166,7 +171,11 @@ impl AsF64 for i64 {
 }
 
 fn render_data<T: AsF64>(out: &mut String, metric: &Metric, data: &MetricData<T>) {
-    let help = escape(metric.description());
+    // HELP text escapes only backslash and newline (a quote stays as it is).
+    let help = metric
+        .description()
+        .replace('\\', "\\\\")
+        .replace('\n', "\\n");
     match data {
         MetricData::Sum(sum) => {
             let counter = sum.is_monotonic();
@@ -305,3 +314,7 @@ mod tests {
         assert!(text.contains("target_info{"), "{text}");
     }
 }
+
+#[cfg(test)]
+#[path = "prometheus_proptests.rs"]
+mod proptests;

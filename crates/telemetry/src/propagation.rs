@@ -291,7 +291,11 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%' {
-            out.push(u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok()?);
+            // Two hex digits: from_str_radix alone would also take a sign (`%+1`).
+            let hex = s
+                .get(i + 1..i + 3)
+                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
             i += 3;
         } else {
             out.push(bytes[i]);
@@ -470,3 +474,7 @@ pub fn extract_from_headers(headers: &HeaderMap) -> Context {
 #[cfg(test)]
 #[path = "propagation_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "propagation_proptests.rs"]
+mod proptests;

@@ -272,3 +272,7 @@ mod tests {
         assert_eq!(error_from_body(b"").0, "(empty body)");
     }
 }
+
+#[cfg(test)]
+#[path = "sse_proptests.rs"]
+mod proptests;
