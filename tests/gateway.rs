@@ -229,6 +229,14 @@ async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no client operation duration in:\n{metrics}"));
     assert_eq!(count, 2.0);
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("gen_ai_client_operation_duration_seconds_count"))
+        .unwrap_or_default();
+    assert!(
+        line.contains("server_port=\""),
+        "server.port is required: {line}"
+    );
 }
 
 #[tokio::test]

@@ -388,6 +388,24 @@ async fn genai_metrics_count_every_generation() {
         .and_then(|v| v.parse::<f64>().ok())
         .unwrap_or_else(|| panic!("no output token usage in:\n{text}"));
     assert_eq!(output_tokens, 9.0);
+    // The conventions' required attributes: provider on the server metrics, operation and
+    // provider on token usage.
+    for prefix in [
+        "gen_ai_server_request_duration_seconds_count",
+        "gen_ai_server_time_to_first_token_seconds_count",
+        "gen_ai_client_token_usage_count",
+    ] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no `{prefix}` in:\n{text}"));
+        for required in [
+            "gen_ai_provider_name=\"inferd\"",
+            "gen_ai_operation_name=\"text_completion\"",
+        ] {
+            assert!(line.contains(required), "{required} missing: {line}");
+        }
+    }
     assert!(text.contains("inferd_requests_active"), "{text}");
     // Every request went through the queue and left it: the gauge is back at 0.
     assert!(

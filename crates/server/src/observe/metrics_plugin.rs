@@ -127,13 +127,10 @@ fn is_local(start: &GenerationStart) -> bool {
 impl Bound {
     fn new(m: &InferdMetrics, start: &GenerationStart) -> Self {
         let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
-        let attrs = [
-            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
-            model.clone(),
-        ];
+        let attrs = generation_attributes(start, &model);
         let tokens = |kind: &'static str| {
             m.gen_ai_client_token_usage
-                .bind(&[KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind), model.clone()])
+                .bind(&token_attributes(start, &model, kind))
         };
         Self {
             operation: start.operation,
@@ -284,10 +281,7 @@ impl GenerationCall for MetricsCall {
             return;
         }
         m.requests_active.add(-1, std::slice::from_ref(&self.model));
-        let attrs = [
-            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
-            self.model.clone(),
-        ];
+        let attrs = generation_attributes(start, &self.model);
         m.gen_ai_server_request_duration
             .record(end.timings.duration.as_secs_f64(), &attrs);
         client_call_duration(m, start, end.timings.duration, None);
@@ -310,10 +304,7 @@ impl GenerationCall for MetricsCall {
             let Some(tokens) = tokens else { continue };
             m.gen_ai_client_token_usage.record(
                 u64::from(tokens),
-                &[
-                    KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind),
-                    self.model.clone(),
-                ],
+                &token_attributes(start, &self.model, kind),
             );
         }
         if is_local(start) {
@@ -332,6 +323,7 @@ impl GenerationCall for MetricsCall {
             failure.timings.duration.as_secs_f64(),
             &[
                 KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+                KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
                 self.model.clone(),
                 error_type.clone(),
             ],
@@ -344,6 +336,29 @@ impl GenerationCall for MetricsCall {
         );
         m.errors.add(1, &[error_type]);
     }
+}
+
+/// The attributes the GenAI server metrics require: operation, provider and model.
+fn generation_attributes(start: &GenerationStart, model: &KeyValue) -> [KeyValue; 3] {
+    [
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
+        model.clone(),
+    ]
+}
+
+/// The attributes of `gen_ai.client.token.usage`: the token type, operation, provider, model.
+fn token_attributes(
+    start: &GenerationStart,
+    model: &KeyValue,
+    kind: &'static str,
+) -> [KeyValue; 4] {
+    [
+        KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind),
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
+        model.clone(),
+    ]
 }
 
 /// `gen_ai.client.operation.duration` of a call to a remote upstream.
@@ -374,6 +389,9 @@ fn client_attributes(
         KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
         KeyValue::new(sc::SERVER_ADDRESS, address.to_owned()),
     ];
+    if let Some((_, port)) = &start.server {
+        attrs.push(KeyValue::new(sc::SERVER_PORT, i64::from(*port)));
+    }
     if let Some(error_type) = error_type {
         attrs.push(KeyValue::new(sc::ERROR_TYPE, error_type));
     }
@@ -444,12 +462,12 @@ mod tests {
         plugin.generation_pre_call(&remote).error(&remote, &failure);
         let text = rendered(&guard);
         let has = |line: &str| assert!(text.contains(line), "no `{line}` in\n{text}");
-        has("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"up-model\"} 3");
-        has("gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"up-model\"} 3");
-        has("gen_ai_client_token_usage_sum{gen_ai_request_model=\"up-model\",gen_ai_token_type=\"input\"} 21");
-        has("gen_ai_client_token_usage_sum{gen_ai_request_model=\"up-model\",gen_ai_token_type=\"output\"} 9");
-        has("gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\"} 3");
-        has("gen_ai_client_operation_duration_seconds_count{error_type=\"upstream_unavailable\",gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\"} 1");
+        has("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\"} 3");
+        has("gen_ai_server_time_to_first_token_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\"} 3");
+        has("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",gen_ai_token_type=\"input\"} 21");
+        has("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",gen_ai_token_type=\"output\"} 9");
+        has("gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\",server_port=\"8000\"} 3");
+        has("gen_ai_client_operation_duration_seconds_count{error_type=\"upstream_unavailable\",gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\",server_port=\"8000\"} 1");
         // +1 unbound at the start, -1 bound or unbound at the end: back to zero.
         has("inferd_requests_active{gen_ai_request_model=\"up-model\"} 0");
 
@@ -467,7 +485,7 @@ mod tests {
         late.error(&other, &failure);
         let text = rendered(&guard);
         assert!(text.contains(&active(0)), "{text}");
-        assert!(text.contains("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"other-model\"} 2"), "{text}");
+        assert!(text.contains("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"other-model\"} 2"), "{text}");
     }
 
     #[test]
@@ -484,7 +502,7 @@ mod tests {
         assert_eq!(models, MAX_BOUND_SETS);
         let last = MAX_BOUND_SETS + 1;
         let text = rendered(&guard);
-        let line = format!("gen_ai_server_request_duration_seconds_count{{gen_ai_operation_name=\"chat\",gen_ai_request_model=\"m{last}\"}} 1");
+        let line = format!("gen_ai_server_request_duration_seconds_count{{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"m{last}\"}} 1");
         assert!(text.contains(&line), "no `{line}`");
         let active = format!("inferd_requests_active{{gen_ai_request_model=\"m{last}\"}} 0");
         assert!(text.contains(&active), "no `{active}`");
