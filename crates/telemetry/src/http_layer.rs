@@ -170,7 +170,7 @@ fn duration_attributes(
     status: Option<u16>,
     error_type: Option<Cow<'static, str>>,
 ) -> Vec<KeyValue> {
-    let mut attributes = Vec::with_capacity(4);
+    let mut attributes = Vec::with_capacity(5);
     attributes.push(KeyValue::new(semconv::HTTP_REQUEST_METHOD, method));
     if let Some(route) = route {
         attributes.push(KeyValue::new(semconv::HTTP_ROUTE, route.clone()));
@@ -184,6 +184,8 @@ fn duration_attributes(
     if let Some(error_type) = error_type {
         attributes.push(KeyValue::new(semconv::ERROR_TYPE, error_type));
     }
+    // Required by the HTTP conventions; inferd serves plain HTTP (TLS ends at a proxy).
+    attributes.push(KeyValue::new(semconv::URL_SCHEME, "http"));
     attributes
 }
 
@@ -682,15 +684,15 @@ mod tests {
             .and_then(Result::ok)
             .unwrap_or_default();
         let has = |line: &str| assert!(text.contains(line), "no `{line}` in\n{text}");
-        let ok = "http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/ok\"";
+        let ok = "http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/ok\",url_scheme=\"http\"";
         has(&format!(
             "http_server_request_duration_seconds_count{{{ok}}} 3"
         ));
-        has("http_server_request_duration_seconds_count{error_type=\"cancelled\",http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/ok\"} 1");
-        has("http_server_request_duration_seconds_count{error_type=\"502\",http_request_method=\"GET\",http_response_status_code=\"502\",http_route=\"/fail\"} 1");
-        has("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"201\",http_route=\"/status/{code}\"} 2");
+        has("http_server_request_duration_seconds_count{error_type=\"cancelled\",http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/ok\",url_scheme=\"http\"} 1");
+        has("http_server_request_duration_seconds_count{error_type=\"502\",http_request_method=\"GET\",http_response_status_code=\"502\",http_route=\"/fail\",url_scheme=\"http\"} 1");
+        has("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"201\",http_route=\"/status/{code}\",url_scheme=\"http\"} 2");
         for status in statuses.iter().filter(|s| **s != 201) {
-            has(&format!("http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_response_status_code=\"{status}\",http_route=\"/status/{{code}}\"}} 1\n"));
+            has(&format!("http_server_request_duration_seconds_count{{http_request_method=\"GET\",http_response_status_code=\"{status}\",http_route=\"/status/{{code}}\",url_scheme=\"http\"}} 1\n"));
         }
     }
 

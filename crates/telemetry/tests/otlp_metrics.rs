@@ -60,7 +60,7 @@ async fn http_duration_histogram_reaches_the_collector() {
     // The same histogram is readable for /metrics.
     let text = flushed.prometheus_metrics().unwrap().render().unwrap();
     assert!(
-        text.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/v1/models/{id}\"} 1"),
+        text.contains("http_server_request_duration_seconds_count{http_request_method=\"GET\",http_response_status_code=\"200\",http_route=\"/v1/models/{id}\",url_scheme=\"http\"} 1"),
         "{text}"
     );
     // Shut down off this runtime's only thread: the in-process receiver must keep running.
