@@ -88,6 +88,9 @@ fn main() -> anyhow::Result<()> {
 const DEFAULT_LOG_FILTER: &str =
     "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
 
+/// How long shutdown waits for local engines to stop decoding once the connections closed.
+const ENGINE_STOP_DEADLINE: Duration = Duration::from_secs(5);
+
 /// How long shutdown waits for telemetry to flush (a dead collector must not hang exit).
 const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -169,7 +172,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api_keys.spawn_reloader();
         warn_if_exposed(local, &api_keys);
         let state = AppState {
-            registry,
+            registry: Arc::clone(&registry),
             config: Arc::new(server_config),
             telemetry: TelemetryHandles::from_guard(&telemetry),
             hooks,
@@ -184,6 +187,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         inferd_server::serve(listener, state, &telemetry, shutdown_signal())
             .await
             .context("server failed")?;
+        // Requests ended at the shutdown deadline are cancelled; their engines notice at their
+        // next step. Exiting under a thread still decoding crashes in llama.cpp's teardown.
+        let engines_deadline = std::time::Instant::now() + ENGINE_STOP_DEADLINE;
+        while !registry.engines_idle() && std::time::Instant::now() < engines_deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         anyhow::Ok(telemetry)
     })?;
     // After in-flight requests drained: flush telemetry, bounded by a deadline.

@@ -636,6 +636,15 @@ impl ModelRegistry {
     }
 
     /// Every configured local model, for the admin API.
+    /// Whether no local engine is running or holding a sequence: before the process exits,
+    /// as llama.cpp's globals are torn down at exit under any thread still decoding.
+    pub fn engines_idle(&self) -> bool {
+        self.statuses()
+            .iter()
+            .filter_map(|s| s.slots)
+            .all(|load| load.running == 0 && load.waiting == 0)
+    }
+
     pub fn statuses(&self) -> Vec<ModelStatus> {
         self.read()
             .values()
