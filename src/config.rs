@@ -357,6 +357,10 @@ impl ServeArgs {
                 .context("cannot find a home directory for the model cache; set INFERD_HOME")?,
         };
         let env = |var: &str| std::env::var(var).ok();
+        let max_tokens = self.max_tokens.or(file.max_tokens);
+        if max_tokens == Some(0) {
+            bail!("max_tokens must be at least 1 (--max-tokens / INFERD_MAX_TOKENS / max_tokens)");
+        }
         let generation_timeout = seconds(
             self.generation_timeout.or(file.generation_timeout),
             "generation_timeout (--generation-timeout / INFERD_GENERATION_TIMEOUT / generation_timeout)",
@@ -371,7 +375,7 @@ impl ServeArgs {
             parallel: parallel.unwrap_or(inferd_engine::local::DEFAULT_PARALLEL),
             prefill_chunk: prefill_chunk.unwrap_or(inferd_engine::local::DEFAULT_PREFILL_CHUNK),
             generation_timeout,
-            max_tokens: self.max_tokens.or(file.max_tokens),
+            max_tokens,
             special_tokens_in_content: self.special_tokens_in_content
                 || file.special_tokens_in_content.unwrap_or(false),
         };
@@ -382,10 +386,6 @@ impl ServeArgs {
             max_connections: self.max_connections.or(file.max_connections),
             shutdown_timeout: self.shutdown_timeout.or(file.shutdown_timeout),
         })?;
-        let max_tokens = self.max_tokens.or(file.max_tokens);
-        if max_tokens == Some(0) {
-            bail!("max_tokens must be at least 1 (--max-tokens / INFERD_MAX_TOKENS / max_tokens)");
-        }
         let max_messages = self
             .max_messages
             .or(file.max_messages)

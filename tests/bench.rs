@@ -274,31 +274,23 @@ fn a_server_with_api_keys_is_benchmarked_with_the_key_and_refuses_without_it() {
     let server = Server::start(&["--api-key", "sk-bench-key"]);
     let dir = scratch("keys");
     let report_path = dir.join("report.json");
-    let args = |report: &str| -> Vec<String> {
-        [
-            "--url",
-            &server.base,
-            "--model",
-            MODEL,
-            "--concurrency",
-            "1",
-            "--requests",
-            "2",
-            "--input-tokens",
-            "8",
-            "--max-tokens",
-            "2",
-            "--output",
-            report,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
-    };
-    let report = report_path.to_str().expect("utf-8").to_owned();
-    let with_key: Vec<String> = args(&report);
-    let with_key: Vec<&str> = with_key.iter().map(String::as_str).collect();
-    let out = bench(&with_key, &[("OPENAI_API_KEY", "sk-bench-key")]);
+    let args = [
+        "--url",
+        &server.base,
+        "--model",
+        MODEL,
+        "--concurrency",
+        "1",
+        "--requests",
+        "2",
+        "--input-tokens",
+        "8",
+        "--max-tokens",
+        "2",
+        "--output",
+        report_path.to_str().expect("utf-8"),
+    ];
+    let out = bench(&args, &[("OPENAI_API_KEY", "sk-bench-key")]);
     assert!(out.status.success(), "bench failed: {}", text(&out.stderr));
     let written = std::fs::read_to_string(&report_path).expect("report");
     assert!(
@@ -308,7 +300,7 @@ fn a_server_with_api_keys_is_benchmarked_with_the_key_and_refuses_without_it() {
     let stage = &read_json(&report_path)["stages"][0];
     assert_eq!(u(&stage["completed"]), 2, "{stage}");
 
-    let out = bench(&with_key, &[]);
+    let out = bench(&args, &[]);
     assert!(!out.status.success(), "refused without the key");
     assert!(text(&out.stderr).contains("401"), "{}", text(&out.stderr));
     let _ = std::fs::remove_dir_all(dir);

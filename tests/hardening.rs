@@ -638,45 +638,11 @@ async fn sigterm_lets_a_short_request_finish_and_exits_before_the_deadline() {
 
 #[tokio::test]
 async fn a_non_loopback_bind_without_keys_warns_once_and_with_keys_does_not() {
-    let model = format!("smollm2-135m={}", common::model_path().display());
-    let open = {
-        let model = model.clone();
-        tokio::task::spawn_blocking(move || {
-            Server::start_raw(
-                &[
-                    "serve",
-                    "--host",
-                    "0.0.0.0",
-                    "--port",
-                    "0",
-                    "--threads",
-                    "1",
-                    "--model",
-                    &model,
-                ],
-                false,
-            )
-        })
+    let open = tokio::task::spawn_blocking(|| Server::start_on_host("0.0.0.0", &[], false))
         .await
-        .expect("start")
-    };
-    let keyed = tokio::task::spawn_blocking(move || {
-        Server::start_raw(
-            &[
-                "serve",
-                "--host",
-                "0.0.0.0",
-                "--port",
-                "0",
-                "--threads",
-                "1",
-                "--model",
-                &model,
-                "--api-key",
-                "sk-some-key",
-            ],
-            false,
-        )
+        .expect("start");
+    let keyed = tokio::task::spawn_blocking(|| {
+        Server::start_on_host("0.0.0.0", &["--api-key", "sk-some-key"], false)
     })
     .await
     .expect("start");

@@ -34,6 +34,28 @@ pub fn model_path() -> PathBuf {
     path
 }
 
+/// `--model` of the default model under the id `smollm2-135m`.
+fn default_model_arg() -> String {
+    format!("smollm2-135m={}", model_path().display())
+}
+
+/// `serve` on an ephemeral port of `host` with `model`, one compute thread, then `extra`.
+fn serve_args<'a>(host: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "serve",
+        "--host",
+        host,
+        "--port",
+        "0",
+        "--threads",
+        "1",
+        "--model",
+        model,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 impl Server {
     /// The server process's id.
     pub fn pid(&self) -> u32 {
@@ -48,20 +70,14 @@ impl Server {
 
     /// As [`Server::start`], with extra environment variables.
     pub fn start_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
-        let model = format!("smollm2-135m={}", model_path().display());
-        let mut args = vec![
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--threads",
-            "1",
-            "--model",
-            &model,
-        ];
-        args.extend_from_slice(extra);
-        Self::start_with_env(&args, env, true)
+        let model = default_model_arg();
+        Self::start_with_env(&serve_args("127.0.0.1", &model, extra), env, true)
+    }
+
+    /// As [`Server::start`] but listening on `host`; waits for readiness when `wait_ready`.
+    pub fn start_on_host(host: &str, extra: &[&str], wait_ready: bool) -> Server {
+        let model = default_model_arg();
+        Self::start_with_env(&serve_args(host, &model, extra), &[], wait_ready)
     }
 
     /// Starts the binary with exactly `args`; waits for readiness when `wait_ready`.
@@ -81,25 +97,13 @@ impl Server {
 
     /// As [`Server::start`], with the process limited to `limit` open file descriptors.
     pub fn start_with_fd_limit(limit: u32, extra: &[&str]) -> Server {
-        let model = format!("smollm2-135m={}", model_path().display());
+        let model = default_model_arg();
         let mut command = Command::new("sh");
         command
             .arg("-c")
             .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""));
         command.arg(env!("CARGO_BIN_EXE_inferd"));
-        let mut args = vec![
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--threads",
-            "1",
-            "--model",
-            &model,
-        ];
-        args.extend_from_slice(extra);
-        Self::spawn(command, &args, &[], true)
+        Self::spawn(command, &serve_args("127.0.0.1", &model, extra), &[], true)
     }
 
     fn spawn(

@@ -386,15 +386,12 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Middleware of the /v1 routes.
+/// Middleware of the /v1 routes, layered only when keys are configured.
 pub async fn require_api_key(
     State(state): State<AppState>,
     request: Request,
     next: Next,
 ) -> Response {
-    if !state.api_keys.is_enabled() {
-        return next.run(request).await;
-    }
     match state.api_keys.admit(bearer(request.headers())) {
         Ok(admission) => {
             if let (Some(admission), Some(facts)) =

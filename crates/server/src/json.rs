@@ -1,4 +1,5 @@
-//! A JSON body extractor whose failures are OpenAI-style errors: 413 over the size limit, 408
+//! A JSON body extractor whose failures are OpenAI-style errors: 413 over the size limit (from
+//! the declared length, before the body is read, when there is one), 408
 //! when the body takes longer than the body timeout, 400
 //! naming the offending field for malformed JSON or wrong types.
 
@@ -23,6 +24,17 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        // A declared length over the limit is refused before any of the body is read, so a
+        // client announcing gigabytes is not waited for.
+        let limit = state.config.max_body_bytes;
+        let declared = req
+            .headers()
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::too_large(limit));
+        }
         // A deadline for the whole body: a client trickling bytes or gone silent mid-body does
         // not hold the connection (and, at shutdown, the process) for longer.
         let deadline = state.config.connections.body_timeout;

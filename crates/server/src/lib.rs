@@ -103,18 +103,22 @@ impl TelemetryHandles {
 /// All routes and layers except telemetry's (see [`serve`]).
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.max_body_bytes;
+    let openai = Router::new()
+        .route("/v1/chat/completions", post(routes::completions::chat))
+        .route("/v1/completions", post(routes::completions::text))
+        .route("/v1/embeddings", post(routes::embeddings::embeddings))
+        .route("/v1/models", get(routes::models::list));
+    // Without keys the API is open and its requests skip the middleware altogether.
+    let openai = if state.api_keys.is_enabled() {
+        openai.route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_api_key,
+        ))
+    } else {
+        openai
+    };
     Router::new()
-        .merge(
-            Router::new()
-                .route("/v1/chat/completions", post(routes::completions::chat))
-                .route("/v1/completions", post(routes::completions::text))
-                .route("/v1/embeddings", post(routes::embeddings::embeddings))
-                .route("/v1/models", get(routes::models::list))
-                .route_layer(axum::middleware::from_fn_with_state(
-                    state.clone(),
-                    auth::require_api_key,
-                )),
-        )
+        .merge(openai)
         .route("/health", get(routes::health::health))
         .route("/ready", get(routes::health::ready))
         .route(
@@ -143,10 +147,6 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(access::AccessLogLayer)
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            refuse_oversized_body,
-        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .with_state(state)
 }
@@ -165,25 +165,6 @@ pub async fn serve(
     let lifecycle = state.lifecycle.clone();
     let app = inferd_telemetry::with_http_layer(router(state), telemetry);
     listen::run(listener, app, limits, lifecycle, shutdown).await
-}
-
-/// Answers 413 before reading a body whose declared length is over the limit, so a client
-/// announcing gigabytes is not waited for.
-async fn refuse_oversized_body(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let declared = request
-        .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let limit = state.config.max_body_bytes;
-    if declared.is_some_and(|n| n > limit as u64) {
-        return ApiError::too_large(limit).into_response();
-    }
-    next.run(request).await
 }
 
 async fn not_found(uri: Uri) -> ApiError {
