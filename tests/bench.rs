@@ -556,7 +556,7 @@ async fn server_span_is_a_child_of_the_bench_client_span() {
             .attr("gen_ai.response.finish_reasons")
             .is_some_and(|r| r.contains("length")));
         for timing in [
-            "inferd.time_to_first_token",
+            "gen_ai.response.time_to_first_chunk",
             "inferd.time_per_output_token",
             "gen_ai.latency.e2e",
         ] {

@@ -192,14 +192,22 @@ async fn a_cold_http_model_is_downloaded_once_for_concurrent_requests_and_cached
     let loads = loads_by_source(&server).await;
     assert_eq!(
         loads,
-        vec![r#"inferd_model_loads_total{model_artifacts_source="http",model_id="remote"} 1"#]
+        vec![
+            r#"inferd_model_loads_total{inferd_model_artifacts_source="http",inferd_model_id="remote"} 1"#
+        ]
     );
     let (load, download) = load_trace(&server).await;
     assert_eq!(download["name"], "model.artifacts.download");
-    assert_eq!(download["attributes"]["model.artifacts.source"], "http");
+    assert_eq!(
+        download["attributes"]["inferd.model.artifacts.source"],
+        "http"
+    );
     assert_eq!(download["attributes"]["url.full"], url);
-    assert_eq!(download["attributes"]["model.artifacts.bytes"], model.len());
-    assert_eq!(load["attributes"]["model.id"], "remote");
+    assert_eq!(
+        download["attributes"]["inferd.model.artifacts.bytes"],
+        model.len()
+    );
+    assert_eq!(load["attributes"]["inferd.model.id"], "remote");
     // The cache holds the file, complete, and its sidecar; no part file.
     let cached = files(&home.join("models"));
     assert!(
@@ -217,13 +225,13 @@ async fn a_cold_http_model_is_downloaded_once_for_concurrent_requests_and_cached
     let (_, artifacts) = load_trace(&server).await;
     assert_eq!(artifacts["name"], "model.artifacts.load");
     assert_eq!(
-        artifacts["attributes"]["model.artifacts.source"],
+        artifacts["attributes"]["inferd.model.artifacts.source"],
         "local_cache"
     );
     assert_eq!(
         loads_by_source(&server).await,
         vec![
-            r#"inferd_model_loads_total{model_artifacts_source="local_cache",model_id="remote"} 1"#
+            r#"inferd_model_loads_total{inferd_model_artifacts_source="local_cache",inferd_model_id="remote"} 1"#
         ]
     );
 }
@@ -348,8 +356,14 @@ async fn a_model_in_s3_is_downloaded_through_the_aws_variables() {
     assert_eq!(status, 200, "{body}");
     let (_, download) = load_trace(&server).await;
     assert_eq!(download["name"], "model.artifacts.download");
-    assert_eq!(download["attributes"]["model.artifacts.source"], "s3");
-    assert_eq!(download["attributes"]["model.artifacts.bytes"], model.len());
+    assert_eq!(
+        download["attributes"]["inferd.model.artifacts.source"],
+        "s3"
+    );
+    assert_eq!(
+        download["attributes"]["inferd.model.artifacts.bytes"],
+        model.len()
+    );
     assert!(
         files(&home.join("models"))
             .iter()

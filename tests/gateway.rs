@@ -237,6 +237,46 @@ async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
         line.contains("server_port=\""),
         "server.port is required: {line}"
     );
+    // Chunk times come from the streamed call only: the whole answer of the first call says
+    // nothing of when its tokens were made.
+    let value = |text: &str, prefix: &str| -> Option<f64> {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    for prefix in [
+        "gen_ai_client_operation_time_to_first_chunk_seconds_count{",
+        "gen_ai_client_operation_time_per_output_chunk_seconds_count{",
+        "gen_ai_server_time_to_first_token_seconds_count{",
+        "gen_ai_server_time_per_output_token_seconds_count{",
+    ] {
+        assert_eq!(value(&metrics, prefix), Some(1.0), "{prefix} in\n{metrics}");
+    }
+    // Tokens are counted once across the hop: the front as the client of the upstream
+    // (gen_ai.client.token.usage), the back as the process that ran the model
+    // (inferd.generation_tokens), each by one family only.
+    let generated = 2.0 * answer["usage"]["completion_tokens"].as_f64().expect("n");
+    let client_output = metrics
+        .lines()
+        .find(|l| {
+            l.starts_with("gen_ai_client_token_usage_sum{")
+                && l.contains("gen_ai_token_type=\"output\"")
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse::<f64>().ok());
+    assert_eq!(client_output, Some(generated), "{metrics}");
+    assert_eq!(value(&metrics, "inferd_generation_tokens_total{"), None);
+    let back_metrics = metrics_text(&back).await;
+    assert_eq!(
+        value(&back_metrics, "inferd_generation_tokens_total{"),
+        Some(generated),
+        "{back_metrics}"
+    );
+    assert!(
+        !back_metrics.contains("gen_ai_client_token_usage_count{"),
+        "{back_metrics}"
+    );
 }
 
 #[tokio::test]

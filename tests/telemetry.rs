@@ -185,14 +185,14 @@ async fn generation_span_carries_genai_attributes_and_usage_of_the_response() {
     assert_eq!(a["gen_ai.request.seed"], 9);
     assert_eq!(a["gen_ai.usage.input_tokens"], usage["prompt_tokens"]);
     assert_eq!(a["gen_ai.usage.output_tokens"], usage["completion_tokens"]);
-    assert_eq!(a["inferd.stream"], true);
+    assert_eq!(a["gen_ai.request.stream"], true);
     assert!(a["gen_ai.response.id"]
         .as_str()
         .is_some_and(|id| id.starts_with("chatcmpl-")));
     assert!(a["inferd.generation.id"]
         .as_str()
         .is_some_and(|id| id.len() == 32));
-    let ttft = a["inferd.time_to_first_token"]
+    let ttft = a["gen_ai.response.time_to_first_chunk"]
         .as_f64()
         .unwrap_or_else(|| panic!("no ttft in {generation}"));
     let e2e = a["gen_ai.latency.e2e"].as_f64().expect("e2e");
@@ -249,6 +249,18 @@ async fn generation_span_carries_genai_attributes_and_usage_of_the_response() {
     assert_eq!(infer_events, vec!["first_token", "finished"]);
 }
 
+/// The SERVER span of a request answered with a 4xx: its status unset and no `error.type`, as
+/// the HTTP conventions want for the client's errors.
+fn client_error_server_span(spans: &[serde_json::Value]) -> &serde_json::Value {
+    let server_span = spans
+        .iter()
+        .find(|s| s["kind"] == "server")
+        .expect("server span");
+    assert_eq!(server_span["status"]["code"], "unset", "{server_span}");
+    assert!(server_span["attributes"]["error.type"].is_null());
+    server_span
+}
+
 #[tokio::test]
 async fn generation_errors_and_cancellations_are_recorded_and_counted() {
     let server = Server::start(&["--telemetry", "local"]);
@@ -274,6 +286,31 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
         generation["attributes"]["gen_ai.request.model"],
         "no-such-model"
     );
+    // A 4xx is the client's error: the SERVER span's status stays unset, with no error.type
+    // (HTTP conventions); the error is on the child.
+    let server_span = client_error_server_span(&spans);
+
+    // A request refused by validation has no child: the reason is an `exception` event on the
+    // SERVER span, whose status stays unset too.
+    let invalid = "8bf92f3577b34da6a3ce929d0e0e4731";
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .header("traceparent", format!("00-{invalid}-{CALLER_SPAN}-01"))
+        .json(&json!({"model": "smollm2-135m", "messages": [], "temperature": 9}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+    let spans = wait_for_trace(&server, invalid, 1).await;
+    let server_span = client_error_server_span(&spans);
+    assert_eq!(server_span["attributes"]["http.response.status_code"], 400);
+    let exception = server_span["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["name"] == "exception")
+        .unwrap_or_else(|| panic!("no exception event: {server_span}"));
+    assert!(exception["attributes"]["exception.type"].is_string());
     let series_before = metrics_text(&server)
         .await
         .lines()
@@ -377,23 +414,24 @@ async fn genai_metrics_count_every_generation() {
         count("gen_ai_server_time_per_output_token_seconds_count"),
         3.0
     );
-    let output_tokens = text
+    // The process that runs the model counts its tokens under inferd.*; the GenAI client
+    // metric is for calls to upstreams only (so a gateway hop does not count them twice).
+    let generated = text
         .lines()
-        .find(|l| {
-            l.starts_with("gen_ai_client_token_usage")
-                && l.contains("_sum")
-                && l.contains("gen_ai_token_type=\"output\"")
-        })
+        .find(|l| l.starts_with("inferd_generation_tokens_total{"))
         .and_then(|l| l.rsplit(' ').next())
         .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or_else(|| panic!("no output token usage in:\n{text}"));
-    assert_eq!(output_tokens, 9.0);
-    // The conventions' required attributes: provider on the server metrics, operation and
-    // provider on token usage.
+        .unwrap_or_else(|| panic!("no generation tokens in:\n{text}"));
+    assert_eq!(generated, 9.0);
+    assert!(
+        !text.contains("gen_ai_client_token_usage_count{"),
+        "a local generation recorded the client token metric:\n{text}"
+    );
+    // The conventions' required attributes: provider on the server metrics.
     for prefix in [
         "gen_ai_server_request_duration_seconds_count",
         "gen_ai_server_time_to_first_token_seconds_count",
-        "gen_ai_client_token_usage_count",
+        "gen_ai_server_time_per_output_token_seconds_count",
     ] {
         let line = text
             .lines()
@@ -500,7 +538,7 @@ async fn force_trace_header_samples_at_ratio_zero_but_never_overrides_a_parent()
         "forced request not sampled"
     );
     let spans = wait_for_trace(&server, &forced_trace, 1).await;
-    assert_eq!(spans[0]["attributes"]["sampling.forced"], true);
+    assert_eq!(spans[0]["attributes"]["inferd.sampling.forced"], true);
 
     let plain = send(vec![]).await.expect("send");
     let plain_trace = plain.headers()["traceresponse"]
@@ -612,18 +650,21 @@ async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
         .expect("artifacts");
     assert!(root["parent_span_id"].is_null());
     assert_eq!(artifacts["parent_span_id"], root["span_id"]);
-    assert_eq!(root["attributes"]["model.id"], "smollm2-135m");
-    assert!(root["attributes"]["model.load_time_seconds"]
+    assert_eq!(root["attributes"]["inferd.model.id"], "smollm2-135m");
+    assert!(root["attributes"]["inferd.model.load.duration"]
         .as_f64()
         .is_some_and(|t| t > 0.0));
     assert_eq!(
-        artifacts["attributes"]["model.artifacts.source"],
+        artifacts["attributes"]["inferd.model.artifacts.source"],
         "local_cache"
     );
     let size = std::fs::metadata(common::model_path())
         .expect("model file")
         .len();
-    assert_eq!(artifacts["attributes"]["model.artifacts.bytes"], size);
+    assert_eq!(
+        artifacts["attributes"]["inferd.model.artifacts.bytes"],
+        size
+    );
 
     let metrics = metrics_text(&server).await;
     assert!(
@@ -631,7 +672,7 @@ async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
         "{metrics}"
     );
     assert!(metrics.contains(
-        "inferd_model_loads_total{model_artifacts_source=\"local_cache\",model_id=\"smollm2-135m\"} 1"
+        "inferd_model_loads_total{inferd_model_artifacts_source=\"local_cache\",inferd_model_id=\"smollm2-135m\"} 1"
     ));
 }
 

@@ -29,7 +29,7 @@ pub enum PullDisplay {
 pub struct PullOptions {
     /// The sha256 the file must have.
     pub sha256: Option<Sha256Digest>,
-    /// `model.id` on spans; defaults to the file's stem.
+    /// `inferd.model.id` on spans; defaults to the file's stem.
     pub model_id: Option<String>,
     /// Progress display.
     pub display: PullDisplay,

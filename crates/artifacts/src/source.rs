@@ -101,7 +101,7 @@ impl ArtifactSource {
         }
     }
 
-    /// What `model.artifacts.source` says when this source is downloaded: `file`, `http`
+    /// What `inferd.model.artifacts.source` says when this source is downloaded: `file`, `http`
     /// (also for https) or `s3`; `local_cache` for a local path.
     pub fn kind(&self) -> &'static str {
         match self {

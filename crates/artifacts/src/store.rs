@@ -18,13 +18,13 @@ use crate::lock::CacheLock;
 use crate::transfer::Job;
 use crate::{file, http, s3, ArtifactError, ArtifactSource, Progress, StoreConfig};
 
-/// `model.artifacts.source` for a file found on local disk (cache hit or local path).
+/// `inferd.model.artifacts.source` for a file found on local disk (cache hit or local path).
 pub(crate) const SOURCE_LOCAL_CACHE: &str = "local_cache";
 
 /// What to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArtifactRequest {
-    /// The model the file belongs to (`model.id` on spans).
+    /// The model the file belongs to (`inferd.model.id` on spans).
     pub model_id: String,
     /// Where it comes from.
     pub source: ArtifactSource,
@@ -74,7 +74,7 @@ pub struct Artifact {
     pub sha256: Option<Sha256Digest>,
     /// Cache hit, local file or download.
     pub origin: ArtifactOrigin,
-    /// `model.artifacts.source` for metrics: `local_cache`, `http`, `s3` or `file`.
+    /// `inferd.model.artifacts.source` for metrics: `local_cache`, `http`, `s3` or `file`.
     pub source: &'static str,
 }
 
@@ -272,7 +272,11 @@ impl Inner {
         match cache::lookup(dest, expected, self.config.rehash_cache_hits).await {
             Ok(Lookup::Hit(sidecar)) => {
                 let span = load_span(parent, &request.model_id);
-                set_attribute(&span, sc::MODEL_ARTIFACTS_BYTES, to_i64(sidecar.size));
+                set_attribute(
+                    &span,
+                    sc::INFERD_MODEL_ARTIFACTS_BYTES,
+                    to_i64(sidecar.size),
+                );
                 progress.send_replace(Progress {
                     done: sidecar.size,
                     total: Some(sidecar.size),
@@ -303,8 +307,12 @@ impl Inner {
             }
         }
         let span = tracing::info_span!(parent: parent, "artifacts_download", otel.name = sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
-        set_attribute(&span, sc::MODEL_ID, request.model_id.clone());
-        set_attribute(&span, sc::MODEL_ARTIFACTS_SOURCE, request.source.kind());
+        set_attribute(&span, sc::INFERD_MODEL_ID, request.model_id.clone());
+        set_attribute(
+            &span,
+            sc::INFERD_MODEL_ARTIFACTS_SOURCE,
+            request.source.kind(),
+        );
         set_attribute(&span, sc::URL_FULL, request.source.display_url());
         let result = self
             .download(request, dest, progress)
@@ -312,7 +320,11 @@ impl Inner {
             .await;
         match &result {
             Ok(artifact) => {
-                set_attribute(&span, sc::MODEL_ARTIFACTS_BYTES, to_i64(artifact.bytes));
+                set_attribute(
+                    &span,
+                    sc::INFERD_MODEL_ARTIFACTS_BYTES,
+                    to_i64(artifact.bytes),
+                );
                 tracing::info!(parent: &span, path = %dest.display(), bytes = artifact.bytes, "model file downloaded");
             }
             Err(e) => {
@@ -400,7 +412,7 @@ async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, 
         }
         set_attribute(
             &Span::current(),
-            sc::MODEL_ARTIFACTS_BYTES,
+            sc::INFERD_MODEL_ARTIFACTS_BYTES,
             to_i64(meta.len()),
         );
         let sha256 = match &request.sha256 {
@@ -436,8 +448,8 @@ async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, 
 
 fn load_span(parent: &Span, model_id: &str) -> Span {
     let span = tracing::info_span!(parent: parent, "artifacts_load", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
-    set_attribute(&span, sc::MODEL_ID, model_id.to_owned());
-    set_attribute(&span, sc::MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL_CACHE);
+    set_attribute(&span, sc::INFERD_MODEL_ID, model_id.to_owned());
+    set_attribute(&span, sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL_CACHE);
     span
 }
 

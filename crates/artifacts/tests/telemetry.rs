@@ -77,10 +77,16 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     let spans = spans_of(&guard, &trace_id);
     let download = named(&spans, sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
     assert_eq!(download.parent_span_id.as_deref(), Some(load_id.as_str()));
-    assert_eq!(download.attributes[sc::MODEL_ID], "tiny");
-    assert_eq!(download.attributes[sc::MODEL_ARTIFACTS_SOURCE], "http");
+    assert_eq!(download.attributes[sc::INFERD_MODEL_ID], "tiny");
+    assert_eq!(
+        download.attributes[sc::INFERD_MODEL_ARTIFACTS_SOURCE],
+        "http"
+    );
     assert_eq!(download.attributes[sc::URL_FULL], url.as_str());
-    assert_eq!(download.attributes[sc::MODEL_ARTIFACTS_BYTES], body.len());
+    assert_eq!(
+        download.attributes[sc::INFERD_MODEL_ARTIFACTS_BYTES],
+        body.len()
+    );
     assert_ne!(download.status.code, "error");
     let client = spans
         .iter()
@@ -109,9 +115,12 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     let spans = spans_of(&guard, &trace_id);
     let hit = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
     assert_eq!(hit.parent_span_id.as_deref(), Some(load_id.as_str()));
-    assert_eq!(hit.attributes[sc::MODEL_ID], "tiny");
-    assert_eq!(hit.attributes[sc::MODEL_ARTIFACTS_SOURCE], "local_cache");
-    assert_eq!(hit.attributes[sc::MODEL_ARTIFACTS_BYTES], body.len());
+    assert_eq!(hit.attributes[sc::INFERD_MODEL_ID], "tiny");
+    assert_eq!(
+        hit.attributes[sc::INFERD_MODEL_ARTIFACTS_SOURCE],
+        "local_cache"
+    );
+    assert_eq!(hit.attributes[sc::INFERD_MODEL_ARTIFACTS_BYTES], body.len());
     assert!(spans
         .iter()
         .all(|s| s.name != sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD));
@@ -156,6 +165,9 @@ async fn failed_download_and_local_file_spans() {
     let spans = spans_of(&guard, &trace_id);
     let span = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
     assert_eq!(span.parent_span_id.as_deref(), Some(load_id.as_str()));
-    assert_eq!(span.attributes[sc::MODEL_ARTIFACTS_SOURCE], "local_cache");
-    assert_eq!(span.attributes[sc::MODEL_ARTIFACTS_BYTES], 5);
+    assert_eq!(
+        span.attributes[sc::INFERD_MODEL_ARTIFACTS_SOURCE],
+        "local_cache"
+    );
+    assert_eq!(span.attributes[sc::INFERD_MODEL_ARTIFACTS_BYTES], 5);
 }

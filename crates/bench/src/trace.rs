@@ -115,7 +115,7 @@ pub fn request_span(stage: &Span, target: &Target, max_tokens: Option<u32>) -> S
         server.port = port,
         http.request.method = "POST",
         url.full = inferd_telemetry::sanitize_url(&target.endpoint),
-        inferd.stream = target.stream,
+        gen_ai.request.stream = target.stream,
     );
     if let Some(n) = max_tokens {
         set_attribute(&span, semconv::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
@@ -165,7 +165,7 @@ pub fn record_outcome(span: &Span, outcome: &Outcome) {
     set_attribute(span, semconv::GEN_AI_USAGE_INPUT_TOKENS, input);
     set_attribute(span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS, output);
     if let Some(ttft) = outcome.ttft {
-        set_attribute(span, semconv::INFERD_TIME_TO_FIRST_TOKEN, ttft);
+        set_attribute(span, semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttft);
         set_attribute(span, semconv::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN, ttft);
     }
     if let Some(tpot) = outcome.tpot() {

@@ -91,13 +91,16 @@ pub struct GenerationTimings {
     pub time_to_first_token: Option<Duration>,
     /// Mean time between output tokens after the first, when there were at least two.
     pub time_per_output_token: Option<Duration>,
+    /// Mean time between the chunks of a stream after the first, when there were at least
+    /// two (an upstream's stream may carry several tokens in one chunk).
+    pub time_per_output_chunk: Option<Duration>,
 }
 
 /// A model load, as reported to observers.
 #[derive(Debug, Clone)]
 pub struct ModelLoad {
     pub model_id: String,
-    /// Where the artifacts came from (`model.artifacts.source`): `local_cache`, `http`, …
+    /// Where the artifacts came from (`inferd.model.artifacts.source`): `local_cache`, `http`, …
     pub source: &'static str,
     pub duration: Duration,
     /// `Err` carries the message of a failed load.
@@ -312,6 +315,8 @@ impl HooksBus {
             start,
             started_at: Instant::now(),
             first_token_at: None,
+            last_chunk_at: None,
+            chunks: 0,
             calls,
             captured_output,
         }
@@ -324,6 +329,9 @@ pub struct ActiveGeneration {
     start: GenerationStart,
     started_at: Instant,
     first_token_at: Option<Instant>,
+    last_chunk_at: Option<Instant>,
+    /// Text chunks seen (counted only where their times mean something).
+    chunks: u32,
     calls: Vec<Box<dyn GenerationCall>>,
     /// The output so far, when content capture is on.
     captured_output: Option<String>,
@@ -363,19 +371,31 @@ impl ActiveGeneration {
     }
 
     /// Notes generated text (kept only when content capture is on); the first call marks the
-    /// first token.
+    /// first token. An upstream's answer that is not streamed arrives whole, so its arrival
+    /// says nothing of when the first token was made: no token times are taken from it.
     pub fn token(&mut self, text: &str) {
         if let Some(output) = self.captured_output.as_mut() {
             output.push_str(text);
         }
+        if !self.chunk_times_known() {
+            return;
+        }
+        let now = Instant::now();
+        self.chunks = self.chunks.saturating_add(1);
+        self.last_chunk_at = Some(now);
         if self.first_token_at.is_none() {
-            let now = Instant::now();
             self.first_token_at = Some(now);
             let elapsed = now - self.started_at;
             for call in &mut self.calls {
                 call.first_token(elapsed);
             }
         }
+    }
+
+    /// Whether the times text arrives at are the times it was made: always for a local
+    /// engine, only for a streamed answer from an upstream.
+    fn chunk_times_known(&self) -> bool {
+        self.start.server.is_none() || self.start.stream
     }
 
     /// Reports success.
@@ -423,10 +443,17 @@ impl ActiveGeneration {
             (Some(first), n) if n >= 2 => Some((now - first) / (n - 1)),
             _ => None,
         };
+        let time_per_output_chunk = match (self.first_token_at, self.last_chunk_at) {
+            (Some(first), Some(last)) if self.chunks >= 2 => {
+                Some((last - first) / (self.chunks - 1))
+            }
+            _ => None,
+        };
         GenerationTimings {
             duration: now - self.started_at,
             time_to_first_token: self.first_token_at.map(|t| t - self.started_at),
             time_per_output_token,
+            time_per_output_chunk,
         }
     }
 }
@@ -570,6 +597,44 @@ mod tests {
                 "error upstream_error at b.example:8001"
             ]
         );
+    }
+
+    #[test]
+    fn a_whole_upstream_answer_has_no_token_times_and_a_stream_has_chunk_times() {
+        let recorder = Arc::new(Recorder::default());
+        let events = Arc::clone(&recorder.events);
+        let bus = HooksBus::new(vec![recorder]);
+        let usage = Usage {
+            prompt_tokens: 3,
+            completion_tokens: 5,
+            cached_tokens: 0,
+        };
+        let mut whole = start("g6");
+        whole.server = Some(("a.example".into(), 8000));
+        whole.stream = false;
+        let mut generation = bus.start(whole.clone());
+        assert!(generation.timings(5).time_to_first_token.is_none());
+        generation.token("the whole answer");
+        let timings = generation.timings(5);
+        assert_eq!(
+            (timings.time_to_first_token, timings.time_per_output_token),
+            (None, None)
+        );
+        generation.finish("r".into(), "m".into(), FinishReason::Stop, usage, None);
+        assert_eq!(
+            *events.lock().expect("lock"),
+            vec!["pre g6", "post 5 tpot=false"]
+        );
+
+        whole.stream = true;
+        let mut generation = bus.start(whole);
+        generation.token("a");
+        assert!(generation.timings(5).time_per_output_chunk.is_none());
+        generation.token("bc");
+        let timings = generation.timings(5);
+        assert!(timings.time_to_first_token.is_some());
+        assert!(timings.time_per_output_chunk.is_some());
+        assert!(timings.time_per_output_token.is_some());
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::local::{LocalEngine, LocalEngineConfig};
 use crate::remote::Gateway;
 use crate::EngineError;
 
-/// `model.artifacts.source` of a model file already on local disk.
+/// `inferd.model.artifacts.source` of a model file already on local disk.
 pub const SOURCE_LOCAL: &str = "local_cache";
 
 /// A model to serve: where its GGUF file comes from and how to run it.
@@ -65,7 +65,7 @@ impl ModelSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResolvedArtifact {
     pub path: PathBuf,
-    /// `model.artifacts.source`: `local_cache`, `http`, `s3`, …
+    /// `inferd.model.artifacts.source`: `local_cache`, `http`, `s3`, …
     pub source: &'static str,
     pub bytes: u64,
 }
@@ -92,8 +92,8 @@ impl ArtifactResolver for LocalFiles {
 
     async fn resolve(&self, spec: &ModelSpec) -> Result<ResolvedArtifact, EngineError> {
         let span = tracing::info_span!("artifacts", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
-        set_attribute(&span, sc::MODEL_ID, spec.id.clone());
-        set_attribute(&span, sc::MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL);
+        set_attribute(&span, sc::INFERD_MODEL_ID, spec.id.clone());
+        set_attribute(&span, sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL);
         let result = span.in_scope(|| {
             if spec.source.contains("://") {
                 return Err(EngineError::Load {
@@ -110,7 +110,7 @@ impl ArtifactResolver for LocalFiles {
             })?;
             set_attribute(
                 &span,
-                sc::MODEL_ARTIFACTS_BYTES,
+                sc::INFERD_MODEL_ARTIFACTS_BYTES,
                 i64::try_from(meta.len()).unwrap_or(i64::MAX),
             );
             Ok(ResolvedArtifact {
@@ -461,7 +461,7 @@ impl ModelRegistry {
             let _parent = parent.map(opentelemetry::Context::attach);
             tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD)
         };
-        set_attribute(&span, sc::MODEL_ID, id.to_owned());
+        set_attribute(&span, sc::INFERD_MODEL_ID, id.to_owned());
         set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");
         let remote = self.resolver.is_remote(&spec);
         self.set_state(
@@ -493,7 +493,11 @@ impl ModelRegistry {
         .instrument(span.clone())
         .await;
         let duration = started.elapsed();
-        set_attribute(&span, sc::MODEL_LOAD_TIME_SECONDS, duration.as_secs_f64());
+        set_attribute(
+            &span,
+            sc::INFERD_MODEL_LOAD_DURATION,
+            duration.as_secs_f64(),
+        );
         let outcome = match result {
             Ok((engine, artifact)) => {
                 tracing::info!(parent: &span, model = %id, seconds = duration.as_secs_f64(), source = artifact.source, "model ready");
@@ -595,8 +599,8 @@ impl ModelRegistry {
     pub fn unload(&self, model: &str, reason: &'static str) -> Result<(), UnloadError> {
         let id = self.canonical(model).to_owned();
         let span = tracing::info_span!("unload", otel.name = sc::SPAN_MODEL_UNLOAD);
-        set_attribute(&span, sc::MODEL_ID, id.clone());
-        set_attribute(&span, sc::MODEL_UNLOAD_REASON, reason);
+        set_attribute(&span, sc::INFERD_MODEL_ID, id.clone());
+        set_attribute(&span, sc::INFERD_MODEL_UNLOAD_REASON, reason);
         let taken = {
             let mut entries = self.write();
             let entry = entries

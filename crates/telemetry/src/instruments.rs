@@ -21,13 +21,19 @@ pub struct InferdMetrics {
     /// `gen_ai.client.operation.duration` (s): gen_ai.provider.name, gen_ai.request.model,
     /// server.address, error.type.
     pub gen_ai_client_operation_duration: Histogram<f64>,
+    /// `gen_ai.client.operation.time_to_first_chunk` (s): as the operation duration, streamed
+    /// upstream answers only.
+    pub gen_ai_client_time_to_first_chunk: Histogram<f64>,
+    /// `gen_ai.client.operation.time_per_output_chunk` (s): as the operation duration,
+    /// streamed upstream answers with at least two chunks.
+    pub gen_ai_client_time_per_output_chunk: Histogram<f64>,
     /// `inferd.models.loaded` ({model}).
     pub models_loaded: UpDownCounter<i64>,
-    /// `inferd.model.loads` ({load}): model.id, model.artifacts.source.
+    /// `inferd.model.loads` ({load}): inferd.model.id, inferd.model.artifacts.source.
     pub model_loads: Counter<u64>,
-    /// `inferd.model.unloads` ({load}): model.id.
+    /// `inferd.model.unloads` ({load}): inferd.model.id.
     pub model_unloads: Counter<u64>,
-    /// `inferd.model.load.duration` (s): model.id, model.artifacts.source.
+    /// `inferd.model.load.duration` (s): inferd.model.id, inferd.model.artifacts.source.
     pub model_load_duration: Histogram<f64>,
     /// `inferd.requests.active` ({request}): gen_ai.request.model.
     pub requests_active: UpDownCounter<i64>,
@@ -107,6 +113,16 @@ impl InferdMetrics {
                 semconv::GEN_AI_CLIENT_OPERATION_DURATION,
                 "Duration of calls to upstream model servers",
                 semconv::GEN_AI_DURATION_BUCKETS,
+            ),
+            gen_ai_client_time_to_first_chunk: seconds(
+                semconv::GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK,
+                "Time from an upstream call to the first chunk of its streamed answer",
+                semconv::GEN_AI_TIME_TO_FIRST_TOKEN_BUCKETS,
+            ),
+            gen_ai_client_time_per_output_chunk: seconds(
+                semconv::GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK,
+                "Time between the chunks of an upstream's streamed answer after the first",
+                semconv::GEN_AI_TIME_PER_OUTPUT_TOKEN_BUCKETS,
             ),
             models_loaded: meter
                 .i64_up_down_counter(semconv::INFERD_MODELS_LOADED)

@@ -197,6 +197,21 @@ impl OtelSpan {
         }
     }
 
+    /// Records why the client's request was refused (a 4xx) on a SERVER span: an `exception`
+    /// event only. The HTTP conventions leave a SERVER span's status unset, and `error.type`
+    /// off it, for a 4xx: the server did not fail.
+    pub fn record_client_error(&self, error_type: impl Into<Cow<'static, str>>, message: &str) {
+        let Some(cx) = &self.cx else { return };
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        span.add_event(
+            semconv::EXCEPTION_EVENT,
+            exception_attributes(error_type.into(), message),
+        );
+    }
+
     /// Records an error as [`crate::record_error`] does on a `tracing` span: status ERROR with
     /// the message, `error.type`, and an `exception` event.
     pub fn record_error(&self, error_type: impl Into<Cow<'static, str>>, message: &str) {

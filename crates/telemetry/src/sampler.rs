@@ -28,7 +28,7 @@ pub fn force_trace_requested(value: &[u8]) -> bool {
 
 /// Root sampler: samples when the parent context carries [`ForceTrace`] (and forcing is
 /// enabled), else by trace-id ratio. A span sampled only because of the marker gets
-/// `sampling.forced=true`.
+/// `inferd.sampling.forced=true`.
 #[derive(Debug, Clone)]
 pub struct ForceTraceSampler {
     ratio: Sampler,
@@ -69,7 +69,7 @@ impl ShouldSample for ForceTraceSampler {
         }
         SamplingResult {
             decision: SamplingDecision::RecordAndSample,
-            attributes: vec![KeyValue::new(semconv::SAMPLING_FORCED, true)],
+            attributes: vec![KeyValue::new(semconv::INFERD_SAMPLING_FORCED, true)],
             trace_state: parent_context
                 .map(|cx| cx.span().span_context().trace_state().clone())
                 .unwrap_or_default(),

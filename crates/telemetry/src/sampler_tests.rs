@@ -31,7 +31,7 @@ impl Header {
     }
 }
 
-/// Returns (sampled, has sampling.forced) for one combination.
+/// Returns (sampled, has inferd.sampling.forced) for one combination.
 fn decide(parent: Parent, header: Header, ratio: f64) -> (bool, bool) {
     let sampler = build_sampler(&SamplerConfig {
         parent_based: true,
@@ -70,7 +70,7 @@ fn decide(parent: Parent, header: Header, ratio: f64) -> (bool, bool) {
     let forced = result
         .attributes
         .iter()
-        .any(|kv| kv.key.as_str() == semconv::SAMPLING_FORCED);
+        .any(|kv| kv.key.as_str() == semconv::INFERD_SAMPLING_FORCED);
     (sampled, forced)
 }
 
@@ -180,7 +180,7 @@ fn forced_flag_does_not_leak_to_the_next_request_and_is_recorded_on_the_span() {
     assert!(root.is_some_and(|s| s
         .attributes
         .iter()
-        .any(|kv| kv.key.as_str() == semconv::SAMPLING_FORCED)));
+        .any(|kv| kv.key.as_str() == semconv::INFERD_SAMPLING_FORCED)));
 }
 
 #[test]

@@ -52,7 +52,7 @@ pub const DEPLOYMENT_ENVIRONMENT_NAME: &str = "deployment.environment.name";
 
 // --- Sampling ---
 /// Set on a span that was sampled only because the request carried `X-Force-Trace: true`.
-pub const SAMPLING_FORCED: &str = "sampling.forced";
+pub const INFERD_SAMPLING_FORCED: &str = "inferd.sampling.forced";
 
 // --- GenAI (semantic conventions v1.41) ---
 /// Operation name (`chat`, `text_completion`, `embeddings`).
@@ -107,6 +107,10 @@ pub const GEN_AI_LATENCY_TIME_IN_MODEL_DECODE: &str = "gen_ai.latency.time_in_mo
 pub const GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN: &str = "gen_ai.latency.time_to_first_token";
 /// vLLM-compatible timing: end to end (s).
 pub const GEN_AI_LATENCY_E2E: &str = "gen_ai.latency.e2e";
+/// Whether the client asked for a streamed response.
+pub const GEN_AI_REQUEST_STREAM: &str = "gen_ai.request.stream";
+/// Time to the first chunk of the response on the generation span (s), streamed or not.
+pub const GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK: &str = "gen_ai.response.time_to_first_chunk";
 /// Metric: server request duration (s).
 pub const GEN_AI_SERVER_REQUEST_DURATION: &str = "gen_ai.server.request.duration";
 /// Metric: server time to first token (s).
@@ -115,16 +119,18 @@ pub const GEN_AI_SERVER_TIME_TO_FIRST_TOKEN: &str = "gen_ai.server.time_to_first
 pub const GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN: &str = "gen_ai.server.time_per_output_token";
 /// Metric: token usage ({token}).
 pub const GEN_AI_CLIENT_TOKEN_USAGE: &str = "gen_ai.client.token.usage";
+/// Metric: an upstream's time to the first chunk of a streamed answer (s).
+pub const GEN_AI_CLIENT_OPERATION_TIME_TO_FIRST_CHUNK: &str =
+    "gen_ai.client.operation.time_to_first_chunk";
+/// Metric: mean time between the chunks of an upstream's streamed answer after the first (s).
+pub const GEN_AI_CLIENT_OPERATION_TIME_PER_OUTPUT_CHUNK: &str =
+    "gen_ai.client.operation.time_per_output_chunk";
 /// Metric: upstream call duration (s).
 pub const GEN_AI_CLIENT_OPERATION_DURATION: &str = "gen_ai.client.operation.duration";
 
 // --- inferd's own ---
 /// Id of one generation.
 pub const INFERD_GENERATION_ID: &str = "inferd.generation.id";
-/// Whether the response streams.
-pub const INFERD_STREAM: &str = "inferd.stream";
-/// Time to first token on the generation span (s).
-pub const INFERD_TIME_TO_FIRST_TOKEN: &str = "inferd.time_to_first_token";
 /// Time per output token on the generation span (s).
 pub const INFERD_TIME_PER_OUTPUT_TOKEN: &str = "inferd.time_per_output_token";
 /// Position in the engine queue.
@@ -149,15 +155,13 @@ pub const INFERD_BENCH_SCHEDULE_LAG: &str = "inferd.bench.schedule_lag";
 /// Model file format (e.g. `gguf`).
 pub const INFERD_MODEL_FORMAT: &str = "inferd.model.format";
 /// Model id.
-pub const MODEL_ID: &str = "model.id";
-/// Model load time (s).
-pub const MODEL_LOAD_TIME_SECONDS: &str = "model.load_time_seconds";
+pub const INFERD_MODEL_ID: &str = "inferd.model.id";
 /// Where model artifacts came from (`local_cache`, `http`, `s3`, ...).
-pub const MODEL_ARTIFACTS_SOURCE: &str = "model.artifacts.source";
+pub const INFERD_MODEL_ARTIFACTS_SOURCE: &str = "inferd.model.artifacts.source";
 /// Size of the model artifacts in bytes.
-pub const MODEL_ARTIFACTS_BYTES: &str = "model.artifacts.bytes";
+pub const INFERD_MODEL_ARTIFACTS_BYTES: &str = "inferd.model.artifacts.bytes";
 /// Why a model was unloaded (`admin`, `evicted`), on `model.unload`.
-pub const MODEL_UNLOAD_REASON: &str = "model.unload.reason";
+pub const INFERD_MODEL_UNLOAD_REASON: &str = "inferd.model.unload.reason";
 /// Span names of the model lifecycle.
 pub const SPAN_MODEL_QUEUE: &str = "model.queue";
 /// Prefill and decode span.
@@ -178,7 +182,8 @@ pub const INFERD_MODELS_LOADED: &str = "inferd.models.loaded";
 pub const INFERD_MODEL_LOADS: &str = "inferd.model.loads";
 /// Metric: model unloads.
 pub const INFERD_MODEL_UNLOADS: &str = "inferd.model.unloads";
-/// Metric: model load duration (s).
+/// Metric: model load duration (s); also the attribute of `model.load` with that span's
+/// load time (one name, two uses, as `inferd.batch.size`).
 pub const INFERD_MODEL_LOAD_DURATION: &str = "inferd.model.load.duration";
 /// Metric: active requests.
 pub const INFERD_REQUESTS_ACTIVE: &str = "inferd.requests.active";

@@ -250,7 +250,10 @@ async fn force_trace_header_samples_one_request_only() {
     server.flush().await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let forced_span = server.spans.wait_for("GET /v1/models/{id}").await;
-    assert_eq!(forced_span.attr("sampling.forced").as_deref(), Some("true"));
+    assert_eq!(
+        forced_span.attr("inferd.sampling.forced").as_deref(),
+        Some("true")
+    );
     assert_eq!(
         server.spans.all().len(),
         1,

@@ -31,7 +31,7 @@ async fn export_and_check(endpoint_vars: &[(&str, &str)], spans: support::Spans)
         let root_sc = root.context().span().span_context().clone();
         let child_id = {
             let _entered = root.enter();
-            let child = tracing::info_span!("model.infer", inferd.stream = true);
+            let child = tracing::info_span!("model.infer", gen_ai.request.stream = true);
             let id = child.context().span().span_context().span_id().to_string();
             drop(child);
             id
@@ -64,7 +64,7 @@ async fn export_and_check(endpoint_vars: &[(&str, &str)], spans: support::Spans)
     assert_eq!(child.span_id(), child_id);
     assert_eq!(child.parent_span_id(), root_id);
     assert_eq!(child.span.kind, 1, "SPAN_KIND_INTERNAL");
-    assert_eq!(child.attr("inferd.stream").as_deref(), Some("true"));
+    assert_eq!(child.attr("gen_ai.request.stream").as_deref(), Some("true"));
     assert_eq!(
         root.resource_attr("service.name").as_deref(),
         Some("inferd-test")

@@ -24,7 +24,7 @@ pub(crate) fn record(tracer: &SdkTracer, run: &BatchRun<'_>) {
         // Several: a new trace, which must be kept although the ratio sampler may drop new
         // roots, since a member's trace is sampled and links here. The force-trace marker is
         // how a new root is sampled regardless of the ratio (it also marks the span
-        // `sampling.forced=true` when the ratio alone would have dropped it).
+        // `inferd.sampling.forced=true` when the ratio alone would have dropped it).
         _ => with_force_trace(&Context::new()),
     };
     let attributes = vec![
@@ -245,7 +245,7 @@ mod tests {
         );
         assert_eq!(span.attributes[sc::INFERD_BATCH_SIZE], 1);
         // Its parent's decision: not a forced root.
-        assert!(!span.attributes.contains_key(sc::SAMPLING_FORCED));
+        assert!(!span.attributes.contains_key(sc::INFERD_SAMPLING_FORCED));
         assert_eq!(span.links.len(), 1);
     }
 }

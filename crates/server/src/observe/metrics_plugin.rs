@@ -50,12 +50,56 @@ struct Bound {
     request_duration: BoundHistogram<f64>,
     time_to_first_token: BoundHistogram<f64>,
     time_per_output_token: BoundHistogram<f64>,
-    input_tokens: BoundHistogram<u64>,
-    output_tokens: BoundHistogram<u64>,
-    /// `gen_ai.client.operation.duration`, for a remote upstream.
-    client_duration: Option<BoundHistogram<f64>>,
+    /// The client metrics of a call to a remote upstream.
+    client: Option<ClientBound>,
     /// The engine's measures, for a local model.
     local: Option<LocalBound>,
+}
+
+/// What a call to a remote upstream adds: the GenAI client metrics. Tokens are counted by
+/// `gen_ai.client.token.usage` only where inferd is the client; the process that runs the
+/// model counts them in `inferd.prompt_tokens` / `inferd.generation_tokens`, so a fleet of
+/// inferd processes (a gateway in front of others) counts each token once in each family.
+struct ClientBound {
+    duration: BoundHistogram<f64>,
+    input_tokens: BoundHistogram<u64>,
+    output_tokens: BoundHistogram<u64>,
+    time_to_first_chunk: BoundHistogram<f64>,
+    time_per_output_chunk: BoundHistogram<f64>,
+}
+
+impl ClientBound {
+    fn new(m: &InferdMetrics, start: &GenerationStart, model: &KeyValue, address: &str) -> Self {
+        let tokens = |kind: &'static str| {
+            m.gen_ai_client_token_usage
+                .bind(&token_attributes(start, model, kind))
+        };
+        let attrs = client_attributes(start, address, None);
+        Self {
+            duration: m.gen_ai_client_operation_duration.bind(&attrs),
+            input_tokens: tokens("input"),
+            output_tokens: tokens("output"),
+            time_to_first_chunk: m.gen_ai_client_time_to_first_chunk.bind(&attrs),
+            time_per_output_chunk: m.gen_ai_client_time_per_output_chunk.bind(&attrs),
+        }
+    }
+
+    fn record(&self, start: &GenerationStart, end: &GenerationEnd) {
+        self.duration.record(end.timings.duration.as_secs_f64());
+        self.input_tokens.record(u64::from(end.usage.prompt_tokens));
+        // Embeddings produce no tokens.
+        if start.operation != Operation::Embeddings {
+            self.output_tokens
+                .record(u64::from(end.usage.completion_tokens));
+        }
+        // Chunk times exist only for a streamed answer (the bus takes none from a whole one).
+        if let Some(ttfc) = end.timings.time_to_first_token {
+            self.time_to_first_chunk.record(ttfc.as_secs_f64());
+        }
+        if let Some(tpoc) = end.timings.time_per_output_chunk {
+            self.time_per_output_chunk.record(tpoc.as_secs_f64());
+        }
+    }
 }
 
 /// What a local generation adds (by model): the counters and times vLLM and llama-server
@@ -128,10 +172,6 @@ impl Bound {
     fn new(m: &InferdMetrics, start: &GenerationStart) -> Self {
         let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
         let attrs = generation_attributes(start, &model);
-        let tokens = |kind: &'static str| {
-            m.gen_ai_client_token_usage
-                .bind(&token_attributes(start, &model, kind))
-        };
         Self {
             operation: start.operation,
             provider: start.provider.clone(),
@@ -140,12 +180,10 @@ impl Bound {
             request_duration: m.gen_ai_server_request_duration.bind(&attrs),
             time_to_first_token: m.gen_ai_server_time_to_first_token.bind(&attrs),
             time_per_output_token: m.gen_ai_server_time_per_output_token.bind(&attrs),
-            input_tokens: tokens("input"),
-            output_tokens: tokens("output"),
-            client_duration: start.server.as_ref().map(|(address, _)| {
-                m.gen_ai_client_operation_duration
-                    .bind(&client_attributes(start, address, None))
-            }),
+            client: start
+                .server
+                .as_ref()
+                .map(|(address, _)| ClientBound::new(m, start, &model, address)),
             local: is_local(start).then(|| LocalBound::new(m, &model)),
         }
     }
@@ -218,8 +256,8 @@ impl Observer for MetricsPlugin {
         self.metrics.model_unloads.add(
             1,
             &[
-                KeyValue::new(sc::MODEL_ID, unload.model_id.clone()),
-                KeyValue::new(sc::MODEL_UNLOAD_REASON, unload.reason),
+                KeyValue::new(sc::INFERD_MODEL_ID, unload.model_id.clone()),
+                KeyValue::new(sc::INFERD_MODEL_UNLOAD_REASON, unload.reason),
             ],
         );
         self.metrics.models_loaded.add(-1, &[]);
@@ -228,8 +266,8 @@ impl Observer for MetricsPlugin {
     fn model_loaded(&self, load: &ModelLoad) {
         let m = &self.metrics;
         let attrs = [
-            KeyValue::new(sc::MODEL_ID, load.model_id.clone()),
-            KeyValue::new(sc::MODEL_ARTIFACTS_SOURCE, load.source),
+            KeyValue::new(sc::INFERD_MODEL_ID, load.model_id.clone()),
+            KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, load.source),
         ];
         match &load.result {
             Ok(()) => {
@@ -248,7 +286,6 @@ impl Observer for MetricsPlugin {
 impl GenerationCall for MetricsCall {
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let m = &self.metrics;
-        let embeddings = start.operation == Operation::Embeddings;
         let set = match self.set {
             Some(set) => Some(set),
             None => {
@@ -260,20 +297,14 @@ impl GenerationCall for MetricsCall {
             b.requests_active.add(-1);
             b.request_duration
                 .record(end.timings.duration.as_secs_f64());
-            if let Some(client) = &b.client_duration {
-                client.record(end.timings.duration.as_secs_f64());
+            if let Some(client) = &b.client {
+                client.record(start, end);
             }
             if let Some(ttft) = end.timings.time_to_first_token {
                 b.time_to_first_token.record(ttft.as_secs_f64());
             }
             if let Some(tpot) = end.timings.time_per_output_token {
                 b.time_per_output_token.record(tpot.as_secs_f64());
-            }
-            b.input_tokens.record(u64::from(end.usage.prompt_tokens));
-            // Embeddings produce no tokens.
-            if !embeddings {
-                b.output_tokens
-                    .record(u64::from(end.usage.completion_tokens));
             }
             if let Some(local) = &b.local {
                 local.record(end);
@@ -284,7 +315,9 @@ impl GenerationCall for MetricsCall {
         let attrs = generation_attributes(start, &self.model);
         m.gen_ai_server_request_duration
             .record(end.timings.duration.as_secs_f64(), &attrs);
-        client_call_duration(m, start, end.timings.duration, None);
+        if let Some((address, _)) = &start.server {
+            ClientBound::new(m, start, &self.model, address).record(start, end);
+        }
         if let Some(ttft) = end.timings.time_to_first_token {
             m.gen_ai_server_time_to_first_token
                 .record(ttft.as_secs_f64(), &attrs);
@@ -292,20 +325,6 @@ impl GenerationCall for MetricsCall {
         if let Some(tpot) = end.timings.time_per_output_token {
             m.gen_ai_server_time_per_output_token
                 .record(tpot.as_secs_f64(), &attrs);
-        }
-        for (kind, tokens) in [
-            ("input", Some(end.usage.prompt_tokens)),
-            // Embeddings produce no tokens.
-            (
-                "output",
-                (!embeddings).then_some(end.usage.completion_tokens),
-            ),
-        ] {
-            let Some(tokens) = tokens else { continue };
-            m.gen_ai_client_token_usage.record(
-                u64::from(tokens),
-                &token_attributes(start, &self.model, kind),
-            );
         }
         if is_local(start) {
             record_local_unbound(m, &self.model, end);
@@ -436,6 +455,7 @@ mod tests {
                 duration: Duration::from_millis(20),
                 time_to_first_token: Some(Duration::from_millis(5)),
                 time_per_output_token: Some(Duration::from_millis(2)),
+                time_per_output_chunk: None,
             },
             engine_timings: None,
             captured_output: None,
@@ -467,6 +487,14 @@ mod tests {
         has("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",gen_ai_token_type=\"input\"} 21");
         has("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",gen_ai_token_type=\"output\"} 9");
         has("gen_ai_client_operation_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\",server_port=\"8000\"} 3");
+        has("gen_ai_client_operation_time_to_first_chunk_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\",server_port=\"8000\"} 3");
+        // No chunk came after the first: no time between chunks.
+        assert!(
+            !text.lines().any(|l| l
+                .starts_with("gen_ai_client_operation_time_per_output_chunk_seconds_count{")
+                && !l.ends_with(" 0")),
+            "{text}"
+        );
         has("gen_ai_client_operation_duration_seconds_count{error_type=\"upstream_unavailable\",gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",server_address=\"10.0.0.5\",server_port=\"8000\"} 1");
         // +1 unbound at the start, -1 bound or unbound at the end: back to zero.
         has("inferd_requests_active{gen_ai_request_model=\"up-model\"} 0");
@@ -559,6 +587,15 @@ mod tests {
                 .any(|l| l.starts_with("inferd_prompt") && l.contains("up-model")),
             "{text}"
         );
+        // The model's tokens are counted once, by the process that runs it: the client
+        // metric is the upstream call's.
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.starts_with("gen_ai_client_token_usage") && l.contains("llama")),
+            "{text}"
+        );
+        has("gen_ai_client_token_usage_sum{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\",gen_ai_token_type=\"input\"} 12");
     }
 
     #[test]

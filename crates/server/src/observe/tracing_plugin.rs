@@ -137,7 +137,7 @@ impl Observer for TracingPlugin {
             KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
             KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
             KeyValue::new(sc::INFERD_GENERATION_ID, start.generation_id.clone()),
-            KeyValue::new(sc::INFERD_STREAM, start.stream),
+            KeyValue::new(sc::GEN_AI_REQUEST_STREAM, start.stream),
         ]);
         if let Some((address, port)) = &start.server {
             attributes.extend([
@@ -206,7 +206,7 @@ impl Observer for TracingPlugin {
     }
 
     fn request_rejected(&self, error_type: &str, message: &str) {
-        OtelSpan::current().record_error(error_type.to_owned(), message);
+        OtelSpan::current().record_client_error(error_type.to_owned(), message);
     }
 
     fn batch_run(&self, run: &BatchRun<'_>) {
@@ -276,7 +276,7 @@ impl GenerationCall for TracingCall {
         }
         if let Some(ttft) = end.timings.time_to_first_token.map(|t| t.as_secs_f64()) {
             attributes.extend([
-                KeyValue::new(sc::INFERD_TIME_TO_FIRST_TOKEN, ttft),
+                KeyValue::new(sc::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttft),
                 KeyValue::new(sc::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN, ttft),
             ]);
         }
@@ -450,6 +450,7 @@ mod tests {
                 duration: Duration::from_millis(20),
                 time_to_first_token: None,
                 time_per_output_token: None,
+                time_per_output_chunk: None,
             },
             engine_timings: None,
             captured_output: None,
