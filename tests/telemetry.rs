@@ -288,7 +288,7 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
     );
     // A 4xx is the client's error: the SERVER span's status stays unset, with no error.type
     // (HTTP conventions); the error is on the child.
-    let server_span = client_error_server_span(&spans);
+    client_error_server_span(&spans);
 
     // A request refused by validation has no child: the reason is an `exception` event on the
     // SERVER span, whose status stays unset too.
