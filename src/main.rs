@@ -82,9 +82,9 @@ fn main() -> anyhow::Result<()> {
 
 /// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
 /// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
-/// default log. The generation's own `first_token`/`finished` events are span events (and
-/// OTLP log records); the access line already carries the model and token counts, so they
-/// stay out of the default log.
+/// default log (and so out of the OTLP log records, which follow this filter). The
+/// generation's own `first_token`/`finished` events are span events; the access line already
+/// carries the model and token counts, so they stay out of the default log.
 const DEFAULT_LOG_FILTER: &str =
     "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
 
@@ -108,7 +108,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The llama-cpp-2 bindings wrap their calls (model load, chat template) in INFO spans; they
     // are not request steps and would each become a trace of their own.
     // The access line is a log line, not a span event: the HTTP span already has its facts.
-    telemetry_config.span_filter = "info,llama_cpp_2=off,inferd::access=off".to_owned();
+    // llama.cpp's log lines (target `llama-cpp-2`, a hundred at each model load) are not steps
+    // of anything: they stay out of spans as events.
+    telemetry_config.span_filter =
+        "info,llama_cpp_2=off,llama-cpp-2=off,inferd::access=off".to_owned();
     let config = args.resolve(user_home.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.http_workers)

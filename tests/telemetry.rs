@@ -665,6 +665,27 @@ async fn start_up_load_is_traced_with_its_artifacts_step_and_counted() {
         artifacts["attributes"]["inferd.model.artifacts.bytes"],
         size
     );
+    // llama.cpp's own log lines (a hundred at each load) are not span events; inferd's are.
+    let events: Vec<&str> = root["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert!(
+        events.len() < 10,
+        "llama.cpp lines became events: {events:?}"
+    );
+    assert!(events.contains(&"model ready"), "{events:?}");
+    // The lines written for the load carry its trace id.
+    let trace_id = load["trace_id"].as_str().expect("id");
+    let ready = server
+        .logs()
+        .into_iter()
+        .find(|l| l.contains("\"model ready\""))
+        .expect("a `model ready` line");
+    let ready: Value = serde_json::from_str(&ready).expect("json log line");
+    assert_eq!(ready["trace_id"], trace_id, "{ready}");
 
     let metrics = metrics_text(&server).await;
     assert!(

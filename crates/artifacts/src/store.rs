@@ -281,7 +281,9 @@ impl Inner {
                     done: sidecar.size,
                     total: Some(sidecar.size),
                 });
-                tracing::debug!(parent: &span, path = %dest.display(), "model file found in the cache");
+                span.in_scope(
+                    || tracing::debug!(path = %dest.display(), "model file found in the cache"),
+                );
                 return Ok(Artifact {
                     path: dest.to_owned(),
                     bytes: sidecar.size,
@@ -325,11 +327,11 @@ impl Inner {
                     sc::INFERD_MODEL_ARTIFACTS_BYTES,
                     to_i64(artifact.bytes),
                 );
-                tracing::info!(parent: &span, path = %dest.display(), bytes = artifact.bytes, "model file downloaded");
+                span.in_scope(|| tracing::info!(path = %dest.display(), bytes = artifact.bytes, "model file downloaded"));
             }
             Err(e) => {
                 record_error(&span, e.kind(), &e.to_string());
-                tracing::warn!(parent: &span, error = %e, "model file download failed");
+                span.in_scope(|| tracing::warn!(error = %e, "model file download failed"));
             }
         }
         result

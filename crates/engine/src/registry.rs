@@ -500,7 +500,7 @@ impl ModelRegistry {
         );
         let outcome = match result {
             Ok((engine, artifact)) => {
-                tracing::info!(parent: &span, model = %id, seconds = duration.as_secs_f64(), source = artifact.source, "model ready");
+                span.in_scope(|| tracing::info!(model = %id, seconds = duration.as_secs_f64(), source = artifact.source, "model ready"));
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));
@@ -521,7 +521,9 @@ impl ModelRegistry {
                 Ok(())
             }
             Err(err) => {
-                tracing::error!(parent: &span, model = %id, error = %err, "model failed to load");
+                span.in_scope(
+                    || tracing::error!(model = %id, error = %err, "model failed to load"),
+                );
                 record_error(&span, err.kind(), &err.to_string());
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
@@ -624,7 +626,7 @@ impl ModelRegistry {
             entry.state = ModelState::Available;
             entry.load_seconds = None;
         }
-        tracing::info!(parent: &span, model = %id, reason, "model unloaded");
+        span.in_scope(|| tracing::info!(model = %id, reason, "model unloaded"));
         self.hooks.model_unloaded(&ModelUnload {
             model_id: id,
             reason,

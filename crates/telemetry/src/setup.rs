@@ -315,11 +315,20 @@ where
         guard.trace_store = store;
 
         if let Some(logger_provider) = logger_provider(config, &resource, dropped)? {
+            // The log records exported are the lines the log filter lets through (so a
+            // library held at `warn` there is not exported at INFO either), at most INFO.
+            let export_filter = EnvFilter::builder()
+                .parse(&config.log_filter)
+                .map_err(|e| {
+                    Error::invalid(crate::vars::INFERD_LOG, &config.log_filter, &e.to_string())
+                })?;
             let bridge = opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(
                 &logger_provider,
             )
             .with_filter(
-                LevelFilter::INFO.and(filter_fn(|meta| !is_exporter_internal(meta.target()))),
+                LevelFilter::INFO
+                    .and(export_filter)
+                    .and(filter_fn(|meta| !is_exporter_internal(meta.target()))),
             );
             layers.push(Box::new(bridge));
             guard.logger_provider = Some(logger_provider);
