@@ -135,7 +135,7 @@ async fn api_keys_refuse_missing_and_wrong_keys_accept_any_case_scheme_and_rotat
         assert!(!logs.contains(key), "a key was logged: {key}");
     }
     assert!(
-        logs.contains("\"key_id\""),
+        logs.contains("\"inferd.api_key.id\""),
         "access lines name the key by id"
     );
 }

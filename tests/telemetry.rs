@@ -599,7 +599,7 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
         .logs()
         .iter()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["fields"]["route"] == "/v1/completions")
+        .filter(|l| l["fields"]["http.route"] == "/v1/completions")
         .collect();
     assert_eq!(
         access.len(),
@@ -608,15 +608,15 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
         server.logs()
     );
     assert_eq!(access[0]["trace_id"], trace_id);
-    assert_eq!(access[0]["fields"]["status"], 200);
-    assert_eq!(access[0]["fields"]["model"], "smollm2-135m");
-    assert_eq!(access[0]["fields"]["completion_tokens"], 2);
-    assert_eq!(access[0]["fields"]["outcome"], "complete");
+    assert_eq!(access[0]["fields"]["http.response.status_code"], 200);
+    assert_eq!(access[0]["fields"]["gen_ai.request.model"], "smollm2-135m");
+    assert_eq!(access[0]["fields"]["gen_ai.usage.output_tokens"], 2);
+    assert_eq!(access[0]["fields"]["inferd.request.outcome"], "complete");
     // The engine's line, written on its own thread inside `model.infer`.
     assert!(
         lines
             .iter()
-            .any(|l| l["fields"]["completion_tokens"] == 2 && l["span"] == "infer"),
+            .any(|l| l["fields"]["gen_ai.usage.output_tokens"] == 2 && l["span"] == "infer"),
         "{lines:?}"
     );
     for line in &lines {
@@ -847,12 +847,46 @@ async fn streamed_requests_get_an_access_line_with_tokens_when_the_stream_ends()
         .expect("send");
     r.chunk().await.expect("first chunk");
     drop(r);
+    // Abandon a third, not streamed, before its answer: it gets a line too.
+    let gave_up = client()
+        .post(server.url("/v1/completions"))
+        .timeout(Duration::from_millis(300))
+        .json(
+            &json!({"model": "smollm2-135m", "prompt": "Hi", "max_tokens": 400,
+                      "ignore_eos": true}),
+        )
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let gave_up_line = loop {
+        let line = server
+            .logs()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["fields"]["http.route"] == "/v1/completions");
+        if let Some(line) = line {
+            break line;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no access line for the abandoned request: {:?}",
+            server.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(gave_up_line["fields"]["http.response.status_code"], 499);
+    assert_eq!(
+        gave_up_line["fields"]["inferd.request.outcome"],
+        "client_closed"
+    );
+    assert!(gave_up_line["trace_id"].is_string(), "{gave_up_line}");
     let access = |server: &Server| -> Vec<Value> {
         server
             .logs()
             .iter()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .filter(|l| l["fields"]["route"] == "/v1/chat/completions")
+            .filter(|l| l["fields"]["http.route"] == "/v1/chat/completions")
             .collect()
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
@@ -863,19 +897,25 @@ async fn streamed_requests_get_an_access_line_with_tokens_when_the_stream_ends()
     assert_eq!(lines.len(), 2, "{:?}", server.logs());
     let done = &lines[0];
     assert_eq!(done["trace_id"], trace_id.as_str(), "{done}");
-    assert_eq!(done["fields"]["completion_tokens"], 5, "{done}");
+    assert_eq!(done["fields"]["gen_ai.usage.output_tokens"], 5, "{done}");
     assert!(
-        done["fields"]["prompt_tokens"].as_u64().unwrap_or(0) > 0,
+        done["fields"]["gen_ai.usage.input_tokens"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0,
         "{done}"
     );
-    assert_eq!(done["fields"]["outcome"], "complete", "{done}");
+    assert_eq!(
+        done["fields"]["inferd.request.outcome"], "complete",
+        "{done}"
+    );
     let abandoned = &lines[1];
     assert_eq!(
-        abandoned["fields"]["outcome"], "client_closed",
+        abandoned["fields"]["inferd.request.outcome"], "client_closed",
         "{abandoned}"
     );
     assert!(
-        abandoned["fields"]["completion_tokens"].is_null(),
+        abandoned["fields"]["gen_ai.usage.output_tokens"].is_null(),
         "{abandoned}"
     );
 }

@@ -17,6 +17,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
+use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{LineValue, OtelSpan, ACCESS_LOG_TARGET};
 use tower::{Layer, Service};
 
@@ -98,14 +99,14 @@ where
             method: request.method().clone(),
             route: request.extensions().get::<MatchedPath>().cloned(),
             path: request.uri().path().to_owned(),
-            status: StatusCode::OK,
+            status: None,
             started: Instant::now(),
             facts,
             span: OtelSpan::current(),
         };
         AccessFuture {
             inner: self.inner.call(request),
-            line: Some(line),
+            line: PendingLine(Some(line)),
         }
     }
 }
@@ -115,7 +116,24 @@ pin_project_lite::pin_project! {
     pub struct AccessFuture<F> {
         #[pin]
         inner: F,
-        line: Option<AccessLine>,
+        line: PendingLine,
+    }
+}
+
+/// The line of a request whose response is not produced yet. Dropped unwritten, the client
+/// went away before the answer (a non-streamed generation it stopped waiting for): the line
+/// says so, with nginx's 499.
+struct PendingLine(Option<AccessLine>);
+
+/// The status an access line gives a request the client abandoned before its response.
+const CLIENT_CLOSED_REQUEST: u16 = 499;
+
+impl Drop for PendingLine {
+    fn drop(&mut self) {
+        if let Some(mut line) = self.0.take() {
+            line.status = None;
+            line.write("client_closed");
+        }
     }
 }
 
@@ -134,11 +152,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let Ok(response) = ready!(this.inner.poll(cx));
-        let Some(mut line) = this.line.take() else {
+        let Some(mut line) = this.line.0.take() else {
             return Poll::Ready(Ok(response));
         };
         let (parts, body) = response.into_parts();
-        line.status = parts.status;
+        line.status = Some(parts.status);
         Poll::Ready(Ok(Response::from_parts(
             parts,
             Body::new(LoggedBody {
@@ -154,7 +172,8 @@ struct AccessLine {
     method: Method,
     route: Option<MatchedPath>,
     path: String,
-    status: StatusCode,
+    /// The response's status; none while it is not produced.
+    status: Option<StatusCode>,
     started: Instant,
     facts: AccessFacts,
     /// The request's span (the HTTP SERVER span when telemetry is on).
@@ -170,39 +189,60 @@ impl AccessLine {
             .as_ref()
             .map_or("(unmatched)", MatchedPath::as_str);
         let seconds = self.started.elapsed().as_secs_f64();
+        let status = self
+            .status
+            .map_or(CLIENT_CLOSED_REQUEST, |status| status.as_u16());
+        // The keys are the conventions' attribute names (the request's duration under the
+        // name of the metric that measures it), inferd's own under `inferd.`.
         // Written straight to the log writer when it can be (JSON lines, no OTLP logs
         // bridge): the same line, without tracing's dispatch, on every request.
         let written = inferd_telemetry::write_access_line(&[
-            ("method", Some(LineValue::Str(self.method.as_str()))),
-            ("route", Some(LineValue::Str(route))),
-            ("path", Some(LineValue::Str(&self.path))),
-            ("status", Some(LineValue::U64(self.status.as_u16().into()))),
-            ("seconds", Some(LineValue::F64(seconds))),
-            ("model", facts.model.as_deref().map(LineValue::Str)),
-            ("key_id", facts.key_id.as_deref().map(LineValue::Str)),
             (
-                "prompt_tokens",
+                sc::HTTP_REQUEST_METHOD,
+                Some(LineValue::Str(self.method.as_str())),
+            ),
+            (sc::HTTP_ROUTE, Some(LineValue::Str(route))),
+            (sc::URL_PATH, Some(LineValue::Str(&self.path))),
+            (
+                sc::HTTP_RESPONSE_STATUS_CODE,
+                Some(LineValue::U64(status.into())),
+            ),
+            (
+                sc::HTTP_SERVER_REQUEST_DURATION,
+                Some(LineValue::F64(seconds)),
+            ),
+            (
+                sc::GEN_AI_REQUEST_MODEL,
+                facts.model.as_deref().map(LineValue::Str),
+            ),
+            (
+                sc::INFERD_API_KEY_ID,
+                facts.key_id.as_deref().map(LineValue::Str),
+            ),
+            (
+                sc::GEN_AI_USAGE_INPUT_TOKENS,
                 facts.prompt_tokens.map(|n| LineValue::U64(n.into())),
             ),
             (
-                "completion_tokens",
+                sc::GEN_AI_USAGE_OUTPUT_TOKENS,
                 facts.completion_tokens.map(|n| LineValue::U64(n.into())),
             ),
-            ("outcome", Some(LineValue::Str(outcome))),
+            (sc::INFERD_REQUEST_OUTCOME, Some(LineValue::Str(outcome))),
         ]);
         if !written {
-            tracing::info!(
+            tracing::event!(
                 target: ACCESS_LOG_TARGET,
-                method = %self.method,
-                route,
-                path = %self.path,
-                status = self.status.as_u16(),
-                seconds,
-                model = facts.model.as_deref(),
-                key_id = facts.key_id.as_deref(),
-                prompt_tokens = facts.prompt_tokens,
-                completion_tokens = facts.completion_tokens,
-                outcome,
+                tracing::Level::INFO,
+                http.request.method = self.method.as_str(),
+                http.route = route,
+                url.path = self.path.as_str(),
+                http.response.status_code = status,
+                http.server.request.duration = seconds,
+                gen_ai.request.model = facts.model.as_deref(),
+                inferd.api_key.id = facts.key_id.as_deref(),
+                gen_ai.usage.input_tokens = facts.prompt_tokens,
+                gen_ai.usage.output_tokens = facts.completion_tokens,
+                inferd.request.outcome = outcome,
                 "request"
             );
         }

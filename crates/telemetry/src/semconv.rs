@@ -217,6 +217,9 @@ pub const INFERD_API_KEY_REJECTIONS: &str = "inferd.api_key.rejections";
 /// Attribute on `inferd.api_key.rejections` (for a known key): the key's id, the first eight
 /// hex digits of its SHA-256, never the key.
 pub const INFERD_API_KEY_ID: &str = "inferd.api_key.id";
+/// How a request's response ended, on its access line: `complete`, `client_closed`,
+/// `body_error`.
+pub const INFERD_REQUEST_OUTCOME: &str = "inferd.request.outcome";
 /// Metric: telemetry items dropped because export failed.
 pub const INFERD_TELEMETRY_DROPPED: &str = "inferd.telemetry.dropped";
 /// Attribute on `inferd.telemetry.dropped`: `spans`, `metrics` or `logs`.
