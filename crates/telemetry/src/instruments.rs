@@ -1,4 +1,4 @@
-//! Every metric inferd emits (TELEMETRY.md, "Metrics"), declared once with its unit, description
+//! Every metric inferd emits (docs/telemetry.md, "Metrics"), declared once with its unit, description
 //! and bucket boundaries. When telemetry is off the instruments come from a no-op meter, so
 //! recording costs nothing and callers need no `if`.
 

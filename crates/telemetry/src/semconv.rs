@@ -1,4 +1,5 @@
-//! Every attribute, metric and span name inferd emits, declared once (TELEMETRY.md is the contract).
+//! Every attribute, metric and span name inferd emits, declared once; docs/telemetry.md
+//! documents each of them (a test below checks it).
 //!
 //! HTTP and error names follow the OpenTelemetry semantic conventions; GenAI names are pinned to
 //! semantic-conventions v1.41 (`gen_ai.provider.name`, never the older `gen_ai.system`); inferd's
@@ -253,15 +254,84 @@ pub const GEN_AI_TOKEN_USAGE_BUCKETS: &[f64] = &[
 
 #[cfg(test)]
 mod tests {
+    /// The names this module declares: every `pub const NAME: &str = "value";`.
+    fn declared() -> Vec<&'static str> {
+        let source = include_str!("semconv.rs");
+        let code = &source[..source.find("#[cfg(test)]").unwrap_or(source.len())];
+        code.split(';')
+            .filter_map(|statement| {
+                let start = statement.find("pub const")?;
+                let statement = &statement[start..];
+                statement.contains(": &str").then_some(())?;
+                statement.split('"').nth(1)
+            })
+            .collect()
+    }
+
+    /// What docs/telemetry.md names in backticks that looks like a telemetry name: dotted,
+    /// lowercase, in a namespace inferd emits (`gen_ai.request.model="_OTHER"` gives
+    /// `gen_ai.request.model`).
+    fn documented(doc: &str) -> Vec<&str> {
+        const NAMESPACES: [&str; 13] = [
+            "gen_ai.",
+            "http.",
+            "url.",
+            "server.",
+            "client.",
+            "inferd.",
+            "error.",
+            "exception.",
+            "service.",
+            "host.",
+            "deployment.",
+            "user_agent.",
+            "model.",
+        ];
+        doc.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|code| code.split(['=', ' ']).next().unwrap_or_default())
+            .filter(|name| NAMESPACES.iter().any(|ns| name.starts_with(ns)) && !name.ends_with('.'))
+            .filter(|name| {
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._".contains(c))
+            })
+            .collect()
+    }
+
+    /// docs/telemetry.md, the reference, and this module, the code's one list of names, agree:
+    /// each declared name is documented, each documented name is declared.
+    #[test]
+    fn the_telemetry_reference_documents_every_name_and_only_those() {
+        let doc = include_str!("../../../docs/telemetry.md");
+        let declared = declared();
+        let missing: Vec<&str> = declared
+            .iter()
+            .copied()
+            .filter(|name| {
+                !doc.contains(&format!("`{name}")) && !doc.contains(&format!("\"{name}\""))
+            })
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "declared in semconv.rs, missing from docs/telemetry.md: {missing:?}"
+        );
+        let mut unknown: Vec<&str> = documented(doc)
+            .into_iter()
+            .filter(|name| !declared.contains(name))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        assert!(
+            unknown.is_empty(),
+            "named in docs/telemetry.md, not declared in semconv.rs: {unknown:?}"
+        );
+    }
+
     /// Each name is declared once: no two constants share a value.
     #[test]
     fn names_are_unique_and_genai_uses_provider_name() {
-        let source = include_str!("semconv.rs");
-        let mut names: Vec<&str> = source
-            .lines()
-            .filter(|l| l.starts_with("pub const") && l.contains(": &str"))
-            .filter_map(|l| l.split('"').nth(1))
-            .collect();
+        let mut names = declared();
         let total = names.len();
         names.sort_unstable();
         names.dedup();

@@ -300,7 +300,7 @@ where
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
                 // thread.id/thread.name, busy/idle times, source locations and targets on
-                // every span cost allocations and are not part of TELEMETRY.md's contract.
+                // every span cost allocations and are not part of docs/telemetry.md's contract.
                 .with_threads(false)
                 .with_tracked_inactivity(false)
                 .with_location(false)

@@ -20,7 +20,7 @@ use super::engine_metrics::EngineMetrics;
 /// Most attribute sets kept bound (see [`Bound`]); past it, generations record unbound.
 const MAX_BOUND_SETS: usize = 256;
 
-/// Records the metrics of TELEMETRY.md for each generation.
+/// Records the metrics of docs/telemetry.md for each generation.
 #[derive(Debug)]
 pub struct MetricsPlugin {
     metrics: InferdMetrics,
