@@ -158,9 +158,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)
             .map_err(anyhow::Error::msg)?;
         gateway.spawn_probes();
+        let gateway = Arc::new(gateway);
+        inferd_server::observe::observe_upstreams(&telemetry, Arc::clone(&gateway));
         let registry = Arc::new(
             ModelRegistry::new(config.models, hooks.clone())
-                .with_gateway(Arc::new(gateway))
+                .with_gateway(gateway)
                 .with_memory_budget(config.memory_budget)
                 .with_resolver(Arc::new(inferd_engine::artifacts::StoreResolver::new(
                     store,

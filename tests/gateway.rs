@@ -277,6 +277,12 @@ async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
         !back_metrics.contains("gen_ai_client_token_usage_count{"),
         "{back_metrics}"
     );
+    // The back's queue limit is there for alerts on a queue near full.
+    assert_eq!(
+        value(&back_metrics, "inferd_queue_limit{"),
+        Some(64.0),
+        "{back_metrics}"
+    );
 }
 
 #[tokio::test]
@@ -372,6 +378,13 @@ async fn an_absent_upstream_fails_fast_with_503_naming_it() {
     }
     let models: Value = get_json(&front, "/v1/models").await;
     assert_eq!(models["data"], json!([]));
+    let metrics = metrics_text(&front).await;
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "inferd_upstream_healthy{inferd_upstream_name=\"back\"} 0"),
+        "{metrics}"
+    );
 }
 
 /// `--http-workers N` runs exactly N async worker threads (tokio names them
@@ -776,4 +789,17 @@ async fn after_a_failover_the_generation_span_names_the_replica_that_answered() 
         );
     }
     assert_eq!(busy_calls.load(Ordering::SeqCst), 1, "tried first once");
+    // The call sent on to the live replica counts as its retry; both answer their probes.
+    let metrics = metrics_text(&front).await;
+    for line in [
+        "inferd_upstream_retries_total{inferd_upstream_name=\"live\"} 1",
+        "inferd_upstream_retries_total{inferd_upstream_name=\"busy\"} 0",
+        "inferd_upstream_healthy{inferd_upstream_name=\"live\"} 1",
+        "inferd_upstream_healthy{inferd_upstream_name=\"busy\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no `{line}` in\n{metrics}"
+        );
+    }
 }

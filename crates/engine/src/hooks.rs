@@ -172,6 +172,8 @@ pub struct EngineLoad {
     pub running: u32,
     /// Requests accepted and waiting for a slot.
     pub waiting: u32,
+    /// Most requests that may wait (`--max-queue`); past it requests are refused (503).
+    pub queue_limit: u32,
     /// KV cache cells (tokens) of all slots together.
     pub kv_cells: u32,
     /// Cells holding running sequences' tokens.

@@ -39,6 +39,8 @@ pub struct InferdMetrics {
     pub requests_active: UpDownCounter<i64>,
     /// `inferd.queue.size` ({request}): gen_ai.request.model.
     pub queue_size: UpDownCounter<i64>,
+    /// `inferd.queue.limit` ({request}): gen_ai.request.model. A local engine's `--max-queue`.
+    pub queue_limit: Gauge<u64>,
     /// `inferd.errors` ({error}): error.type.
     pub errors: Counter<u64>,
     /// `inferd.requests.running` ({request}): gen_ai.request.model. Sequences holding a slot
@@ -148,6 +150,11 @@ impl InferdMetrics {
                 .i64_up_down_counter(semconv::INFERD_REQUESTS_ACTIVE)
                 .with_unit("{request}")
                 .with_description("Requests being served")
+                .build(),
+            queue_limit: meter
+                .u64_gauge(semconv::INFERD_QUEUE_LIMIT)
+                .with_unit("{request}")
+                .with_description("Most requests a local engine's queue holds")
                 .build(),
             queue_size: meter
                 .i64_up_down_counter(semconv::INFERD_QUEUE_SIZE)

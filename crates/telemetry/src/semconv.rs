@@ -190,6 +190,14 @@ pub const INFERD_MODEL_LOAD_DURATION: &str = "inferd.model.load.duration";
 pub const INFERD_REQUESTS_ACTIVE: &str = "inferd.requests.active";
 /// Metric: queue size.
 pub const INFERD_QUEUE_SIZE: &str = "inferd.queue.size";
+/// Metric: most requests a local engine's queue holds (`--max-queue`).
+pub const INFERD_QUEUE_LIMIT: &str = "inferd.queue.limit";
+/// Metric: whether an upstream answered its last probe or call (1) or not (0).
+pub const INFERD_UPSTREAM_HEALTHY: &str = "inferd.upstream.healthy";
+/// Metric: calls sent to an upstream again after a failure (retries and failovers).
+pub const INFERD_UPSTREAM_RETRIES: &str = "inferd.upstream.retries";
+/// The upstream's configured name, on the upstream metrics.
+pub const INFERD_UPSTREAM_NAME: &str = "inferd.upstream.name";
 /// Metric: sequences holding an engine slot (vLLM `num_requests_running`).
 pub const INFERD_REQUESTS_RUNNING: &str = "inferd.requests.running";
 /// Metric: share of the KV cache held by running sequences, 0 to 1 (vLLM

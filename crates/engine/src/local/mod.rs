@@ -182,8 +182,10 @@ impl LocalEngine {
 
         let (jobs_tx, jobs_rx) = mpsc::channel(config.max_queue.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
+        let queue_limit = u32::try_from(config.max_queue.max(1)).unwrap_or(u32::MAX);
         let load = Arc::new(std::sync::Mutex::new(EngineLoad {
             slots: parallel,
+            queue_limit,
             ..EngineLoad::default()
         }));
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -194,6 +196,7 @@ impl LocalEngine {
             queued: Arc::clone(&queued),
             load: Arc::clone(&load),
             parallel,
+            queue_limit,
             slot_context: context_length,
             prefill_chunk,
             generation_timeout: config.generation_timeout,

@@ -40,6 +40,8 @@ pub(super) struct Settings {
     /// The latest state, for the admin API.
     pub(super) load: Arc<Mutex<EngineLoad>>,
     pub(super) parallel: u32,
+    /// `--max-queue`, reported with the engine's load.
+    pub(super) queue_limit: u32,
     /// KV cells of each slot.
     pub(super) slot_context: u32,
     pub(super) prefill_chunk: u32,
@@ -102,6 +104,7 @@ impl Scheduler {
             run: None,
             load: EngineLoad {
                 slots: settings.parallel,
+                queue_limit: settings.queue_limit,
                 ..EngineLoad::default()
             },
             settings,

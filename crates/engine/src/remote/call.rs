@@ -204,6 +204,7 @@ impl RemoteBackend {
                     inferd_telemetry::semconv::HTTP_REQUEST_RESEND_COUNT,
                     i64::from(*resends),
                 ));
+                up.count_retry();
             }
             *resends += 1;
             let mut request = client::Request::new(Full::new(body.clone()));

@@ -164,6 +164,8 @@ pub struct UpstreamStatus {
     /// The HTTP proxy its calls go through (without credentials), if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
+    /// Calls sent again after a failure (retries and connection failovers), since start.
+    pub retries: u64,
 }
 
 /// Largest `/models` answer read from an upstream.
@@ -189,6 +191,8 @@ pub struct Upstream {
     embeddings: Endpoint,
     /// The proxy its calls go through, as shown (no credentials).
     via: Option<String>,
+    /// Calls sent again after a failure, since start.
+    retries: std::sync::atomic::AtomicU64,
 }
 
 /// The ids of discovered routes for a log line: `a, b`, or `(none)`.
@@ -302,6 +306,7 @@ impl Upstream {
             provider: config.provider.as_str().into(),
             via,
             config,
+            retries: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -481,7 +486,14 @@ impl Upstream {
                 .map(|r| r.iter().map(|r| r.id.clone()).collect())
                 .unwrap_or_default(),
             proxy: self.via.clone(),
+            retries: self.retries.load(std::sync::atomic::Ordering::Relaxed),
         }
+    }
+
+    /// Counts one call sent again.
+    fn count_retry(&self) {
+        self.retries
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     fn info(&self) -> ModelInfo {

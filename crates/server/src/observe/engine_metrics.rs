@@ -21,6 +21,7 @@ const MAX_ENGINES: usize = 256;
 /// One model's engine instruments, bound to `gen_ai.request.model` (and the phase).
 struct EngineSeries {
     running: BoundGauge<u64>,
+    queue_limit: BoundGauge<u64>,
     kv_usage: BoundGauge<f64>,
     prefill_batch_size: BoundHistogram<u64>,
     decode_batch_size: BoundHistogram<u64>,
@@ -37,6 +38,7 @@ impl EngineSeries {
         };
         Self {
             running: m.requests_running.bind(std::slice::from_ref(&model)),
+            queue_limit: m.queue_limit.bind(std::slice::from_ref(&model)),
             kv_usage: m.kv_cache_usage.bind(std::slice::from_ref(&model)),
             prefill_batch_size: batch(BatchPhase::Prefill),
             decode_batch_size: batch(BatchPhase::Decode),
@@ -83,6 +85,7 @@ impl EngineMetrics {
             Some(series) => {
                 series.running.record(u64::from(load.running));
                 series.kv_usage.record(load.kv_usage());
+                series.queue_limit.record(u64::from(load.queue_limit));
             }
             None => {
                 let attrs = [KeyValue::new(sc::GEN_AI_REQUEST_MODEL, model.to_owned())];
@@ -90,6 +93,9 @@ impl EngineMetrics {
                     .requests_running
                     .record(u64::from(load.running), &attrs);
                 self.metrics.kv_cache_usage.record(load.kv_usage(), &attrs);
+                self.metrics
+                    .queue_limit
+                    .record(u64::from(load.queue_limit), &attrs);
             }
         }
     }
@@ -137,6 +143,7 @@ mod tests {
             slots: 4,
             running,
             waiting: 2,
+            queue_limit: 64,
             kv_cells: 4096,
             kv_cells_running,
             kv_cells_cached: 512,
@@ -149,6 +156,10 @@ mod tests {
         has(
             &text,
             "inferd_requests_running{gen_ai_request_model=\"llama\"} 3",
+        );
+        has(
+            &text,
+            "inferd_queue_limit{gen_ai_request_model=\"llama\"} 64",
         );
         has(&text, "# TYPE inferd_kv_cache_usage_ratio gauge");
         has(

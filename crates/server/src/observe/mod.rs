@@ -11,6 +11,9 @@ mod engine_metrics;
 pub mod metrics_plugin;
 pub mod redact;
 pub mod tracing_plugin;
+mod upstream_metrics;
+
+pub use upstream_metrics::observe_upstreams;
 
 use std::sync::Arc;
 
@@ -93,6 +96,7 @@ mod tests {
                 slots: 4,
                 running: 2,
                 waiting: 0,
+                queue_limit: 8,
                 kv_cells: 100,
                 kv_cells_running: 10,
                 kv_cells_cached: 0,
