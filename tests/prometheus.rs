@@ -1,0 +1,169 @@
+//! A real Prometheus server (Debian's `prometheus`, installed by scripts/install-deps.sh)
+//! scrapes a real inferd and answers the queries an operator's dashboard asks: latency
+//! quantiles by provider from the GenAI histograms, the token rate, and the scrape itself.
+//! Required in CI; elsewhere a missing `prometheus` is reported and the test skipped.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{client, Server};
+use serde_json::{json, Value};
+
+/// A Prometheus process; killed when dropped.
+struct Prometheus {
+    child: Child,
+    base: String,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Starts Prometheus scraping `target` (host:port) every second; `None` when it is not
+/// installed outside CI.
+fn start_prometheus(target: &str) -> Option<Prometheus> {
+    let dir = std::env::temp_dir().join(format!("inferd-prometheus-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: inferd\n    static_configs:\n      - targets: ['{target}']\n"
+        ),
+    )
+    .expect("config");
+    let port = free_port();
+    let spawned = Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+    match spawned {
+        Ok(child) => Some(Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            dir,
+        }),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").is_err(),
+                "prometheus is required in CI (scripts/install-deps.sh installs it): {e}"
+            );
+            eprintln!("prometheus not found ({e}); skipping");
+            None
+        }
+    }
+}
+
+/// The result vector of an instant query (empty while Prometheus is starting).
+async fn query(prometheus: &Prometheus, promql: &str) -> Vec<Value> {
+    let url = reqwest::Url::parse_with_params(
+        &format!("{}/api/v1/query", prometheus.base),
+        &[("query", promql)],
+    )
+    .expect("url");
+    let Ok(r) = client().get(url).send().await else {
+        return Vec::new();
+    };
+    let Ok(body) = r.json::<Value>().await else {
+        return Vec::new();
+    };
+    assert_ne!(body["status"], "error", "{promql}: {body}");
+    body["data"]["result"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// Polls `promql` until it has a result, sending a request to `server` between polls so
+/// the rates have samples to work with.
+async fn wait_for(prometheus: &Prometheus, server: &Server, promql: &str) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let result = query(prometheus, promql).await;
+        if !result.is_empty() {
+            return result;
+        }
+        assert!(Instant::now() < deadline, "no result for {promql}");
+        generate(server).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn generate(server: &Server) {
+    let r = client()
+        .post(server.url("/v1/chat/completions"))
+        .json(
+            &json!({"model": "smollm2-135m", "max_tokens": 4, "ignore_eos": true,
+                      "stream": true,
+                      "messages": [{"role": "user", "content": "Hello"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 200);
+    r.text().await.expect("body");
+}
+
+#[tokio::test]
+async fn a_prometheus_server_scraping_inferd_answers_quantiles_by_provider() {
+    let server = Server::start(&["--telemetry", "local"]);
+    let target = server.base.trim_start_matches("http://").to_owned();
+    let Some(prometheus) = start_prometheus(&target) else {
+        return;
+    };
+    generate(&server).await;
+
+    let up = wait_for(&prometheus, &server, "up{job=\"inferd\"} == 1").await;
+    assert_eq!(up.len(), 1, "{up:?}");
+
+    for histogram in [
+        "gen_ai_server_time_to_first_token_seconds",
+        "gen_ai_server_time_per_output_token_seconds",
+        "gen_ai_server_request_duration_seconds",
+    ] {
+        let promql = format!(
+            "histogram_quantile(0.95, sum by (le, gen_ai_provider_name) \
+             (rate({histogram}_bucket[5s])))"
+        );
+        let result = wait_for(&prometheus, &server, &promql).await;
+        let inferd = result
+            .iter()
+            .find(|r| r["metric"]["gen_ai_provider_name"] == "inferd")
+            .unwrap_or_else(|| panic!("{promql}: no inferd series in {result:?}"));
+        let value: f64 = inferd["value"][1]
+            .as_str()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{promql}: {inferd}"));
+        assert!(value.is_finite() && value > 0.0, "{promql}: {value}");
+    }
+
+    let tokens = wait_for(
+        &prometheus,
+        &server,
+        "sum by (gen_ai_request_model) (rate(inferd_generation_tokens_total[5s])) > 0",
+    )
+    .await;
+    assert_eq!(tokens[0]["metric"]["gen_ai_request_model"], "smollm2-135m");
+}
