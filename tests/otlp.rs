@@ -245,3 +245,179 @@ async fn a_request_drained_at_sigterm_has_its_spans_exported_before_exit() {
         "the drained request's HTTP and generation spans were flushed at exit: {names:?}"
     );
 }
+
+/// What the conventions ask, checked where a collector sees it: every GenAI and HTTP metric
+/// data point carries its required attributes, made-up model names stay one `_OTHER` series,
+/// a local model's tokens are not client token usage, a 4xx leaves the SERVER span's status
+/// unset (the error on the child), and a model load carries none of llama.cpp's log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_telemetry_follows_the_conventions() {
+    const NOT_FOUND_TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4701";
+    const INVALID_TRACE: &str = "5bf92f3577b34da6a3ce929d0e0e4702";
+    let (traces_endpoint, received) = support::grpc_receiver().await;
+    let (metrics_endpoint, metrics) = support::http_metrics_receiver().await;
+    let server = tokio::task::spawn_blocking(move || {
+        Server::start_env(
+            &["--telemetry", "otlp"],
+            &[
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    traces_endpoint.as_str(),
+                ),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+                (
+                    "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+                    metrics_endpoint.as_str(),
+                ),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+                ("OTEL_METRIC_EXPORT_INTERVAL", "300"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+                ("OTEL_LOGS_EXPORTER", "none"),
+            ],
+        )
+    })
+    .await
+    .expect("server start");
+    let client = reqwest::Client::new();
+    let send = |body: serde_json::Value, trace: Option<&str>| {
+        let mut request = client
+            .post(server.url("/v1/chat/completions"))
+            .json(&body)
+            .timeout(Duration::from_secs(120));
+        if let Some(trace) = trace {
+            request = request.header("traceparent", format!("00-{trace}-{CALLER_SPAN}-01"));
+        }
+        async move { request.send().await.expect("send").status().as_u16() }
+    };
+    let chat = |model: &str| {
+        json!({"model": model, "max_tokens": 3, "ignore_eos": true,
+               "messages": [{"role": "user", "content": "Hi"}]})
+    };
+    assert_eq!(send(chat("smollm2-135m"), None).await, 200);
+    assert_eq!(
+        send(chat("no-such-model"), Some(NOT_FOUND_TRACE)).await,
+        404
+    );
+    let invalid = json!({"model": "smollm2-135m", "messages": [], "temperature": 9});
+    assert_eq!(send(invalid, Some(INVALID_TRACE)).await, 400);
+    for i in 0..1000 {
+        assert_eq!(send(chat(&format!("made-up-{i}")), None).await, 404);
+    }
+
+    // Metrics: wait for an export that holds the successful generation.
+    metrics.wait_for("gen_ai.server.time_to_first_token").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let points = metrics.all();
+    let keys = |attributes: &[opentelemetry_proto::tonic::common::v1::KeyValue]| -> Vec<String> {
+        attributes.iter().map(|kv| kv.key.clone()).collect()
+    };
+    let required: [(&str, &[&str]); 5] = [
+        (
+            "gen_ai.server.request.duration",
+            &[
+                "gen_ai.operation.name",
+                "gen_ai.provider.name",
+                "gen_ai.request.model",
+            ],
+        ),
+        (
+            "gen_ai.server.time_to_first_token",
+            &[
+                "gen_ai.operation.name",
+                "gen_ai.provider.name",
+                "gen_ai.request.model",
+            ],
+        ),
+        (
+            "gen_ai.server.time_per_output_token",
+            &[
+                "gen_ai.operation.name",
+                "gen_ai.provider.name",
+                "gen_ai.request.model",
+            ],
+        ),
+        (
+            "http.server.request.duration",
+            &[
+                "http.request.method",
+                "http.response.status_code",
+                "url.scheme",
+            ],
+        ),
+        ("inferd.requests.active", &["gen_ai.request.model"]),
+    ];
+    for (metric, attributes) in required {
+        let of_metric: Vec<&support::MetricPoint> =
+            points.iter().filter(|p| p.0 == metric).collect();
+        assert!(!of_metric.is_empty(), "no {metric} point");
+        for point in of_metric {
+            let have = keys(&point.2);
+            for attribute in attributes {
+                assert!(
+                    have.iter().any(|k| k == attribute),
+                    "{metric} lacks {attribute}: {have:?}"
+                );
+            }
+        }
+    }
+    for point in &points {
+        if let Some(model) = support::attr(&point.2, "gen_ai.request.model") {
+            assert!(
+                model == "smollm2-135m" || model == "_OTHER",
+                "{} has model {model}",
+                point.0
+            );
+        }
+    }
+    assert!(
+        points.iter().all(|p| p.0 != "gen_ai.client.token.usage"),
+        "a local model's tokens were recorded as client token usage"
+    );
+
+    // Spans: the 4xx's SERVER span has status unset (0), the 404's error is on its generation
+    // span (2); the refused request's reason is an exception event.
+    let trace = |id: &str, wanted: usize| {
+        let received = received.clone();
+        let id = id.to_owned();
+        async move {
+            for _ in 0..100 {
+                let spans: Vec<support::Received> = received
+                    .all()
+                    .into_iter()
+                    .filter(|s| s.trace_id() == id)
+                    .collect();
+                if spans.len() >= wanted {
+                    return spans;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!(
+                "trace {id} never had {wanted} spans: {:?}",
+                received.names()
+            );
+        }
+    };
+    let status = |s: &support::Received| s.span.status.as_ref().map_or(0, |st| st.code);
+    let not_found = trace(NOT_FOUND_TRACE, 2).await;
+    for span in &not_found {
+        match span.span.kind {
+            2 => assert_eq!(status(span), 0, "SERVER span of a 404: {:?}", span.span),
+            _ => assert_eq!(status(span), 2, "generation span of a 404: {:?}", span.span),
+        }
+    }
+    let invalid = trace(INVALID_TRACE, 1).await;
+    assert_eq!(invalid[0].span.kind, 2);
+    assert_eq!(status(&invalid[0]), 0, "{:?}", invalid[0].span);
+    assert!(invalid[0].span.events.iter().any(|e| e.name == "exception"));
+
+    let load = received
+        .all()
+        .into_iter()
+        .find(|s| s.span.name == "model.load")
+        .expect("the start-up model.load span");
+    assert!(
+        load.span.events.len() < 10,
+        "model.load carries llama.cpp's log lines: {} events",
+        load.span.events.len()
+    );
+}
