@@ -146,7 +146,8 @@ impl Exporter {
 /// Settings of the OTLP exporter for one signal, with the per-signal variables already applied.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OtlpSignalConfig {
-    /// Where to export: for gRPC the collector address, for HTTP the full URL (`.../v1/traces`).
+    /// Where to export, always with its scheme: `https://` is TLS, `http://` plaintext. For gRPC
+    /// the collector address, for HTTP the full URL (`.../v1/traces`).
     pub endpoint: String,
     /// Wire protocol.
     pub protocol: OtlpProtocol,
@@ -154,12 +155,38 @@ pub struct OtlpSignalConfig {
     pub headers: Vec<(String, String)>,
     /// Time allowed for one export.
     pub timeout: Duration,
-    /// Whether a gRPC connection may be plaintext.
+    /// OTEL_EXPORTER_OTLP_INSECURE: the scheme a gRPC endpoint given as `host:port` got
+    /// (`http://` when true, `https://` when false); already applied to `endpoint`, and
+    /// without effect on an endpoint given with a scheme.
     pub insecure: bool,
-    /// CA certificate for TLS, if given.
-    pub certificate: Option<PathBuf>,
+    /// OTEL_EXPORTER_OTLP_CERTIFICATE: the CA certificates the collector's certificate must
+    /// chain to, instead of the system's roots. Used with `https://` endpoints only.
+    pub certificate: Option<TlsFile>,
+    /// OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and _CLIENT_KEY: the certificate inferd presents
+    /// (mTLS). Used with `https://` endpoints only.
+    pub client_identity: Option<ClientIdentity>,
     /// The exporter chosen for this signal.
     pub exporter: Exporter,
+}
+
+/// A PEM file named by a configuration variable, read when the exporter is built: a file that
+/// cannot be read or holds no usable PEM stops start-up with an error naming the variable and
+/// the path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFile {
+    /// The variable that named it, e.g. `OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE`.
+    pub variable: String,
+    /// The path, as given.
+    pub path: PathBuf,
+}
+
+/// The client certificate and its private key for mTLS: both or neither.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    /// PEM certificate (chain), leaf first.
+    pub certificate: TlsFile,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: TlsFile,
 }
 
 /// How root spans are sampled.
@@ -310,6 +337,7 @@ impl Default for TelemetryConfig {
             timeout: Duration::from_secs(10),
             insecure: false,
             certificate: None,
+            client_identity: None,
             exporter: Exporter::Otlp,
         };
         TelemetryConfig {
@@ -579,15 +607,19 @@ fn otlp_signal(r: &Reader<'_>, signal: Signal) -> Result<OtlpSignalConfig, Error
         (var, Some(v)) => OtlpProtocol::parse(&var, &v)?,
         (_, None) => OtlpProtocol::default(),
     };
+    let insecure = match pick("INSECURE") {
+        (var, Some(_)) => r.bool(&var)?.unwrap_or(false),
+        (_, None) => false,
+    };
     let endpoint = match (
         r.get(&per("ENDPOINT")),
         r.get("OTEL_EXPORTER_OTLP_ENDPOINT"),
     ) {
         // A per-signal endpoint is used as given.
-        (Some(v), _) => validate_url(&per("ENDPOINT"), v)?,
+        (Some(v), _) => endpoint_url(&per("ENDPOINT"), v, protocol, insecure)?,
         // The general endpoint is a base URL: OTLP/HTTP appends the signal's path.
         (None, Some(v)) => {
-            let base = validate_url("OTEL_EXPORTER_OTLP_ENDPOINT", v)?;
+            let base = endpoint_url("OTEL_EXPORTER_OTLP_ENDPOINT", v, protocol, insecure)?;
             match protocol {
                 OtlpProtocol::Grpc => base,
                 OtlpProtocol::HttpProtobuf => {
@@ -615,11 +647,23 @@ fn otlp_signal(r: &Reader<'_>, signal: Signal) -> Result<OtlpSignalConfig, Error
             .map_err(|_| Error::invalid(&var, &v, "a whole number of milliseconds"))?,
         (_, None) => Duration::from_secs(10),
     };
-    let insecure = match pick("INSECURE") {
-        (var, Some(_)) => r.bool(&var)?.unwrap_or(false),
-        (_, None) => false,
+    let tls_file = |suffix: &str| match pick(suffix) {
+        (variable, Some(path)) => Some(TlsFile {
+            variable,
+            path: PathBuf::from(path),
+        }),
+        (_, None) => None,
     };
-    let certificate = pick("CERTIFICATE").1.map(PathBuf::from);
+    let certificate = tls_file("CERTIFICATE");
+    let client_identity = match (tls_file("CLIENT_CERTIFICATE"), tls_file("CLIENT_KEY")) {
+        (Some(certificate), Some(key)) => Some(ClientIdentity { certificate, key }),
+        (None, None) => None,
+        (Some(given), None) => return Err(half_identity(&given, "CLIENT_KEY", &per("CLIENT_KEY"))),
+        (None, Some(given)) => {
+            let twin = "CLIENT_CERTIFICATE";
+            return Err(half_identity(&given, twin, &per(twin)));
+        }
+    };
     let exporter_var = format!("OTEL_{up}_EXPORTER");
     let exporter = match r.get(&exporter_var) {
         Some(v) => Exporter::parse(&exporter_var, &v)?,
@@ -632,23 +676,59 @@ fn otlp_signal(r: &Reader<'_>, signal: Signal) -> Result<OtlpSignalConfig, Error
         timeout,
         insecure,
         certificate,
+        client_identity,
         exporter,
     })
 }
 
-fn validate_url(variable: &str, value: String) -> Result<String, Error> {
+/// mTLS needs the client certificate and its key: `given` is set, but neither variable of its
+/// twin (`OTEL_EXPORTER_OTLP_{twin}` or the per-signal `per_signal_twin`) is.
+fn half_identity(given: &TlsFile, twin: &str, per_signal_twin: &str) -> Error {
+    Error::invalid(
+        &given.variable,
+        &given.path.to_string_lossy(),
+        &format!(
+            "OTEL_EXPORTER_OTLP_{twin} (or {per_signal_twin}) set as well: mTLS needs both the client certificate and its private key"
+        ),
+    )
+}
+
+/// The endpoint URL of `variable`, with its scheme. OTLP/HTTP takes the scheme from the URL
+/// alone. A gRPC endpoint may also be `host:port`; OTEL_EXPORTER_OTLP_INSECURE then chooses
+/// plaintext (`true`) or TLS (`false`, the default), as the OTLP exporter specification says.
+fn endpoint_url(
+    variable: &str,
+    value: String,
+    protocol: OtlpProtocol,
+    insecure: bool,
+) -> Result<String, Error> {
     let trimmed = value.trim();
-    if (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed.parse::<http::Uri>().is_ok()
-    {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(Error::invalid(
-            variable,
-            &value,
-            "an http:// or https:// URL such as http://localhost:4317",
-        ))
+    // A `://` after a path, query or fragment delimiter does not start a scheme.
+    let has_scheme = trimmed
+        .split_once("://")
+        .is_some_and(|(scheme, _)| !scheme.contains(['/', '?', '#']));
+    let url = match (has_scheme, protocol) {
+        (true, _) => trimmed.to_owned(),
+        (false, OtlpProtocol::Grpc) if insecure => format!("http://{trimmed}"),
+        (false, OtlpProtocol::Grpc) => format!("https://{trimmed}"),
+        (false, OtlpProtocol::HttpProtobuf) => String::new(),
+    };
+    let valid = (url.starts_with("http://") || url.starts_with("https://"))
+        && url
+            .parse::<http::Uri>()
+            .is_ok_and(|uri| uri.host().is_some_and(|h| !h.is_empty()));
+    if valid {
+        return Ok(url);
     }
+    let expected = match protocol {
+        OtlpProtocol::Grpc => {
+            "an http:// or https:// URL such as https://collector:4317, or host:port (TLS unless OTEL_EXPORTER_OTLP_INSECURE=true)"
+        }
+        OtlpProtocol::HttpProtobuf => {
+            "an http:// or https:// URL such as https://collector:4318 (OTLP/HTTP takes TLS or plaintext from the scheme)"
+        }
+    };
+    Err(Error::invalid(variable, &value, expected))
 }
 
 fn sampler(r: &Reader<'_>) -> Result<SamplerConfig, Error> {

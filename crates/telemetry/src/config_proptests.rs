@@ -1,6 +1,7 @@
 //! Property tests of the telemetry configuration parsers: the `k=v,...` lists with
 //! percent-encoding (OTEL_RESOURCE_ATTRIBUTES, OTEL_EXPORTER_OTLP_HEADERS), whole-millisecond
-//! timeouts, positive counts and the sampler ratio. Whatever an operator puts in the
+//! timeouts, positive counts, the sampler ratio, endpoint schemes with
+//! OTEL_EXPORTER_OTLP_INSECURE and the mTLS file pairs. Whatever an operator puts in the
 //! environment, start-up either gets exactly the value written or an `InvalidSetting` error
 //! naming a variable that was set, with its value; it never panics and never wraps or rounds.
 
@@ -101,7 +102,12 @@ const VARIABLES: &[&str] = &[
     "OTEL_EXPORTER_OTLP_TIMEOUT",
     "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
     "OTEL_EXPORTER_OTLP_INSECURE",
+    "OTEL_EXPORTER_OTLP_METRICS_INSECURE",
     "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
     "OTEL_TRACES_EXPORTER",
     "OTEL_METRICS_EXPORTER",
     "OTEL_TRACES_SAMPLER",
@@ -291,6 +297,120 @@ proptest! {
                 prop_assert!(usize::try_from(n).map_or(true, |n| n == 0), "{} rejected", n);
             }
             (_, other) => prop_assert!(false, "{} = {}: {:?}", variable, n, other.map(|_| ())),
+        }
+    }
+
+    #[test]
+    fn a_scheme_decides_tls_and_insecure_decides_only_for_a_grpc_host_port(
+        host in prop_oneof![
+            re("[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9-]{0,6}){0,2}"),
+            Just("127.0.0.1".to_owned()),
+            Just("[::1]".to_owned()),
+        ],
+        port in prop::option::of(1..=65535u16),
+        scheme in prop::sample::select(vec!["", "http://", "https://"]),
+        insecure in prop::option::of(any::<bool>()),
+        per_signal in any::<bool>(),
+        http in any::<bool>(),
+    ) {
+        let address = match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host.clone(),
+        };
+        let endpoint_var = if per_signal {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        } else {
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        };
+        let mut vars = vec![(endpoint_var, format!("{scheme}{address}"))];
+        if let Some(insecure) = insecure {
+            vars.push(("OTEL_EXPORTER_OTLP_TRACES_INSECURE", insecure.to_string()));
+        }
+        if http {
+            vars.push(("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf".to_owned()));
+        }
+        let result = TelemetryConfig::from_env(&env(&vars));
+        let expected_scheme = match (scheme, http, insecure) {
+            ("", true, _) => None,
+            ("", false, Some(true)) => Some("http://"),
+            ("", false, _) => Some("https://"),
+            (given, _, _) => Some(given),
+        };
+        match (expected_scheme, result) {
+            (Some(expected), Ok(config)) => {
+                let endpoint = &config.otlp_traces.endpoint;
+                prop_assert!(
+                    endpoint.starts_with(&format!("{expected}{address}")),
+                    "{:?} gave {}", vars, endpoint
+                );
+                prop_assert_eq!(config.otlp_traces.insecure, insecure.unwrap_or(false));
+            }
+            (None, Err(Error::InvalidSetting { variable, value, .. })) => {
+                prop_assert_eq!(variable, endpoint_var);
+                prop_assert_eq!(value, address);
+            }
+            (expected, other) => {
+                prop_assert!(false, "{:?}: expected {:?}, got {:?}", vars, expected, other);
+            }
+        }
+    }
+
+    #[test]
+    fn mtls_needs_a_certificate_and_a_key_for_each_signal_from_either_variable(
+        general_certificate in any::<bool>(),
+        general_key in any::<bool>(),
+        traces_certificate in any::<bool>(),
+        traces_key in any::<bool>(),
+    ) {
+        let mut vars = Vec::new();
+        for (set, variable) in [
+            (general_certificate, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+            (general_key, "OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+            (traces_certificate, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"),
+            (traces_key, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"),
+        ] {
+            if set {
+                vars.push((variable, format!("/pki/{variable}.pem")));
+            }
+        }
+        let traces = (
+            general_certificate || traces_certificate,
+            general_key || traces_key,
+        );
+        let others = (general_certificate, general_key);
+        let complete = |(certificate, key): (bool, bool)| certificate == key;
+        match TelemetryConfig::from_env(&env(&vars)) {
+            Ok(config) => {
+                prop_assert!(complete(traces) && complete(others), "{:?} accepted", vars);
+                let identity = config.otlp_traces.client_identity.clone();
+                prop_assert_eq!(identity.is_some(), traces.0);
+                if let Some(identity) = identity {
+                    let expected = if traces_certificate {
+                        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
+                    } else {
+                        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+                    };
+                    prop_assert_eq!(identity.certificate.variable.as_str(), expected);
+                    let expected = if traces_key {
+                        "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"
+                    } else {
+                        "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+                    };
+                    prop_assert_eq!(identity.key.variable.as_str(), expected);
+                }
+                prop_assert_eq!(config.otlp_metrics.client_identity.is_some(), others.0);
+            }
+            Err(Error::InvalidSetting { variable, value, expected }) => {
+                prop_assert!(!(complete(traces) && complete(others)), "{:?} rejected", vars);
+                prop_assert_eq!(value, format!("/pki/{variable}.pem"));
+                let twin = if variable.ends_with("CLIENT_KEY") {
+                    "CLIENT_CERTIFICATE"
+                } else {
+                    "CLIENT_KEY"
+                };
+                prop_assert!(expected.contains(&format!("OTEL_EXPORTER_OTLP_{twin}")), "{}", expected);
+            }
+            Err(other) => prop_assert!(false, "unexpected error {}", other),
         }
     }
 

@@ -1,4 +1,5 @@
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
@@ -158,8 +159,159 @@ fn headers_merge_with_per_signal_winning() {
 
 #[test]
 fn bad_endpoint_is_rejected_with_its_variable() {
-    let e = error(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]);
+    let e = error(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "ftp://collector:4317")]);
     assert!(e.contains("OTEL_EXPORTER_OTLP_ENDPOINT"), "{e}");
+    let e = error(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://")]);
+    assert!(e.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"), "{e}");
+}
+
+#[test]
+fn grpc_endpoint_without_a_scheme_is_tls_unless_insecure() {
+    let c = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]);
+    assert_eq!(c.otlp_traces.endpoint, "https://collector:4317");
+    assert!(!c.otlp_traces.insecure);
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ("OTEL_EXPORTER_OTLP_LOGS_INSECURE", "false"),
+    ]);
+    assert_eq!(c.otlp_traces.endpoint, "http://collector:4317");
+    assert_eq!(c.otlp_metrics.endpoint, "http://collector:4317");
+    assert_eq!(
+        c.otlp_logs.endpoint, "https://collector:4317",
+        "per signal wins"
+    );
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "[::1]:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "TRUE"),
+    ]);
+    assert_eq!(c.otlp_metrics.endpoint, "http://[::1]:4317");
+    let e = error(&[("OTEL_EXPORTER_OTLP_INSECURE", "yes")]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_INSECURE") && e.contains("true or false"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_scheme_wins_over_insecure() {
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ]);
+    assert_eq!(c.otlp_traces.endpoint, "https://collector:4317");
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "false"),
+    ]);
+    assert_eq!(c.otlp_traces.endpoint, "http://collector:4317");
+}
+
+#[test]
+fn http_endpoint_needs_a_scheme_whatever_insecure_says() {
+    let e = error(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && e.contains("\"collector:4318\""),
+        "{e}"
+    );
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+    ]);
+    assert_eq!(c.otlp_logs.endpoint, "https://collector:4318/v1/logs");
+}
+
+#[test]
+fn tls_files_name_their_variable_and_per_signal_files_win() {
+    let c = config(&[
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+            "/etc/otel/metrics-ca.pem",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "/etc/otel/client.pem",
+        ),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/otel/client-key.pem"),
+        (
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+            "/etc/otel/logs-key.pem",
+        ),
+    ]);
+    let file = |variable: &str, path: &str| TlsFile {
+        variable: variable.to_owned(),
+        path: PathBuf::from(path),
+    };
+    assert_eq!(
+        c.otlp_traces.certificate,
+        Some(file("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/otel/ca.pem"))
+    );
+    assert_eq!(
+        c.otlp_metrics.certificate,
+        Some(file(
+            "OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE",
+            "/etc/otel/metrics-ca.pem"
+        ))
+    );
+    assert_eq!(
+        c.otlp_traces.client_identity,
+        Some(ClientIdentity {
+            certificate: file(
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                "/etc/otel/client.pem"
+            ),
+            key: file("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/otel/client-key.pem"),
+        })
+    );
+    assert_eq!(
+        c.otlp_logs.client_identity.map(|id| id.key),
+        Some(file(
+            "OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY",
+            "/etc/otel/logs-key.pem"
+        ))
+    );
+    let c = config(&[]);
+    assert_eq!(c.otlp_traces.certificate, None);
+    assert_eq!(c.otlp_traces.client_identity, None);
+}
+
+#[test]
+fn client_certificate_without_its_key_names_both_variables() {
+    let e = error(&[(
+        "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        "/etc/otel/client.pem",
+    )]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+            && e.contains("/etc/otel/client.pem")
+            && e.contains("OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+        "{e}"
+    );
+    let e = error(&[("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "/etc/otel/key.pem")]);
+    assert!(
+        e.contains("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY")
+            && e.contains("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE")
+            && e.contains("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE"),
+        "{e}"
+    );
+    // A per-signal key completes the general certificate.
+    let c = config(&[
+        (
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "/etc/otel/client.pem",
+        ),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/otel/key.pem"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "/etc/otel/traces-key.pem",
+        ),
+    ]);
+    assert!(c.otlp_traces.client_identity.is_some());
 }
 
 #[test]

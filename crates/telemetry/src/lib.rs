@@ -36,8 +36,9 @@ pub use client::{
     record_http_response, sanitize_url, ClientTarget,
 };
 pub use config::{
-    vars, BatchConfig, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
-    ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TraceStoreConfig,
+    vars, BatchConfig, ClientIdentity, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol,
+    OtlpSignalConfig, ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig,
+    TlsFile, TraceStoreConfig,
 };
 pub use console::{ConsoleMetricExporter, ConsoleSpanExporter};
 pub use error::Error;

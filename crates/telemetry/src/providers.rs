@@ -1,6 +1,10 @@
 //! The providers behind each signal: tracer (recent-trace store, OTLP or console export),
 //! meter (Prometheus reader, OTLP or console export) and logger (OTLP export), built from the
-//! configuration with their exporters wrapped for failure reporting.
+//! configuration with their exporters wrapped for failure reporting. OTLP goes over TLS to an
+//! `https://` endpoint (see the `tls` module).
+
+mod tls;
+mod transport_errors;
 
 use opentelemetry::metrics::Counter;
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
@@ -18,6 +22,8 @@ use crate::prometheus::SharedReader;
 use crate::sampler::build_sampler;
 use crate::store::{TraceStore, TraceStoreProcessor};
 use crate::Error;
+use tls::TlsFiles;
+use transport_errors::{LastTransportError, ReportingHttpClient, WithTransportError};
 
 fn exporter_error(signal: Signal, c: &OtlpSignalConfig, reason: impl ToString) -> Error {
     Error::Exporter {
@@ -27,24 +33,71 @@ fn exporter_error(signal: Signal, c: &OtlpSignalConfig, reason: impl ToString) -
     }
 }
 
-/// Checks what can be checked before building an exporter: TLS support and, for gRPC, a Tokio
-/// runtime to run the channel on.
-fn check_endpoint(signal: Signal, c: &OtlpSignalConfig) -> Result<(), Error> {
-    if c.endpoint.starts_with("https://") {
-        return Err(exporter_error(
+/// How one signal's exporter reaches its endpoint: the TLS files of an `https://` endpoint,
+/// and where its HTTP client records transport errors.
+struct Transport {
+    signal: Signal,
+    tls: Option<TlsFiles>,
+    last_error: LastTransportError,
+}
+
+impl Transport {
+    /// Checks what can be checked before building the exporter (the TLS files, and for gRPC
+    /// a Tokio runtime to run the channel on).
+    fn new(signal: Signal, c: &OtlpSignalConfig) -> Result<Self, Error> {
+        if c.protocol == OtlpProtocol::Grpc && tokio::runtime::Handle::try_current().is_err() {
+            return Err(exporter_error(
+                signal,
+                c,
+                "OTLP/gRPC export needs a Tokio runtime: call init inside one",
+            ));
+        }
+        Ok(Transport {
             signal,
-            c,
-            "this build has no TLS support for OTLP; use an http:// endpoint (e.g. a collector on localhost or a sidecar)",
-        ));
+            tls: TlsFiles::load(c)?,
+            last_error: LastTransportError::default(),
+        })
     }
-    if c.protocol == OtlpProtocol::Grpc && tokio::runtime::Handle::try_current().is_err() {
-        return Err(exporter_error(
-            signal,
-            c,
-            "OTLP/gRPC export needs a Tokio runtime: call init inside one",
-        ));
+
+    /// A tonic exporter builder with the TLS settings, for an `https://` endpoint.
+    fn grpc<B: WithTonicConfig>(&self, builder: B) -> B {
+        match &self.tls {
+            Some(tls) => builder.with_tls_config(tls.tonic()),
+            None => builder,
+        }
     }
-    Ok(())
+
+    /// The OTLP/HTTP client, with the TLS settings for an `https://` endpoint.
+    fn http_client(&self, c: &OtlpSignalConfig) -> Result<ReportingHttpClient, Error> {
+        let client =
+            tls::http_client(c.timeout, self.tls.as_ref()).map_err(|e| self.build_error(c, e))?;
+        Ok(ReportingHttpClient::new(client, self.last_error.clone()))
+    }
+
+    /// Why the exporter could not be built; with TLS, the files used, as the TLS stack's
+    /// reasons (e.g. a key that does not match its certificate) do not name them.
+    fn build_error(&self, c: &OtlpSignalConfig, reason: impl ToString) -> Error {
+        let mut reason = reason.to_string();
+        let identity = c
+            .client_identity
+            .iter()
+            .flat_map(|id| [&id.certificate, &id.key]);
+        let files: Vec<String> = c
+            .certificate
+            .iter()
+            .chain(identity)
+            .map(|file| format!("{}={}", file.variable, file.path.display()))
+            .collect();
+        if self.tls.is_some() && !files.is_empty() {
+            reason = format!("{reason} (TLS files: {})", files.join(", "));
+        }
+        exporter_error(self.signal, c, reason)
+    }
+
+    /// `built`, with the failures of its exports explained by the client's transport errors.
+    fn explained<E>(&self, built: E) -> WithTransportError<E> {
+        WithTransportError::new(built, self.last_error.clone())
+    }
 }
 
 fn grpc_metadata(
@@ -92,25 +145,27 @@ pub(crate) fn tracer_provider(
     };
     match exporter {
         Exporter::Otlp => {
-            check_endpoint(Signal::Traces, c)?;
+            let transport = Transport::new(Signal::Traces, c)?;
             let built = match c.protocol {
-                OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
+                OtlpProtocol::Grpc => transport
+                    .grpc(opentelemetry_otlp::SpanExporter::builder().with_tonic())
                     .with_endpoint(c.endpoint.clone())
                     .with_timeout(c.timeout)
                     .with_metadata(grpc_metadata(&c.headers))
                     .build(),
                 OtlpProtocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
                     .with_http()
+                    .with_http_client(transport.http_client(c)?)
                     .with_endpoint(c.endpoint.clone())
                     .with_protocol(Protocol::HttpBinary)
                     .with_timeout(c.timeout)
                     .with_headers(c.headers.iter().cloned().collect())
                     .build(),
             }
-            .map_err(|e| exporter_error(Signal::Traces, c, e))?;
+            .map_err(|e| transport.build_error(c, e))?;
             let health = ExportHealth::new(Signal::Traces, &c.endpoint, dropped);
-            let processor = BatchSpanProcessor::builder(MonitoredSpanExporter::new(built, health))
+            let exporter = MonitoredSpanExporter::new(transport.explained(built), health);
+            let processor = BatchSpanProcessor::builder(exporter)
                 .with_batch_config(batch)
                 .build();
             builder = builder.with_span_processor(processor);
@@ -142,27 +197,29 @@ pub(crate) fn meter_provider(
         .with_reader(prometheus);
     let builder = match exporter {
         Exporter::Otlp => {
-            check_endpoint(Signal::Metrics, c)?;
+            let transport = Transport::new(Signal::Metrics, c)?;
             let built = match c.protocol {
-                OtlpProtocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-                    .with_tonic()
+                OtlpProtocol::Grpc => transport
+                    .grpc(opentelemetry_otlp::MetricExporter::builder().with_tonic())
                     .with_endpoint(c.endpoint.clone())
                     .with_timeout(c.timeout)
                     .with_metadata(grpc_metadata(&c.headers))
                     .build(),
                 OtlpProtocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
                     .with_http()
+                    .with_http_client(transport.http_client(c)?)
                     .with_endpoint(c.endpoint.clone())
                     .with_protocol(Protocol::HttpBinary)
                     .with_timeout(c.timeout)
                     .with_headers(c.headers.iter().cloned().collect())
                     .build(),
             }
-            .map_err(|e| exporter_error(Signal::Metrics, c, e))?;
+            .map_err(|e| transport.build_error(c, e))?;
             // The dropped counter lives in this provider, so the metrics exporter counts its
             // own failures only in the log, not in itself.
             let health = ExportHealth::new(Signal::Metrics, &c.endpoint, None);
-            let reader = PeriodicReader::builder(MonitoredMetricExporter::new(built, health))
+            let exporter = MonitoredMetricExporter::new(transport.explained(built), health);
+            let reader = PeriodicReader::builder(exporter)
                 .with_interval(config.metric_export_interval)
                 .build();
             builder.with_reader(reader)
@@ -188,27 +245,31 @@ pub(crate) fn logger_provider(
     if config.mode != Mode::Otlp || c.exporter != Exporter::Otlp {
         return Ok(None);
     }
-    check_endpoint(Signal::Logs, c)?;
+    let transport = Transport::new(Signal::Logs, c)?;
     let built = match c.protocol {
-        OtlpProtocol::Grpc => opentelemetry_otlp::LogExporter::builder()
-            .with_tonic()
+        OtlpProtocol::Grpc => transport
+            .grpc(opentelemetry_otlp::LogExporter::builder().with_tonic())
             .with_endpoint(c.endpoint.clone())
             .with_timeout(c.timeout)
             .with_metadata(grpc_metadata(&c.headers))
             .build(),
         OtlpProtocol::HttpProtobuf => opentelemetry_otlp::LogExporter::builder()
             .with_http()
+            .with_http_client(transport.http_client(c)?)
             .with_endpoint(c.endpoint.clone())
             .with_protocol(Protocol::HttpBinary)
             .with_timeout(c.timeout)
             .with_headers(c.headers.iter().cloned().collect())
             .build(),
     }
-    .map_err(|e| exporter_error(Signal::Logs, c, e))?;
+    .map_err(|e| transport.build_error(c, e))?;
     let health = ExportHealth::new(Signal::Logs, &c.endpoint, dropped);
     let provider = SdkLoggerProvider::builder()
         .with_resource(resource.clone())
-        .with_batch_exporter(MonitoredLogExporter::new(built, health))
+        .with_batch_exporter(MonitoredLogExporter::new(
+            transport.explained(built),
+            health,
+        ))
         .build();
     Ok(Some(provider))
 }

@@ -421,18 +421,6 @@ mod tests {
     }
 
     #[test]
-    fn https_endpoint_is_refused_at_start_up_with_a_reason() {
-        let e = start_error(&otlp(
-            "https://collector:4318/v1/x",
-            OtlpProtocol::HttpProtobuf,
-        ));
-        assert!(
-            e.contains("https://collector:4318") && e.contains("TLS"),
-            "{e}"
-        );
-    }
-
-    #[test]
     fn grpc_without_a_runtime_is_refused_instead_of_panicking() {
         let e = start_error(&otlp("http://127.0.0.1:4317", OtlpProtocol::Grpc));
         assert!(e.contains("Tokio runtime"), "{e}");
