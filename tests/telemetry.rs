@@ -529,10 +529,11 @@ async fn force_trace_header_samples_at_ratio_zero_but_never_overrides_a_parent()
         .nth(1)
         .expect("trace id")
         .to_owned();
+    // Sampled, and random: the trace started here (W3C Level 2).
     assert!(forced.headers()["traceresponse"]
         .to_str()
         .unwrap_or_default()
-        .ends_with("-01"));
+        .ends_with("-03"));
     assert!(
         stored(&server, &forced_trace).await,
         "forced request not sampled"
@@ -616,7 +617,7 @@ async fn log_lines_written_during_a_request_carry_its_trace_id() {
     assert!(
         lines
             .iter()
-            .any(|l| l["fields"]["gen_ai.usage.output_tokens"] == 2 && l["span"] == "infer"),
+            .any(|l| l["fields"]["completion_tokens"] == 2 && l["span"] == "infer"),
         "{lines:?}"
     );
     for line in &lines {

@@ -256,7 +256,8 @@ mod tests {
         assert_eq!(client.attributes[semconv::SERVER_PORT], 8000);
         assert_eq!(client.attributes[semconv::ERROR_TYPE], "502");
         assert_eq!(client.status.code, "error");
-        let expected = format!("00-{trace_id}-{}-01", client.span_id);
+        // Sampled, and random: the trace started here, with an id drawn at random.
+        let expected = format!("00-{trace_id}-{}-03", client.span_id);
         assert_eq!(traceparent.as_deref(), Some(expected.as_str()));
     }
 

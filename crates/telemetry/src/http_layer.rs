@@ -21,13 +21,13 @@ use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response};
 use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::{BoundHistogram, Histogram};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt};
+use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::KeyValue;
 use opentelemetry_sdk::trace::SdkTracer;
 
 use crate::client::record_status_code;
 use crate::otel_span::{span_builder, OtelSpan};
-use crate::propagation::{traceparent_header, Propagators, TRACERESPONSE};
+use crate::propagation::{traceresponse_header, Propagators, TRACERESPONSE};
 use crate::sampler::{force_trace_requested, with_force_trace};
 use crate::semconv;
 use crate::setup::TelemetryGuard;
@@ -383,11 +383,7 @@ impl<S> HttpTraceService<S> {
             HTTP_SPAN_LABEL,
             span_builder(name, SpanKind::Server, attributes),
         );
-        let traceresponse = span.context().and_then(|cx| {
-            let span = cx.span();
-            let sc = span.span_context();
-            sc.is_valid().then(|| traceparent_header(sc)).flatten()
-        });
+        let traceresponse = span.context().and_then(traceresponse_header);
         let state = RequestState {
             shared: self.shared.clone(),
             start: Instant::now(),

@@ -1,20 +1,35 @@
 //! W3C Trace Context (Level 2) and W3C Baggage propagation, covering what the stock
-//! opentelemetry-rust propagators miss: repeated headers, all trace flags, per-entry tracestate
-//! validation and entry-wise baggage limits. Malformed input starts a new trace; it never errors.
+//! opentelemetry-rust propagators miss: repeated headers, all trace flags (the random flag kept
+//! where the SDK drops it), the Level 2 tracestate grammar, entry-wise baggage limits and
+//! baggage values encoded so they come back as sent. Malformed input starts a new trace; it
+//! never errors.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
-use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use opentelemetry::Context;
-use opentelemetry_sdk::propagation::BaggagePropagator;
 
 use crate::config::PropagatorConfig;
 use crate::ids::traceparent_bytes;
+
+#[path = "propagation_baggage.rs"]
+mod baggage;
+#[path = "propagation_tracestate.rs"]
+mod tracestate;
+
+pub use baggage::BaggageLimitsPropagator;
+#[cfg(test)]
+use baggage::{parse_baggage_member, percent_decode, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_ENTRIES};
+use tracestate::parse_tracestate;
+#[cfg(test)]
+use tracestate::{
+    valid_tracestate_key, valid_tracestate_value, ReceivedTraceState, MAX_TRACESTATE_MEMBERS,
+};
 
 /// The `traceparent` header.
 pub const TRACEPARENT: &str = "traceparent";
@@ -25,13 +40,27 @@ pub const BAGGAGE: &str = "baggage";
 /// The Trace Context Level 2 response header.
 pub const TRACERESPONSE: &str = "traceresponse";
 
-/// Trace flags inferd understands and forwards: sampled (0x01) and random (0x02). Unknown bits
-/// are zeroed as the specification requires.
-const KNOWN_FLAGS: u8 = 0x03;
-const MAX_TRACESTATE_MEMBERS: usize = 32;
-/// W3C Baggage limits: at least this many entries and bytes are kept.
-const MAX_BAGGAGE_ENTRIES: usize = 64;
-const MAX_BAGGAGE_BYTES: usize = 8192;
+/// The sampled trace flag.
+const SAMPLED: u8 = 0x01;
+/// The random trace flag: the trace id's right-most 7 bytes were drawn at random.
+const RANDOM: u8 = 0x02;
+/// Trace flags inferd understands and forwards. Unknown bits are zeroed as the specification
+/// requires.
+const KNOWN_FLAGS: u8 = SAMPLED | RANDOM;
+
+/// What the caller's `traceparent` and `tracestate` said, kept in the extracted context for
+/// what inferd sends onward in the same trace. The SDK gives a span it does not sample default
+/// flags (the random flag lost), and opentelemetry's `TraceState` cannot hold every key the
+/// Level 2 grammar allows.
+#[derive(Debug)]
+struct Inbound {
+    trace_id: TraceId,
+    /// The flags received, unknown bits zeroed.
+    flags: u8,
+    /// The whole tracestate list, with the view of it the span contexts carry, when that view
+    /// misses some members.
+    tracestate: Option<(String, TraceState)>,
+}
 
 /// W3C Trace Context propagator, Level 2.
 #[derive(Debug, Default, Clone, Copy)]
@@ -44,16 +73,25 @@ impl TextMapPropagator for TraceContextPropagator {
         if !sc.is_valid() {
             return;
         }
-        injector.set(TRACEPARENT, format_traceparent(sc));
-        let state = sc.trace_state().header();
-        if !state.is_empty() {
-            injector.set(TRACESTATE, state);
+        let inbound = cx
+            .get::<Inbound>()
+            .filter(|inbound| inbound.trace_id == sc.trace_id());
+        let flags = outgoing_flags(sc, inbound);
+        injector.set(TRACEPARENT, traceparent_text(sc, flags));
+        let state = sc.trace_state();
+        let header = match inbound.and_then(|inbound| inbound.tracestate.as_ref()) {
+            // The list as received, unless something in this process changed the view of it.
+            Some((full, view)) if view == state => full.clone(),
+            _ => state.header(),
+        };
+        if !header.is_empty() {
+            injector.set(TRACESTATE, header);
         }
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
         match extract_span_context(extractor) {
-            Some(sc) => cx.with_remote_span_context(sc),
+            Some((sc, inbound)) => cx.with_remote_span_context(sc).with_value(inbound),
             None => cx.clone(),
         }
     }
@@ -66,43 +104,72 @@ impl TextMapPropagator for TraceContextPropagator {
 static TRACE_CONTEXT_FIELDS: std::sync::LazyLock<[String; 2]> =
     std::sync::LazyLock::new(|| [TRACEPARENT.to_owned(), TRACESTATE.to_owned()]);
 
-/// `00-{trace_id}-{span_id}-{flags}` for a span context.
+/// The flags of an outgoing `traceparent` for `sc`. The sampled flag is this process's
+/// decision; the others are kept as received for the caller's trace (the SDK zeroes them on a
+/// span it does not sample), and a trace this process started gets the random flag: the SDK's
+/// default `RandomIdGenerator`, the one inferd's tracer provider uses, draws every trace id
+/// uniformly at random. A remote span context (a parent passed on without a span of its own)
+/// goes out as it came.
+fn outgoing_flags(sc: &SpanContext, inbound: Option<&Inbound>) -> u8 {
+    let own = sc.trace_flags().to_u8() & KNOWN_FLAGS;
+    if sc.is_remote() {
+        return own;
+    }
+    match inbound {
+        Some(inbound) => (own & SAMPLED) | (inbound.flags & !SAMPLED),
+        None => own | RANDOM,
+    }
+}
+
+/// `00-{trace_id}-{span_id}-{flags}` for a span context, with its own flags.
 pub fn format_traceparent(sc: &SpanContext) -> String {
+    traceparent_text(sc, sc.trace_flags().to_u8())
+}
+
+/// The `traceresponse` of the span current in `cx` (a SERVER span): its ids, with the flags
+/// a call onward would carry (the caller's `random` kept, set for a trace started here), as a
+/// header value without a String between. `None` for an invalid span context.
+pub fn traceresponse_header(cx: &Context) -> Option<HeaderValue> {
+    let span = cx.span();
+    let sc = span.span_context();
+    if !sc.is_valid() {
+        return None;
+    }
+    let inbound = cx
+        .get::<Inbound>()
+        .filter(|inbound| inbound.trace_id == sc.trace_id());
+    HeaderValue::from_bytes(&traceparent(sc, outgoing_flags(sc, inbound))).ok()
+}
+
+fn traceparent_text(sc: &SpanContext, flags: u8) -> String {
     // Only ASCII is ever written.
-    String::from_utf8(traceparent(sc).to_vec()).unwrap_or_default()
+    String::from_utf8(traceparent(sc, flags).to_vec()).unwrap_or_default()
 }
 
-/// [`format_traceparent`] as a header value (a `traceresponse`), without a String between.
-pub fn traceparent_header(sc: &SpanContext) -> Option<HeaderValue> {
-    HeaderValue::from_bytes(&traceparent(sc)).ok()
+fn traceparent(sc: &SpanContext, flags: u8) -> [u8; 55] {
+    traceparent_bytes(sc.trace_id(), sc.span_id(), flags & KNOWN_FLAGS)
 }
 
-fn traceparent(sc: &SpanContext) -> [u8; 55] {
-    traceparent_bytes(
-        sc.trace_id(),
-        sc.span_id(),
-        sc.trace_flags().to_u8() & KNOWN_FLAGS,
-    )
-}
-
-fn extract_span_context(extractor: &dyn Extractor) -> Option<SpanContext> {
+fn extract_span_context(extractor: &dyn Extractor) -> Option<(SpanContext, Inbound)> {
     // Two traceparent headers make the parent ambiguous: start a new trace.
     let values = extractor.get_all(TRACEPARENT)?;
     let [value] = values.as_slice() else {
         return None;
     };
     let (trace_id, span_id, flags) = parse_traceparent(value)?;
-    let state = extractor
+    let flags = flags & KNOWN_FLAGS;
+    let (view, full) = extractor
         .get_all(TRACESTATE)
         .map(|values| parse_tracestate(&values))
-        .unwrap_or_default();
-    Some(SpanContext::new(
+        .unwrap_or_default()
+        .into_parts();
+    let inbound = Inbound {
         trace_id,
-        span_id,
-        TraceFlags::new(flags & KNOWN_FLAGS),
-        true,
-        state,
-    ))
+        flags,
+        tracestate: full.map(|full| (full, view.clone())),
+    };
+    let sc = SpanContext::new(trace_id, span_id, TraceFlags::new(flags), true, view);
+    Some((sc, inbound))
 }
 
 fn is_lower_hex(s: &str) -> bool {
@@ -142,169 +209,6 @@ fn parse_traceparent(value: &str) -> Option<(TraceId, SpanId, u8)> {
     Some((trace_id, span_id, u8::from_str_radix(flags, 16).ok()?))
 }
 
-/// Joins repeated tracestate headers with ",", drops invalid members and duplicate keys
-/// (the first wins); more than 32 valid members discards the whole list.
-fn parse_tracestate(values: &[&str]) -> TraceState {
-    let mut members: Vec<(&str, &str)> = Vec::new();
-    for member in values.iter().flat_map(|v| v.split(',')) {
-        let member = member.trim_matches(|c| c == ' ' || c == '\t');
-        if member.is_empty() {
-            continue;
-        }
-        let Some((key, value)) = member.split_once('=') else {
-            continue;
-        };
-        if valid_tracestate_key(key)
-            && valid_tracestate_value(value)
-            && !members.iter().any(|(k, _)| *k == key)
-        {
-            members.push((key, value));
-        }
-    }
-    if members.len() > MAX_TRACESTATE_MEMBERS {
-        return TraceState::default();
-    }
-    TraceState::from_key_value(members).unwrap_or_default()
-}
-
-fn key_char(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
-}
-
-fn valid_tracestate_key(key: &str) -> bool {
-    let b = key.as_bytes();
-    match key.split_once('@') {
-        None => {
-            (1..=256).contains(&b.len())
-                && b[0].is_ascii_lowercase()
-                && b.iter().all(|&c| key_char(c))
-        }
-        Some((tenant, system)) => {
-            let (t, s) = (tenant.as_bytes(), system.as_bytes());
-            (1..=241).contains(&t.len())
-                && (t[0].is_ascii_lowercase() || t[0].is_ascii_digit())
-                && t.iter().all(|&c| key_char(c))
-                && (1..=14).contains(&s.len())
-                && s[0].is_ascii_lowercase()
-                && s.iter().all(|&c| key_char(c))
-        }
-    }
-}
-
-fn valid_tracestate_value(value: &str) -> bool {
-    let b = value.as_bytes();
-    (1..=256).contains(&b.len())
-        && b.iter()
-            .all(|&c| (0x20..=0x7e).contains(&c) && c != b',' && c != b'=')
-        && b.last().is_some_and(|&c| c != b' ')
-}
-
-/// W3C Baggage propagator: repeated headers are joined, invalid entries dropped, and whole
-/// entries past 64 entries / 8192 bytes dropped (never cut).
-#[derive(Debug, Default)]
-pub struct BaggageLimitsPropagator {
-    stock: BaggagePropagator,
-}
-
-impl TextMapPropagator for BaggageLimitsPropagator {
-    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.stock.inject_context(cx, injector);
-    }
-
-    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let Some(values) = extractor.get_all(BAGGAGE) else {
-            return cx.clone();
-        };
-        let mut baggage = Baggage::new();
-        let mut bytes = 0;
-        for member in values.iter().flat_map(|v| v.split(',')) {
-            let member = member.trim();
-            if member.is_empty() {
-                continue;
-            }
-            if baggage.len() >= MAX_BAGGAGE_ENTRIES || bytes + member.len() > MAX_BAGGAGE_BYTES {
-                break;
-            }
-            if let Some((key, value, metadata)) = parse_baggage_member(member) {
-                if baggage.insert_with_metadata(key, value, metadata).is_none() {
-                    bytes += member.len();
-                }
-            }
-        }
-        if baggage.is_empty() {
-            cx.clone()
-        } else {
-            cx.with_baggage(baggage)
-        }
-    }
-
-    fn fields(&self) -> FieldIter<'_> {
-        self.stock.fields()
-    }
-}
-
-fn is_token(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes().all(|b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'!' | b'#'
-                        | b'$'
-                        | b'%'
-                        | b'&'
-                        | b'\''
-                        | b'*'
-                        | b'+'
-                        | b'-'
-                        | b'.'
-                        | b'^'
-                        | b'_'
-                        | b'`'
-                        | b'|'
-                        | b'~'
-                )
-        })
-}
-
-fn parse_baggage_member(member: &str) -> Option<(String, String, String)> {
-    let (pair, metadata) = member.split_once(';').unwrap_or((member, ""));
-    let (key, value) = pair.split_once('=')?;
-    let key = key.trim();
-    if !is_token(key) {
-        return None;
-    }
-    let value = value.trim();
-    let valid_octets = value
-        .bytes()
-        .all(|b| matches!(b, 0x21 | 0x23..=0x2b | 0x2d..=0x3a | 0x3c..=0x5b | 0x5d..=0x7e));
-    if !valid_octets {
-        return None;
-    }
-    let value = percent_decode(value)?;
-    Some((key.to_owned(), value, metadata.trim().to_owned()))
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            // Two hex digits: from_str_radix alone would also take a sign (`%+1`).
-            let hex = s
-                .get(i + 1..i + 3)
-                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 /// The propagators OTEL_PROPAGATORS selected, applied together.
 #[derive(Debug, Default)]
 pub struct Propagators {
@@ -317,7 +221,7 @@ impl Propagators {
     pub fn new(config: &PropagatorConfig) -> Self {
         Propagators {
             trace_context: config.trace_context.then_some(TraceContextPropagator),
-            baggage: config.baggage.then(BaggageLimitsPropagator::default),
+            baggage: config.baggage.then_some(BaggageLimitsPropagator),
         }
     }
 
@@ -385,16 +289,20 @@ static FIELD_NAMES: [HeaderName; 3] = [
 ];
 
 /// The header name of a propagation field, or of any other valid key.
-fn header_name(key: &str) -> Option<std::borrow::Cow<'static, HeaderName>> {
+fn header_name(key: &str) -> Option<Cow<'static, HeaderName>> {
     match FIELD_NAMES.iter().find(|name| name.as_str() == key) {
-        Some(name) => Some(std::borrow::Cow::Borrowed(name)),
-        None => HeaderName::from_bytes(key.as_bytes())
-            .ok()
-            .map(std::borrow::Cow::Owned),
+        Some(name) => Some(Cow::Borrowed(name)),
+        None => HeaderName::from_bytes(key.as_bytes()).ok().map(Cow::Owned),
     }
 }
 
-/// Reads HTTP headers for a propagator (as opentelemetry-http's `HeaderExtractor` does).
+/// Stands for a header value that is not visible ASCII: a value every parser here rejects,
+/// kept in the list so that the header still counts (a second `traceparent` leaves the parent
+/// ambiguous, a bad `tracestate` line drops the list).
+const NOT_VISIBLE_ASCII: &str = "\u{fffd}";
+
+/// Reads HTTP headers for a propagator (as opentelemetry-http's `HeaderExtractor` does, but
+/// every value of a repeated header counts).
 struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {
@@ -410,7 +318,11 @@ impl Extractor for Headers<'_> {
         let values = self.0.get_all(header_name(key)?.as_ref());
         let mut values = values.iter().peekable();
         values.peek()?;
-        Some(values.filter_map(|v| v.to_str().ok()).collect())
+        Some(
+            values
+                .map(|v| v.to_str().unwrap_or(NOT_VISIBLE_ASCII))
+                .collect(),
+        )
     }
 }
 
@@ -478,3 +390,7 @@ mod tests;
 #[cfg(test)]
 #[path = "propagation_proptests.rs"]
 mod proptests;
+
+#[cfg(test)]
+#[path = "w3c_suite_tests.rs"]
+mod w3c_suite;

@@ -217,7 +217,8 @@ async fn force_trace_header_samples_one_request_only() {
         .to_str()
         .unwrap()
         .to_owned();
-    assert!(forced_tr.ends_with("-01"), "{forced_tr}");
+    // Sampled, and random: the trace started here (W3C Level 2).
+    assert!(forced_tr.ends_with("-03"), "{forced_tr}");
     for value in [None, Some("false"), Some("garbage")] {
         let mut request = client.get(format!("{}/v1/models/b", server.base));
         if let Some(v) = value {
@@ -228,7 +229,7 @@ async fn force_trace_header_samples_one_request_only() {
             .to_str()
             .unwrap()
             .to_owned();
-        assert!(tr.ends_with("-00"), "{value:?}: {tr}");
+        assert!(tr.ends_with("-02"), "{value:?}: {tr}");
     }
     // A forced header never overrides an unsampled parent.
     let response = client
