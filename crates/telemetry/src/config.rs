@@ -35,7 +35,7 @@ impl<F: Fn(&str) -> Option<String>> EnvSource for F {
     }
 }
 
-/// What telemetry does at all (TELEMETRY.md, "Modes").
+/// What telemetry does at all (crates/telemetry/README.md, "Configuration").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mode {
     /// Nothing but the log layer is installed: no provider, no span objects.
@@ -311,8 +311,6 @@ pub struct TelemetryConfig {
     pub propagators: PropagatorConfig,
     /// Whether prompts and completions may be recorded (off by default).
     pub genai_capture_message_content: bool,
-    /// Whether the newest experimental GenAI names are emitted as well.
-    pub genai_latest_experimental: bool,
     /// Recent-trace store capacity.
     pub trace_store: TraceStoreConfig,
     /// Baggage keys that become span attributes on the HTTP server span.
@@ -354,7 +352,6 @@ impl Default for TelemetryConfig {
             metric_export_interval: Duration::from_secs(60),
             propagators: PropagatorConfig::default(),
             genai_capture_message_content: false,
-            genai_latest_experimental: false,
             trace_store: TraceStoreConfig::default(),
             baggage_span_attributes: Vec::new(),
             log_format: LogFormat::Auto,
@@ -473,7 +470,7 @@ fn percent_decode(s: &str) -> Option<String> {
 }
 
 impl TelemetryConfig {
-    /// Builds the configuration from `env`, applying the rules of TELEMETRY.md: an explicit
+    /// Builds the configuration from `env`, applying these rules: an explicit
     /// `INFERD_TELEMETRY` wins; else an OTLP endpoint selects `otlp`, `OTEL_SDK_DISABLED=true`
     /// selects `off`, and otherwise the mode is `local`.
     ///
@@ -531,11 +528,6 @@ impl TelemetryConfig {
         config.genai_capture_message_content = r
             .bool("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")?
             .unwrap_or(false);
-        config.genai_latest_experimental =
-            r.get("OTEL_SEMCONV_STABILITY_OPT_IN").is_some_and(|v| {
-                v.split(',')
-                    .any(|s| s.trim() == "gen_ai_latest_experimental")
-            });
 
         if let Some(n) = r.count(vars::INFERD_TRACE_STORE_TRACES)? {
             config.trace_store.max_traces = n;

@@ -119,7 +119,6 @@ const VARIABLES: &[&str] = &[
     "OTEL_METRIC_EXPORT_INTERVAL",
     "OTEL_PROPAGATORS",
     "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
-    "OTEL_SEMCONV_STABILITY_OPT_IN",
 ];
 
 /// Variables read as whole milliseconds.

@@ -414,10 +414,6 @@ fn inferd_settings() {
         ("INFERD_LOG_FORMAT", "json"),
         ("INFERD_LOG", "debug,hyper=warn"),
         ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
-        (
-            "OTEL_SEMCONV_STABILITY_OPT_IN",
-            "http,gen_ai_latest_experimental",
-        ),
     ]);
     assert_eq!(
         c.trace_store,
@@ -430,7 +426,6 @@ fn inferd_settings() {
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(c.log_filter, "debug,hyper=warn");
     assert!(c.genai_capture_message_content);
-    assert!(c.genai_latest_experimental);
     let e = error(&[("INFERD_TRACE_STORE_TRACES", "0")]);
     assert!(e.contains("INFERD_TRACE_STORE_TRACES"), "{e}");
     let e = error(&[("INFERD_LOG_FORMAT", "xml")]);
