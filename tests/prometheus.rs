@@ -56,6 +56,8 @@ fn start_prometheus(target: &str) -> Option<Prometheus> {
             dir.join("data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Scrapes ask for OpenMetrics, and keep the exemplars on histogram buckets.
+        .arg("--enable-feature=exemplar-storage")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();
@@ -166,4 +168,53 @@ async fn a_prometheus_server_scraping_inferd_answers_quantiles_by_provider() {
     )
     .await;
     assert_eq!(tokens[0]["metric"]["gen_ai_request_model"], "smollm2-135m");
+
+    // Exemplars: a TTFT bucket's exemplar names a trace this inferd has.
+    let trace_id = exemplar_trace_id(&prometheus, &server).await;
+    let r = client()
+        .get(server.url(&format!("/debug/traces/{trace_id}")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        200,
+        "exemplar trace {trace_id} unknown to /debug/traces"
+    );
+}
+
+/// The trace id of an exemplar Prometheus scraped for the time-to-first-token buckets.
+async fn exemplar_trace_id(prometheus: &Prometheus, server: &Server) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_secs();
+        let url = reqwest::Url::parse_with_params(
+            &format!("{}/api/v1/query_exemplars", prometheus.base),
+            &[
+                ("query", "gen_ai_server_time_to_first_token_seconds_bucket"),
+                ("start", &(now - 600).to_string()),
+                ("end", &(now + 60).to_string()),
+            ],
+        )
+        .expect("url");
+        if let Ok(r) = client().get(url).send().await {
+            let body: Value = r.json().await.unwrap_or_default();
+            let found = body["data"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+                .find_map(|e| e["labels"]["trace_id"].as_str().map(str::to_owned));
+            if let Some(trace_id) = found {
+                assert_eq!(trace_id.len(), 32, "{trace_id}");
+                return trace_id;
+            }
+        }
+        assert!(Instant::now() < deadline, "no exemplar was scraped");
+        generate(server).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -4,6 +4,9 @@
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _, UpDownCounter};
 
+use std::sync::Arc;
+
+use crate::exemplars::Exemplars;
 use crate::semconv;
 use crate::setup::TelemetryGuard;
 
@@ -69,6 +72,9 @@ pub struct InferdMetrics {
     pub request_decode_time: Histogram<f64>,
     /// `inferd.api_key.rejections` ({request}): error.type, inferd.api_key.id (known keys).
     pub api_key_rejections: Counter<u64>,
+    /// Where measurements made in a sampled trace leave exemplars for `/metrics` (none when
+    /// Prometheus metrics are off).
+    pub exemplars: Option<Arc<Exemplars>>,
 }
 
 impl InferdMetrics {
@@ -226,15 +232,18 @@ impl InferdMetrics {
                     "Requests refused for their API key: missing, invalid or over its limits",
                 )
                 .build(),
+            exemplars: None,
         }
     }
 
     /// Instruments of a running telemetry, or no-op instruments when it is off.
     pub fn from_guard(guard: &TelemetryGuard) -> Self {
-        match guard.meter() {
+        let mut metrics = match guard.meter() {
             Some(meter) => Self::new(&meter),
             None => Self::new(&opentelemetry::metrics::NoopMeterProvider::new().meter("inferd")),
-        }
+        };
+        metrics.exemplars = guard.prometheus_metrics().map(|p| p.exemplars());
+        metrics
     }
 }
 

@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod console;
 mod error;
+mod exemplars;
 mod export_health;
 mod handles;
 mod http_layer;
@@ -58,7 +59,8 @@ pub use logs::{
 };
 pub use opentelemetry_sdk::trace::SdkTracer;
 pub use otel_span::{span_builder, OtelSpan};
-pub use prometheus::PrometheusMetrics;
+pub use exemplars::{Exemplar, Exemplars};
+pub use prometheus::{wants_openmetrics, PrometheusMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 pub use propagation::{
     extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
     inject_current_into_map, BaggageLimitsPropagator, Propagators, TraceContextPropagator, BAGGAGE,

@@ -1,6 +1,7 @@
 //! Metrics in Prometheus text format for the server's `/metrics`, read on demand from the meter
 //! provider (names translated the usual way: dots to underscores, unit suffix, `_total` on
-//! counters).
+//! counters), or in OpenMetrics text, with exemplars on histogram buckets, for a scraper that
+//! asks for it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -8,6 +9,9 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
+
+use crate::exemplars::{in_bucket, Exemplars};
+use crate::ids::{span_id_hex, trace_id_hex};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::reader::MetricReader;
@@ -17,6 +21,30 @@ use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, Tempora
 #[derive(Debug, Clone)]
 pub struct PrometheusMetrics {
     reader: Arc<ManualReader>,
+    exemplars: Arc<Exemplars>,
+}
+
+/// The `Content-Type` of [`PrometheusMetrics::render`].
+pub const PROMETHEUS_TEXT: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The `Content-Type` of [`PrometheusMetrics::render_openmetrics`].
+pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Whether a scrape's `Accept` header asks for OpenMetrics (as Prometheus does when exemplar
+/// storage is on).
+pub fn wants_openmetrics(accept: &str) -> bool {
+    accept.split(',').any(|part| {
+        part.trim_start()
+            .starts_with("application/openmetrics-text")
+    })
+}
+
+/// How a family is written.
+#[derive(Clone, Copy)]
+enum Format<'a> {
+    /// Prometheus text 0.0.4.
+    Text,
+    /// OpenMetrics 1.0, with the exemplars kept.
+    OpenMetrics(&'a Exemplars),
 }
 
 /// The reader half registered with the meter provider.
@@ -56,6 +84,7 @@ impl PrometheusMetrics {
         (
             PrometheusMetrics {
                 reader: reader.clone(),
+                exemplars: Arc::default(),
             },
             SharedReader(reader),
         )
@@ -63,7 +92,21 @@ impl PrometheusMetrics {
 
     /// Collects now and renders Prometheus text exposition format (version 0.0.4).
     pub fn render(&self) -> Result<String, crate::Error> {
-        Ok(render(&self.collect()?))
+        Ok(render(&self.collect()?, Format::Text))
+    }
+
+    /// Collects now and renders OpenMetrics text (1.0.0): the same families, counters named
+    /// without their `_total`, histogram buckets with the exemplars kept, `# EOF` at the end.
+    pub fn render_openmetrics(&self) -> Result<String, crate::Error> {
+        Ok(render(
+            &self.collect()?,
+            Format::OpenMetrics(&self.exemplars),
+        ))
+    }
+
+    /// Where measurements leave their exemplars.
+    pub fn exemplars(&self) -> Arc<Exemplars> {
+        Arc::clone(&self.exemplars)
     }
 
     /// Collects the current cumulative values.
@@ -170,7 +213,12 @@ impl AsF64 for i64 {
     }
 }
 
-fn render_data<T: AsF64>(out: &mut String, metric: &Metric, data: &MetricData<T>) {
+fn render_data<T: AsF64>(
+    out: &mut String,
+    metric: &Metric,
+    data: &MetricData<T>,
+    format: Format<'_>,
+) {
     // HELP text escapes only backslash and newline (a quote stays as it is).
     let help = metric
         .description()
@@ -181,7 +229,12 @@ fn render_data<T: AsF64>(out: &mut String, metric: &Metric, data: &MetricData<T>
             let counter = sum.is_monotonic();
             let name = metric_name(metric, counter);
             let kind = if counter { "counter" } else { "gauge" };
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            // OpenMetrics names a counter's family without the `_total` its samples carry.
+            let family = match format {
+                Format::OpenMetrics(_) if counter => name.trim_end_matches("_total"),
+                _ => &name,
+            };
+            let _ = writeln!(out, "# HELP {family} {help}\n# TYPE {family} {kind}");
             for p in sum.data_points() {
                 let _ = writeln!(
                     out,
@@ -209,14 +262,36 @@ fn render_data<T: AsF64>(out: &mut String, metric: &Metric, data: &MetricData<T>
             for p in hist.data_points() {
                 let mut cumulative = 0;
                 let bounds: Vec<f64> = p.bounds().collect();
+                let exemplars = match format {
+                    Format::OpenMetrics(kept) => kept.of(metric.name(), p.attributes()),
+                    Format::Text => Vec::new(),
+                };
                 for (i, count) in p.bucket_counts().enumerate() {
                     cumulative += count;
                     let le = bounds.get(i).copied().unwrap_or(f64::INFINITY);
-                    let _ = writeln!(
+                    let _ = write!(
                         out,
                         "{name}_bucket{} {cumulative}",
                         labels(p.attributes(), Some(("le", number(le))))
                     );
+                    let low = i
+                        .checked_sub(1)
+                        .and_then(|j| bounds.get(j).copied())
+                        .unwrap_or(f64::NEG_INFINITY);
+                    if let Some(e) = in_bucket(&exemplars, low, le) {
+                        let at =
+                            e.at.duration_since(std::time::UNIX_EPOCH)
+                                .unwrap_or_default()
+                                .as_secs_f64();
+                        let _ = write!(
+                            out,
+                            " # {{trace_id=\"{}\",span_id=\"{}\"}} {} {at:.3}",
+                            trace_id_hex(e.trace_id).as_str(),
+                            span_id_hex(e.span_id).as_str(),
+                            number(e.value)
+                        );
+                    }
+                    out.push('\n');
                 }
                 let l = labels(p.attributes(), None);
                 let _ = writeln!(out, "{name}_sum{l} {}", number(p.sum().as_f64()));
@@ -228,7 +303,7 @@ fn render_data<T: AsF64>(out: &mut String, metric: &Metric, data: &MetricData<T>
     }
 }
 
-fn render(rm: &ResourceMetrics) -> String {
+fn render(rm: &ResourceMetrics, format: Format<'_>) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -245,11 +320,14 @@ fn render(rm: &ResourceMetrics) -> String {
     for scope in rm.scope_metrics() {
         for metric in scope.metrics() {
             match metric.data() {
-                AggregatedMetrics::F64(d) => render_data(&mut out, metric, d),
-                AggregatedMetrics::U64(d) => render_data(&mut out, metric, d),
-                AggregatedMetrics::I64(d) => render_data(&mut out, metric, d),
+                AggregatedMetrics::F64(d) => render_data(&mut out, metric, d, format),
+                AggregatedMetrics::U64(d) => render_data(&mut out, metric, d, format),
+                AggregatedMetrics::I64(d) => render_data(&mut out, metric, d, format),
             }
         }
+    }
+    if let Format::OpenMetrics(_) = format {
+        out.push_str("# EOF\n");
     }
     out
 }
@@ -312,6 +390,71 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("target_info{"), "{text}");
+    }
+
+    #[test]
+    fn openmetrics_names_counter_families_without_total_and_puts_exemplars_on_their_buckets() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+
+        let (metrics, reader) = PrometheusMetrics::new();
+        let provider = SdkMeterProvider::builder().with_reader(reader).build();
+        let meter = provider.meter("test");
+        meter
+            .u64_counter("inferd.errors")
+            .build()
+            .add(1, &[KeyValue::new("error.type", "x")]);
+        let ttft = meter
+            .f64_histogram("gen_ai.server.time_to_first_token")
+            .with_unit("s")
+            .with_boundaries(vec![0.1, 1.0])
+            .build();
+        let attrs = [
+            KeyValue::new("gen_ai.request.model", "m"),
+            KeyValue::new("gen_ai.operation.name", "chat"),
+        ];
+        ttft.record(0.5, &attrs);
+        ttft.record(0.05, &attrs);
+        let sampled = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").expect("hex"),
+            SpanId::from_hex("00f067aa0ba902b7").expect("hex"),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        // Recorded in the other attribute order: the same series.
+        let reversed = [attrs[1].clone(), attrs[0].clone()];
+        metrics.exemplars().record(
+            "gen_ai.server.time_to_first_token",
+            &reversed,
+            0.5,
+            &sampled,
+        );
+
+        let text = metrics.render_openmetrics().unwrap_or_default();
+        assert!(text.contains("# TYPE inferd_errors counter\n"), "{text}");
+        assert!(
+            text.contains("inferd_errors_total{error_type=\"x\"} 1"),
+            "{text}"
+        );
+        let bucket = text
+            .lines()
+            .find(|l| l.contains("_bucket{") && l.contains("le=\"1\""))
+            .unwrap_or_else(|| panic!("{text}"));
+        assert!(
+            bucket.contains(
+                " 2 # {trace_id=\"4bf92f3577b34da6a3ce929d0e0e4736\",span_id=\"00f067aa0ba902b7\"} 0.5 "
+            ),
+            "{bucket}"
+        );
+        // Only the bucket the value falls in carries it.
+        assert_eq!(text.matches("# {trace_id=").count(), 1, "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // The text format has none of it.
+        let plain = metrics.render().unwrap_or_default();
+        assert!(
+            !plain.contains("# {") && !plain.contains("# EOF"),
+            "{plain}"
+        );
     }
 }
 

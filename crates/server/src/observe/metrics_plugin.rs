@@ -3,15 +3,16 @@
 //! for local generations also the engine's token counters, prompt-cache hits and queue,
 //! prefill and decode times; and the local engines' own state ([`super::engine_metrics`]).
 
-use inferd_engine::hooks::{
-    BatchRun, EngineLoad, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart,
-    ModelLoad, ModelUnload, Observer, Operation,
-};
 use std::sync::Arc;
 
+use inferd_engine::hooks::{
+    BatchRun, EngineLoad, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart,
+    GenerationTimings, ModelLoad, ModelUnload, Observer, Operation,
+};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry::KeyValue;
 
 use super::bound_map::BoundMap;
@@ -201,6 +202,35 @@ struct MetricsCall {
     /// The bound set found at the start (the model has finished a generation before).
     set: Option<Arc<Bound>>,
     model: KeyValue,
+    /// The sampled span the generation started in, when exemplars are kept: the latency
+    /// measurements point at its trace.
+    exemplar_span: Option<SpanContext>,
+}
+
+impl MetricsCall {
+    /// Leaves the generation's latencies as exemplars of their histograms' series.
+    fn record_exemplars(&self, start: &GenerationStart, timings: &GenerationTimings) {
+        let (Some(exemplars), Some(sc)) = (&self.metrics.exemplars, &self.exemplar_span) else {
+            return;
+        };
+        let attrs = generation_attributes(start, &self.model);
+        let measured = [
+            (sc::GEN_AI_SERVER_REQUEST_DURATION, Some(timings.duration)),
+            (
+                sc::GEN_AI_SERVER_TIME_TO_FIRST_TOKEN,
+                timings.time_to_first_token,
+            ),
+            (
+                sc::GEN_AI_SERVER_TIME_PER_OUTPUT_TOKEN,
+                timings.time_per_output_token,
+            ),
+        ];
+        for (metric, value) in measured {
+            if let Some(value) = value {
+                exemplars.record(metric, &attrs, value.as_secs_f64(), sc);
+            }
+        }
+    }
 }
 
 impl Observer for MetricsPlugin {
@@ -222,7 +252,14 @@ impl Observer for MetricsPlugin {
                 .requests_active
                 .add(1, std::slice::from_ref(&model)),
         }
+        let exemplar_span = self.metrics.exemplars.as_ref().and_then(|_| {
+            let cx = opentelemetry::Context::current();
+            let span = cx.span();
+            let sc = span.span_context();
+            sc.is_sampled().then(|| sc.clone())
+        });
         Box::new(MetricsCall {
+            exemplar_span,
             metrics: self.metrics.clone(),
             bound: Arc::clone(&self.bound),
             set,
@@ -285,6 +322,7 @@ impl Observer for MetricsPlugin {
 
 impl GenerationCall for MetricsCall {
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
+        self.record_exemplars(start, &end.timings);
         let m = &self.metrics;
         let set = match self.set {
             Some(set) => Some(set),
@@ -421,7 +459,6 @@ fn client_attributes(
 mod tests {
     use std::time::Duration;
 
-    use inferd_engine::hooks::GenerationTimings;
     use inferd_engine::{EngineTimings, FinishReason, SamplingParams, Usage};
 
     use super::*;

@@ -29,23 +29,31 @@ fn trace_store(state: &AppState) -> Result<&inferd_telemetry::TraceStore, ApiErr
         .ok_or_else(|| telemetry_off("/debug/traces"))
 }
 
-pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+/// Prometheus text, or OpenMetrics with exemplars when the scraper's `Accept` asks for it.
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
     let prometheus = state
         .telemetry
         .prometheus
         .as_ref()
         .ok_or_else(|| telemetry_off("/metrics"))?;
-    let text = prometheus
-        .render()
-        .map_err(|e| ApiError::internal(format!("cannot render metrics: {e}")))?;
-    Ok((
-        [(
-            header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
-        )],
-        text,
-    )
-        .into_response())
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(inferd_telemetry::wants_openmetrics);
+    let (text, content_type) = if openmetrics {
+        (
+            prometheus.render_openmetrics(),
+            inferd_telemetry::OPENMETRICS_TEXT,
+        )
+    } else {
+        (prometheus.render(), inferd_telemetry::PROMETHEUS_TEXT)
+    };
+    let text = text.map_err(|e| ApiError::internal(format!("cannot render metrics: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 #[derive(Debug, Deserialize)]
