@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages the build needs: llama.cpp is compiled from source by the
 # llama-cpp-2 crate (cmake, a C++ compiler, libclang for bindgen); the tests lint /metrics with
-# promtool (Debian's prometheus package). Debian/Ubuntu only.
+# promtool and scrape inferd with Prometheus (Debian's prometheus package) and drive the trace
+# viewer in Chromium (chromium, chromium-driver). Debian/Ubuntu only.
 set -euo pipefail
 
 missing=()
@@ -11,8 +12,11 @@ dpkg -s libclang-dev >/dev/null 2>&1 || missing+=(libclang-dev)
 command -v c++ >/dev/null 2>&1 || missing+=(g++)
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
-# promtool lints /metrics in the tests.
+# promtool lints /metrics in the tests; Prometheus itself scrapes a live inferd (tests/deploy.rs).
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+# The trace viewer's test drives /debug in headless Chromium (tests/viewer.rs).
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

@@ -130,6 +130,8 @@ pub fn router(state: AppState) -> Router {
         )
         .merge(
             Router::new()
+                .route("/debug", get(routes::debug_ui::page))
+                .route("/debug/", get(routes::debug_ui::page))
                 .route("/debug/traces", get(routes::debug::list_traces))
                 .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
                 .route("/admin/models", get(routes::models_admin::list))

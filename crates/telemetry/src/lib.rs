@@ -18,6 +18,7 @@ mod handles;
 mod http_layer;
 mod ids;
 mod instruments;
+mod log_store;
 mod log_writer;
 mod logs;
 mod otel_span;
@@ -43,6 +44,7 @@ pub use config::{
 };
 pub use console::{ConsoleMetricExporter, ConsoleSpanExporter};
 pub use error::Error;
+pub use exemplars::{Exemplar, Exemplars};
 pub use export_health::{
     is_sdk_export_noise, ExportHealth, MonitoredLogExporter, MonitoredMetricExporter,
     MonitoredSpanExporter, EXPORT_HEALTH_TARGET,
@@ -52,6 +54,7 @@ pub use http_layer::{
     HTTP_SPAN_TARGET, X_FORCE_TRACE,
 };
 pub use instruments::InferdMetrics;
+pub use log_store::{LogStore, LOG_STORE_MAX_BYTES, LOG_STORE_MAX_LINES};
 pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
 pub use logs::{
     current_trace_ids, rfc3339_seconds, write_access_line, CorrelatedFormat, LineValue,
@@ -59,7 +62,6 @@ pub use logs::{
 };
 pub use opentelemetry_sdk::trace::SdkTracer;
 pub use otel_span::{span_builder, OtelSpan};
-pub use exemplars::{Exemplar, Exemplars};
 pub use prometheus::{wants_openmetrics, PrometheusMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 pub use propagation::{
     extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
@@ -76,6 +78,6 @@ pub use spans::{
     spawn_blocking_in_context, spawn_thread_in_context,
 };
 pub use store::{
-    EventRecord, LinkRecord, SpanRecord, SpanStatus, TraceDetail, TraceStore, TraceStoreProcessor,
-    TraceSummary,
+    EventRecord, InvalidStatusFilter, LinkRecord, SpanRecord, SpanStatus, StatusFilter,
+    TraceDetail, TraceOrder, TraceQuery, TraceStore, TraceStoreProcessor, TraceSummary,
 };

@@ -20,6 +20,7 @@ use tracing_subscriber::registry::Registry;
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::export_health::{is_sdk_export_noise, EXPORT_HEALTH_TARGET};
 use crate::handles::{Handles, LineSinkFn};
+use crate::log_store::{LogStore, LogTee};
 use crate::logs::{CorrelatedFormat, NoSpanFields, ACCESS_LOG_TARGET};
 use crate::prometheus::PrometheusMetrics;
 use crate::propagation::Propagators;
@@ -248,17 +249,8 @@ where
     // wants (every span, when telemetry is off) is never built.
     let wants_spans = config.log_filter.contains('[');
     let json = format.is_json();
-    let writer = Arc::new(writer);
-    let fmt_layer = tracing_subscriber::fmt::layer()
-        .with_ansi(ansi)
-        .fmt_fields(NoSpanFields)
-        .event_format(format)
-        .with_writer(SharedWriter(writer.clone()))
-        .with_filter(env_filter.and(filter_fn(move |meta| {
-            // Events, and `tracing::enabled!` hints (`write_access_line` asks with one).
-            (wants_spans || !meta.is_span()) && !is_sdk_export_noise(meta)
-        })));
-    let mut layers: Vec<BoxedLayer> = vec![Box::new(fmt_layer)];
+    // The log layer is built last (it goes first), when the trace store its lines feed exists.
+    let mut layers: Vec<BoxedLayer> = Vec::new();
 
     // The tracer spans started outside any request use (none when off).
     let mut handles_tracer = None;
@@ -335,6 +327,21 @@ where
         }
     }
 
+    let writer = SharedWriter {
+        writer: Arc::new(writer),
+        logs: guard.trace_store.as_ref().map(|s| s.logs().clone()),
+    };
+    let fmt_layer = tracing_subscriber::fmt::layer()
+        .with_ansi(ansi)
+        .fmt_fields(NoSpanFields)
+        .event_format(format)
+        .with_writer(writer.clone())
+        .with_filter(env_filter.and(filter_fn(move |meta| {
+            // Events, and `tracing::enabled!` hints (`write_access_line` asks with one).
+            (wants_spans || !meta.is_span()) && !is_sdk_export_noise(meta)
+        })));
+    layers.insert(0, Box::new(fmt_layer));
+
     // `write_access_line` writes JSON lines to the same writer, unless the OTLP logs bridge
     // needs every line as a tracing event.
     let lines = (json && guard.logger_provider.is_none()).then(|| {
@@ -349,18 +356,37 @@ where
     Ok((guard, Dispatch::new(subscriber)))
 }
 
-/// The log writer, shared by the log layer and the access lines (`Handles::lines`).
-struct SharedWriter<W>(Arc<W>);
+/// The log writer, shared by the log layer and the access lines (`Handles::lines`); in the
+/// modes that keep traces, each line also goes to the trace store's [`LogStore`].
+struct SharedWriter<W> {
+    writer: Arc<W>,
+    logs: Option<LogStore>,
+}
+
+impl<W> Clone for SharedWriter<W> {
+    fn clone(&self) -> Self {
+        SharedWriter {
+            writer: Arc::clone(&self.writer),
+            logs: self.logs.clone(),
+        }
+    }
+}
 
 impl<'a, W: MakeWriter<'a>> MakeWriter<'a> for SharedWriter<W> {
-    type Writer = W::Writer;
+    type Writer = LogTee<'a, W::Writer>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        self.0.make_writer()
+        LogTee {
+            inner: self.writer.make_writer(),
+            store: self.logs.as_ref(),
+        }
     }
 
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
-        self.0.make_writer_for(meta)
+        LogTee {
+            inner: self.writer.make_writer_for(meta),
+            store: self.logs.as_ref(),
+        }
     }
 }
 

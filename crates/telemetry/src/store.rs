@@ -1,10 +1,12 @@
 //! The bounded in-memory store of recent traces that `local` and `otlp` modes keep, and its JSON
-//! read API (served by the server at /debug/traces). Oldest traces are evicted first when either
-//! the trace or the span capacity is reached.
+//! read API (served by the server at /debug/traces), with filters and two orders for the list.
+//! Oldest traces are evicted first when either the trace or the span capacity is reached. The
+//! log lines of stored traces are kept beside it, in its [`LogStore`].
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +18,8 @@ use serde::Serialize;
 
 use crate::config::TraceStoreConfig;
 use crate::ids::{span_id_hex, trace_id_hex};
+use crate::log_store::LogStore;
+use crate::semconv;
 
 /// One line of the recent-traces list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,6 +36,109 @@ pub struct TraceSummary {
     pub span_count: usize,
     /// Whether any span ended with status ERROR.
     pub error: bool,
+    /// `http.route` of the root span (HTTP requests).
+    pub route: Option<String>,
+    /// `http.response.status_code` of the root span (HTTP requests).
+    pub status_code: Option<i64>,
+    /// `gen_ai.request.model` of the generation span, else of any span (a `model.batch`).
+    pub model: Option<String>,
+    /// `gen_ai.usage.input_tokens` of the generation span.
+    pub input_tokens: Option<i64>,
+    /// `gen_ai.usage.output_tokens` of the generation span.
+    pub output_tokens: Option<i64>,
+    /// Time to first token, s: the generation span's `gen_ai.response.time_to_first_chunk`.
+    pub time_to_first_token_seconds: Option<f64>,
+    /// Time per output token, s: the generation span's `inferd.time_per_output_token`.
+    pub time_per_output_token_seconds: Option<f64>,
+}
+
+/// Which traces [`TraceStore::find_traces`] lists, and in which order. The default lists
+/// every trace, newest first.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TraceQuery {
+    /// Only traces whose root span's `http.route` is this.
+    pub route: Option<String>,
+    /// Only traces whose model ([`TraceSummary::model`]) is this.
+    pub model: Option<String>,
+    /// Only traces whose root span's status code matches.
+    pub status: Option<StatusFilter>,
+    /// Only traces with a span that ended with status ERROR.
+    pub errors_only: bool,
+    /// Only traces lasting at least this long.
+    pub min_duration: Option<Duration>,
+    /// The order of the list.
+    pub order: TraceOrder,
+}
+
+/// A filter on the HTTP status code: one code (`404`) or a class (`5xx`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// Exactly this code.
+    Code(u16),
+    /// Any code of this hundred: `Class(5)` is 500 to 599.
+    Class(u8),
+}
+
+impl StatusFilter {
+    fn matches(self, code: i64) -> bool {
+        match self {
+            StatusFilter::Code(c) => code == i64::from(c),
+            StatusFilter::Class(c) => code / 100 == i64::from(c),
+        }
+    }
+}
+
+/// Why a status filter did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "`{0}` is not a status filter: give a code from 100 to 599 (`404`) or a class (`1xx` to `5xx`)"
+)]
+pub struct InvalidStatusFilter(pub String);
+
+impl FromStr for StatusFilter {
+    type Err = InvalidStatusFilter;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let invalid = || InvalidStatusFilter(text.to_owned());
+        let lower = text.trim().to_ascii_lowercase();
+        if let Some(class) = lower.strip_suffix("xx") {
+            return match class.parse::<u8>() {
+                Ok(c @ 1..=5) if class.len() == 1 => Ok(StatusFilter::Class(c)),
+                _ => Err(invalid()),
+            };
+        }
+        match lower.parse::<u16>() {
+            Ok(code @ 100..=599) => Ok(StatusFilter::Code(code)),
+            _ => Err(invalid()),
+        }
+    }
+}
+
+/// The order of a trace list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum TraceOrder {
+    /// Latest first to arrive first.
+    #[default]
+    Newest,
+    /// Longest first.
+    Slowest,
+}
+
+impl TraceQuery {
+    fn matches(&self, summary: &TraceSummary) -> bool {
+        let same = |wanted: &Option<String>, got: &Option<String>| {
+            wanted.as_ref().is_none_or(|w| got.as_ref() == Some(w))
+        };
+        same(&self.route, &summary.route)
+            && same(&self.model, &summary.model)
+            && self
+                .status
+                .is_none_or(|s| summary.status_code.is_some_and(|c| s.matches(c)))
+            && (!self.errors_only || summary.error)
+            && self
+                .min_duration
+                .is_none_or(|d| u128::from(summary.duration_nanos) >= d.as_nanos())
+    }
 }
 
 /// All stored spans of one trace.
@@ -41,6 +148,9 @@ pub struct TraceDetail {
     pub trace_id: String,
     /// Spans ordered by start time.
     pub spans: Vec<SpanRecord>,
+    /// The log lines written inside the trace's spans that are still kept, oldest first: JSON
+    /// lines as objects, pretty lines as strings.
+    pub logs: Vec<serde_json::Value>,
 }
 
 /// One finished span, ready to serialize.
@@ -117,6 +227,7 @@ struct Inner {
 pub struct TraceStore {
     inner: Arc<Mutex<Inner>>,
     capacity: TraceStoreConfig,
+    logs: LogStore,
 }
 
 impl TraceStore {
@@ -125,7 +236,13 @@ impl TraceStore {
         TraceStore {
             inner: Arc::default(),
             capacity,
+            logs: LogStore::default(),
         }
+    }
+
+    /// The log lines of recent traces (fed by the log writer).
+    pub fn logs(&self) -> &LogStore {
+        &self.logs
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -169,14 +286,29 @@ impl TraceStore {
 
     /// The most recent traces, newest first, at most `limit`.
     pub fn recent_traces(&self, limit: usize) -> Vec<TraceSummary> {
+        self.find_traces(&TraceQuery::default(), limit)
+    }
+
+    /// The traces `query` selects, in its order, at most `limit`.
+    pub fn find_traces(&self, query: &TraceQuery, limit: usize) -> Vec<TraceSummary> {
         let inner = self.lock();
-        inner
+        let matching = inner
             .order
             .iter()
             .rev()
-            .take(limit)
             .filter_map(|id| inner.traces.get(id).map(|spans| summarize(*id, spans)))
-            .collect()
+            .filter(|summary| query.matches(summary));
+        match query.order {
+            TraceOrder::Newest => matching.take(limit).collect(),
+            TraceOrder::Slowest => {
+                let mut all: Vec<TraceSummary> = matching.collect();
+                drop(inner);
+                // Stable: equal durations stay newest first.
+                all.sort_by_key(|s| std::cmp::Reverse(s.duration_nanos));
+                all.truncate(limit);
+                all
+            }
+        }
     }
 
     /// All stored spans of one trace (`trace_id` as 32 hex digits), ordered by start time.
@@ -189,6 +321,7 @@ impl TraceStore {
         Some(TraceDetail {
             trace_id: id.to_string(),
             spans,
+            logs: self.logs.lines(id),
         })
     }
 
@@ -292,6 +425,20 @@ fn summarize(trace_id: TraceId, spans: &[SpanData]) -> TraceSummary {
         })
         .min_by_key(|s| s.start_time);
     let start_unix_nanos = start.map(unix_nanos).unwrap_or(0);
+    let root_attribute = |key: &str| root.and_then(|s| attribute(s, key));
+    // The generation span is the one naming its operation; the earliest if several.
+    let generation = spans
+        .iter()
+        .filter(|s| attribute(s, semconv::GEN_AI_OPERATION_NAME).is_some())
+        .min_by_key(|s| s.start_time);
+    let generation_attribute = |key: &str| generation.and_then(|s| attribute(s, key));
+    let model = generation_attribute(semconv::GEN_AI_REQUEST_MODEL)
+        .or_else(|| {
+            spans
+                .iter()
+                .find_map(|s| attribute(s, semconv::GEN_AI_REQUEST_MODEL))
+        })
+        .and_then(as_string);
     TraceSummary {
         trace_id: trace_id.to_string(),
         root_span_name: root.map(|s| s.name.to_string()).unwrap_or_default(),
@@ -304,6 +451,47 @@ fn summarize(trace_id: TraceId, spans: &[SpanData]) -> TraceSummary {
         error: spans
             .iter()
             .any(|s| matches!(s.status, Status::Error { .. })),
+        route: root_attribute(semconv::HTTP_ROUTE).and_then(as_string),
+        status_code: root_attribute(semconv::HTTP_RESPONSE_STATUS_CODE).and_then(as_i64),
+        model,
+        input_tokens: generation_attribute(semconv::GEN_AI_USAGE_INPUT_TOKENS).and_then(as_i64),
+        output_tokens: generation_attribute(semconv::GEN_AI_USAGE_OUTPUT_TOKENS).and_then(as_i64),
+        time_to_first_token_seconds: generation_attribute(
+            semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+        )
+        .and_then(as_f64),
+        time_per_output_token_seconds: generation_attribute(semconv::INFERD_TIME_PER_OUTPUT_TOKEN)
+            .and_then(as_f64),
+    }
+}
+
+/// The value of `span`'s attribute `key`.
+fn attribute<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+fn as_string(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
+fn as_i64(value: &Value) -> Option<i64> {
+    match value {
+        Value::I64(i) => Some(*i),
+        _ => None,
+    }
+}
+
+fn as_f64(value: &Value) -> Option<f64> {
+    match value {
+        Value::F64(f) => Some(*f),
+        Value::I64(i) => Some(*i as f64),
+        _ => None,
     }
 }
 

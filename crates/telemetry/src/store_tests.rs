@@ -213,3 +213,216 @@ fn trace_id_hashing_spreads_ids_a_caller_could_choose() {
         TraceIdHashing::default().hash_one(id)
     );
 }
+
+/// Ends one request-like trace: a SERVER root with `route` and `status`, and, when `model` is
+/// given, a generation child with usage and times; sleeps `millis` inside the root.
+fn make_request(
+    provider: &SdkTracerProvider,
+    route: &str,
+    status: i64,
+    model: Option<&str>,
+    millis: u64,
+) -> String {
+    let tracer = provider.tracer("test");
+    let mut root = tracer
+        .span_builder(format!("POST {route}"))
+        .with_kind(SpanKind::Server)
+        .start(&tracer);
+    root.set_attribute(KeyValue::new(semconv::HTTP_ROUTE, route.to_owned()));
+    root.set_attribute(KeyValue::new(semconv::HTTP_RESPONSE_STATUS_CODE, status));
+    let trace_id = root.span_context().trace_id().to_string();
+    let cx = Context::new().with_span(root);
+    if let Some(model) = model {
+        let mut generation = tracer.start_with_context(format!("chat {model}"), &cx);
+        generation.set_attributes([
+            KeyValue::new(semconv::GEN_AI_OPERATION_NAME, "chat"),
+            KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, model.to_owned()),
+            KeyValue::new(semconv::GEN_AI_USAGE_INPUT_TOKENS, 10_i64),
+            KeyValue::new(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, 8_i64),
+            KeyValue::new(semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, 0.125),
+            KeyValue::new(semconv::INFERD_TIME_PER_OUTPUT_TOKEN, 0.02),
+        ]);
+        if status >= 400 {
+            generation.set_status(Status::error("failed"));
+        }
+        generation.end();
+    }
+    std::thread::sleep(Duration::from_millis(millis));
+    cx.span().end();
+    trace_id
+}
+
+#[test]
+fn summaries_carry_route_status_model_and_the_generation_at_a_glance() {
+    let store = TraceStore::new(TraceStoreConfig::default());
+    let provider = provider(&store);
+    let chat = make_request(&provider, "/v1/chat/completions", 200, Some("small"), 0);
+    let health = make_request(&provider, "/health", 200, None, 0);
+    let list = store.recent_traces(10);
+    let by_id = |id: &str| {
+        list.iter()
+            .find(|t| t.trace_id == id)
+            .unwrap_or_else(|| panic!("{id} missing"))
+    };
+    let chat = by_id(&chat);
+    assert_eq!(chat.route.as_deref(), Some("/v1/chat/completions"));
+    assert_eq!(chat.status_code, Some(200));
+    assert_eq!(chat.model.as_deref(), Some("small"));
+    assert_eq!((chat.input_tokens, chat.output_tokens), (Some(10), Some(8)));
+    assert_eq!(chat.time_to_first_token_seconds, Some(0.125));
+    assert_eq!(chat.time_per_output_token_seconds, Some(0.02));
+    let health = by_id(&health);
+    assert_eq!(health.route.as_deref(), Some("/health"));
+    assert_eq!(health.model, None);
+    assert_eq!(health.output_tokens, None);
+    let json = serde_json::to_value(health).unwrap_or_default();
+    assert!(json["time_to_first_token_seconds"].is_null(), "{json}");
+}
+
+#[test]
+fn find_traces_filters_by_route_model_status_error_and_duration() {
+    let store = TraceStore::new(TraceStoreConfig::default());
+    let provider = provider(&store);
+    let ok = make_request(&provider, "/v1/chat/completions", 200, Some("small"), 0);
+    let slow = make_request(&provider, "/v1/chat/completions", 200, Some("big"), 30);
+    let failed = make_request(&provider, "/v1/chat/completions", 404, Some("small"), 0);
+    let health = make_request(&provider, "/health", 200, None, 0);
+    let ids = |query: TraceQuery| -> Vec<String> {
+        store
+            .find_traces(&query, 10)
+            .into_iter()
+            .map(|t| t.trace_id)
+            .collect()
+    };
+    assert_eq!(
+        ids(TraceQuery::default()),
+        [health.as_str(), failed.as_str(), slow.as_str(), ok.as_str()],
+        "newest first"
+    );
+    assert_eq!(
+        ids(TraceQuery {
+            route: Some("/v1/chat/completions".into()),
+            ..TraceQuery::default()
+        }),
+        [failed.as_str(), slow.as_str(), ok.as_str()]
+    );
+    assert_eq!(
+        ids(TraceQuery {
+            model: Some("small".into()),
+            ..TraceQuery::default()
+        }),
+        [failed.as_str(), ok.as_str()]
+    );
+    assert_eq!(
+        ids(TraceQuery {
+            status: Some(StatusFilter::Class(4)),
+            ..TraceQuery::default()
+        }),
+        [failed.as_str()]
+    );
+    assert_eq!(
+        ids(TraceQuery {
+            status: Some(StatusFilter::Code(200)),
+            model: Some("small".into()),
+            ..TraceQuery::default()
+        }),
+        [ok.as_str()]
+    );
+    assert_eq!(
+        ids(TraceQuery {
+            errors_only: true,
+            ..TraceQuery::default()
+        }),
+        [failed.as_str()]
+    );
+    assert_eq!(
+        ids(TraceQuery {
+            min_duration: Some(Duration::from_millis(30)),
+            ..TraceQuery::default()
+        }),
+        [slow.as_str()]
+    );
+    let slowest = ids(TraceQuery {
+        order: TraceOrder::Slowest,
+        ..TraceQuery::default()
+    });
+    assert_eq!(slowest[0], slow, "longest first");
+    assert_eq!(slowest.len(), 4);
+    assert_eq!(store.find_traces(&TraceQuery::default(), 2).len(), 2);
+}
+
+#[test]
+fn status_filters_parse_codes_and_classes_and_refuse_the_rest() {
+    assert_eq!("404".parse(), Ok(StatusFilter::Code(404)));
+    assert_eq!("5xx".parse(), Ok(StatusFilter::Class(5)));
+    assert_eq!("2XX".parse(), Ok(StatusFilter::Class(2)));
+    for bad in ["", "99", "600", "6xx", "0xx", "50x", "xx", "abc", "-1"] {
+        let e = bad.parse::<StatusFilter>().expect_err(bad);
+        assert!(e.to_string().contains("status filter"), "{e}");
+    }
+}
+
+#[test]
+fn a_trace_comes_with_the_log_lines_written_in_its_spans() {
+    use crate::config::{LogFormat, Mode, TelemetryConfig};
+    use crate::otel_span::{span_builder, OtelSpan};
+    use crate::spans::tests::Captured;
+    for format in [LogFormat::Json, LogFormat::Pretty] {
+        let config = TelemetryConfig {
+            mode: Mode::Local,
+            log_format: format,
+            ..TelemetryConfig::default()
+        };
+        let captured = Captured::default();
+        let (guard, dispatch) = crate::setup::build_with_writer(&config, captured.clone(), false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (Some(store), Some(tracer)) = (guard.trace_store().cloned(), guard.tracer()) else {
+            panic!("local mode keeps traces");
+        };
+        let span = OtelSpan::start(
+            &tracer,
+            &Context::new(),
+            "HTTP request",
+            span_builder("GET /", SpanKind::Server, vec![]),
+        );
+        let Some(cx) = span.context() else {
+            panic!("a started span has a context");
+        };
+        let trace_id = cx.span().span_context().trace_id().to_string();
+        tracing::dispatcher::with_default(&dispatch, || {
+            tracing::callsite::rebuild_interest_cache();
+            tracing::info!("before the request");
+            span.in_scope(|| {
+                tracing::info!(route = "/", "inside the request");
+                let written = crate::logs::write_access_line(&[(
+                    "http.response.status_code",
+                    Some(crate::logs::LineValue::U64(200)),
+                )]);
+                if !written {
+                    tracing::info!(target: crate::logs::ACCESS_LOG_TARGET, "request");
+                }
+            });
+            tracing::info!("after the request");
+        });
+        span.end();
+        let Some(detail) = store.trace(&trace_id) else {
+            panic!("{format:?}: trace missing");
+        };
+        assert_eq!(detail.logs.len(), 2, "{format:?}: {:?}", detail.logs);
+        assert_eq!(store.logs().len().0, 2, "lines outside a span are not kept");
+        assert_eq!(
+            captured.text().lines().count(),
+            4,
+            "every line is still written"
+        );
+        if format == LogFormat::Json {
+            assert_eq!(detail.logs[0]["message"], "inside the request");
+            assert_eq!(detail.logs[0]["trace_id"], trace_id.as_str());
+            assert_eq!(detail.logs[1]["target"], crate::logs::ACCESS_LOG_TARGET);
+        } else {
+            let first = detail.logs[0].as_str().unwrap_or_default();
+            assert!(first.contains("inside the request"), "{first}");
+            assert!(first.contains(&trace_id), "{first}");
+        }
+    }
+}

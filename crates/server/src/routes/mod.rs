@@ -2,6 +2,7 @@
 
 pub mod completions;
 pub mod debug;
+pub mod debug_ui;
 pub mod embeddings;
 pub mod health;
 pub mod models;
