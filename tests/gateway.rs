@@ -10,20 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{
-    client, get_json, metrics_text, model_path, serve_on_loopback, sse_data, wait_for_trace, Server,
+    client, free_port, get_json, metrics_text, model_path, serve_on_loopback, sse_data,
+    wait_for_trace, Server,
 };
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "5cf92f3577b34da6a3ce929d0e0e4799";
 const CALLER_SPAN: &str = "10f067aa0ba902b7";
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
 
 /// The back: the default model as `smollm2-135m` on `port` (0 = any).
 fn start_back(port: u16) -> Server {

@@ -5,78 +5,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::prometheus::{self, Prometheus};
 use common::{client, Server};
 use serde_json::{json, Value};
-
-/// A Prometheus process; killed when dropped.
-struct Prometheus {
-    child: Child,
-    base: String,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
-/// Starts Prometheus scraping `target` (host:port) every second; `None` when it is not
-/// installed outside CI.
-fn start_prometheus(target: &str) -> Option<Prometheus> {
-    let dir = std::env::temp_dir().join(format!("inferd-prometheus-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let config = dir.join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-             scrape_configs:\n  - job_name: inferd\n    static_configs:\n      - targets: ['{target}']\n"
-        ),
-    )
-    .expect("config");
-    let port = free_port();
-    let spawned = Command::new("prometheus")
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        // Scrapes ask for OpenMetrics, and keep the exemplars on histogram buckets.
-        .arg("--enable-feature=exemplar-storage")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    match spawned {
-        Ok(child) => Some(Prometheus {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            dir,
-        }),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").is_err(),
-                "prometheus is required in CI (scripts/install-deps.sh installs it): {e}"
-            );
-            eprintln!("prometheus not found ({e}); skipping");
-            None
-        }
-    }
-}
 
 /// The result vector of an instant query (empty while Prometheus is starting).
 async fn query(prometheus: &Prometheus, promql: &str) -> Vec<Value> {
@@ -132,7 +65,7 @@ async fn generate(server: &Server) {
 async fn a_prometheus_server_scraping_inferd_answers_quantiles_by_provider() {
     let server = Server::start(&["--telemetry", "local"]);
     let target = server.base.trim_start_matches("http://").to_owned();
-    let Some(prometheus) = start_prometheus(&target) else {
+    let Some(prometheus) = prometheus::start("prometheus", &[target.to_string()], None) else {
         return;
     };
     generate(&server).await;

@@ -2,6 +2,8 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod prometheus;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -347,4 +349,12 @@ pub async fn wait_for_trace(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     panic!("trace {trace_id} never had {min_spans} spans");
+}
+
+/// A port nobody listens on at the moment of asking.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
 }
