@@ -19,6 +19,9 @@ pub struct FileUpstream {
     provider: Option<String>,
     /// Name of the environment variable holding its API key (sent as a bearer token).
     api_key_env: Option<String>,
+    /// Name of the environment variable holding its admin token (an inferd upstream's
+    /// `--admin-token`), with which the gateway reads its `/debug/traces`.
+    admin_token_env: Option<String>,
     /// Models it serves, `ID` or `ID=UPSTREAM_MODEL`; without it, its /models is asked.
     models: Option<Vec<String>>,
     connect_timeout_ms: Option<u64>,
@@ -66,6 +69,12 @@ pub fn from_file(
             format!("upstream `{name}`: api_key_env names `{var}`, which is not set")
         })?;
         config.api_key = Some(key);
+    }
+    if let Some(var) = file.admin_token_env {
+        let token = env(&var).with_context(|| {
+            format!("upstream `{name}`: admin_token_env names `{var}`, which is not set")
+        })?;
+        config.admin_token = Some(token);
     }
     config.models = file
         .models

@@ -275,3 +275,113 @@ async fn the_viewer_shows_the_requests_just_sent_in_a_real_browser() {
         run.status
     );
 }
+
+#[tokio::test]
+async fn a_gateway_shows_a_trace_with_the_spans_its_inferd_upstream_stored() {
+    let replica = Server::start(&["--telemetry", "local"]);
+    let dir = std::env::temp_dir().join(format!("inferd-viewer-gw-{}", std::process::id()));
+    let gateway = Server::start_with_config(
+        &dir,
+        &format!(
+            "[[upstreams]]\nname = \"replica\"\nurl = \"{}/v1\"\nprovider = \"inferd\"\n\
+             models = [\"{MODEL}\"]\n",
+            replica.base
+        ),
+        &[],
+        &[],
+        true,
+    );
+    let trace = "5ee1fe1e000000000000000000000d01";
+    assert_eq!(chat(&gateway, trace, MODEL, 4).await, 200);
+    common::wait_for_trace(&replica, trace, 4).await;
+    // The gateway's own spans (its SERVER span ends last).
+    let mut local = Vec::new();
+    for _ in 0..50 {
+        let own = client()
+            .get(gateway.url(&format!("/debug/traces/{trace}?local=true")))
+            .send()
+            .await
+            .expect("send");
+        if own.status() == 200 {
+            let own: Value = own.json().await.expect("json");
+            local = own["spans"].as_array().cloned().unwrap_or_default();
+            if local.iter().any(|s| s["kind"] == "server") {
+                break;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        local.iter().all(|s| s.get("process").is_none()),
+        "the gateway's own store: {local:?}"
+    );
+
+    let merged = get_json(&gateway, &format!("/debug/traces/{trace}")).await;
+    let spans = merged["spans"].as_array().cloned().unwrap_or_default();
+    let gateway_ids: Vec<&str> = local.iter().filter_map(|s| s["span_id"].as_str()).collect();
+    // The replica's SERVER span is a child of the gateway's CLIENT span: one tree.
+    let replica_server = spans
+        .iter()
+        .find(|s| s["process"] == "replica" && s["kind"] == "server")
+        .unwrap_or_else(|| panic!("no replica SERVER span in {merged}"));
+    let parent = replica_server["parent_span_id"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        gateway_ids.contains(&parent),
+        "its parent {parent} is not a gateway span: {merged}"
+    );
+    assert!(
+        spans
+            .iter()
+            .any(|s| s["process"] == "replica" && s["name"] == format!("chat {MODEL}")),
+        "the replica's generation span: {merged}"
+    );
+    assert_eq!(
+        spans.len(),
+        local.len() + spans.iter().filter(|s| s["process"] == "replica").count()
+    );
+    let starts: Vec<u64> = spans
+        .iter()
+        .filter_map(|s| s["start_unix_nanos"].as_u64())
+        .collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "start order");
+    assert_eq!(merged["upstreams"][0]["name"], "replica", "{merged}");
+    assert!(
+        merged["logs"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|l| l["process"] == "replica")),
+        "the replica's log lines: {merged}"
+    );
+
+    // local=true: the gateway's store alone; a made-up value is refused.
+    let own = get_json(&gateway, &format!("/debug/traces/{trace}?local=true")).await;
+    assert_eq!(own["spans"].as_array().map(Vec::len), Some(local.len()));
+    let r = client()
+        .get(gateway.url(&format!("/debug/traces/{trace}?local=maybe")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), 400);
+
+    // A trace held only by the replica is still found through the gateway.
+    let direct = "5ee1fe1e000000000000000000000d02";
+    assert_eq!(chat(&replica, direct, MODEL, 4).await, 200);
+    common::wait_for_trace(&replica, direct, 4).await;
+    let through = get_json(&gateway, &format!("/debug/traces/{direct}")).await;
+    assert!(
+        through["spans"]
+            .as_array()
+            .is_some_and(|s| !s.is_empty() && s.iter().all(|s| s["process"] == "replica")),
+        "{through}"
+    );
+    // With the replica gone, the gateway still shows its own spans and says why.
+    drop(replica);
+    let alone = get_json(&gateway, &format!("/debug/traces/{trace}")).await;
+    assert_eq!(alone["spans"].as_array().map(Vec::len), Some(local.len()));
+    assert!(
+        alone["upstreams"][0]["error"].is_string(),
+        "why the replica's spans are missing: {alone}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

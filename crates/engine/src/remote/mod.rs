@@ -11,6 +11,7 @@
 mod call;
 mod client;
 pub mod sse;
+mod traces;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -25,6 +26,7 @@ pub use call::RemoteBackend;
 pub use client::proxy_from_env;
 
 use client::{HttpClient, Proxy};
+pub use traces::RemoteTrace;
 
 /// A model an upstream serves: `id` as inferd's clients name it, `upstream_model` as the
 /// upstream does.
@@ -82,6 +84,9 @@ pub struct UpstreamConfig {
     pub provider: String,
     /// Sent as `Authorization: Bearer`.
     pub api_key: Option<String>,
+    /// Sent as `Authorization: Bearer` to an inferd upstream's `/debug/traces` (its
+    /// `--admin-token`), when the gateway shows a trace across processes.
+    pub admin_token: Option<String>,
     /// Models it serves; empty means "ask its /models".
     pub models: Vec<ModelRoute>,
     pub timeouts: UpstreamTimeouts,
@@ -104,6 +109,7 @@ impl UpstreamConfig {
             base_url: base_url.trim_end_matches('/').to_owned(),
             provider: "openai".into(),
             api_key: None,
+            admin_token: None,
             models: Vec::new(),
             timeouts: UpstreamTimeouts::default(),
             max_concurrent: 256,
@@ -166,6 +172,12 @@ pub struct UpstreamStatus {
     pub proxy: Option<String>,
     /// Calls sent again after a failure (retries and connection failovers), since start.
     pub retries: u64,
+}
+
+/// What an upstream answered a GET with: a 2xx answer's body, or another status.
+enum Got {
+    Body(bytes::Bytes),
+    Status(http::StatusCode),
 }
 
 /// Largest `/models` answer read from an upstream.
@@ -425,18 +437,18 @@ impl Upstream {
         }
     }
 
-    async fn fetch_models(&self) -> Result<Vec<String>, String> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            data: Vec<Entry>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            id: String,
-        }
-        let url = format!("{}/models", self.config.base_url);
-        let mut request = http::Request::get(&url);
-        if let Some(authorization) = &self.authorization {
+    /// `GET url` with `authorization`, reading at most `max` bytes of a 2xx answer (`what`
+    /// names it in errors), all within twice the connect timeout. Any other answer is
+    /// `Ok(Got::Status)`; `Err` says why there was no answer.
+    async fn get(
+        &self,
+        url: &str,
+        authorization: Option<&http::HeaderValue>,
+        max: usize,
+        what: &str,
+    ) -> Result<Got, String> {
+        let mut request = http::Request::get(url);
+        if let Some(authorization) = authorization {
             request = request.header(http::header::AUTHORIZATION, authorization.clone());
         }
         let request = request
@@ -451,24 +463,54 @@ impl Upstream {
                 .map_err(|e| format!("GET {url} failed: {}", client::describe(&e)))?;
             let status = response.status();
             if !status.is_success() {
-                return Err(match self.via.as_deref() {
-                    Some(proxy) if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
-                        format!("GET {url}: {}", call::proxy_auth_message(proxy))
-                    }
-                    Some(proxy) => format!("GET {url} answered {status} (through proxy {proxy})"),
-                    None => format!("GET {url} answered {status}"),
-                });
+                return Ok(Got::Status(status));
             }
-            client::read_body(response.into_body(), MAX_MODEL_LIST)
+            client::read_body(response.into_body(), max)
                 .await
-                .map_err(|e| format!("GET {url}: cannot read the model list: {e}"))
+                .map(Got::Body)
+                .map_err(|e| format!("GET {url}: cannot read {what}: {e}"))
         };
-        let body = tokio::time::timeout(limit, fetch).await.map_err(|_| {
+        tokio::time::timeout(limit, fetch).await.map_err(|_| {
             format!(
                 "GET {url} failed: no answer within {}s",
                 limit.as_secs_f64()
             )
-        })??;
+        })?
+    }
+
+    /// Why `GET url` answered with `status`, naming the proxy it went through.
+    fn refused(&self, url: &str, status: http::StatusCode) -> String {
+        match self.via.as_deref() {
+            Some(proxy) if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
+                format!("GET {url}: {}", call::proxy_auth_message(proxy))
+            }
+            Some(proxy) => format!("GET {url} answered {status} (through proxy {proxy})"),
+            None => format!("GET {url} answered {status}"),
+        }
+    }
+
+    async fn fetch_models(&self) -> Result<Vec<String>, String> {
+        #[derive(serde::Deserialize)]
+        struct List {
+            data: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            id: String,
+        }
+        let url = format!("{}/models", self.config.base_url);
+        let body = match self
+            .get(
+                &url,
+                self.authorization.as_ref(),
+                MAX_MODEL_LIST,
+                "the model list",
+            )
+            .await?
+        {
+            Got::Body(body) => body,
+            Got::Status(status) => return Err(self.refused(&url, status)),
+        };
         let list: List = serde_json::from_slice(&body)
             .map_err(|e| format!("GET {url} did not return a model list: {e}"))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())
