@@ -13,5 +13,8 @@ fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check "openai>=1.40,<3"
 
 source scripts/lib/start-inferd.sh
-start_inferd "$BIN" --threads 1 --api-key sk-openai-client-check
+# A job store of its own (files and batches of check_batches), emptied on each run.
+JOBS_DIR="target/openai-check-jobs"
+rm -rf "$JOBS_DIR"
+start_inferd "$BIN" --threads 1 --api-key sk-openai-client-check --jobs-dir "$JOBS_DIR"
 "$VENV/bin/python" scripts/openai_client_check.py "$INFERD_BASE/v1"

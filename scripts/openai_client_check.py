@@ -1,12 +1,16 @@
 """Checks inferd with the official `openai` Python client: chat and text completions,
-streaming and not, model listing, error mapping to the client's exception types, and the
-server's API key (a wrong key is the client's AuthenticationError).
+streaming and not, model listing, error mapping to the client's exception types, the
+server's API key (a wrong key is the client's AuthenticationError), and the Files and Batch
+API (upload, create, poll, download the output).
 
 Usage: python openai_client_check.py BASE_URL   (e.g. http://127.0.0.1:8080/v1)
 Prints one line per check and a closing "openai-client: N passed, M failed" line.
 """
 
+import io
+import json
 import sys
+import time
 
 import openai
 
@@ -78,9 +82,37 @@ def check_api_key(client):
         assert e.status_code == 401 and e.code == "invalid_api_key", e
 
 
+def check_batches(client):
+    lines = [
+        {"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_tokens": 8}}
+        for i in range(3)
+    ]
+    data = "".join(json.dumps(line) + "\n" for line in lines).encode()
+    uploaded = client.files.create(file=("questions.jsonl", io.BytesIO(data)), purpose="batch")
+    assert uploaded.purpose == "batch" and uploaded.bytes == len(data), uploaded
+    batch = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+        metadata={"check": "openai-client"},
+    )
+    deadline = time.time() + 120
+    while batch.status not in ("completed", "failed", "cancelled", "expired"):
+        assert time.time() < deadline, batch
+        time.sleep(0.2)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "completed", batch
+    assert batch.request_counts.completed == 3, batch.request_counts
+    output = client.files.content(batch.output_file_id).text
+    answers = [json.loads(line) for line in output.splitlines()]
+    assert sorted(a["custom_id"] for a in answers) == ["q0", "q1", "q2"], answers
+    assert all(a["response"]["status_code"] == 200 for a in answers), answers
+    assert any(b.id == batch.id for b in client.batches.list(limit=5).data)
+
+
 def main():
     client = openai.OpenAI(base_url=sys.argv[1], api_key=API_KEY, max_retries=0, timeout=120)
-    checks = [check_models, check_chat, check_chat_stream, check_completion, check_errors, check_api_key]
+    checks = [check_models, check_chat, check_chat_stream, check_completion, check_errors, check_api_key,
+              check_batches]
     failed = 0
     for check in checks:
         try:

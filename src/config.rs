@@ -52,7 +52,8 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
-    /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home,
+    /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home, jobs_dir,
+    /// max_file_bytes,
     /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
     /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
     /// generation_timeout, max_messages, special_tokens_in_content, header_timeout,
@@ -99,6 +100,15 @@ pub struct ServeArgs {
     /// inferd's home; model files are cached in HOME/models [default: ~/.cache/inferd].
     #[arg(long, env = "INFERD_HOME", value_name = "DIR")]
     pub home: Option<PathBuf>,
+
+    /// Directory of the job store (uploaded files, batches and their queue), kept across
+    /// restarts [default: HOME/jobs].
+    #[arg(long, env = "INFERD_JOBS_DIR", value_name = "DIR")]
+    pub jobs_dir: Option<PathBuf>,
+
+    /// Largest file POST /v1/files accepts, in bytes; larger get 413 [default: 104857600].
+    #[arg(long, env = "INFERD_MAX_FILE_BYTES", value_name = "BYTES")]
+    pub max_file_bytes: Option<usize>,
 
     /// With content capture on (OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true), the
     /// most bytes of each captured message recorded on spans [default: 8192].
@@ -232,6 +242,8 @@ struct FileConfig {
     max_queue: Option<usize>,
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
+    jobs_dir: Option<PathBuf>,
+    max_file_bytes: Option<usize>,
     genai_capture_max_bytes: Option<usize>,
     admin_token: Option<String>,
     metrics_token: Option<String>,
@@ -284,6 +296,8 @@ pub struct ServeConfig {
     pub genai_redact: Vec<String>,
     /// API keys /v1/* requires.
     pub api_keys: inferd_server::auth::ApiKeyConfig,
+    /// Where the job store of the Files and Batch API lives.
+    pub jobs_dir: PathBuf,
 }
 
 impl ServeArgs {
@@ -356,6 +370,17 @@ impl ServeArgs {
                 .map(|h| h.join(".cache").join("inferd"))
                 .context("cannot find a home directory for the model cache; set INFERD_HOME")?,
         };
+        let jobs_dir = self
+            .jobs_dir
+            .or(file.jobs_dir)
+            .unwrap_or_else(|| home.join("jobs"));
+        let max_file_bytes = self
+            .max_file_bytes
+            .or(file.max_file_bytes)
+            .unwrap_or(ServerConfig::default().max_file_bytes);
+        if max_file_bytes < 1024 {
+            bail!("max_file_bytes must be at least 1024 (--max-file-bytes / INFERD_MAX_FILE_BYTES / max_file_bytes)");
+        }
         let env = |var: &str| std::env::var(var).ok();
         let max_tokens = self.max_tokens.or(file.max_tokens);
         if max_tokens == Some(0) {
@@ -494,6 +519,7 @@ impl ServeArgs {
                 connections,
                 max_tokens,
                 max_messages,
+                max_file_bytes,
             },
             genai_redact: if self.genai_redact.is_empty() {
                 file.genai_redact.unwrap_or_default()
@@ -505,6 +531,7 @@ impl ServeArgs {
                 .or(file.genai_capture_max_bytes)
                 .unwrap_or(8192),
             api_keys,
+            jobs_dir,
         })
     }
 }

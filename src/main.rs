@@ -176,6 +176,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot load the API keys")?;
         api_keys.spawn_reloader();
         warn_if_exposed(local, &api_keys);
+        let jobs = open_jobs(&config.jobs_dir);
         let state = AppState {
             registry: Arc::clone(&registry),
             config: Arc::new(server_config),
@@ -183,7 +184,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             hooks,
             lifecycle: inferd_server::lifecycle::Lifecycle::default(),
             api_keys,
+            jobs,
         };
+        inferd_server::batch_worker::spawn(state.clone());
         tracing::info!(
             address = %format!("http://{local}"),
             telemetry = ?telemetry.mode(),
@@ -205,6 +208,23 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         eprintln!("inferd: telemetry flush incomplete at shutdown: {e}");
     }
     Ok(())
+}
+
+/// Opens the job store; without it the server still serves, and the Files and Batch API
+/// answer 503 (another process may hold the store, or the directory is not writable).
+fn open_jobs(dir: &std::path::Path) -> Option<inferd_server::batch_worker::Jobs> {
+    match inferd_jobs::JobStore::open(dir) {
+        Ok(store) => Some(inferd_server::batch_worker::Jobs::new(store)),
+        Err(e) => {
+            tracing::error!(
+                error = %e,
+                jobs_dir = %dir.display(),
+                "cannot open the job store: /v1/files and /v1/batches answer 503; \
+                 set --jobs-dir (INFERD_JOBS_DIR) to a directory of its own"
+            );
+            None
+        }
+    }
 }
 
 /// One clear warning when the API is reachable from other machines without a key.

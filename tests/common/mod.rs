@@ -16,6 +16,16 @@ pub struct Server {
     pub base: String,
     /// Log lines the server wrote to stderr so far (filled by a reader thread).
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// The job store directory given as `INFERD_JOBS_DIR` (a fresh one per server, so test
+    /// servers share no store with each other or with the user's), removed on drop.
+    jobs_dir: PathBuf,
+}
+
+/// A fresh job store directory for one server.
+fn fresh_jobs_dir() -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("inferd-test-jobs-{}-{n}", std::process::id()))
 }
 
 /// The model file the tests serve: `INFERD_TEST_MODEL`, else the default model in the cache.
@@ -114,9 +124,11 @@ impl Server {
         env: &[(&str, &str)],
         wait_ready: bool,
     ) -> Server {
+        let jobs_dir = fresh_jobs_dir();
         let mut child = command
             .args(args)
             .env("INFERD_LOG", "info")
+            .env("INFERD_JOBS_DIR", &jobs_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -150,7 +162,12 @@ impl Server {
                 );
             }
         };
-        let server = Server { child, base, logs };
+        let server = Server {
+            child,
+            base,
+            logs,
+            jobs_dir,
+        };
         if wait_ready {
             server.wait_ready();
         }
@@ -246,6 +263,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.jobs_dir);
     }
 }
 

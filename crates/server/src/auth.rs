@@ -386,18 +386,25 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// The id of the API key a request was admitted with (a request extension; absent when keys
+/// are off). Files and batches belong to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyId(pub String);
+
 /// Middleware of the /v1 routes, layered only when keys are configured.
 pub async fn require_api_key(
     State(state): State<AppState>,
-    request: Request,
+    mut request: Request,
     next: Next,
 ) -> Response {
     match state.api_keys.admit(bearer(request.headers())) {
         Ok(admission) => {
-            if let (Some(admission), Some(facts)) =
-                (&admission, request.extensions().get::<AccessFacts>())
-            {
-                facts.set_key_id(&admission.key.id);
+            if let Some(admission) = &admission {
+                if let Some(facts) = request.extensions().get::<AccessFacts>() {
+                    facts.set_key_id(&admission.key.id);
+                }
+                let id = ApiKeyId(admission.key.id.clone());
+                request.extensions_mut().insert(id);
             }
             let response = next.run(request).await;
             match admission {

@@ -6,6 +6,7 @@
 pub mod access;
 pub mod admin;
 pub mod auth;
+pub mod batch_worker;
 mod body_guard;
 pub mod error;
 pub mod json;
@@ -53,6 +54,8 @@ pub struct ServerConfig {
     pub max_tokens: Option<u32>,
     /// Most messages in one chat request.
     pub max_messages: usize,
+    /// Largest file POST /v1/files accepts; larger ones get 413.
+    pub max_file_bytes: usize,
 }
 
 impl Default for ServerConfig {
@@ -65,6 +68,7 @@ impl Default for ServerConfig {
             connections: listen::ConnectionLimits::default(),
             max_tokens: None,
             max_messages: 2048,
+            max_file_bytes: 100 * 1024 * 1024,
         }
     }
 }
@@ -81,6 +85,8 @@ pub struct AppState {
     pub lifecycle: lifecycle::Lifecycle,
     /// API keys /v1/* requires (none: open).
     pub api_keys: auth::ApiKeys,
+    /// The job store of the Files and Batch API (none: those routes answer 503).
+    pub jobs: Option<batch_worker::Jobs>,
 }
 
 /// The parts of telemetry that routes read; empty when telemetry is off.
@@ -107,7 +113,25 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/chat/completions", post(routes::completions::chat))
         .route("/v1/completions", post(routes::completions::text))
         .route("/v1/embeddings", post(routes::embeddings::embeddings))
-        .route("/v1/models", get(routes::models::list));
+        .route("/v1/models", get(routes::models::list))
+        .route(
+            "/v1/files",
+            get(routes::files::list).post(routes::files::upload).layer(
+                // Multipart overhead (boundaries, the purpose field) on top of the file.
+                DefaultBodyLimit::max(state.config.max_file_bytes.saturating_add(64 * 1024)),
+            ),
+        )
+        .route(
+            "/v1/files/{id}",
+            get(routes::files::get).delete(routes::files::delete),
+        )
+        .route("/v1/files/{id}/content", get(routes::files::content))
+        .route(
+            "/v1/batches",
+            get(routes::batches::list).post(routes::batches::create),
+        )
+        .route("/v1/batches/{id}", get(routes::batches::get))
+        .route("/v1/batches/{id}/cancel", post(routes::batches::cancel));
     // Without keys the API is open and its requests skip the middleware altogether.
     let openai = if state.api_keys.is_enabled() {
         openai.route_layer(axum::middleware::from_fn_with_state(

@@ -260,6 +260,22 @@ pub const GEN_AI_TOKEN_USAGE_BUCKETS: &[f64] = &[
     16777216.0, 67108864.0,
 ];
 
+/// Messaging system of a queue consumer span (`inferd` for the batch queue).
+pub const MESSAGING_SYSTEM: &str = "messaging.system";
+/// Messaging operation type (`process` for a consumed batch line).
+pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
+/// Messaging operation name (`process`).
+pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
+/// Queue a message came from (`batches`).
+pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+/// Id of the message: a batch line's `custom_id`.
+pub const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
+/// Id of the batch a line belongs to.
+pub const INFERD_BATCH_ID: &str = "inferd.batch.id";
+/// The CONSUMER span of one batch line (`process batches`, as the messaging conventions
+/// name a span: operation then destination).
+pub const SPAN_PROCESS_BATCHES: &str = "process batches";
+
 #[cfg(test)]
 mod tests {
     /// The names this module declares: every `pub const NAME: &str = "value";`.

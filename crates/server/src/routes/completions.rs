@@ -20,17 +20,29 @@ pub async fn chat(
     body: Result<JsonBody<ChatCompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
+    run_chat(&state, &req, &raw, &unknown, facts(access)).await
+}
+
+/// Runs a parsed chat request as POST /v1/chat/completions does (`raw`: the bytes it was
+/// parsed from; `unknown`: the fields it had no place for). Batch lines come through here too.
+pub async fn run_chat(
+    state: &AppState,
+    req: &ChatCompletionRequest,
+    raw: &[u8],
+    unknown: &[String],
+    access: AccessFacts,
+) -> Result<Response, ApiError> {
     limits::check_message_count(req.messages.len(), state.config.max_messages)
-        .map_err(|e| rejected(&state, e))?;
-    let mut request = choose(&state, &req.model, validation::chat(&req), &unknown, || {
-        validation::chat_pass_through(&req, &raw)
+        .map_err(|e| rejected(state, e))?;
+    let mut request = choose(state, &req.model, validation::chat(req), unknown, || {
+        validation::chat_pass_through(req, raw)
     })?;
     limits::apply(
         &mut request.generation,
         Endpoint::Chat,
         state.config.max_tokens,
     );
-    generate(&state, Endpoint::Chat, request, facts(access)).await
+    generate(state, Endpoint::Chat, request, access).await
 }
 
 pub async fn text(
@@ -39,19 +51,30 @@ pub async fn text(
     body: Result<JsonBody<CompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
+    run_text(&state, &req, &raw, &unknown, facts(access)).await
+}
+
+/// Runs a parsed text completion request as POST /v1/completions does (see [`run_chat`]).
+pub async fn run_text(
+    state: &AppState,
+    req: &CompletionRequest,
+    raw: &[u8],
+    unknown: &[String],
+    access: AccessFacts,
+) -> Result<Response, ApiError> {
     let mut request = choose(
-        &state,
+        state,
         &req.model,
-        validation::completion(&req),
-        &unknown,
-        || validation::completion_pass_through(&req, &raw),
+        validation::completion(req),
+        unknown,
+        || validation::completion_pass_through(req, raw),
     )?;
     limits::apply(
         &mut request.generation,
         Endpoint::Text,
         state.config.max_tokens,
     );
-    generate(&state, Endpoint::Text, request, facts(access)).await
+    generate(state, Endpoint::Text, request, access).await
 }
 
 /// The request to run: inferd's own (`validated`), or, for a remote model, the client's as

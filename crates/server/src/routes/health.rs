@@ -80,6 +80,7 @@ mod tests {
             hooks: HooksBus::default(),
             lifecycle: crate::lifecycle::Lifecycle::default(),
             api_keys: crate::auth::ApiKeys::default(),
+            jobs: None,
         };
         let (status, _) = ready(State(state.clone())).await;
         assert_eq!(status, StatusCode::OK);

@@ -1,9 +1,11 @@
 //! Route handlers, kept thin: extract, validate, call the engine, shape the answer.
 
+pub mod batches;
 pub mod completions;
 pub mod debug;
 pub mod debug_ui;
 pub mod embeddings;
+pub mod files;
 pub mod health;
 pub mod models;
 pub mod models_admin;

@@ -1,0 +1,49 @@
+//! The durable job queue behind inferd's OpenAI Batch and Files API: uploaded files, batches
+//! and one queue entry per input line, kept in an embedded `redb` database so a restart
+//! resumes a batch where it stopped.
+//!
+//! [`JobStore`] is the store; [`input`] checks an uploaded JSONL file line by line;
+//! [`records`] holds the stored shapes (the public parts are OpenAI's File and Batch objects).
+
+pub mod input;
+pub mod records;
+mod store;
+
+pub use records::{
+    Batch, BatchStatus, FileObject, Line, LineResult, LineState, RequestCounts, TraceFields,
+};
+pub use store::{BatchPage, JobStore, NewBatch, JOBS_DB_FILE};
+
+/// Why the job store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JobsError {
+    /// The jobs directory could not be created.
+    #[error("cannot create the jobs directory {path}: {source}")]
+    Dir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    /// The database failed (I/O, locking, corruption).
+    #[error("job store error: {0}")]
+    Store(#[from] Box<redb::Error>),
+    /// A stored record does not parse (written by an incompatible version).
+    #[error("unreadable job record: {0}")]
+    Record(#[from] serde_json::Error),
+}
+
+macro_rules! from_redb {
+    ($($t:ty),*) => {$(
+        impl From<$t> for JobsError {
+            fn from(e: $t) -> Self {
+                JobsError::Store(Box::new(redb::Error::from(e)))
+            }
+        }
+    )*};
+}
+from_redb!(
+    redb::DatabaseError,
+    redb::TransactionError,
+    redb::TableError,
+    redb::StorageError,
+    redb::CommitError
+);

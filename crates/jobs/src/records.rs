@@ -1,0 +1,136 @@
+//! What the job store keeps. [`FileObject`] and [`Batch`] serialize as OpenAI's File and
+//! Batch objects; the owner and trace context kept beside them never reach the wire.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// An uploaded or generated file (OpenAI's File object).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileObject {
+    pub id: String,
+    pub object: String,
+    pub bytes: u64,
+    pub created_at: u64,
+    pub filename: String,
+    pub purpose: String,
+    pub status: String,
+}
+
+/// Where a batch is (OpenAI's values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BatchStatus {
+    Validating,
+    InProgress,
+    Finalizing,
+    Completed,
+    Failed,
+    Cancelling,
+    Cancelled,
+    Expired,
+}
+
+impl BatchStatus {
+    /// Whether the batch has ended (nothing of it will run any more).
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::Expired
+        )
+    }
+}
+
+/// Lines of a batch by outcome.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestCounts {
+    pub total: u64,
+    pub completed: u64,
+    pub failed: u64,
+}
+
+/// OpenAI's Batch object.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Batch {
+    pub id: String,
+    pub object: String,
+    pub endpoint: String,
+    pub errors: Option<Value>,
+    pub input_file_id: String,
+    pub completion_window: String,
+    pub status: BatchStatus,
+    pub output_file_id: Option<String>,
+    pub error_file_id: Option<String>,
+    pub created_at: u64,
+    pub in_progress_at: Option<u64>,
+    pub expires_at: Option<u64>,
+    pub finalizing_at: Option<u64>,
+    pub completed_at: Option<u64>,
+    pub failed_at: Option<u64>,
+    pub expired_at: Option<u64>,
+    pub cancelling_at: Option<u64>,
+    pub cancelled_at: Option<u64>,
+    pub request_counts: RequestCounts,
+    pub metadata: Option<Value>,
+}
+
+/// The W3C trace context of the request that created a batch, carried to its lines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceFields {
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub baggage: Option<String>,
+}
+
+impl TraceFields {
+    /// From a propagator's string map (keys `traceparent`, `tracestate`, `baggage`).
+    pub fn from_map(map: &std::collections::HashMap<String, String>) -> Self {
+        Self {
+            traceparent: map.get("traceparent").cloned(),
+            tracestate: map.get("tracestate").cloned(),
+            baggage: map.get("baggage").cloned(),
+        }
+    }
+
+    /// As a string map for a propagator to extract from.
+    pub fn to_map(&self) -> std::collections::HashMap<String, String> {
+        [
+            ("traceparent", &self.traceparent),
+            ("tracestate", &self.tracestate),
+            ("baggage", &self.baggage),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.clone().map(|v| (k.to_owned(), v)))
+        .collect()
+    }
+}
+
+/// Where one queued line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LineState {
+    Pending,
+    Running,
+    Done,
+}
+
+/// One queue entry: a line of a batch's input file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub batch_id: String,
+    pub index: u32,
+    pub custom_id: String,
+    /// The endpoint the line is sent to (the batch's).
+    pub url: String,
+    pub body: Value,
+    pub state: LineState,
+    pub trace: TraceFields,
+}
+
+/// The outcome of one line: a line of the output file, or of the error file when `failed`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LineResult {
+    pub custom_id: String,
+    pub failed: bool,
+    /// The JSON line, without its newline.
+    pub json: String,
+}

@@ -1,0 +1,208 @@
+//! The batch worker: takes queued batch lines from the job store one at a time and runs each
+//! through the same code as an interactive request ([`run_chat`], [`run_text`]), in a
+//! CONSUMER span whose parent is the trace context of the request that created the batch.
+//!
+//! Batch lines yield to interactive requests: a line starts only while its model has no
+//! request waiting for a slot, and only one line runs at a time, so a batch holds at most one
+//! of a model's slots.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::response::{IntoResponse, Response};
+use inferd_jobs::{JobStore, Line, LineResult};
+use inferd_telemetry::semconv as sc;
+use inferd_telemetry::{span_builder, OtelSpan};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use crate::access::AccessFacts;
+use crate::error::ApiError;
+use crate::openai::chat::ChatCompletionRequest;
+use crate::openai::completions::CompletionRequest;
+use crate::routes::completions::{run_chat, run_text};
+use crate::{json, AppState};
+
+/// How often the worker looks at the store when nothing woke it (a line requeued by a
+/// restart is found at start; new batches wake it at once).
+const IDLE_POLL: Duration = Duration::from_secs(1);
+/// How often a line waiting for its turn checks the model's queue again.
+const TURN_POLL: Duration = Duration::from_millis(25);
+/// How long the worker waits after a store error before trying again.
+const STORE_RETRY: Duration = Duration::from_secs(1);
+/// The largest answer of one line read back (a generation's JSON body).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// The job store and the worker's wake-up call; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Jobs {
+    pub store: Arc<JobStore>,
+    wake: Arc<Notify>,
+}
+
+impl Jobs {
+    pub fn new(store: JobStore) -> Self {
+        Self {
+            store: Arc::new(store),
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    /// Tells the worker there is new work.
+    pub fn wake_worker(&self) {
+        self.wake.notify_one();
+    }
+}
+
+/// Starts the worker on the runtime when the state has a job store.
+pub fn spawn(state: AppState) {
+    if let Some(jobs) = state.jobs.clone() {
+        tokio::spawn(run(state, jobs));
+    }
+}
+
+async fn run(state: AppState, jobs: Jobs) {
+    while !state.lifecycle.is_draining() {
+        let store = Arc::clone(&jobs.store);
+        let claimed = tokio::task::spawn_blocking(move || store.claim_next()).await;
+        match claimed {
+            Ok(Ok(Some(line))) => {
+                let Some(result) = process(&state, &line).await else {
+                    // Shutting down: the line stays `running` and is requeued at the next start.
+                    return;
+                };
+                let store = Arc::clone(&jobs.store);
+                let finished =
+                    tokio::task::spawn_blocking(move || store.finish_line(&line, &result)).await;
+                if let Ok(Err(e)) = finished {
+                    tracing::error!(error = %e, "cannot record a batch line's result");
+                }
+            }
+            Ok(Ok(None)) => {
+                tokio::select! {
+                    () = jobs.wake.notified() => {}
+                    () = tokio::time::sleep(IDLE_POLL) => {}
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot read the batch queue");
+                tokio::time::sleep(STORE_RETRY).await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "batch queue task failed");
+                tokio::time::sleep(STORE_RETRY).await;
+            }
+        }
+    }
+}
+
+/// Runs one line in its span; `None` when the server began stopping before it ended.
+async fn process(state: &AppState, line: &Line) -> Option<LineResult> {
+    let parent = inferd_telemetry::extract_from_map(&line.trace.to_map());
+    let span = {
+        let _parent = parent.attach();
+        OtelSpan::start_in_current_with(sc::SPAN_PROCESS_BATCHES, || {
+            span_builder(
+                sc::SPAN_PROCESS_BATCHES,
+                SpanKind::Consumer,
+                vec![
+                    KeyValue::new(sc::MESSAGING_SYSTEM, "inferd"),
+                    KeyValue::new(sc::MESSAGING_OPERATION_TYPE, "process"),
+                    KeyValue::new(sc::MESSAGING_OPERATION_NAME, "process"),
+                    KeyValue::new(sc::MESSAGING_DESTINATION_NAME, "batches"),
+                    KeyValue::new(sc::MESSAGING_MESSAGE_ID, line.custom_id.clone()),
+                    KeyValue::new(sc::INFERD_BATCH_ID, line.batch_id.clone()),
+                ],
+            )
+        })
+    };
+    let model = line.body.get("model").and_then(Value::as_str).unwrap_or("");
+    wait_for_turn(state, model).await;
+    if state.lifecycle.is_draining() {
+        span.end();
+        return None;
+    }
+    let response = match span.context() {
+        Some(cx) => answer(state, line).with_context(cx.clone()).await,
+        None => answer(state, line).await,
+    };
+    if state.lifecycle.is_stopped() {
+        span.end();
+        return None;
+    }
+    let status = response.status();
+    let body = match axum::body::to_bytes(response.into_body(), MAX_ANSWER_BYTES).await {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned())),
+        Err(e) => json!({"error": {"message": format!("cannot read the answer: {e}")}}),
+    };
+    let failed = !status.is_success();
+    if failed {
+        span.record_error("batch_line_failed", &format!("status {}", status.as_u16()));
+    }
+    span.end();
+    let error = failed.then(|| {
+        json!({
+            "code": body.pointer("/error/code").cloned().unwrap_or(Value::Null),
+            "message": body.pointer("/error/message").cloned().unwrap_or(Value::Null),
+        })
+    });
+    let output = json!({
+        "id": format!("batch_req_{:032x}", fastrand::u128(..)),
+        "custom_id": line.custom_id,
+        "response": {
+            "status_code": status.as_u16(),
+            "request_id": format!("req_{:032x}", fastrand::u128(..)),
+            "body": body,
+        },
+        "error": error,
+    });
+    Some(LineResult {
+        custom_id: line.custom_id.clone(),
+        failed,
+        json: output.to_string(),
+    })
+}
+
+/// Waits while `model` has interactive requests waiting for a slot (or the server stops).
+async fn wait_for_turn(state: &AppState, model: &str) {
+    loop {
+        let waiting = state
+            .registry
+            .statuses()
+            .into_iter()
+            .find(|s| s.id == model || s.aliases.iter().any(|a| a == model))
+            .and_then(|s| s.slots)
+            .map_or(0, |load| load.waiting);
+        if waiting == 0 || state.lifecycle.is_draining() {
+            return;
+        }
+        tokio::time::sleep(TURN_POLL).await;
+    }
+}
+
+/// The line's answer as the endpoint would give it to a client (never streamed).
+async fn answer(state: &AppState, line: &Line) -> Response {
+    let mut body = line.body.clone();
+    if let Some(object) = body.as_object_mut() {
+        object.remove("stream");
+        object.remove("stream_options");
+    }
+    let raw = body.to_string().into_bytes();
+    let access = AccessFacts::default();
+    let answered = if line.url == "/v1/completions" {
+        match json::parse_noting_unknown::<CompletionRequest>(&raw) {
+            Ok((req, unknown)) => run_text(state, &req, &raw, &unknown, access).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        match json::parse_noting_unknown::<ChatCompletionRequest>(&raw) {
+            Ok((req, unknown)) => run_chat(state, &req, &raw, &unknown, access).await,
+            Err(e) => Err(e),
+        }
+    };
+    answered.unwrap_or_else(ApiError::into_response)
+}

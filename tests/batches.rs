@@ -1,0 +1,411 @@
+//! End-to-end tests of the Files and Batch API: the real binary, the real default model, a job
+//! store in a directory of each test's own.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{client, Server};
+use serde_json::{json, Value};
+
+const MODEL: &str = "smollm2-135m";
+const CHAT: &str = "/v1/chat/completions";
+
+/// A fresh jobs directory for one test.
+fn jobs_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("inferd-batches-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
+    let dir = dir.to_str().expect("utf-8 path");
+    let mut args = vec!["--jobs-dir", dir];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// `n` chat lines with custom ids `req-0` … (tiny and deterministic).
+fn input(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
+                   "body": {"model": MODEL, "messages": [{"role": "user", "content": format!("Say {i}")}],
+                            "max_tokens": 4, "temperature": 0}})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// POST /v1/files as multipart/form-data (as the openai client sends it).
+async fn upload(server: &Server, key: Option<&str>, content: &str) -> (u16, Value) {
+    let boundary = "inferd-test-boundary-7MA4YWxkTrZu0gW";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"input.jsonl\"\r\n\
+         Content-Type: application/jsonl\r\n\r\n{content}\r\n--{boundary}--\r\n"
+    );
+    let mut request = client()
+        .post(server.url("/v1/files"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn call(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut request = client().request(method, server.url(path));
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    call(server, reqwest::Method::GET, path, None, None).await
+}
+
+/// Uploads `n` lines and creates a batch of them; the batch object.
+async fn create_batch(server: &Server, n: usize) -> Value {
+    let (status, file) = upload(server, None, &input(n)).await;
+    assert_eq!(status, 200, "{file}");
+    let body = json!({"input_file_id": file["id"], "endpoint": CHAT, "completion_window": "24h",
+                      "metadata": {"job": "test"}});
+    let (status, batch) = call(
+        server,
+        reqwest::Method::POST,
+        "/v1/batches",
+        None,
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 200, "{batch}");
+    batch
+}
+
+/// Polls the batch until `done` says so (at most two minutes).
+async fn wait_batch(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, batch) = get(server, &format!("/v1/batches/{id}")).await;
+        assert_eq!(status, 200, "{batch}");
+        if done(&batch) {
+            return batch;
+        }
+        assert!(Instant::now() < deadline, "batch never got there: {batch}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The lines of a file, parsed.
+async fn file_lines(server: &Server, id: &str) -> Vec<Value> {
+    let response = client()
+        .get(server.url(&format!("/v1/files/{id}/content")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.expect("text");
+    text.lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect()
+}
+
+/// How many times each custom id is answered in the output file.
+fn answers(lines: &[Value]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for line in lines {
+        assert_eq!(line["response"]["status_code"], 200, "{line}");
+        assert_eq!(
+            line["response"]["body"]["object"], "chat.completion",
+            "{line}"
+        );
+        let id = line["custom_id"].as_str().expect("custom_id").to_owned();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+#[tokio::test]
+async fn batch_of_ten_lines_completes_with_each_custom_id_answered_once() {
+    let dir = jobs_dir("complete");
+    let server = start(&dir, &[]);
+    let batch = create_batch(&server, 10).await;
+    assert_eq!(batch["object"], "batch");
+    assert_eq!(batch["request_counts"]["total"], 10);
+    assert_eq!(batch["metadata"]["job"], "test");
+    let id = batch["id"].as_str().expect("id");
+    let done = wait_batch(&server, id, |b| b["status"] == "completed").await;
+    assert_eq!(done["request_counts"]["completed"], 10, "{done}");
+    assert_eq!(done["request_counts"]["failed"], 0);
+    assert!(done["error_file_id"].is_null());
+    assert!(done["completed_at"].is_u64());
+    let output = done["output_file_id"].as_str().expect("output file");
+    let counts = answers(&file_lines(&server, output).await);
+    assert_eq!(counts.len(), 10);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+
+    let (status, list) = get(&server, "/v1/batches?limit=1").await;
+    assert_eq!(status, 200);
+    assert_eq!(list["object"], "list");
+    assert_eq!(list["data"][0]["id"], id);
+    assert_eq!(list["first_id"], id);
+    assert_eq!(list["has_more"], false);
+
+    let (status, file) = get(&server, &format!("/v1/files/{output}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(file["purpose"], "batch_output");
+    let (status, files) = get(&server, "/v1/files").await;
+    assert_eq!(status, 200);
+    assert_eq!(files["data"].as_array().map(Vec::len), Some(2));
+    let (status, deleted) = call(
+        &server,
+        reqwest::Method::DELETE,
+        &format!("/v1/files/{output}"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!((status, &deleted["deleted"]), (200, &json!(true)));
+    let (status, _) = get(&server, &format!("/v1/files/{output}")).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn malformed_input_and_unknown_ids_get_openai_errors() {
+    let dir = jobs_dir("errors");
+    let server = start(&dir, &["--max-file-bytes", "4096"]);
+    let good = input(2);
+    let bad_json = format!("{good}{{\"custom_id\": nope\n");
+    let (status, body) = upload(&server, None, &bad_json).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(message.contains("line 3"), "{message}");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+
+    let duplicate = format!("{good}{}", input(1));
+    let (status, body) = upload(&server, None, &duplicate).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().expect("message");
+    assert!(
+        message.contains("line 3") && message.contains("duplicate"),
+        "{message}"
+    );
+
+    let (status, body) = upload(&server, None, &input(40)).await;
+    assert_eq!(status, 413, "{body}");
+
+    let (status, body) = get(&server, "/v1/batches/batch_nope").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["error"]["code"], "batch_not_found");
+    let (status, _) = get(&server, "/v1/files/file-nope/content").await;
+    assert_eq!(status, 404);
+    let create =
+        json!({"input_file_id": "file-nope", "endpoint": CHAT, "completion_window": "24h"});
+    let (status, body) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/batches",
+        None,
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+    let create = json!({"input_file_id": "file-nope", "endpoint": "/v1/embeddings", "completion_window": "24h"});
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/batches",
+        None,
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn cancelled_batch_drops_its_pending_lines() {
+    let dir = jobs_dir("cancel");
+    let server = start(&dir, &[]);
+    let batch = create_batch(&server, 60).await;
+    let id = batch["id"].as_str().expect("id");
+    let (status, cancelling) = call(
+        &server,
+        reqwest::Method::POST,
+        &format!("/v1/batches/{id}/cancel"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelling}");
+    assert!(
+        cancelling["status"] == "cancelling" || cancelling["status"] == "cancelled",
+        "{cancelling}"
+    );
+    let done = wait_batch(&server, id, |b| b["status"] == "cancelled").await;
+    let counts = &done["request_counts"];
+    assert_eq!(counts["total"], 60);
+    assert!(
+        counts["completed"].as_u64().expect("completed") < 60,
+        "{done}"
+    );
+    assert!(done["cancelled_at"].is_u64());
+}
+
+#[tokio::test]
+async fn batch_resumes_after_the_server_is_killed() {
+    let dir = jobs_dir("restart");
+    let server = start(&dir, &[]);
+    let batch = create_batch(&server, 60).await;
+    let id = batch["id"].as_str().expect("id").to_owned();
+    let partial = wait_batch(&server, &id, |b| {
+        b["request_counts"]["completed"].as_u64().unwrap_or(0) >= 2
+    })
+    .await;
+    server.signal("KILL");
+    drop(server);
+    assert_eq!(
+        partial["status"], "in_progress",
+        "the batch ended before the kill"
+    );
+
+    let server = start(&dir, &[]);
+    let done = wait_batch(&server, &id, |b| b["status"] == "completed").await;
+    assert_eq!(done["request_counts"]["completed"], 60, "{done}");
+    let output = done["output_file_id"].as_str().expect("output file");
+    let counts = answers(&file_lines(&server, output).await);
+    assert_eq!(counts.len(), 60);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+#[tokio::test]
+async fn batch_lines_run_in_the_trace_of_the_creating_request() {
+    let dir = jobs_dir("trace");
+    let server = start(&dir, &["--telemetry", "local"]);
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let (status, file) = upload(&server, None, &input(3)).await;
+    assert_eq!(status, 200);
+    let response = client()
+        .post(server.url("/v1/batches"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"input_file_id": file["id"], "endpoint": CHAT, "completion_window": "24h"}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let batch: Value = response.json().await.expect("json");
+    let id = batch["id"].as_str().expect("id");
+    wait_batch(&server, id, |b| b["status"] == "completed").await;
+    // POST /v1/batches, then per line: process, chat, queue, infer.
+    let spans = common::wait_for_trace(&server, trace_id, 1 + 3 * 4).await;
+    let server_span = spans
+        .iter()
+        .find(|s| s["kind"] == "server")
+        .expect("server span");
+    let process: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "process batches")
+        .collect();
+    assert_eq!(process.len(), 3, "{spans:?}");
+    for (i, span) in process.iter().enumerate() {
+        assert_eq!(span["kind"], "consumer");
+        assert_eq!(span["parent_span_id"], server_span["span_id"]);
+        let text = span.to_string();
+        assert!(text.contains("messaging.message.id"), "{text}");
+        assert!(text.contains(&format!("req-{i}")), "{text}");
+    }
+    let chats = spans
+        .iter()
+        .filter(|s| s["name"] == format!("chat {MODEL}"))
+        .filter(|s| process.iter().any(|p| p["span_id"] == s["parent_span_id"]))
+        .count();
+    assert_eq!(chats, 3, "{spans:?}");
+}
+
+#[tokio::test]
+async fn files_and_batches_of_another_key_are_not_found() {
+    let dir = jobs_dir("keys");
+    let (a, b) = ("sk-batches-key-a-0123456789", "sk-batches-key-b-0123456789");
+    let server = start(&dir, &["--api-key", a, "--api-key", b]);
+    let (status, file) = upload(&server, Some(a), &input(1)).await;
+    assert_eq!(status, 200, "{file}");
+    let file_id = file["id"].as_str().expect("id");
+    let path = format!("/v1/files/{file_id}");
+    let (status, _) = call(&server, reqwest::Method::GET, &path, Some(b), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&server, reqwest::Method::GET, &path, Some(a), None).await;
+    assert_eq!(status, 200);
+    let (_, files) = call(&server, reqwest::Method::GET, "/v1/files", Some(b), None).await;
+    assert_eq!(files["data"], json!([]));
+    let create = json!({"input_file_id": file_id, "endpoint": CHAT, "completion_window": "24h"});
+    let (status, _) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/batches",
+        Some(b),
+        Some(create.clone()),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, batch) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/batches",
+        Some(a),
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 200, "{batch}");
+    let path = format!("/v1/batches/{}", batch["id"].as_str().expect("id"));
+    let (status, _) = call(&server, reqwest::Method::GET, &path, Some(b), None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(&server, reqwest::Method::GET, "/v1/batches", None, None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn interactive_requests_are_served_while_a_batch_runs() {
+    let dir = jobs_dir("priority");
+    // One slot: a batch line and an interactive request cannot run side by side, so the
+    // interactive one is served only if the worker yields to it between lines.
+    let server = start(&dir, &["--parallel", "1"]);
+    let batch = create_batch(&server, 100).await;
+    let id = batch["id"].as_str().expect("id");
+    wait_batch(&server, id, |b| {
+        b["request_counts"]["completed"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    for i in 0..3 {
+        let body = json!({"model": MODEL, "messages": [{"role": "user", "content": format!("Hi {i}")}],
+                          "max_tokens": 4, "temperature": 0});
+        let (status, answer) = call(&server, reqwest::Method::POST, CHAT, None, Some(body)).await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["object"], "chat.completion");
+    }
+    let (_, batch) = get(&server, &format!("/v1/batches/{id}")).await;
+    assert_eq!(
+        batch["status"], "in_progress",
+        "the interactive requests waited for the whole batch: {batch}"
+    );
+}
