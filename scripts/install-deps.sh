@@ -2,7 +2,8 @@
 # Installs the system packages the build needs: llama.cpp is compiled from source by the
 # llama-cpp-2 crate (cmake, a C++ compiler, libclang for bindgen); the tests lint /metrics with
 # promtool and scrape inferd with Prometheus (Debian's prometheus package) and drive the trace
-# viewer in Chromium (chromium, chromium-driver). Debian/Ubuntu only.
+# viewer in Chromium (chromium, chromium-driver) and run the shared job store against a Redis of
+# their own (redis-server). Debian/Ubuntu only.
 set -euo pipefail
 
 missing=()
@@ -17,6 +18,8 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 # The trace viewer's test drives /debug in headless Chromium (tests/viewer.rs).
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
+# The shared job store's tests start their own Redis (tests/batches_redis.rs).
+[ -x /usr/bin/redis-server ] || missing+=(redis-server)
 
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0

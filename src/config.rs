@@ -53,7 +53,7 @@ pub struct ServeArgs {
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
     /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home, jobs_dir,
-    /// max_file_bytes,
+    /// jobs_redis, jobs_visibility_timeout_ms, max_file_bytes,
     /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
     /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
     /// generation_timeout, max_messages, special_tokens_in_content, header_timeout,
@@ -105,6 +105,17 @@ pub struct ServeArgs {
     /// restarts [default: HOME/jobs].
     #[arg(long, env = "INFERD_JOBS_DIR", value_name = "DIR")]
     pub jobs_dir: Option<PathBuf>,
+
+    /// Redis URL (redis://HOST:PORT/DB) of a job store shared by several inferd processes:
+    /// files, batches and results in Redis, batch lines on a Redis Stream every process
+    /// consumes; replaces --jobs-dir when set.
+    #[arg(long, env = "INFERD_JOBS_REDIS", value_name = "URL")]
+    pub jobs_redis: Option<String>,
+
+    /// With --jobs-redis: how long a batch line taken by a process that stopped answering
+    /// stays unacknowledged before another process takes it over, in ms [default: 300000].
+    #[arg(long, env = "INFERD_JOBS_VISIBILITY_TIMEOUT_MS", value_name = "MS")]
+    pub jobs_visibility_timeout_ms: Option<u64>,
 
     /// Largest file POST /v1/files accepts, in bytes; larger get 413 [default: 104857600].
     #[arg(long, env = "INFERD_MAX_FILE_BYTES", value_name = "BYTES")]
@@ -243,6 +254,8 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
     jobs_dir: Option<PathBuf>,
+    jobs_redis: Option<String>,
+    jobs_visibility_timeout_ms: Option<u64>,
     max_file_bytes: Option<usize>,
     genai_capture_max_bytes: Option<usize>,
     admin_token: Option<String>,
@@ -298,6 +311,11 @@ pub struct ServeConfig {
     pub api_keys: inferd_server::auth::ApiKeyConfig,
     /// Where the job store of the Files and Batch API lives.
     pub jobs_dir: PathBuf,
+    /// The shared Redis job store, used instead of `jobs_dir` when given.
+    pub jobs_redis: Option<String>,
+    /// How long a taken batch line may go unacknowledged in Redis before another process
+    /// takes it over.
+    pub jobs_visibility_timeout: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -374,6 +392,16 @@ impl ServeArgs {
             .jobs_dir
             .or(file.jobs_dir)
             .unwrap_or_else(|| home.join("jobs"));
+        let jobs_redis = self.jobs_redis.or(file.jobs_redis);
+        let jobs_visibility_timeout_ms = self
+            .jobs_visibility_timeout_ms
+            .or(file.jobs_visibility_timeout_ms)
+            .unwrap_or(300_000);
+        anyhow::ensure!(
+            jobs_visibility_timeout_ms > 0,
+            "jobs_visibility_timeout_ms must be above 0 (--jobs-visibility-timeout-ms / \
+             INFERD_JOBS_VISIBILITY_TIMEOUT_MS / jobs_visibility_timeout_ms)"
+        );
         let max_file_bytes = self
             .max_file_bytes
             .or(file.max_file_bytes)
@@ -532,6 +560,8 @@ impl ServeArgs {
                 .unwrap_or(8192),
             api_keys,
             jobs_dir,
+            jobs_redis,
+            jobs_visibility_timeout: std::time::Duration::from_millis(jobs_visibility_timeout_ms),
         })
     }
 }
@@ -656,6 +686,57 @@ mod tests {
         .resolve(Some(&dir))
         .expect("valid");
         assert_eq!(cfg.http_workers, 1, "the flag wins over the file");
+    }
+
+    #[test]
+    fn redis_job_store_comes_from_the_file_and_the_visibility_timeout_defaults_to_five_minutes() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-redis-{}", std::process::id()));
+        let model = model_file(&dir);
+        let file = dir.join("redis.toml");
+        std::fs::write(
+            &file,
+            format!(
+                "jobs_redis = \"redis://127.0.0.1:6390/2\"\nmodels = [\"{}\"]\n",
+                model.display()
+            ),
+        )
+        .expect("write");
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect("valid");
+        assert_eq!(cfg.jobs_redis.as_deref(), Some("redis://127.0.0.1:6390/2"));
+        assert_eq!(
+            cfg.jobs_visibility_timeout,
+            std::time::Duration::from_millis(300_000)
+        );
+        let cfg = ServeArgs {
+            config: Some(file.clone()),
+            jobs_visibility_timeout_ms: Some(1500),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect("valid");
+        assert_eq!(
+            cfg.jobs_visibility_timeout,
+            std::time::Duration::from_millis(1500)
+        );
+        let zero = ServeArgs {
+            config: Some(file),
+            jobs_visibility_timeout_ms: Some(0),
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir));
+        assert!(zero.is_err());
+        let cfg = ServeArgs {
+            models: vec![model.display().to_string()],
+            ..ServeArgs::default()
+        }
+        .resolve(Some(&dir))
+        .expect("valid");
+        assert_eq!(cfg.jobs_redis, None, "the embedded store stays the default");
     }
 
     #[test]

@@ -176,7 +176,12 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot load the API keys")?;
         api_keys.spawn_reloader();
         warn_if_exposed(local, &api_keys);
-        let jobs = open_jobs(&config.jobs_dir);
+        let jobs = open_jobs(
+            &config.jobs_dir,
+            config.jobs_redis.as_deref(),
+            config.jobs_visibility_timeout,
+        )
+        .await;
         let state = AppState {
             registry: Arc::clone(&registry),
             config: Arc::new(server_config),
@@ -210,21 +215,58 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the job store; without it the server still serves, and the Files and Batch API
-/// answer 503 (another process may hold the store, or the directory is not writable).
-fn open_jobs(dir: &std::path::Path) -> Option<inferd_server::batch_worker::Jobs> {
-    match inferd_jobs::JobStore::open(dir) {
-        Ok(store) => Some(inferd_server::batch_worker::Jobs::new(store)),
+/// Opens the job store (Redis when `--jobs-redis` is set, else the embedded one); without it
+/// the server still serves, and the Files and Batch API answer 503 (another process may hold
+/// the store, the directory is not writable, or Redis is unreachable).
+async fn open_jobs(
+    dir: &std::path::Path,
+    redis_url: Option<&str>,
+    visibility: Duration,
+) -> Option<inferd_server::batch_worker::Jobs> {
+    let Some(url) = redis_url else {
+        return match inferd_jobs::JobStore::open(dir) {
+            Ok(store) => Some(inferd_server::batch_worker::Jobs::new(
+                inferd_jobs::JobQueue::Embedded(Arc::new(store)),
+                visibility,
+            )),
+            Err(e) => {
+                tracing::error!(
+                    error = %e,
+                    jobs_dir = %dir.display(),
+                    "cannot open the job store: /v1/files and /v1/batches answer 503; \
+                     set --jobs-dir (INFERD_JOBS_DIR) to a directory of its own"
+                );
+                None
+            }
+        };
+    };
+    let consumer = format!("{}-{}", host_name(), std::process::id());
+    match inferd_jobs::RedisStore::connect(url, &consumer, visibility).await {
+        Ok(store) => {
+            tracing::info!(consumer = %consumer, "batch queue on Redis");
+            Some(inferd_server::batch_worker::Jobs::new(
+                inferd_jobs::JobQueue::Redis(store),
+                visibility,
+            ))
+        }
         Err(e) => {
             tracing::error!(
                 error = %e,
-                jobs_dir = %dir.display(),
-                "cannot open the job store: /v1/files and /v1/batches answer 503; \
-                 set --jobs-dir (INFERD_JOBS_DIR) to a directory of its own"
+                "cannot reach the Redis job store (--jobs-redis): /v1/files and /v1/batches \
+                 answer 503; check the URL and that Redis runs"
             );
             None
         }
     }
+}
+
+/// This machine's name, which with the pid names this process in the Redis consumer group.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "inferd".to_owned())
 }
 
 /// One clear warning when the API is reachable from other machines without a key.

@@ -1,17 +1,23 @@
 //! The durable job queue behind inferd's OpenAI Batch and Files API: uploaded files, batches
-//! and one queue entry per input line, kept in an embedded `redb` database so a restart
-//! resumes a batch where it stopped.
+//! and one queue entry per input line, kept either in an embedded `redb` database (one
+//! process; a restart resumes a batch where it stopped) or in Redis, the lines on a Redis
+//! Stream, so several processes share the work.
 //!
-//! [`JobStore`] is the store; [`input`] checks an uploaded JSONL file line by line;
-//! [`records`] holds the stored shapes (the public parts are OpenAI's File and Batch objects).
+//! [`JobQueue`] is what the server uses, over [`JobStore`] (embedded) or [`RedisStore`];
+//! [`input`] checks an uploaded JSONL file line by line; [`records`] holds the stored shapes
+//! (the public parts are OpenAI's File and Batch objects).
 
 pub mod input;
+mod queue;
 pub mod records;
+pub mod redis_store;
 mod store;
 
+pub use queue::{Claim, JobQueue};
 pub use records::{
     Batch, BatchStatus, FileObject, Line, LineResult, LineState, RequestCounts, TraceFields,
 };
+pub use redis_store::RedisStore;
 pub use store::{BatchPage, JobStore, NewBatch, JOBS_DB_FILE};
 
 /// Why the job store failed.
@@ -29,6 +35,12 @@ pub enum JobsError {
     /// A stored record does not parse (written by an incompatible version).
     #[error("unreadable job record: {0}")]
     Record(#[from] serde_json::Error),
+    /// Redis refused or could not be reached.
+    #[error("redis job store error: {0}")]
+    Redis(#[from] redis::RedisError),
+    /// A task running a store operation failed.
+    #[error("job store task failed: {0}")]
+    Task(String),
 }
 
 macro_rules! from_redb {

@@ -37,10 +37,10 @@ struct StoredFile {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct StoredBatch {
-    batch: Batch,
-    owner: Option<String>,
-    trace: TraceFields,
+pub(crate) struct StoredBatch {
+    pub(crate) batch: Batch,
+    pub(crate) owner: Option<String>,
+    pub(crate) trace: TraceFields,
 }
 
 /// What a new batch is made of (its lines come from the checked input file).
@@ -68,14 +68,14 @@ pub struct JobStore {
     path: PathBuf,
 }
 
-fn now() -> u64 {
+pub(crate) fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// `PREFIX` + creation time (ns, hex) + random: unique, and ordered by creation.
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
@@ -218,32 +218,8 @@ impl JobStore {
 
     /// Creates a batch in progress with one pending queue entry per line, in one transaction.
     pub fn create_batch(&self, new: NewBatch, lines: Vec<InputLine>) -> Result<Batch, JobsError> {
-        let created = now();
-        let batch = Batch {
-            id: new_id("batch_"),
-            object: "batch".into(),
-            endpoint: new.endpoint,
-            errors: None,
-            input_file_id: new.input_file_id,
-            completion_window: new.completion_window,
-            status: BatchStatus::InProgress,
-            output_file_id: None,
-            error_file_id: None,
-            created_at: created,
-            in_progress_at: Some(created),
-            expires_at: Some(created + 24 * 3600),
-            finalizing_at: None,
-            completed_at: None,
-            failed_at: None,
-            expired_at: None,
-            cancelling_at: None,
-            cancelled_at: None,
-            request_counts: RequestCounts {
-                total: lines.len() as u64,
-                ..RequestCounts::default()
-            },
-            metadata: new.metadata,
-        };
+        let stored = new_batch_record(new, lines.len() as u64);
+        let batch = stored.batch.clone();
         let txn = self.db.begin_write()?;
         {
             let mut batches = txn.open_table(BATCHES)?;
@@ -259,16 +235,11 @@ impl JobStore {
                     url: input.url,
                     body: input.body,
                     state: LineState::Pending,
-                    trace: new.trace.clone(),
+                    trace: stored.trace.clone(),
                 };
                 write(&mut queued, &key, &line)?;
                 pending.insert(key.as_str(), [].as_slice())?;
             }
-            let stored = StoredBatch {
-                batch: batch.clone(),
-                owner: new.owner,
-                trace: new.trace,
-            };
             write(&mut batches, &batch.id, &stored)?;
         }
         txn.commit()?;
@@ -413,6 +384,41 @@ impl JobStore {
         };
         txn.commit()?;
         Ok(Some(batch))
+    }
+}
+
+/// A new batch in progress of `total` lines, with its owner and trace context.
+pub(crate) fn new_batch_record(new: NewBatch, total: u64) -> StoredBatch {
+    let created = now();
+    let batch = Batch {
+        id: new_id("batch_"),
+        object: "batch".into(),
+        endpoint: new.endpoint,
+        errors: None,
+        input_file_id: new.input_file_id,
+        completion_window: new.completion_window,
+        status: BatchStatus::InProgress,
+        output_file_id: None,
+        error_file_id: None,
+        created_at: created,
+        in_progress_at: Some(created),
+        expires_at: Some(created + 24 * 3600),
+        finalizing_at: None,
+        completed_at: None,
+        failed_at: None,
+        expired_at: None,
+        cancelling_at: None,
+        cancelled_at: None,
+        request_counts: RequestCounts {
+            total,
+            ..RequestCounts::default()
+        },
+        metadata: new.metadata,
+    };
+    StoredBatch {
+        batch,
+        owner: new.owner,
+        trace: new.trace,
     }
 }
 

@@ -4,13 +4,15 @@
 //!
 //! Batch lines yield to interactive requests: a line starts only while its model has no
 //! request waiting for a slot, and only one line runs at a time, so a batch holds at most one
-//! of a model's slots.
+//! of a model's slots. The worker is the same over either store ([`JobQueue`]); with Redis,
+//! each inferd process sharing it runs one such worker, a consumer of the stream's group.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
-use inferd_jobs::{JobStore, Line, LineResult};
+use inferd_jobs::redis_store::STREAM_KEY;
+use inferd_jobs::{Claim, JobQueue, Line, LineResult};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan};
 use opentelemetry::context::FutureExt as _;
@@ -39,15 +41,20 @@ const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 /// The job store and the worker's wake-up call; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Jobs {
-    pub store: Arc<JobStore>,
+    pub store: JobQueue,
     wake: Arc<Notify>,
+    /// How often a running line tells a shared queue it is still being worked on.
+    keep_alive: Duration,
 }
 
 impl Jobs {
-    pub fn new(store: JobStore) -> Self {
+    /// `visibility`: how long a shared queue lets a taken line go unacknowledged before
+    /// another process takes it over (the worker renews its claim well within that).
+    pub fn new(store: JobQueue, visibility: Duration) -> Self {
         Self {
-            store: Arc::new(store),
+            store,
             wake: Arc::new(Notify::new()),
+            keep_alive: (visibility / 3).max(Duration::from_millis(10)),
         }
     }
 
@@ -66,41 +73,65 @@ pub fn spawn(state: AppState) {
 
 async fn run(state: AppState, jobs: Jobs) {
     while !state.lifecycle.is_draining() {
-        let store = Arc::clone(&jobs.store);
-        let claimed = tokio::task::spawn_blocking(move || store.claim_next()).await;
-        match claimed {
-            Ok(Ok(Some(line))) => {
-                let Some(result) = process(&state, &line).await else {
-                    // Shutting down: the line stays `running` and is requeued at the next start.
+        match jobs.store.claim_next().await {
+            Ok(Some(claim)) => {
+                let Some(result) = process_keeping_claim(&state, &jobs, &claim).await else {
+                    // Shutting down: the line is run again, by the next start (embedded) or by
+                    // another process sharing the Redis queue.
+                    if let Err(e) = jobs.store.release(&claim).await {
+                        tracing::warn!(error = %e, "cannot give back an unfinished batch line");
+                    }
                     return;
                 };
-                let store = Arc::clone(&jobs.store);
-                let finished =
-                    tokio::task::spawn_blocking(move || store.finish_line(&line, &result)).await;
-                if let Ok(Err(e)) = finished {
+                if let Err(e) = jobs.store.finish_line(claim, result).await {
                     tracing::error!(error = %e, "cannot record a batch line's result");
                 }
             }
-            Ok(Ok(None)) => {
+            Ok(None) if jobs.store.claim_waits() => {}
+            Ok(None) => {
                 tokio::select! {
                     () = jobs.wake.notified() => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}
                 }
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot read the batch queue");
-                tokio::time::sleep(STORE_RETRY).await;
-            }
             Err(e) => {
-                tracing::error!(error = %e, "batch queue task failed");
+                tracing::error!(error = %e, "cannot read the batch queue");
                 tokio::time::sleep(STORE_RETRY).await;
             }
         }
     }
 }
 
+/// Runs the claimed line, renewing the claim meanwhile so no other process takes it over.
+async fn process_keeping_claim(state: &AppState, jobs: &Jobs, claim: &Claim) -> Option<LineResult> {
+    let work = process(state, &jobs.store, claim.line());
+    tokio::pin!(work);
+    let mut renew = tokio::time::interval(jobs.keep_alive);
+    renew.tick().await;
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            _ = renew.tick() => {
+                if let Err(e) = jobs.store.keep_alive(claim).await {
+                    tracing::warn!(error = %e, "cannot renew the claim on a batch line");
+                }
+            }
+        }
+    }
+}
+
 /// Runs one line in its span; `None` when the server began stopping before it ended.
-async fn process(state: &AppState, line: &Line) -> Option<LineResult> {
+async fn process(state: &AppState, queue: &JobQueue, line: &Line) -> Option<LineResult> {
+    let system = if queue.is_shared() {
+        sc::MESSAGING_SYSTEM_REDIS
+    } else {
+        "inferd"
+    };
+    let destination = if queue.is_shared() {
+        STREAM_KEY
+    } else {
+        "batches"
+    };
     let parent = inferd_telemetry::extract_from_map(&line.trace.to_map());
     let span = {
         let _parent = parent.attach();
@@ -109,10 +140,10 @@ async fn process(state: &AppState, line: &Line) -> Option<LineResult> {
                 sc::SPAN_PROCESS_BATCHES,
                 SpanKind::Consumer,
                 vec![
-                    KeyValue::new(sc::MESSAGING_SYSTEM, "inferd"),
+                    KeyValue::new(sc::MESSAGING_SYSTEM, system),
                     KeyValue::new(sc::MESSAGING_OPERATION_TYPE, "process"),
                     KeyValue::new(sc::MESSAGING_OPERATION_NAME, "process"),
-                    KeyValue::new(sc::MESSAGING_DESTINATION_NAME, "batches"),
+                    KeyValue::new(sc::MESSAGING_DESTINATION_NAME, destination),
                     KeyValue::new(sc::MESSAGING_MESSAGE_ID, line.custom_id.clone()),
                     KeyValue::new(sc::INFERD_BATCH_ID, line.batch_id.clone()),
                 ],

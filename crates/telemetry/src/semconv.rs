@@ -260,14 +260,20 @@ pub const GEN_AI_TOKEN_USAGE_BUCKETS: &[f64] = &[
     16777216.0, 67108864.0,
 ];
 
-/// Messaging system of a queue consumer span (`inferd` for the batch queue).
+/// Messaging system of a batch queue span: `inferd` for the embedded queue, `redis` when the
+/// lines are on a Redis Stream (`--jobs-redis`).
 pub const MESSAGING_SYSTEM: &str = "messaging.system";
-/// Messaging operation type (`process` for a consumed batch line).
+/// The `messaging.system` value of the Redis Streams batch queue.
+pub const MESSAGING_SYSTEM_REDIS: &str = "redis";
+/// Messaging operation type (`process` for a consumed batch line, `send` for enqueueing a
+/// batch's lines).
 pub const MESSAGING_OPERATION_TYPE: &str = "messaging.operation.type";
 /// Messaging operation name (`process`).
 pub const MESSAGING_OPERATION_NAME: &str = "messaging.operation.name";
-/// Queue a message came from (`batches`).
+/// Queue a message came from (`batches`; with Redis, the stream key `inferd:batch-lines`).
 pub const MESSAGING_DESTINATION_NAME: &str = "messaging.destination.name";
+/// How many messages one send put on the queue (the lines of a batch).
+pub const MESSAGING_BATCH_MESSAGE_COUNT: &str = "messaging.batch.message_count";
 /// Id of the message: a batch line's `custom_id`.
 pub const MESSAGING_MESSAGE_ID: &str = "messaging.message.id";
 /// Id of the batch a line belongs to.
@@ -275,6 +281,8 @@ pub const INFERD_BATCH_ID: &str = "inferd.batch.id";
 /// The CONSUMER span of one batch line (`process batches`, as the messaging conventions
 /// name a span: operation then destination).
 pub const SPAN_PROCESS_BATCHES: &str = "process batches";
+/// The PRODUCER span of putting a batch's lines on the Redis Stream (`send batches`).
+pub const SPAN_SEND_BATCHES: &str = "send batches";
 
 #[cfg(test)]
 mod tests {

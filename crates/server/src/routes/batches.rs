@@ -8,11 +8,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 use inferd_jobs::input::BATCH_ENDPOINTS;
+use inferd_jobs::redis_store::STREAM_KEY;
 use inferd_jobs::{Batch, NewBatch, TraceFields};
+use inferd_telemetry::semconv as sc;
+use inferd_telemetry::{span_builder, OtelSpan};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::files::{caller, jobs, on_store, visible};
+use super::files::{caller, jobs, store, store_error, visible};
 use crate::auth::ApiKeyId;
 use crate::error::ApiError;
 use crate::json::JsonBody;
@@ -75,16 +80,15 @@ pub async fn create(
         ));
     }
     let owner = caller(key.as_ref()).map(str::to_owned);
-    let file_id = req.input_file_id.clone();
-    let found = on_store(&state, move |store| {
-        let Some((file, owner)) = store.file(&file_id)? else {
-            return Ok(None);
-        };
-        Ok(store
-            .file_content(&file_id)?
-            .map(|bytes| (file, owner, bytes)))
-    })
-    .await?;
+    let queue = store(&state)?;
+    let found = match queue.file(&req.input_file_id).await.map_err(store_error)? {
+        Some((file, owner)) => queue
+            .file_content(&req.input_file_id)
+            .await
+            .map_err(store_error)?
+            .map(|bytes| (file, owner, bytes)),
+        None => None,
+    };
     let not_found = || ApiError {
         param: Some("input_file_id".into()),
         ..ApiError::not_found(
@@ -128,9 +132,20 @@ pub async fn create(
             ),
         ));
     }
-    // The creating request's span (its SERVER span) becomes the parent of every line's span.
+    // With a shared queue, putting the lines on the stream is a PRODUCER span under the
+    // SERVER span, and it is what the lines' spans descend from.
+    let send = if queue.is_shared() {
+        send_span(lines.len())
+    } else {
+        OtelSpan::none()
+    };
+    // The creating request's span (its SERVER span, or the send span) becomes the parent of
+    // every line's span.
     let mut carrier = HashMap::new();
-    inferd_telemetry::inject_current_into_map(&mut carrier);
+    {
+        let _current = send.attach();
+        inferd_telemetry::inject_current_into_map(&mut carrier);
+    }
     let new = NewBatch {
         endpoint: req.endpoint,
         input_file_id: req.input_file_id,
@@ -139,9 +154,34 @@ pub async fn create(
         owner,
         trace: TraceFields::from_map(&carrier),
     };
-    let batch = on_store(&state, move |store| store.create_batch(new, lines)).await?;
+    let created = queue.create_batch(new, lines).await;
+    if let Err(e) = &created {
+        send.record_error("send_failed", &e.to_string());
+    }
+    send.end();
+    let batch = created.map_err(store_error)?;
     jobs(&state)?.wake_worker();
     Ok(Json(batch))
+}
+
+/// The PRODUCER span of putting `count` lines on the Redis Stream, a child of the current span.
+fn send_span(count: usize) -> OtelSpan {
+    OtelSpan::start_in_current_with(sc::SPAN_SEND_BATCHES, || {
+        span_builder(
+            sc::SPAN_SEND_BATCHES,
+            SpanKind::Producer,
+            vec![
+                KeyValue::new(sc::MESSAGING_SYSTEM, sc::MESSAGING_SYSTEM_REDIS),
+                KeyValue::new(sc::MESSAGING_OPERATION_TYPE, "send"),
+                KeyValue::new(sc::MESSAGING_OPERATION_NAME, "send"),
+                KeyValue::new(sc::MESSAGING_DESTINATION_NAME, STREAM_KEY),
+                KeyValue::new(
+                    sc::MESSAGING_BATCH_MESSAGE_COUNT,
+                    i64::try_from(count).unwrap_or(i64::MAX),
+                ),
+            ],
+        )
+    })
 }
 
 /// The batch `id` if the caller may see it.
@@ -150,8 +190,7 @@ async fn find(
     key: Option<&Extension<ApiKeyId>>,
     id: &str,
 ) -> Result<Batch, ApiError> {
-    let lookup = id.to_owned();
-    match on_store(state, move |store| store.batch(&lookup)).await? {
+    match store(state)?.batch(id).await.map_err(store_error)? {
         Some((batch, owner)) if visible(owner.as_deref(), caller(key)) => Ok(batch),
         _ => Err(batch_not_found(id)),
     }
@@ -173,9 +212,10 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Batch>, ApiError> {
     find(&state, key.as_ref(), &id).await?;
-    let lookup = id.clone();
-    on_store(&state, move |store| store.cancel_batch(&lookup))
-        .await?
+    store(&state)?
+        .cancel_batch(&id)
+        .await
+        .map_err(store_error)?
         .map(Json)
         .ok_or_else(|| batch_not_found(&id))
 }
@@ -195,10 +235,10 @@ pub async fn list(
         ));
     }
     let owner = caller(key.as_ref()).map(str::to_owned);
-    let page = on_store(&state, move |store| {
-        store.batches(owner.as_deref(), query.after.as_deref(), limit)
-    })
-    .await?;
+    let page = store(&state)?
+        .batches(owner, query.after, limit)
+        .await
+        .map_err(store_error)?;
     let first_id = page.data.first().map(|b| b.id.clone());
     let last_id = page.data.last().map(|b| b.id.clone());
     Ok(Json(json!({

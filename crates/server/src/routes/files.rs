@@ -8,7 +8,7 @@ use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use inferd_jobs::{FileObject, JobStore, JobsError};
+use inferd_jobs::{FileObject, JobQueue, JobsError};
 use serde_json::json;
 
 use crate::auth::ApiKeyId;
@@ -40,19 +40,15 @@ pub(super) fn jobs(state: &AppState) -> Result<&Jobs, ApiError> {
     })
 }
 
-/// Runs a store operation off the async workers (it writes and syncs to disk).
-pub(super) async fn on_store<T: Send + 'static>(
-    state: &AppState,
-    op: impl FnOnce(&JobStore) -> Result<T, JobsError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let store = std::sync::Arc::clone(&jobs(state)?.store);
-    tokio::task::spawn_blocking(move || op(&store))
-        .await
-        .map_err(|e| ApiError::internal(format!("job store task failed: {e}")))?
-        .map_err(|e| {
-            tracing::error!(error = %e, "job store operation failed");
-            ApiError::internal(format!("job store error: {e}"))
-        })
+/// The job store in use, or 503 when it could not be opened at start-up.
+pub(super) fn store(state: &AppState) -> Result<&JobQueue, ApiError> {
+    Ok(&jobs(state)?.store)
+}
+
+/// A failed store operation as a 500 (logged).
+pub(super) fn store_error(e: JobsError) -> ApiError {
+    tracing::error!(error = %e, "job store operation failed");
+    ApiError::internal(format!("job store error: {e}"))
 }
 
 fn file_not_found(id: &str) -> ApiError {
@@ -129,10 +125,10 @@ pub async fn upload(
         )
     })?;
     let owner = caller(key.as_ref()).map(str::to_owned);
-    let file = on_store(&state, move |store| {
-        store.put_file(&purpose, &filename, &bytes, owner.as_deref())
-    })
-    .await?;
+    let file = store(&state)?
+        .put_file(&purpose, &filename, bytes.to_vec(), owner)
+        .await
+        .map_err(store_error)?;
     Ok(Json(file).into_response())
 }
 
@@ -142,8 +138,7 @@ async fn find(
     key: Option<&Extension<ApiKeyId>>,
     id: &str,
 ) -> Result<FileObject, ApiError> {
-    let lookup = id.to_owned();
-    let found = on_store(state, move |store| store.file(&lookup)).await?;
+    let found = store(state)?.file(id).await.map_err(store_error)?;
     match found {
         Some((file, owner)) if visible(owner.as_deref(), caller(key)) => Ok(file),
         _ => Err(file_not_found(id)),
@@ -166,9 +161,10 @@ pub async fn content(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     find(&state, key.as_ref(), &id).await?;
-    let lookup = id.clone();
-    let bytes = on_store(&state, move |store| store.file_content(&lookup))
-        .await?
+    let bytes = store(&state)?
+        .file_content(&id)
+        .await
+        .map_err(store_error)?
         .ok_or_else(|| file_not_found(&id))?;
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
@@ -180,8 +176,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     find(&state, key.as_ref(), &id).await?;
-    let lookup = id.clone();
-    on_store(&state, move |store| store.delete_file(&lookup)).await?;
+    store(&state)?.delete_file(&id).await.map_err(store_error)?;
     Ok(Json(json!({"id": id, "object": "file", "deleted": true})))
 }
 
@@ -191,7 +186,7 @@ pub async fn list(
     key: Option<Extension<ApiKeyId>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let owner = caller(key.as_ref()).map(str::to_owned);
-    let files = on_store(&state, move |store| store.files(owner.as_deref())).await?;
+    let files = store(&state)?.files(owner).await.map_err(store_error)?;
     Ok(Json(
         json!({"object": "list", "data": files, "has_more": false}),
     ))

@@ -1,0 +1,492 @@
+//! [`RedisStore`]: files, batches and results in Redis, and the lines of every batch as
+//! messages of one Redis Stream read by a consumer group, so several inferd processes share
+//! the batch work and answer for any batch.
+//!
+//! Keys: `inferd:files` and `inferd:batches` (sorted sets of ids, score 0, so lexical order
+//! is creation order), `inferd:file:{id}` (hash: the File object's fields, `owner`,
+//! `content`), `inferd:batch:{id}` (hash: `record`, the batch as created, in JSON; `owner`,
+//! `total`, and the fields that change: `status`, `completed`, `failed`, the file ids and
+//! timestamps), `inferd:batch:{id}:results` (hash: line index → `0`/`1`/`2` (ok, failed,
+//! dropped by a cancel) then the output line), and the stream [`STREAM_KEY`] with the group
+//! [`GROUP`]. Recording a result and ending the batch is one Lua script ([`FINISH_LINE`]),
+//! so a result is written once per line and a batch ends once, whoever finishes last.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::{AsyncCommands, Script};
+
+mod fields;
+
+use fields::{batch_from_fields, file_from_fields, line_from_entry};
+
+use crate::input::InputLine;
+use crate::records::{Batch, FileObject, Line, LineResult};
+use crate::store::{new_batch_record, new_id, now, BatchPage, NewBatch};
+use crate::JobsError;
+
+/// The stream holding every batch's lines.
+pub const STREAM_KEY: &str = "inferd:batch-lines";
+/// The consumer group all inferd processes read the stream in.
+pub const GROUP: &str = "inferd";
+/// How long one read waits on the stream for a new line.
+const READ_BLOCK: Duration = Duration::from_secs(1);
+/// Lines of cancelled batches skipped by one claim before it gives the worker back control.
+const MAX_SKIPS: usize = 256;
+
+const FILES: &str = "inferd:files";
+const BATCHES: &str = "inferd:batches";
+
+fn file_key(id: &str) -> String {
+    format!("inferd:file:{id}")
+}
+
+fn batch_key(id: &str) -> String {
+    format!("inferd:batch:{id}")
+}
+
+fn results_key(id: &str) -> String {
+    format!("inferd:batch:{id}:results")
+}
+
+fn result_field(index: u32) -> String {
+    format!("{index:08}")
+}
+
+/// Records one line's result (HSETNX: once per line), counts it, and when every line of the
+/// batch has a result, writes the output and error files (results in line order) and ends the
+/// batch: `cancelled` if it was cancelling, else `completed`. Returns 0 when there is no
+/// such batch, 1 when the batch goes on, 2 when this call ended it. A script runs alone on
+/// the server, so two workers finishing the last two lines at once end the batch once.
+///
+/// KEYS: batch hash, results hash, files set, output file hash, error file hash.
+/// ARGV: result field, flag and line, now, output file id, error file id, output name,
+/// error name.
+pub const FINISH_LINE: &str = include_str!("finish_line.lua");
+
+/// Marks an in-progress batch `cancelling` (its lines not yet run are then dropped by the
+/// workers that read them). KEYS: batch hash. ARGV: now. Returns 0 when there is no batch.
+const CANCEL: &str = include_str!("cancel.lua");
+
+/// What [`RedisStore::finish_line`] did to the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finished {
+    /// The batch no longer exists.
+    NoBatch,
+    /// The result is recorded (or was already); the batch goes on.
+    Recorded,
+    /// This call ended the batch (completed or cancelled) and wrote its files.
+    Ended,
+}
+
+/// A line taken from the stream, with the stream entry to acknowledge.
+#[derive(Debug, Clone)]
+pub struct StreamLine {
+    pub line: Line,
+    pub entry_id: String,
+}
+
+/// The shared store; see the module documentation. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStore {
+    /// Requests and answers of the API.
+    conn: ConnectionManager,
+    /// The worker's blocking reads, on a connection of their own so they delay nothing else.
+    reader: ConnectionManager,
+    consumer: String,
+    visibility: Duration,
+    finish: Script,
+    cancel: Script,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("consumer", &self.consumer)
+            .field("visibility", &self.visibility)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` and creates the stream's consumer group if missing. `consumer`
+    /// names this process in the group; a line it took and has not acknowledged within
+    /// `visibility` is taken over by another consumer.
+    pub async fn connect(
+        url: &str,
+        consumer: &str,
+        visibility: Duration,
+    ) -> Result<Self, JobsError> {
+        let client = redis::Client::open(url)?;
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(30)));
+        let conn = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
+        let reader = ConnectionManager::new_with_config(
+            client,
+            config.set_response_timeout(Some(READ_BLOCK + Duration::from_secs(30))),
+        )
+        .await?;
+        let mut store = Self {
+            conn,
+            reader,
+            consumer: consumer.to_owned(),
+            visibility,
+            finish: Script::new(FINISH_LINE),
+            cancel: Script::new(CANCEL),
+        };
+        let created: Result<(), redis::RedisError> = store
+            .conn
+            .xgroup_create_mkstream(STREAM_KEY, GROUP, "0")
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => Err(e.into()),
+            _ => Ok(store),
+        }
+    }
+
+    /// This process's consumer name in the group.
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Stores a file; `owner` is the API key id it belongs to.
+    pub async fn put_file(
+        &self,
+        purpose: &str,
+        filename: &str,
+        bytes: &[u8],
+        owner: Option<&str>,
+    ) -> Result<FileObject, JobsError> {
+        let file = FileObject {
+            id: new_id("file-"),
+            object: "file".into(),
+            bytes: bytes.len() as u64,
+            created_at: now(),
+            filename: filename.to_owned(),
+            purpose: purpose.to_owned(),
+            status: "processed".into(),
+        };
+        let key = file_key(&file.id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("id", file.id.clone()),
+                    ("bytes", file.bytes.to_string()),
+                    ("created_at", file.created_at.to_string()),
+                    ("filename", file.filename.clone()),
+                    ("purpose", file.purpose.clone()),
+                    ("status", file.status.clone()),
+                ],
+            )
+            .ignore()
+            .hset(&key, "content", bytes)
+            .ignore();
+        if let Some(owner) = owner {
+            pipe.hset(&key, "owner", owner).ignore();
+        }
+        pipe.zadd(FILES, &file.id, 0).ignore();
+        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(file)
+    }
+
+    /// A file and its owner.
+    pub async fn file(&self, id: &str) -> Result<Option<(FileObject, Option<String>)>, JobsError> {
+        let fields: Vec<Option<String>> = self
+            .conn
+            .clone()
+            .hmget(
+                file_key(id),
+                &[
+                    "id",
+                    "bytes",
+                    "created_at",
+                    "filename",
+                    "purpose",
+                    "status",
+                    "owner",
+                ],
+            )
+            .await?;
+        Ok(file_from_fields(fields))
+    }
+
+    /// A file's bytes.
+    pub async fn file_content(&self, id: &str) -> Result<Option<Vec<u8>>, JobsError> {
+        Ok(self.conn.clone().hget(file_key(id), "content").await?)
+    }
+
+    /// Deletes a file; whether there was one.
+    pub async fn delete_file(&self, id: &str) -> Result<bool, JobsError> {
+        let (deleted, _): (u64, u64) = redis::pipe()
+            .atomic()
+            .del(file_key(id))
+            .zrem(FILES, id)
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(deleted > 0)
+    }
+
+    /// Every file of `owner` (all files when `None`), newest first.
+    pub async fn files(&self, owner: Option<&str>) -> Result<Vec<FileObject>, JobsError> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<String> = conn.zrevrangebylex(FILES, "+", "-").await?;
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some((file, file_owner)) = self.file(&id).await? {
+                if owner.is_none() || file_owner.as_deref() == owner {
+                    out.push(file);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Creates a batch in progress and puts its lines on the stream, in one transaction.
+    pub async fn create_batch(
+        &self,
+        new: NewBatch,
+        lines: Vec<InputLine>,
+    ) -> Result<Batch, JobsError> {
+        let total = lines.len() as u64;
+        let stored = new_batch_record(new, total);
+        let batch = stored.batch.clone();
+        let key = batch_key(&batch.id);
+        let mut pipe = redis::pipe();
+        pipe.atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("record", serde_json::to_string(&stored)?),
+                    ("total", total.to_string()),
+                    ("status", "in_progress".to_owned()),
+                    ("completed", "0".to_owned()),
+                    ("failed", "0".to_owned()),
+                ],
+            )
+            .ignore();
+        if let Some(owner) = &stored.owner {
+            pipe.hset(&key, "owner", owner).ignore();
+        }
+        pipe.zadd(BATCHES, &batch.id, 0).ignore();
+        for (index, input) in lines.into_iter().enumerate() {
+            let mut fields = vec![
+                ("batch_id", batch.id.clone()),
+                ("index", index.to_string()),
+                ("custom_id", input.custom_id),
+                ("url", input.url),
+                ("body", input.body.to_string()),
+            ];
+            for (name, value) in stored.trace.to_map() {
+                let name = match name.as_str() {
+                    "traceparent" => "traceparent",
+                    "tracestate" => "tracestate",
+                    _ => "baggage",
+                };
+                fields.push((name, value));
+            }
+            pipe.xadd(STREAM_KEY, "*", &fields).ignore();
+        }
+        let () = pipe.query_async(&mut self.conn.clone()).await?;
+        Ok(batch)
+    }
+
+    /// A batch and its owner.
+    pub async fn batch(&self, id: &str) -> Result<Option<(Batch, Option<String>)>, JobsError> {
+        let fields: HashMap<String, String> = self.conn.clone().hgetall(batch_key(id)).await?;
+        batch_from_fields(&fields)
+    }
+
+    /// Up to `limit` batches of `owner` (all when `None`), newest first, older than `after`
+    /// when given (OpenAI's cursor).
+    pub async fn batches(
+        &self,
+        owner: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<BatchPage, JobsError> {
+        let max = after.map_or_else(|| "+".to_owned(), |after| format!("({after}"));
+        let ids: Vec<String> = self.conn.clone().zrevrangebylex(BATCHES, max, "-").await?;
+        let mut data = Vec::new();
+        let mut has_more = false;
+        for id in ids {
+            let Some((batch, batch_owner)) = self.batch(&id).await? else {
+                continue;
+            };
+            if owner.is_some() && batch_owner.as_deref() != owner {
+                continue;
+            }
+            if data.len() == limit {
+                has_more = true;
+                break;
+            }
+            data.push(batch);
+        }
+        Ok(BatchPage { data, has_more })
+    }
+
+    /// Cancels a batch: it is `cancelling` until every line not yet run has been read off the
+    /// stream and dropped, and the running ones have ended, then `cancelled`. A batch already
+    /// over is returned as it is. `None`: no such batch.
+    pub async fn cancel_batch(&self, id: &str) -> Result<Option<Batch>, JobsError> {
+        let found: i64 = self
+            .cancel
+            .key(batch_key(id))
+            .arg(now())
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        if found == 0 {
+            return Ok(None);
+        }
+        Ok(self.batch(id).await?.map(|(batch, _)| batch))
+    }
+
+    /// Takes a line: first one another consumer took and left unacknowledged longer than the
+    /// visibility timeout, else a new one (waiting up to a second for it). Lines of cancelled
+    /// batches are dropped on the way.
+    pub async fn claim_next(&self) -> Result<Option<StreamLine>, JobsError> {
+        for _ in 0..MAX_SKIPS {
+            let Some(entry) = self.read_entry().await? else {
+                return Ok(None);
+            };
+            let Some(line) = line_from_entry(&entry) else {
+                ack_and_delete(self, &entry.id).await?;
+                continue;
+            };
+            let status: Option<String> = self
+                .conn
+                .clone()
+                .hget(batch_key(&line.batch_id), "status")
+                .await?;
+            if status.as_deref() == Some("in_progress") {
+                return Ok(Some(StreamLine {
+                    line,
+                    entry_id: entry.id,
+                }));
+            }
+            let claimed = StreamLine {
+                line,
+                entry_id: entry.id,
+            };
+            self.finish_line(&claimed, None).await?;
+        }
+        Ok(None)
+    }
+
+    async fn read_entry(&self) -> Result<Option<StreamId>, JobsError> {
+        let mut reader = self.reader.clone();
+        let idle = u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX);
+        let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
+            .arg(STREAM_KEY)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(idle)
+            .arg("0-0")
+            .arg("COUNT")
+            .arg(1)
+            .query_async(&mut reader)
+            .await?;
+        if let Some(entry) = reclaimed.claimed.into_iter().next() {
+            return Ok(Some(entry));
+        }
+        let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(READ_BLOCK.as_millis() as u64)
+            .arg("STREAMS")
+            .arg(STREAM_KEY)
+            .arg(">")
+            .query_async(&mut reader)
+            .await?;
+        Ok(read.and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next()))
+    }
+
+    /// Tells the group this consumer still works on the line, so it is not taken over.
+    pub async fn keep_alive(&self, claimed: &StreamLine) -> Result<(), JobsError> {
+        let _: Vec<String> = redis::cmd("XCLAIM")
+            .arg(STREAM_KEY)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(&claimed.entry_id)
+            .arg("JUSTID")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Gives a line back unfinished (this process is stopping): it is marked idle for the
+    /// whole visibility timeout, so the next consumer to look takes it over at once.
+    pub async fn release(&self, claimed: &StreamLine) -> Result<(), JobsError> {
+        let _: Vec<String> = redis::cmd("XCLAIM")
+            .arg(STREAM_KEY)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(0)
+            .arg(&claimed.entry_id)
+            .arg("IDLE")
+            .arg(u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX))
+            .arg("JUSTID")
+            .query_async(&mut self.conn.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Records a line's result (`None`: dropped by a cancel) once per line, ends the batch
+    /// when it was its last, and acknowledges and deletes the stream entry.
+    pub async fn finish_line(
+        &self,
+        claimed: &StreamLine,
+        result: Option<&LineResult>,
+    ) -> Result<Finished, JobsError> {
+        let value = match result {
+            Some(r) if r.failed => format!("1{}", r.json),
+            Some(r) => format!("0{}", r.json),
+            None => "2".to_owned(),
+        };
+        let batch_id = &claimed.line.batch_id;
+        let (output_id, error_id) = (new_id("file-"), new_id("file-"));
+        let outcome: i64 = self
+            .finish
+            .key(batch_key(batch_id))
+            .key(results_key(batch_id))
+            .key(FILES)
+            .key(file_key(&output_id))
+            .key(file_key(&error_id))
+            .arg(result_field(claimed.line.index))
+            .arg(value)
+            .arg(now())
+            .arg(&output_id)
+            .arg(&error_id)
+            .arg(format!("{batch_id}_output.jsonl"))
+            .arg(format!("{batch_id}_error.jsonl"))
+            .invoke_async(&mut self.conn.clone())
+            .await?;
+        ack_and_delete(self, &claimed.entry_id).await?;
+        Ok(match outcome {
+            0 => Finished::NoBatch,
+            2 => Finished::Ended,
+            _ => Finished::Recorded,
+        })
+    }
+}
+
+/// Acknowledges a stream entry and deletes it (its line is done or unreadable).
+async fn ack_and_delete(store: &RedisStore, entry_id: &str) -> Result<(), JobsError> {
+    let () = redis::pipe()
+        .xack(STREAM_KEY, GROUP, &[entry_id])
+        .ignore()
+        .xdel(STREAM_KEY, &[entry_id])
+        .ignore()
+        .query_async(&mut store.conn.clone())
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,372 @@
+//! The shared job store (`--jobs-redis`): several real inferd processes on one real Redis
+//! (Debian's `redis-server`, started by each test on a free port) share a batch's lines, a
+//! killed process's lines are taken over after the visibility timeout, any process answers
+//! for any batch, and the store's Lua script ends a batch once however its last lines race.
+//! In CI (env CI set) a missing redis-server fails; elsewhere the tests are skipped.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use common::redis::Redis;
+use common::{client, Server};
+use inferd_jobs::redis_store::{Finished, GROUP, STREAM_KEY};
+use inferd_jobs::{LineResult, NewBatch, RedisStore, TraceFields};
+use serde_json::{json, Value};
+
+const MODEL: &str = "smollm2-135m";
+const CHAT: &str = "/v1/chat/completions";
+
+/// `n` chat lines with custom ids `req-0` … (tiny and deterministic).
+fn input(n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
+                   "body": {"model": MODEL, "messages": [{"role": "user", "content": format!("Say {i}")}],
+                            "max_tokens": 8, "temperature": 0}})
+            .to_string()
+                + "\n"
+        })
+        .collect()
+}
+
+/// An inferd on `redis` with a 1.5 s visibility timeout.
+fn start(redis: &Redis, extra: &[&str]) -> Server {
+    let mut args = vec![
+        "--jobs-redis",
+        redis.url.as_str(),
+        "--jobs-visibility-timeout-ms",
+        "1500",
+    ];
+    args.extend_from_slice(extra);
+    Server::start(&args)
+}
+
+/// Uploads `n` lines through `server`; the file id.
+async fn upload(server: &Server, n: usize) -> String {
+    let boundary = "inferd-test-boundary-7MA4YWxkTrZu0gW";
+    let body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"input.jsonl\"\r\n\
+         Content-Type: application/jsonl\r\n\r\n{}\r\n--{boundary}--\r\n",
+        input(n)
+    );
+    let response = client()
+        .post(server.url("/v1/files"))
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let file: Value = response.json().await.expect("json");
+    file["id"].as_str().expect("file id").to_owned()
+}
+
+/// Creates a batch of the file through `server`, in the trace `trace_id` when given.
+async fn create_batch(server: &Server, file_id: &str, trace_id: Option<&str>) -> Value {
+    let mut request = client()
+        .post(server.url("/v1/batches"))
+        .json(&json!({"input_file_id": file_id, "endpoint": CHAT, "completion_window": "24h"}));
+    if let Some(trace_id) = trace_id {
+        request = request.header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"));
+    }
+    let response = request.send().await.expect("send");
+    assert_eq!(response.status(), 200);
+    response.json().await.expect("json")
+}
+
+async fn get(server: &Server, path: &str) -> (u16, Value) {
+    let response = client().get(server.url(path)).send().await.expect("send");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("json"))
+}
+
+/// Polls the batch on `server` until `done` says so (at most two minutes).
+async fn wait_batch(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (status, batch) = get(server, &format!("/v1/batches/{id}")).await;
+        assert_eq!(status, 200, "{batch}");
+        if done(&batch) {
+            return batch;
+        }
+        assert!(Instant::now() < deadline, "batch never got there: {batch}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// How many times each custom id is answered in file `id`, read from `server`.
+async fn answers(server: &Server, id: &str) -> HashMap<String, usize> {
+    let response = client()
+        .get(server.url(&format!("/v1/files/{id}/content")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let mut counts = HashMap::new();
+    for line in response.text().await.expect("text").lines() {
+        let line: Value = serde_json::from_str(line).expect("json line");
+        assert_eq!(line["response"]["status_code"], 200, "{line}");
+        let id = line["custom_id"].as_str().expect("custom_id").to_owned();
+        *counts.entry(id).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The stream entries `consumer` has taken and not acknowledged.
+async fn pending_of(redis: &Redis, consumer: &str) -> usize {
+    let client = redis::Client::open(redis.url.as_str()).expect("redis url");
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+        .arg(STREAM_KEY)
+        .arg(GROUP)
+        .arg("-")
+        .arg("+")
+        .arg(100)
+        .arg(consumer)
+        .query_async(&mut conn)
+        .await
+        .expect("xpending");
+    pending.len()
+}
+
+fn consumer_name(server: &Server) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), server.pid())
+}
+
+#[tokio::test]
+async fn two_processes_share_a_batch_and_lines_of_a_killed_one_are_taken_over() {
+    let Some(redis) = common::redis::start("share") else {
+        return;
+    };
+    let a = start(&redis, &["--telemetry", "local"]);
+    let b = start(&redis, &[]);
+    let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
+    let file_id = upload(&a, 30).await;
+    let batch = create_batch(&a, &file_id, Some(trace_id)).await;
+    let id = batch["id"].as_str().expect("id").to_owned();
+
+    // B is killed while it holds a line, after it has run some.
+    let b_name = consumer_name(&b);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (_, now) = get(&a, &format!("/v1/batches/{id}")).await;
+        let completed = now["request_counts"]["completed"].as_u64().unwrap_or(0);
+        if completed >= 4 && pending_of(&redis, &b_name).await > 0 {
+            break;
+        }
+        assert_ne!(now["status"], "completed", "B never took a line: {now}");
+        assert!(Instant::now() < deadline, "B never took a line: {now}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    b.signal("KILL");
+    drop(b);
+
+    let done = wait_batch(&a, &id, |b| b["status"] == "completed").await;
+    assert_eq!(done["request_counts"]["completed"], 30, "{done}");
+    assert_eq!(done["request_counts"]["failed"], 0, "{done}");
+    assert_eq!(
+        pending_of(&redis, &b_name).await,
+        0,
+        "B's lines were not taken over"
+    );
+    let output = done["output_file_id"].as_str().expect("output file");
+
+    // A third process, which neither created nor ran the batch, answers for it.
+    let c = start(&redis, &[]);
+    let (status, seen) = get(&c, &format!("/v1/batches/{id}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(seen["status"], "completed");
+    let counts = answers(&c, output).await;
+    assert_eq!(counts.len(), 30, "{counts:?}");
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+
+    // A's lines are in the creating request's trace, under the PRODUCER span.
+    let spans = common::wait_for_trace(&a, trace_id, 3).await;
+    let server_span = spans
+        .iter()
+        .find(|s| s["kind"] == "server")
+        .expect("server span");
+    let send = spans
+        .iter()
+        .find(|s| s["name"] == "send batches")
+        .expect("send batches span");
+    assert_eq!(send["kind"], "producer");
+    assert_eq!(send["parent_span_id"], server_span["span_id"]);
+    let text = send.to_string();
+    assert!(text.contains("messaging.batch.message_count"), "{text}");
+    assert!(text.contains(STREAM_KEY), "{text}");
+    let process: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "process batches")
+        .collect();
+    assert!(!process.is_empty(), "{spans:?}");
+    for span in process {
+        assert_eq!(span["kind"], "consumer");
+        assert_eq!(span["parent_span_id"], send["span_id"]);
+        assert!(span.to_string().contains("redis"), "{span}");
+    }
+}
+
+#[tokio::test]
+async fn cancelled_batch_on_redis_drops_its_lines_not_yet_run() {
+    let Some(redis) = common::redis::start("cancel") else {
+        return;
+    };
+    let server = start(&redis, &[]);
+    let file_id = upload(&server, 30).await;
+    let batch = create_batch(&server, &file_id, None).await;
+    let id = batch["id"].as_str().expect("id").to_owned();
+    wait_batch(&server, &id, |b| {
+        b["request_counts"]["completed"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let response = client()
+        .post(server.url(&format!("/v1/batches/{id}/cancel")))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), 200);
+    let cancelling: Value = response.json().await.expect("json");
+    assert!(
+        ["cancelling", "cancelled"].contains(&cancelling["status"].as_str().unwrap_or("")),
+        "{cancelling}"
+    );
+    let done = wait_batch(&server, &id, |b| b["status"] == "cancelled").await;
+    let completed = done["request_counts"]["completed"].as_u64().expect("count");
+    assert!(completed < 30, "{done}");
+    assert!(done["cancelled_at"].is_u64(), "{done}");
+    if completed > 0 {
+        let output = done["output_file_id"].as_str().expect("output file");
+        assert_eq!(answers(&server, output).await.len() as u64, completed);
+    }
+}
+
+fn result(custom_id: &str) -> LineResult {
+    LineResult {
+        custom_id: custom_id.to_owned(),
+        failed: false,
+        json: json!({"custom_id": custom_id, "response": {"status_code": 200}}).to_string(),
+    }
+}
+
+fn new_batch() -> NewBatch {
+    NewBatch {
+        endpoint: CHAT.into(),
+        input_file_id: "file-test".into(),
+        completion_window: "24h".into(),
+        metadata: None,
+        owner: None,
+        trace: TraceFields::default(),
+    }
+}
+
+#[tokio::test]
+async fn two_workers_finishing_the_last_lines_at_once_end_the_batch_once() {
+    let Some(redis) = common::redis::start("finish") else {
+        return;
+    };
+    let visibility = Duration::from_secs(60);
+    let w1 = RedisStore::connect(&redis.url, "w1", visibility)
+        .await
+        .expect("connect");
+    let w2 = RedisStore::connect(&redis.url, "w2", visibility)
+        .await
+        .expect("connect");
+    let lines = inferd_jobs::input::parse(input(2).as_bytes()).expect("input");
+    let batch = w1.create_batch(new_batch(), lines).await.expect("create");
+    let first = w1.claim_next().await.expect("claim").expect("a line");
+    let second = w2.claim_next().await.expect("claim").expect("a line");
+    assert_ne!(first.line.index, second.line.index);
+
+    // The two last lines end at once; the same line delivered twice ends nothing more.
+    let (one, two) = (
+        result(&first.line.custom_id),
+        result(&second.line.custom_id),
+    );
+    let (r1, r2, r3) = tokio::join!(
+        w1.finish_line(&first, Some(&one)),
+        w2.finish_line(&second, Some(&two)),
+        w2.finish_line(&second, Some(&two)),
+    );
+    let outcomes = [
+        r1.expect("finish"),
+        r2.expect("finish"),
+        r3.expect("finish"),
+    ];
+    let ended = outcomes.iter().filter(|o| **o == Finished::Ended).count();
+    assert_eq!(ended, 1, "{outcomes:?}");
+    let again = w1.finish_line(&first, Some(&one)).await.expect("finish");
+    assert_eq!(again, Finished::Recorded);
+
+    let (done, _) = w1.batch(&batch.id).await.expect("batch").expect("exists");
+    assert_eq!(done.status, inferd_jobs::BatchStatus::Completed);
+    assert_eq!(done.request_counts.completed, 2);
+    let outputs: Vec<_> = w1
+        .files(None)
+        .await
+        .expect("files")
+        .into_iter()
+        .filter(|f| f.purpose == "batch_output")
+        .collect();
+    assert_eq!(outputs.len(), 1, "{outputs:?}");
+    assert_eq!(Some(outputs[0].id.clone()), done.output_file_id);
+    let content = w1
+        .file_content(&outputs[0].id)
+        .await
+        .expect("content")
+        .expect("bytes");
+    let text = String::from_utf8(content).expect("utf-8");
+    let ids: Vec<&str> = text
+        .lines()
+        .map(|l| {
+            if l.contains("\"req-0\"") {
+                "req-0"
+            } else {
+                "req-1"
+            }
+        })
+        .collect();
+    assert_eq!(ids, ["req-0", "req-1"], "{text}");
+}
+
+#[tokio::test]
+async fn a_line_given_back_by_a_stopping_process_is_taken_over_at_once() {
+    let Some(redis) = common::redis::start("release") else {
+        return;
+    };
+    let visibility = Duration::from_secs(600);
+    let stopping = RedisStore::connect(&redis.url, "stopping", visibility)
+        .await
+        .expect("connect");
+    let other = RedisStore::connect(&redis.url, "other", visibility)
+        .await
+        .expect("connect");
+    let lines = inferd_jobs::input::parse(input(1).as_bytes()).expect("input");
+    stopping
+        .create_batch(new_batch(), lines)
+        .await
+        .expect("create");
+    let taken = stopping.claim_next().await.expect("claim").expect("a line");
+    assert!(
+        other.claim_next().await.expect("claim").is_none(),
+        "a line held within the visibility timeout is not taken over"
+    );
+    stopping.release(&taken).await.expect("release");
+    let again = other
+        .claim_next()
+        .await
+        .expect("claim")
+        .expect("taken over");
+    assert_eq!(again.line.custom_id, taken.line.custom_id);
+    assert_eq!(again.entry_id, taken.entry_id);
+}
