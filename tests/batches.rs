@@ -3,15 +3,11 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
+use common::batches::{answers, call, file_lines, get, input, upload, wait_batch, CHAT, MODEL};
 use common::{client, Server};
 use serde_json::{json, Value};
-
-const MODEL: &str = "smollm2-135m";
-const CHAT: &str = "/v1/chat/completions";
 
 /// A fresh jobs directory for one test.
 fn jobs_dir(name: &str) -> PathBuf {
@@ -27,68 +23,9 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
-/// `n` chat lines with custom ids `req-0` … (tiny and deterministic).
-fn input(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
-                   "body": {"model": MODEL, "messages": [{"role": "user", "content": format!("Say {i}")}],
-                            "max_tokens": 4, "temperature": 0}})
-            .to_string()
-                + "\n"
-        })
-        .collect()
-}
-
-/// POST /v1/files as multipart/form-data (as the openai client sends it).
-async fn upload(server: &Server, key: Option<&str>, content: &str) -> (u16, Value) {
-    let boundary = "inferd-test-boundary-7MA4YWxkTrZu0gW";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"input.jsonl\"\r\n\
-         Content-Type: application/jsonl\r\n\r\n{content}\r\n--{boundary}--\r\n"
-    );
-    let mut request = client()
-        .post(server.url("/v1/files"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body);
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
-
-async fn call(
-    server: &Server,
-    method: reqwest::Method,
-    path: &str,
-    key: Option<&str>,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut request = client().request(method, server.url(path));
-    if let Some(key) = key {
-        request = request.bearer_auth(key);
-    }
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
-
-async fn get(server: &Server, path: &str) -> (u16, Value) {
-    call(server, reqwest::Method::GET, path, None, None).await
-}
-
 /// Uploads `n` lines and creates a batch of them; the batch object.
 async fn create_batch(server: &Server, n: usize) -> Value {
-    let (status, file) = upload(server, None, &input(n)).await;
+    let (status, file) = upload(server, None, &input(n, 4)).await;
     assert_eq!(status, 200, "{file}");
     let body = json!({"input_file_id": file["id"], "endpoint": CHAT, "completion_window": "24h",
                       "metadata": {"job": "test"}});
@@ -102,49 +39,6 @@ async fn create_batch(server: &Server, n: usize) -> Value {
     .await;
     assert_eq!(status, 200, "{batch}");
     batch
-}
-
-/// Polls the batch until `done` says so (at most two minutes).
-async fn wait_batch(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (status, batch) = get(server, &format!("/v1/batches/{id}")).await;
-        assert_eq!(status, 200, "{batch}");
-        if done(&batch) {
-            return batch;
-        }
-        assert!(Instant::now() < deadline, "batch never got there: {batch}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// The lines of a file, parsed.
-async fn file_lines(server: &Server, id: &str) -> Vec<Value> {
-    let response = client()
-        .get(server.url(&format!("/v1/files/{id}/content")))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 200);
-    let text = response.text().await.expect("text");
-    text.lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
-}
-
-/// How many times each custom id is answered in the output file.
-fn answers(lines: &[Value]) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for line in lines {
-        assert_eq!(line["response"]["status_code"], 200, "{line}");
-        assert_eq!(
-            line["response"]["body"]["object"], "chat.completion",
-            "{line}"
-        );
-        let id = line["custom_id"].as_str().expect("custom_id").to_owned();
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    counts
 }
 
 #[tokio::test]
@@ -196,7 +90,7 @@ async fn batch_of_ten_lines_completes_with_each_custom_id_answered_once() {
 async fn malformed_input_and_unknown_ids_get_openai_errors() {
     let dir = jobs_dir("errors");
     let server = start(&dir, &["--max-file-bytes", "4096"]);
-    let good = input(2);
+    let good = input(2, 4);
     let bad_json = format!("{good}{{\"custom_id\": nope\n");
     let (status, body) = upload(&server, None, &bad_json).await;
     assert_eq!(status, 400, "{body}");
@@ -204,7 +98,7 @@ async fn malformed_input_and_unknown_ids_get_openai_errors() {
     assert!(message.contains("line 3"), "{message}");
     assert_eq!(body["error"]["type"], "invalid_request_error");
 
-    let duplicate = format!("{good}{}", input(1));
+    let duplicate = format!("{good}{}", input(1, 4));
     let (status, body) = upload(&server, None, &duplicate).await;
     assert_eq!(status, 400, "{body}");
     let message = body["error"]["message"].as_str().expect("message");
@@ -213,7 +107,7 @@ async fn malformed_input_and_unknown_ids_get_openai_errors() {
         "{message}"
     );
 
-    let (status, body) = upload(&server, None, &input(40)).await;
+    let (status, body) = upload(&server, None, &input(40, 4)).await;
     assert_eq!(status, 413, "{body}");
 
     let (status, body) = get(&server, "/v1/batches/batch_nope").await;
@@ -304,7 +198,7 @@ async fn batch_lines_run_in_the_trace_of_the_creating_request() {
     let dir = jobs_dir("trace");
     let server = start(&dir, &["--telemetry", "local"]);
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
-    let (status, file) = upload(&server, None, &input(3)).await;
+    let (status, file) = upload(&server, None, &input(3, 4)).await;
     assert_eq!(status, 200);
     let response = client()
         .post(server.url("/v1/batches"))
@@ -348,7 +242,7 @@ async fn files_and_batches_of_another_key_are_not_found() {
     let dir = jobs_dir("keys");
     let (a, b) = ("sk-batches-key-a-0123456789", "sk-batches-key-b-0123456789");
     let server = start(&dir, &["--api-key", a, "--api-key", b]);
-    let (status, file) = upload(&server, Some(a), &input(1)).await;
+    let (status, file) = upload(&server, Some(a), &input(1, 4)).await;
     assert_eq!(status, 200, "{file}");
     let file_id = file["id"].as_str().expect("id");
     let path = format!("/v1/files/{file_id}");

@@ -6,30 +6,14 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use common::batches::{answers, file_lines, get, input, upload, wait_batch, CHAT};
 use common::redis::Redis;
 use common::{client, Server};
 use inferd_jobs::redis_store::{Finished, GROUP, STREAM_KEY};
 use inferd_jobs::{LineResult, NewBatch, RedisStore, TraceFields};
 use serde_json::{json, Value};
-
-const MODEL: &str = "smollm2-135m";
-const CHAT: &str = "/v1/chat/completions";
-
-/// `n` chat lines with custom ids `req-0` … (tiny and deterministic).
-fn input(n: usize) -> String {
-    (0..n)
-        .map(|i| {
-            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
-                   "body": {"model": MODEL, "messages": [{"role": "user", "content": format!("Say {i}")}],
-                            "max_tokens": 8, "temperature": 0}})
-            .to_string()
-                + "\n"
-        })
-        .collect()
-}
 
 /// An inferd on `redis` with a 1.5 s visibility timeout.
 fn start(redis: &Redis, extra: &[&str]) -> Server {
@@ -44,26 +28,9 @@ fn start(redis: &Redis, extra: &[&str]) -> Server {
 }
 
 /// Uploads `n` lines through `server`; the file id.
-async fn upload(server: &Server, n: usize) -> String {
-    let boundary = "inferd-test-boundary-7MA4YWxkTrZu0gW";
-    let body = format!(
-        "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\nbatch\r\n\
-         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"input.jsonl\"\r\n\
-         Content-Type: application/jsonl\r\n\r\n{}\r\n--{boundary}--\r\n",
-        input(n)
-    );
-    let response = client()
-        .post(server.url("/v1/files"))
-        .header(
-            "content-type",
-            format!("multipart/form-data; boundary={boundary}"),
-        )
-        .body(body)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 200);
-    let file: Value = response.json().await.expect("json");
+async fn upload_lines(server: &Server, n: usize) -> String {
+    let (status, file) = upload(server, None, &input(n, 8)).await;
+    assert_eq!(status, 200, "{file}");
     file["id"].as_str().expect("file id").to_owned()
 }
 
@@ -78,44 +45,6 @@ async fn create_batch(server: &Server, file_id: &str, trace_id: Option<&str>) ->
     let response = request.send().await.expect("send");
     assert_eq!(response.status(), 200);
     response.json().await.expect("json")
-}
-
-async fn get(server: &Server, path: &str) -> (u16, Value) {
-    let response = client().get(server.url(path)).send().await.expect("send");
-    let status = response.status().as_u16();
-    (status, response.json().await.expect("json"))
-}
-
-/// Polls the batch on `server` until `done` says so (at most two minutes).
-async fn wait_batch(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let (status, batch) = get(server, &format!("/v1/batches/{id}")).await;
-        assert_eq!(status, 200, "{batch}");
-        if done(&batch) {
-            return batch;
-        }
-        assert!(Instant::now() < deadline, "batch never got there: {batch}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-/// How many times each custom id is answered in file `id`, read from `server`.
-async fn answers(server: &Server, id: &str) -> HashMap<String, usize> {
-    let response = client()
-        .get(server.url(&format!("/v1/files/{id}/content")))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 200);
-    let mut counts = HashMap::new();
-    for line in response.text().await.expect("text").lines() {
-        let line: Value = serde_json::from_str(line).expect("json line");
-        assert_eq!(line["response"]["status_code"], 200, "{line}");
-        let id = line["custom_id"].as_str().expect("custom_id").to_owned();
-        *counts.entry(id).or_insert(0) += 1;
-    }
-    counts
 }
 
 /// The stream entries `consumer` has taken and not acknowledged.
@@ -151,7 +80,7 @@ async fn two_processes_share_a_batch_and_lines_of_a_killed_one_are_taken_over() 
     let a = start(&redis, &["--telemetry", "local"]);
     let b = start(&redis, &[]);
     let trace_id = "5bf92f3577b34da6a3ce929d0e0e4737";
-    let file_id = upload(&a, 30).await;
+    let file_id = upload_lines(&a, 30).await;
     let batch = create_batch(&a, &file_id, Some(trace_id)).await;
     let id = batch["id"].as_str().expect("id").to_owned();
 
@@ -186,7 +115,7 @@ async fn two_processes_share_a_batch_and_lines_of_a_killed_one_are_taken_over() 
     let (status, seen) = get(&c, &format!("/v1/batches/{id}")).await;
     assert_eq!(status, 200);
     assert_eq!(seen["status"], "completed");
-    let counts = answers(&c, output).await;
+    let counts = answers(&file_lines(&c, output).await);
     assert_eq!(counts.len(), 30, "{counts:?}");
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 
@@ -223,7 +152,7 @@ async fn cancelled_batch_on_redis_drops_its_lines_not_yet_run() {
         return;
     };
     let server = start(&redis, &[]);
-    let file_id = upload(&server, 30).await;
+    let file_id = upload_lines(&server, 30).await;
     let batch = create_batch(&server, &file_id, None).await;
     let id = batch["id"].as_str().expect("id").to_owned();
     wait_batch(&server, &id, |b| {
@@ -247,7 +176,10 @@ async fn cancelled_batch_on_redis_drops_its_lines_not_yet_run() {
     assert!(done["cancelled_at"].is_u64(), "{done}");
     if completed > 0 {
         let output = done["output_file_id"].as_str().expect("output file");
-        assert_eq!(answers(&server, output).await.len() as u64, completed);
+        assert_eq!(
+            answers(&file_lines(&server, output).await).len() as u64,
+            completed
+        );
     }
 }
 
@@ -282,7 +214,7 @@ async fn two_workers_finishing_the_last_lines_at_once_end_the_batch_once() {
     let w2 = RedisStore::connect(&redis.url, "w2", visibility)
         .await
         .expect("connect");
-    let lines = inferd_jobs::input::parse(input(2).as_bytes()).expect("input");
+    let lines = inferd_jobs::input::parse(input(2, 8).as_bytes()).expect("input");
     let batch = w1.create_batch(new_batch(), lines).await.expect("create");
     let first = w1.claim_next().await.expect("claim").expect("a line");
     let second = w2.claim_next().await.expect("claim").expect("a line");
@@ -351,7 +283,7 @@ async fn a_line_given_back_by_a_stopping_process_is_taken_over_at_once() {
     let other = RedisStore::connect(&redis.url, "other", visibility)
         .await
         .expect("connect");
-    let lines = inferd_jobs::input::parse(input(1).as_bytes()).expect("input");
+    let lines = inferd_jobs::input::parse(input(1, 8).as_bytes()).expect("input");
     stopping
         .create_batch(new_batch(), lines)
         .await

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)] // each test binary uses a different subset
 
+pub mod batches;
 pub mod prometheus;
 pub mod redis;
 
