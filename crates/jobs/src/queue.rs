@@ -1,9 +1,9 @@
 //! [`JobQueue`]: the one interface the server uses, over either store: the embedded
 //! [`JobStore`] (one process, a redb file) or the shared [`RedisStore`] (any number of
-//! processes on one Redis). Every operation is async; the embedded store's run off the async
-//! workers, since they write and sync to disk.
+//! processes on one Redis). Every operation is async; the embedded store's run on a thread of
+//! their own, since they write and sync to disk.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use crate::input::InputLine;
 use crate::records::{Batch, FileObject, Line, LineResult};
@@ -35,15 +35,49 @@ impl Claim {
     }
 }
 
+/// A call to run on the embedded store's thread.
+type StoreCall = Box<dyn FnOnce() + Send>;
+
+/// The thread every embedded-store call runs on, one after another (`inferd-jobs`). Its own
+/// thread rather than tokio's blocking pool: the store's calls write and sync to disk, and
+/// the blocking pool's threads carry the async workers' name, so an idle worker polling the
+/// store would look like one more async worker.
+fn store_thread() -> Result<&'static std::sync::mpsc::Sender<StoreCall>, JobsError> {
+    static THREAD: OnceLock<Result<std::sync::mpsc::Sender<StoreCall>, String>> = OnceLock::new();
+    THREAD
+        .get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<StoreCall>();
+            std::thread::Builder::new()
+                .name("inferd-jobs".into())
+                .spawn(move || {
+                    for call in rx {
+                        // A panicking call drops its answer channel, which its caller sees.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+                    }
+                })
+                .map(|_| tx)
+                .map_err(|e| format!("cannot start the job store thread: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| JobsError::Task(e.clone()))
+}
+
 impl JobQueue {
     async fn blocking<T: Send + 'static>(
         store: &Arc<JobStore>,
         op: impl FnOnce(&JobStore) -> Result<T, JobsError> + Send + 'static,
     ) -> Result<T, JobsError> {
         let store = Arc::clone(store);
-        tokio::task::spawn_blocking(move || op(&store))
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let call: StoreCall = Box::new(move || {
+            let _ = answer.send(op(&store));
+        });
+        store_thread()?
+            .send(call)
+            .map_err(|_| JobsError::Task("the job store thread has stopped".into()))?;
+        answered
             .await
-            .map_err(|e| JobsError::Task(e.to_string()))?
+            .map_err(|_| JobsError::Task("a job store call panicked".into()))?
     }
 
     /// Whether several processes share this store (then it is Redis).
