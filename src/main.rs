@@ -182,6 +182,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config.jobs_visibility_timeout,
         )
         .await;
+        if let Some(jobs) = &jobs {
+            inferd_server::observe::observe_jobs(&telemetry, Arc::clone(&jobs.stats));
+        }
         let state = AppState {
             registry: Arc::clone(&registry),
             config: Arc::new(server_config),

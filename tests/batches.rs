@@ -59,6 +59,18 @@ async fn batch_of_ten_lines_completes_with_each_custom_id_answered_once() {
     let counts = answers(&file_lines(&server, output).await);
     assert_eq!(counts.len(), 10);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+    // The worker's metrics: ten lines completed, none failed, none running now.
+    let metrics = common::metrics_text(&server).await;
+    for line in [
+        "inferd_jobs_lines_total{inferd_jobs_outcome=\"completed\"} 10",
+        "inferd_jobs_lines_total{inferd_jobs_outcome=\"failed\"} 0",
+        "inferd_jobs_running 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l.starts_with(line)),
+            "{line} missing from /metrics:\n{metrics}"
+        );
+    }
 
     let (status, list) = get(&server, "/v1/batches?limit=1").await;
     assert_eq!(status, 200);

@@ -7,6 +7,7 @@
 //! of a model's slots. The worker is the same over either store ([`JobQueue`]); with Redis,
 //! each inferd process sharing it runs one such worker, a consumer of the stream's group.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,10 +39,23 @@ const STORE_RETRY: Duration = Duration::from_secs(1);
 /// The largest answer of one line read back (a generation's JSON body).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
+/// What this process's worker has done, read by the metrics (`observe::observe_jobs`).
+#[derive(Debug, Default)]
+pub struct JobStats {
+    /// Lines run and recorded with a 2xx answer.
+    pub completed: AtomicU64,
+    /// Lines run and recorded with another answer.
+    pub failed: AtomicU64,
+    /// Lines running now (0 or 1).
+    pub running: AtomicU64,
+}
+
 /// The job store and the worker's wake-up call; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Jobs {
     pub store: JobQueue,
+    /// What the worker has done so far.
+    pub stats: Arc<JobStats>,
     wake: Arc<Notify>,
     /// How often a running line tells a shared queue it is still being worked on.
     keep_alive: Duration,
@@ -53,6 +67,7 @@ impl Jobs {
     pub fn new(store: JobQueue, visibility: Duration) -> Self {
         Self {
             store,
+            stats: Arc::default(),
             wake: Arc::new(Notify::new()),
             keep_alive: (visibility / 3).max(Duration::from_millis(10)),
         }
@@ -75,7 +90,10 @@ async fn run(state: AppState, jobs: Jobs) {
     while !state.lifecycle.is_draining() {
         match jobs.store.claim_next().await {
             Ok(Some(claim)) => {
-                let Some(result) = process_keeping_claim(&state, &jobs, &claim).await else {
+                jobs.stats.running.store(1, Ordering::Relaxed);
+                let processed = process_keeping_claim(&state, &jobs, &claim).await;
+                jobs.stats.running.store(0, Ordering::Relaxed);
+                let Some(result) = processed else {
                     // Shutting down: the line is run again, by the next start (embedded) or by
                     // another process sharing the Redis queue.
                     if let Err(e) = jobs.store.release(&claim).await {
@@ -83,8 +101,16 @@ async fn run(state: AppState, jobs: Jobs) {
                     }
                     return;
                 };
-                if let Err(e) = jobs.store.finish_line(claim, result).await {
-                    tracing::error!(error = %e, "cannot record a batch line's result");
+                let counter = if result.failed {
+                    &jobs.stats.failed
+                } else {
+                    &jobs.stats.completed
+                };
+                match jobs.store.finish_line(claim, result).await {
+                    Ok(_) => {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => tracing::error!(error = %e, "cannot record a batch line's result"),
                 }
             }
             Ok(None) if jobs.store.claim_waits() => {}

@@ -198,6 +198,12 @@ pub const INFERD_UPSTREAM_HEALTHY: &str = "inferd.upstream.healthy";
 pub const INFERD_UPSTREAM_RETRIES: &str = "inferd.upstream.retries";
 /// The upstream's configured name, on the upstream metrics.
 pub const INFERD_UPSTREAM_NAME: &str = "inferd.upstream.name";
+/// Metric: batch lines this process finished, by `inferd.jobs.outcome`.
+pub const INFERD_JOBS_LINES: &str = "inferd.jobs.lines";
+/// Metric: batch lines this process is running (0 or 1: one at a time).
+pub const INFERD_JOBS_RUNNING: &str = "inferd.jobs.running";
+/// How a batch line ended: `completed` (a 2xx answer) or `failed`.
+pub const INFERD_JOBS_OUTCOME: &str = "inferd.jobs.outcome";
 /// Metric: sequences holding an engine slot (vLLM `num_requests_running`).
 pub const INFERD_REQUESTS_RUNNING: &str = "inferd.requests.running";
 /// Metric: share of the KV cache held by running sequences, 0 to 1 (vLLM

@@ -13,7 +13,7 @@ pub mod redact;
 pub mod tracing_plugin;
 mod upstream_metrics;
 
-pub use upstream_metrics::observe_upstreams;
+pub use upstream_metrics::{observe_jobs, observe_upstreams};
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 //! The gateway's upstreams as metrics, read when the metrics are collected (a scrape of
 //! `/metrics` or an OTLP export): `inferd.upstream.healthy` (1 or 0, absent until the first
 //! probe answered or failed) and `inferd.upstream.retries` (calls sent again after a failure),
-//! each by `inferd.upstream.name`. Their label sets are the configured upstreams.
+//! each by `inferd.upstream.name`. Their label sets are the configured upstreams. The batch
+//! worker's counts are read the same way (`observe_jobs`).
 
 use std::sync::Arc;
 
@@ -40,6 +41,38 @@ pub fn observe_upstreams(telemetry: &TelemetryGuard, gateway: Arc<Gateway>) {
             for status in gateway.statuses() {
                 observer.observe(status.retries, &name(&status.name));
             }
+        })
+        .build();
+}
+
+/// Registers the batch worker's instruments with `telemetry`'s meter (nothing when metrics
+/// are off): `inferd.jobs.lines` by `inferd.jobs.outcome` and `inferd.jobs.running`, read
+/// from `stats` when the metrics are collected.
+pub fn observe_jobs(telemetry: &TelemetryGuard, stats: Arc<crate::batch_worker::JobStats>) {
+    use std::sync::atomic::Ordering;
+    let Some(meter) = telemetry.meter() else {
+        return;
+    };
+    let lines = Arc::clone(&stats);
+    meter
+        .u64_observable_counter(sc::INFERD_JOBS_LINES)
+        .with_unit("{line}")
+        .with_description("Batch lines this process ran and recorded")
+        .with_callback(move |observer| {
+            for (outcome, count) in [("completed", &lines.completed), ("failed", &lines.failed)] {
+                observer.observe(
+                    count.load(Ordering::Relaxed),
+                    &[KeyValue::new(sc::INFERD_JOBS_OUTCOME, outcome)],
+                );
+            }
+        })
+        .build();
+    meter
+        .u64_observable_gauge(sc::INFERD_JOBS_RUNNING)
+        .with_unit("{line}")
+        .with_description("Batch lines this process is running")
+        .with_callback(move |observer| {
+            observer.observe(stats.running.load(Ordering::Relaxed), &[]);
         })
         .build();
 }
