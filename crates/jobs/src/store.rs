@@ -422,6 +422,19 @@ pub(crate) fn new_batch_record(new: NewBatch, total: u64) -> StoredBatch {
     }
 }
 
+/// A new stored file's record (both stores make them alike).
+pub(crate) fn new_file_record(purpose: &str, filename: &str, bytes: usize) -> FileObject {
+    FileObject {
+        id: new_id("file-"),
+        object: "file".into(),
+        bytes: bytes as u64,
+        created_at: now(),
+        filename: filename.to_owned(),
+        purpose: purpose.to_owned(),
+        status: "processed".into(),
+    }
+}
+
 fn insert_file(
     txn: &WriteTransaction,
     purpose: &str,
@@ -429,15 +442,7 @@ fn insert_file(
     bytes: &[u8],
     owner: Option<&str>,
 ) -> Result<FileObject, JobsError> {
-    let file = FileObject {
-        id: new_id("file-"),
-        object: "file".into(),
-        bytes: bytes.len() as u64,
-        created_at: now(),
-        filename: filename.to_owned(),
-        purpose: purpose.to_owned(),
-        status: "processed".into(),
-    };
+    let file = new_file_record(purpose, filename, bytes.len());
     let mut files = txn.open_table(FILES)?;
     let mut contents = txn.open_table(CONTENTS)?;
     contents.insert(file.id.as_str(), bytes)?;

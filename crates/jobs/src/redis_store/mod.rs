@@ -24,7 +24,7 @@ use fields::{batch_from_fields, file_from_fields, line_from_entry};
 
 use crate::input::InputLine;
 use crate::records::{Batch, FileObject, Line, LineResult};
-use crate::store::{new_batch_record, new_id, now, BatchPage, NewBatch};
+use crate::store::{new_batch_record, new_file_record, new_id, now, BatchPage, NewBatch};
 use crate::JobsError;
 
 /// The stream holding every batch's lines.
@@ -160,15 +160,7 @@ impl RedisStore {
         bytes: &[u8],
         owner: Option<&str>,
     ) -> Result<FileObject, JobsError> {
-        let file = FileObject {
-            id: new_id("file-"),
-            object: "file".into(),
-            bytes: bytes.len() as u64,
-            created_at: now(),
-            filename: filename.to_owned(),
-            purpose: purpose.to_owned(),
-            status: "processed".into(),
-        };
+        let file = new_file_record(purpose, filename, bytes.len());
         let key = file_key(&file.id);
         let mut pipe = redis::pipe();
         pipe.atomic()
@@ -409,35 +401,35 @@ impl RedisStore {
         Ok(read.and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next()))
     }
 
-    /// Tells the group this consumer still works on the line, so it is not taken over.
-    pub async fn keep_alive(&self, claimed: &StreamLine) -> Result<(), JobsError> {
-        let _: Vec<String> = redis::cmd("XCLAIM")
-            .arg(STREAM_KEY)
+    /// `XCLAIM` of the line by this consumer (resetting its idle time, or setting it to
+    /// `idle_ms`), without reading it again.
+    async fn xclaim(&self, claimed: &StreamLine, idle_ms: Option<u64>) -> Result<(), JobsError> {
+        let mut cmd = redis::cmd("XCLAIM");
+        cmd.arg(STREAM_KEY)
             .arg(GROUP)
             .arg(&self.consumer)
             .arg(0)
-            .arg(&claimed.entry_id)
+            .arg(&claimed.entry_id);
+        if let Some(idle) = idle_ms {
+            cmd.arg("IDLE").arg(idle);
+        }
+        let _: Vec<String> = cmd
             .arg("JUSTID")
             .query_async(&mut self.conn.clone())
             .await?;
         Ok(())
     }
 
+    /// Tells the group this consumer still works on the line, so it is not taken over.
+    pub async fn keep_alive(&self, claimed: &StreamLine) -> Result<(), JobsError> {
+        self.xclaim(claimed, None).await
+    }
+
     /// Gives a line back unfinished (this process is stopping): it is marked idle for the
     /// whole visibility timeout, so the next consumer to look takes it over at once.
     pub async fn release(&self, claimed: &StreamLine) -> Result<(), JobsError> {
-        let _: Vec<String> = redis::cmd("XCLAIM")
-            .arg(STREAM_KEY)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(0)
-            .arg(&claimed.entry_id)
-            .arg("IDLE")
-            .arg(u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX))
-            .arg("JUSTID")
-            .query_async(&mut self.conn.clone())
-            .await?;
-        Ok(())
+        let idle = u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX);
+        self.xclaim(claimed, Some(idle)).await
     }
 
     /// Records a line's result (`None`: dropped by a cancel) once per line, ends the batch
