@@ -52,7 +52,7 @@ pub struct ServeArgs {
     pub ready_upstreams: Option<String>,
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
-    /// ctx_size, parallel, prefill_chunk, max_queue, max_body_bytes, home, jobs_dir,
+    /// ctx_size, parallel, prefill_chunk, batch_prefill_chunk, max_queue, max_body_bytes, home, jobs_dir,
     /// jobs_redis, jobs_visibility_timeout_ms, max_file_bytes,
     /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
     /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
@@ -88,6 +88,12 @@ pub struct ServeArgs {
     /// steps while the other sequences keep decoding [default: 256].
     #[arg(long, env = "INFERD_PREFILL_CHUNK", value_name = "TOKENS")]
     pub prefill_chunk: Option<u32>,
+
+    /// Most prompt tokens of batch lines one engine step processes (at most --prefill-chunk);
+    /// batch lines also sit out the steps in which an interactive request processes its
+    /// prompt, so an interactive request waits on at most one such short step [default: 32].
+    #[arg(long, env = "INFERD_BATCH_PREFILL_CHUNK", value_name = "TOKENS")]
+    pub batch_prefill_chunk: Option<u32>,
 
     /// Requests that may wait per model for a free slot before new ones get 503 [default: 64].
     #[arg(long, env = "INFERD_MAX_QUEUE")]
@@ -250,6 +256,7 @@ struct FileConfig {
     ctx_size: Option<u32>,
     parallel: Option<u32>,
     prefill_chunk: Option<u32>,
+    batch_prefill_chunk: Option<u32>,
     max_queue: Option<usize>,
     max_body_bytes: Option<usize>,
     home: Option<PathBuf>,
@@ -360,6 +367,12 @@ impl ServeArgs {
             crate::models::check_prefill_chunk(n)
                 .context("--prefill-chunk / INFERD_PREFILL_CHUNK / prefill_chunk")?;
         }
+        let batch_prefill_chunk = self
+            .batch_prefill_chunk
+            .or(file.batch_prefill_chunk)
+            .unwrap_or(inferd_engine::local::DEFAULT_BATCH_PREFILL_CHUNK);
+        crate::models::check_prefill_chunk(batch_prefill_chunk)
+            .context("--batch-prefill-chunk / INFERD_BATCH_PREFILL_CHUNK / batch_prefill_chunk")?;
         let max_queue = self.max_queue.or(file.max_queue).unwrap_or(64);
         if max_queue == 0 {
             bail!("max_queue must be at least 1 (--max-queue / INFERD_MAX_QUEUE / max_queue)");
@@ -427,6 +440,7 @@ impl ServeArgs {
             max_queue,
             parallel: parallel.unwrap_or(inferd_engine::local::DEFAULT_PARALLEL),
             prefill_chunk: prefill_chunk.unwrap_or(inferd_engine::local::DEFAULT_PREFILL_CHUNK),
+            batch_prefill_chunk,
             generation_timeout,
             max_tokens,
             special_tokens_in_content: self.special_tokens_in_content

@@ -23,6 +23,28 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Server {
     Server::start(&args)
 }
 
+/// The value of the unlabelled sample `name` in a Prometheus text page.
+fn metric(page: &str, name: &str) -> Option<f64> {
+    page.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// Reads /metrics until `ready` holds (30 s at most); the page.
+async fn wait_metric(server: &Server, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let page = common::metrics_text(server).await;
+        if ready(&page) {
+            return page;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/metrics never showed what was awaited:\n{page}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Uploads `n` lines and creates a batch of them; the batch object.
 async fn create_batch(server: &Server, n: usize) -> Value {
     let (status, file) = upload(server, None, &input(n, 4)).await;
@@ -71,6 +93,13 @@ async fn batch_of_ten_lines_completes_with_each_custom_id_answered_once() {
             "{line} missing from /metrics:\n{metrics}"
         );
     }
+
+    // The queue's depth, read every few seconds, comes down to nothing waiting.
+    wait_metric(&server, |m| {
+        m.lines().any(|l| l == "inferd_jobs_queued 0")
+            && m.lines().any(|l| l == "inferd_jobs_oldest_age_seconds 0")
+    })
+    .await;
 
     let (status, list) = get(&server, "/v1/batches?limit=1").await;
     assert_eq!(status, 200);
@@ -189,6 +218,8 @@ async fn batch_resumes_after_the_server_is_killed() {
         b["request_counts"]["completed"].as_u64().unwrap_or(0) >= 2
     })
     .await;
+    // Killed while a line runs: the next start takes that line up again.
+    wait_metric(&server, |m| m.lines().any(|l| l == "inferd_jobs_running 1")).await;
     server.signal("KILL");
     drop(server);
     assert_eq!(
@@ -197,7 +228,18 @@ async fn batch_resumes_after_the_server_is_killed() {
     );
 
     let server = start(&dir, &[]);
+    // The restarted process sees the lines left and how long the oldest has waited.
+    let metrics = wait_metric(&server, |m| metric(m, "inferd_jobs_queued").is_some()).await;
+    let queued = metric(&metrics, "inferd_jobs_queued").expect("queued");
+    let age = metric(&metrics, "inferd_jobs_oldest_age_seconds").expect("age");
+    assert!(queued >= 1.0 && age > 0.0, "{metrics}");
     let done = wait_batch(&server, &id, |b| b["status"] == "completed").await;
+    let metrics = common::metrics_text(&server).await;
+    assert_eq!(
+        metric(&metrics, "inferd_jobs_retried_total"),
+        Some(1.0),
+        "{metrics}"
+    );
     assert_eq!(done["request_counts"]["completed"], 60, "{done}");
     let output = done["output_file_id"].as_str().expect("output file");
     let counts = answers(&file_lines(&server, output).await);

@@ -288,7 +288,18 @@ async fn a_line_given_back_by_a_stopping_process_is_taken_over_at_once() {
         .create_batch(new_batch(), lines)
         .await
         .expect("create");
+    let depth = stopping.depth().await.expect("depth");
+    assert_eq!((depth.waiting, depth.taken), (1, 0), "{depth:?}");
     let taken = stopping.claim_next().await.expect("claim").expect("a line");
+    assert_eq!(taken.line.attempts, 1);
+    let depth = other.depth().await.expect("depth");
+    assert_eq!((depth.waiting, depth.taken), (0, 1), "{depth:?}");
+    let queued = depth.oldest_queued_ms.expect("oldest line's time");
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as u64;
+    assert!(queued <= now_ms && now_ms - queued < 60_000, "{queued}");
     assert!(
         other.claim_next().await.expect("claim").is_none(),
         "a line held within the visibility timeout is not taken over"
@@ -301,4 +312,11 @@ async fn a_line_given_back_by_a_stopping_process_is_taken_over_at_once() {
         .expect("taken over");
     assert_eq!(again.line.custom_id, taken.line.custom_id);
     assert_eq!(again.entry_id, taken.entry_id);
+    assert_eq!(again.line.attempts, 2, "the taken-over line is a retry");
+    other
+        .finish_line(&again, Some(&result(&again.line.custom_id)))
+        .await
+        .expect("finish");
+    let depth = other.depth().await.expect("depth");
+    assert_eq!(depth, inferd_jobs::QueueDepth::default());
 }

@@ -23,5 +23,5 @@ pub use registry::{
 };
 pub use request::{
     Api, ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest,
-    PassThrough, Prompt, SamplingParams, Usage,
+    PassThrough, Priority, Prompt, SamplingParams, Usage,
 };

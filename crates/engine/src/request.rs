@@ -84,6 +84,21 @@ pub struct GenerationRequest {
     pub stream: bool,
     /// Set when the request is passed to a remote upstream as the client sent it.
     pub pass_through: Option<PassThrough>,
+    /// Whether a client waits for it now or it is background work (a batch line).
+    pub priority: Priority,
+}
+
+/// How urgent a generation is. The local engine puts interactive requests first: batch lines
+/// sit out the steps in which an interactive request processes its prompt, and process their
+/// own prompts in small chunks, so a client waiting for its first token is held up by at most
+/// one short step of theirs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Priority {
+    /// A client is waiting for the answer.
+    #[default]
+    Interactive,
+    /// Work nobody watches as it runs (a line of an OpenAI batch).
+    Batch,
 }
 
 /// A request passed to a remote upstream as the client sent it, for what inferd's own request

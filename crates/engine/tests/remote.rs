@@ -151,6 +151,7 @@ fn request() -> GenerationRequest {
         params: SamplingParams::default(),
         stream: true,
         pass_through: None,
+        priority: inferd_engine::Priority::Interactive,
     }
 }
 

@@ -6,7 +6,7 @@
 use std::sync::{Arc, OnceLock};
 
 use crate::input::InputLine;
-use crate::records::{Batch, FileObject, Line, LineResult};
+use crate::records::{Batch, FileObject, Line, LineResult, QueueDepth};
 use crate::redis_store::{RedisStore, StreamLine};
 use crate::store::{BatchPage, JobStore, NewBatch};
 use crate::JobsError;
@@ -32,6 +32,11 @@ impl Claim {
             Self::Embedded(line) => line,
             Self::Redis(claimed) => &claimed.line,
         }
+    }
+
+    /// Whether a worker took this line before and stopped without finishing it.
+    pub fn retried(&self) -> bool {
+        self.line().attempts > 1
     }
 }
 
@@ -213,6 +218,14 @@ impl JobQueue {
                 Self::blocking(store, move |s| s.cancel_batch(&id)).await
             }
             Self::Redis(store) => store.cancel_batch(id).await,
+        }
+    }
+
+    /// How many lines wait and run, over every process sharing the queue.
+    pub async fn depth(&self) -> Result<QueueDepth, JobsError> {
+        match self {
+            Self::Embedded(store) => Self::blocking(store, JobStore::depth).await,
+            Self::Redis(store) => store.depth().await,
         }
     }
 

@@ -124,6 +124,10 @@ pub struct Line {
     pub body: Value,
     pub state: LineState,
     pub trace: TraceFields,
+    /// Times a worker took the line (more than 1: it was taken up again after a worker
+    /// stopped without finishing it).
+    #[serde(default)]
+    pub attempts: u32,
 }
 
 /// The outcome of one line: a line of the output file, or of the error file when `failed`.
@@ -133,4 +137,16 @@ pub struct LineResult {
     pub failed: bool,
     /// The JSON line, without its newline.
     pub json: String,
+}
+
+/// How much batch work the queue holds, across every process sharing it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Lines no worker has taken yet (with Redis, lines of a cancelled batch count until a
+    /// worker reads and drops them).
+    pub waiting: u64,
+    /// Lines taken by a worker and not finished.
+    pub taken: u64,
+    /// When the oldest line not yet finished was queued (ms since the Unix epoch).
+    pub oldest_queued_ms: Option<u64>,
 }

@@ -3,19 +3,24 @@
 //! Tables (keys are strings, values JSON unless said): `files` (id → [`FileObject`] and
 //! owner), `file_contents` (id → raw bytes), `batches` (id → [`Batch`], owner, trace
 //! context), `lines` (`BATCH/INDEX` → [`Line`]), `pending` (`BATCH/INDEX` → nothing: the
-//! lines waiting, oldest batch first), `results` (`BATCH/INDEX` → [`LineResult`], written
+//! lines waiting, oldest batch first), `running` (`BATCH/INDEX` → nothing: the lines a
+//! worker took and has not finished), `results` (`BATCH/INDEX` → [`LineResult`], written
 //! once). Ids start with the creation time in hex, so key order is creation order.
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redb::{Database, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, TableDefinition,
+    WriteTransaction,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::input::InputLine;
 use crate::records::{
-    Batch, BatchStatus, FileObject, Line, LineResult, LineState, RequestCounts, TraceFields,
+    Batch, BatchStatus, FileObject, Line, LineResult, LineState, QueueDepth, RequestCounts,
+    TraceFields,
 };
 use crate::JobsError;
 
@@ -29,6 +34,7 @@ const BATCHES: Json = TableDefinition::new("batches");
 const LINES: Json = TableDefinition::new("lines");
 const PENDING: Json = TableDefinition::new("pending");
 const RESULTS: Json = TableDefinition::new("results");
+const RUNNING: Json = TableDefinition::new("running");
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StoredFile {
@@ -139,6 +145,8 @@ impl JobStore {
             }
             let mut lines = txn.open_table(LINES)?;
             let mut pending = txn.open_table(PENDING)?;
+            let mut taken = txn.open_table(RUNNING)?;
+            taken.retain(|_, _| false)?;
             let mut running = Vec::new();
             for entry in lines.iter()? {
                 let (key, value) = entry?;
@@ -236,6 +244,7 @@ impl JobStore {
                     body: input.body,
                     state: LineState::Pending,
                     trace: stored.trace.clone(),
+                    attempts: 0,
                 };
                 write(&mut queued, &key, &line)?;
                 pending.insert(key.as_str(), [].as_slice())?;
@@ -338,7 +347,10 @@ impl JobStore {
                 return Ok(None);
             };
             line.state = LineState::Running;
+            line.attempts += 1;
             write(&mut lines, &key, &line)?;
+            txn.open_table(RUNNING)?
+                .insert(key.as_str(), [].as_slice())?;
             line
         };
         txn.commit()?;
@@ -370,6 +382,7 @@ impl JobStore {
                 }
             }
             drop(results);
+            txn.open_table(RUNNING)?.remove(key.as_str())?;
             let mut lines = txn.open_table(LINES)?;
             let mut done = line.clone();
             done.state = LineState::Done;
@@ -385,6 +398,34 @@ impl JobStore {
         txn.commit()?;
         Ok(Some(batch))
     }
+}
+
+impl JobStore {
+    /// The lines waiting and running, and when the oldest of them was queued (its batch's
+    /// creation, which its key begins with).
+    pub fn depth(&self) -> Result<QueueDepth, JobsError> {
+        let txn = self.db.begin_read()?;
+        let pending = txn.open_table(PENDING)?;
+        let running = txn.open_table(RUNNING)?;
+        let oldest = |table: &redb::ReadOnlyTable<&'static str, &'static [u8]>| {
+            Ok::<_, JobsError>(table.first()?.and_then(|(key, _)| queued_ms(key.value())))
+        };
+        let oldest_queued_ms = match (oldest(&pending)?, oldest(&running)?) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        Ok(QueueDepth {
+            waiting: pending.len()?,
+            taken: running.len()?,
+            oldest_queued_ms,
+        })
+    }
+}
+
+/// When the line of `key` (`batch_<ns hex><random>/INDEX`) was queued, in ms.
+fn queued_ms(key: &str) -> Option<u64> {
+    let hex = key.strip_prefix("batch_")?.get(..16)?;
+    Some(u64::from_str_radix(hex, 16).ok()? / 1_000_000)
 }
 
 /// A new batch in progress of `total` lines, with its owner and trace context.

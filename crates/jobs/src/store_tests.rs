@@ -81,12 +81,15 @@ fn reopening_puts_running_lines_back_in_the_queue() {
         batch.id
     };
     let store = JobStore::open(&path).expect("reopen");
+    let depth = store.depth().expect("depth");
+    assert_eq!((depth.waiting, depth.taken), (2, 0), "{depth:?}");
     let mut seen = Vec::new();
     while let Some(line) = store.claim_next().expect("claim") {
-        seen.push(line.custom_id.clone());
+        seen.push((line.custom_id.clone(), line.attempts));
         store.finish_line(&line, &ok(&line)).expect("finish");
     }
-    assert_eq!(seen, ["req-0", "req-1"]);
+    // The line the first process had taken is on its second attempt.
+    assert_eq!(seen, [("req-0".into(), 2), ("req-1".into(), 1)]);
     let (batch, _) = store.batch(&id).expect("get").expect("exists");
     assert_eq!(batch.status, BatchStatus::Completed);
 }
@@ -131,4 +134,27 @@ fn batches_list_newest_first_with_a_cursor() {
     assert_eq!(rest.data.len(), 1);
     assert_eq!(rest.data[0].id, ids[0]);
     assert!(!rest.has_more);
+}
+
+#[test]
+fn depth_counts_waiting_and_taken_lines_and_dates_the_oldest() {
+    let store = JobStore::open(&dir("depth")).expect("open");
+    assert_eq!(store.depth().expect("depth"), QueueDepth::default());
+    let before = now() * 1000;
+    store.create_batch(new_batch(), lines(3)).expect("create");
+    let line = store.claim_next().expect("claim").expect("line");
+    let depth = store.depth().expect("depth");
+    assert_eq!((depth.waiting, depth.taken), (2, 1), "{depth:?}");
+    let queued = depth.oldest_queued_ms.expect("oldest");
+    assert!(
+        queued + 1000 >= before && queued <= (now() + 1) * 1000,
+        "{queued} vs {before}"
+    );
+    store.finish_line(&line, &ok(&line)).expect("finish");
+    let depth = store.depth().expect("depth");
+    assert_eq!((depth.waiting, depth.taken), (2, 0), "{depth:?}");
+    while let Some(line) = store.claim_next().expect("claim") {
+        store.finish_line(&line, &ok(&line)).expect("finish");
+    }
+    assert_eq!(store.depth().expect("depth"), QueueDepth::default());
 }

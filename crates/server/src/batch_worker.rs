@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::response::{IntoResponse, Response};
+use inferd_engine::Priority;
 use inferd_jobs::redis_store::STREAM_KEY;
-use inferd_jobs::{Claim, JobQueue, Line, LineResult};
+use inferd_jobs::{Claim, JobQueue, Line, LineResult, QueueDepth};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan};
 use opentelemetry::context::FutureExt as _;
@@ -36,6 +37,8 @@ const IDLE_POLL: Duration = Duration::from_secs(1);
 const TURN_POLL: Duration = Duration::from_millis(25);
 /// How long the worker waits after a store error before trying again.
 const STORE_RETRY: Duration = Duration::from_secs(1);
+/// How often the queue's depth is read for the metrics.
+pub const DEPTH_REFRESH: Duration = Duration::from_secs(5);
 /// The largest answer of one line read back (a generation's JSON body).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
@@ -48,6 +51,18 @@ pub struct JobStats {
     pub failed: AtomicU64,
     /// Lines running now (0 or 1).
     pub running: AtomicU64,
+    /// Lines this process took up again after a worker stopped without finishing them.
+    pub retried: AtomicU64,
+    /// The whole queue as last read (every process sharing it), refreshed every
+    /// [`DEPTH_REFRESH`]; `None` until the first read.
+    pub depth: std::sync::Mutex<Option<QueueDepth>>,
+}
+
+impl JobStats {
+    /// The queue's depth as last read.
+    pub fn depth(&self) -> Option<QueueDepth> {
+        *self.depth.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// The job store and the worker's wake-up call; cheap to clone.
@@ -82,7 +97,23 @@ impl Jobs {
 /// Starts the worker on the runtime when the state has a job store.
 pub fn spawn(state: AppState) {
     if let Some(jobs) = state.jobs.clone() {
+        tokio::spawn(read_depth(state.clone(), jobs.clone()));
         tokio::spawn(run(state, jobs));
+    }
+}
+
+/// Reads the queue's depth every [`DEPTH_REFRESH`] for the metrics, while the server runs.
+async fn read_depth(state: AppState, jobs: Jobs) {
+    let mut every = tokio::time::interval(DEPTH_REFRESH);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !state.lifecycle.is_draining() {
+        every.tick().await;
+        match jobs.store.depth().await {
+            Ok(depth) => {
+                *jobs.stats.depth.lock().unwrap_or_else(|e| e.into_inner()) = Some(depth);
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot read the batch queue's depth"),
+        }
     }
 }
 
@@ -90,6 +121,9 @@ async fn run(state: AppState, jobs: Jobs) {
     while !state.lifecycle.is_draining() {
         match jobs.store.claim_next().await {
             Ok(Some(claim)) => {
+                if claim.retried() {
+                    jobs.stats.retried.fetch_add(1, Ordering::Relaxed);
+                }
                 jobs.stats.running.store(1, Ordering::Relaxed);
                 let processed = process_keeping_claim(&state, &jobs, &claim).await;
                 jobs.stats.running.store(0, Ordering::Relaxed);
@@ -252,12 +286,16 @@ async fn answer(state: &AppState, line: &Line) -> Response {
     let access = AccessFacts::default();
     let answered = if line.url == "/v1/completions" {
         match json::parse_noting_unknown::<CompletionRequest>(&raw) {
-            Ok((req, unknown)) => run_text(state, &req, &raw, &unknown, access).await,
+            Ok((req, unknown)) => {
+                run_text(state, &req, &raw, &unknown, access, Priority::Batch).await
+            }
             Err(e) => Err(e),
         }
     } else {
         match json::parse_noting_unknown::<ChatCompletionRequest>(&raw) {
-            Ok((req, unknown)) => run_chat(state, &req, &raw, &unknown, access).await,
+            Ok((req, unknown)) => {
+                run_chat(state, &req, &raw, &unknown, access, Priority::Batch).await
+            }
             Err(e) => Err(e),
         }
     };

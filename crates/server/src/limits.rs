@@ -62,6 +62,7 @@ mod tests {
             },
             stream: false,
             pass_through: None,
+            priority: inferd_engine::Priority::Interactive,
         }
     }
 

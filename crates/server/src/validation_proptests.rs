@@ -289,6 +289,7 @@ impl Sampling {
                 params: self.params(max_tokens),
                 stream,
                 pass_through: None,
+                priority: inferd_engine::Priority::Interactive,
             },
             stream,
             include_usage: self.stream_options == Some(Some(true)),

@@ -204,6 +204,12 @@ pub const INFERD_JOBS_LINES: &str = "inferd.jobs.lines";
 pub const INFERD_JOBS_RUNNING: &str = "inferd.jobs.running";
 /// How a batch line ended: `completed` (a 2xx answer) or `failed`.
 pub const INFERD_JOBS_OUTCOME: &str = "inferd.jobs.outcome";
+/// Counter: batch lines this process took up again after a worker stopped without finishing.
+pub const INFERD_JOBS_RETRIED: &str = "inferd.jobs.retried";
+/// Gauge: batch lines waiting in the queue (not taken by any worker).
+pub const INFERD_JOBS_QUEUED: &str = "inferd.jobs.queued";
+/// Gauge: seconds since the oldest batch line not yet finished was queued.
+pub const INFERD_JOBS_OLDEST_AGE: &str = "inferd.jobs.oldest_age";
 /// Metric: sequences holding an engine slot (vLLM `num_requests_running`).
 pub const INFERD_REQUESTS_RUNNING: &str = "inferd.requests.running";
 /// Metric: share of the KV cache held by running sequences, 0 to 1 (vLLM

@@ -35,6 +35,9 @@ pub const DEFAULT_PARALLEL: u32 = 4;
 /// Prompt tokens processed per engine step when none is configured.
 pub const DEFAULT_PREFILL_CHUNK: u32 = 256;
 
+/// Prompt tokens of batch lines processed per engine step when none is configured.
+pub const DEFAULT_BATCH_PREFILL_CHUNK: u32 = 32;
+
 /// Longest generation when none is configured.
 pub const DEFAULT_GENERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -54,6 +57,10 @@ pub struct LocalEngineConfig {
     /// Most prompt tokens one engine step processes (chunked prefill): a long prompt is
     /// processed over several steps, and the running sequences decode a token in each.
     pub prefill_chunk: u32,
+    /// Most prompt tokens of batch lines ([`crate::Priority::Batch`]) one engine step
+    /// processes; batch lines also sit out the steps in which an interactive request
+    /// processes its prompt. Bounds how long an interactive request can wait on a batch step.
+    pub batch_prefill_chunk: u32,
     /// Longest time a generation may hold a slot; it then ends with finish reason `length`.
     pub generation_timeout: Option<std::time::Duration>,
     /// Most tokens a generation that asks for no limit may produce (besides the context).
@@ -72,6 +79,7 @@ impl Default for LocalEngineConfig {
             max_queue: 64,
             parallel: DEFAULT_PARALLEL,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
+            batch_prefill_chunk: DEFAULT_BATCH_PREFILL_CHUNK,
             generation_timeout: Some(DEFAULT_GENERATION_TIMEOUT),
             max_tokens: None,
             special_tokens_in_content: false,
@@ -106,6 +114,8 @@ struct Job {
     params: crate::SamplingParams,
     /// Tokens the job may generate (already capped by the context window).
     max_new_tokens: u32,
+    /// A batch line, which gives way to interactive requests.
+    background: bool,
     events: mpsc::UnboundedSender<Result<crate::GenerationEvent, EngineError>>,
 }
 
@@ -199,6 +209,7 @@ impl LocalEngine {
             queue_limit,
             slot_context: context_length,
             prefill_chunk,
+            batch_prefill_chunk: config.batch_prefill_chunk.clamp(1, prefill_chunk),
             generation_timeout: config.generation_timeout,
         });
         std::thread::Builder::new()
@@ -414,7 +425,12 @@ impl Backend for LocalEngine {
                 "this request uses features only a remote upstream can serve".into(),
             ));
         }
-        let GenerationRequest { prompt, params, .. } = request;
+        let GenerationRequest {
+            prompt,
+            params,
+            priority,
+            ..
+        } = request;
         let prompter = Arc::clone(&self.prompter);
         let tokens = tokio::task::spawn_blocking(move || prompter.tokenize(&prompt))
             .await
@@ -443,6 +459,7 @@ impl Backend for LocalEngine {
             tokens,
             params,
             max_new_tokens,
+            background: priority == crate::Priority::Batch,
             events: events_tx,
         };
         self.queued.fetch_add(1, Ordering::SeqCst);

@@ -7,6 +7,11 @@
 //! last token was in it samples its next token. New requests join at the next step when a slot
 //! is free, in arrival order.
 //!
+//! Batch lines ([`crate::Priority::Batch`]) give way to interactive requests: they sit out
+//! every step in which an interactive sequence processes its prompt, get prompt tokens only
+//! after the interactive sequences, and at most `batch_prefill_chunk` of them a step, so an
+//! interactive request that arrives while a batch line's step runs waits for one short step.
+//!
 //! Each slot has its own share of the KV cache (`ctx_size / parallel` cells, a llama.cpp KV
 //! stream per sequence, as llama-server's slots): a request is checked against that share
 //! before it is queued, so a running sequence never runs out of room, and a sequence's cells
@@ -45,6 +50,8 @@ pub(super) struct Settings {
     /// KV cells of each slot.
     pub(super) slot_context: u32,
     pub(super) prefill_chunk: u32,
+    /// Most prompt tokens of batch lines in one step.
+    pub(super) batch_prefill_chunk: u32,
     /// Longest time a sequence may hold its slot.
     pub(super) generation_timeout: Option<std::time::Duration>,
 }
@@ -86,6 +93,8 @@ pub(super) struct Scheduler {
     /// first (kept to reuse their memory).
     wants: Vec<usize>,
     by_age: Vec<usize>,
+    /// Per step: what each running sequence could put in the batch.
+    shape: Vec<Want>,
     run: Option<Run>,
     load: EngineLoad,
 }
@@ -101,6 +110,7 @@ impl Scheduler {
             entries: Vec::with_capacity(parallel),
             wants: Vec::with_capacity(parallel),
             by_age: Vec::with_capacity(parallel),
+            shape: Vec::with_capacity(parallel),
             run: None,
             load: EngineLoad {
                 slots: settings.parallel,
@@ -232,25 +242,22 @@ impl Scheduler {
     fn step(&mut self, ctx: &mut LlamaContext<'_>, batch: &mut LlamaBatch<'_>) {
         batch.clear();
         self.entries.clear();
-        // Prompt tokens go to the oldest requests first.
-        self.wants.clear();
-        self.wants
-            .extend(self.running.iter().map(|s| match s.phase {
-                Phase::Decode => s.pending().len(),
-                Phase::Prefill => 0,
-            }));
-        self.by_age.clear();
-        self.by_age.extend(0..self.running.len());
-        self.by_age.sort_unstable_by_key(|&i| self.running[i].order);
-        let mut prompt_budget = usize::try_from(self.settings.prefill_chunk).unwrap_or(1);
-        for &index in &self.by_age {
-            let sequence = &self.running[index];
-            if sequence.phase == Phase::Prefill {
-                let want = sequence.pending().len().min(prompt_budget);
-                self.wants[index] = want;
-                prompt_budget -= want;
-            }
-        }
+        self.shape.clear();
+        self.shape.extend(self.running.iter().map(|s| Want {
+            background: s.background,
+            prefill: s.phase == Phase::Prefill,
+            pending: s.pending().len(),
+            order: s.order,
+        }));
+        plan_step(
+            &self.shape,
+            Budget {
+                prompt: usize::try_from(self.settings.prefill_chunk).unwrap_or(1),
+                batch_prompt: usize::try_from(self.settings.batch_prefill_chunk).unwrap_or(1),
+            },
+            &mut self.by_age,
+            &mut self.wants,
+        );
         // Tokens go into the batch in slot order: llama.cpp decodes a run of consecutive
         // sequence ids in one pass over its per-sequence KV streams.
         for (index, sequence) in self.running.iter().enumerate() {
@@ -434,6 +441,60 @@ impl Scheduler {
     }
 }
 
+/// What one running sequence could put in the next step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Want {
+    /// A batch line.
+    background: bool,
+    /// Still processing its prompt.
+    prefill: bool,
+    /// Tokens not yet decoded (prompt left, or the one sampled token).
+    pending: usize,
+    /// Admission order.
+    order: u64,
+}
+
+/// Prompt tokens one step may take: in all, and of batch lines.
+#[derive(Debug, Clone, Copy)]
+struct Budget {
+    prompt: usize,
+    batch_prompt: usize,
+}
+
+/// How many tokens each sequence puts in the next step (`wants`, by index of `shape`):
+/// every decoding sequence its sampled token; prompt tokens up to the budget, interactive
+/// sequences first, then batch lines, oldest first, batch lines at most `batch_prompt`. While
+/// an interactive sequence processes its prompt, batch lines sit the step out altogether.
+/// `by_age` is scratch space.
+fn plan_step(shape: &[Want], budget: Budget, by_age: &mut Vec<usize>, wants: &mut Vec<usize>) {
+    let yield_to_prompt = shape.iter().any(|w| !w.background && w.prefill);
+    wants.clear();
+    wants.extend(shape.iter().map(|w| {
+        if w.prefill || (w.background && yield_to_prompt) {
+            0
+        } else {
+            w.pending
+        }
+    }));
+    by_age.clear();
+    by_age.extend(0..shape.len());
+    by_age.sort_unstable_by_key(|&i| (shape[i].background, shape[i].order));
+    let (mut prompt, mut batch_prompt) = (budget.prompt, budget.batch_prompt);
+    for &index in by_age.iter() {
+        let want = shape[index];
+        if !want.prefill || (want.background && yield_to_prompt) {
+            continue;
+        }
+        let mut take = want.pending.min(prompt);
+        if want.background {
+            take = take.min(batch_prompt);
+            batch_prompt -= take;
+        }
+        wants[index] = take;
+        prompt -= take;
+    }
+}
+
 fn to_pos(position: usize) -> i32 {
     i32::try_from(position).unwrap_or(i32::MAX)
 }
@@ -450,4 +511,66 @@ fn seq_id(slot: usize) -> i32 {
 /// The same, as the KV-cache calls take it.
 fn slot_id(slot: usize) -> Option<u32> {
     u32::try_from(slot).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn want(background: bool, prefill: bool, pending: usize, order: u64) -> Want {
+        Want {
+            background,
+            prefill,
+            pending,
+            order,
+        }
+    }
+
+    fn plan(shape: &[Want], prompt: usize, batch_prompt: usize) -> Vec<usize> {
+        let (mut by_age, mut wants) = (Vec::new(), Vec::new());
+        plan_step(
+            shape,
+            Budget {
+                prompt,
+                batch_prompt,
+            },
+            &mut by_age,
+            &mut wants,
+        );
+        wants
+    }
+
+    #[test]
+    fn prompt_tokens_go_to_the_oldest_and_decoding_sequences_always_step() {
+        let shape = [
+            want(false, true, 300, 2),
+            want(false, false, 1, 1),
+            want(false, true, 100, 1),
+        ];
+        assert_eq!(plan(&shape, 256, 32), [156, 1, 100]);
+    }
+
+    #[test]
+    fn batch_lines_sit_out_while_an_interactive_prompt_is_processed() {
+        let shape = [
+            want(true, false, 1, 1),
+            want(true, true, 500, 2),
+            want(false, true, 40, 3),
+            want(false, false, 1, 4),
+        ];
+        assert_eq!(plan(&shape, 256, 32), [0, 0, 40, 1]);
+    }
+
+    #[test]
+    fn batch_prompts_take_at_most_their_chunk_after_interactive_ones() {
+        let shape = [
+            want(true, true, 500, 1),
+            want(true, false, 1, 2),
+            want(false, false, 1, 3),
+        ];
+        assert_eq!(plan(&shape, 256, 32), [32, 1, 1]);
+        // Two batch prompts share the batch chunk, oldest first.
+        let two = [want(true, true, 20, 1), want(true, true, 20, 2)];
+        assert_eq!(plan(&two, 256, 32), [20, 12]);
+    }
 }

@@ -43,6 +43,8 @@ pub(super) struct Sequence {
     pub(super) slot: usize,
     /// Admission order: older sequences come first in each step.
     pub(super) order: u64,
+    /// A batch line: it gives way to interactive sequences (see the scheduler).
+    pub(super) background: bool,
     /// Prompt, then generated tokens; the last one is not in the KV cache yet while decoding.
     pub(super) tokens: Vec<LlamaToken>,
     prompt_len: usize,
@@ -87,6 +89,7 @@ impl Sequence {
             tokens,
             params,
             max_new_tokens,
+            background,
             events,
         } = job;
         // A span ends at its last exit: enter the queue span once as the wait ends.
@@ -101,6 +104,7 @@ impl Sequence {
         Self {
             slot,
             order,
+            background,
             prompt_len: tokens.len(),
             tokens,
             n_past: reused,

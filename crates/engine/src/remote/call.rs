@@ -810,6 +810,7 @@ mod tests {
             },
             stream: true,
             pass_through: None,
+            priority: crate::Priority::Interactive,
         };
         let body: Value =
             serde_json::from_slice(&request_body("big/model", &request)).expect("json");
@@ -826,6 +827,7 @@ mod tests {
             params: SamplingParams::default(),
             stream: false,
             pass_through: None,
+            priority: crate::Priority::Interactive,
         };
         let body: Value = serde_json::from_slice(&request_body("m", &text)).expect("json");
         assert_eq!(body["prompt"], "Once");
@@ -851,6 +853,7 @@ mod tests {
                 response_id: "chatcmpl-x".into(),
                 include_usage: false,
             }),
+            priority: crate::Priority::Interactive,
         };
         let body: Value =
             serde_json::from_slice(&request_body("big/model", &request)).expect("json");

@@ -11,7 +11,8 @@ use crate::records::{Batch, BatchStatus, FileObject, Line, LineState, TraceField
 use crate::store::StoredBatch;
 use crate::JobsError;
 
-pub(super) fn line_from_entry(entry: &StreamId) -> Option<Line> {
+/// The line of a stream entry a worker took for the `attempts`-th time.
+pub(super) fn line_from_entry(entry: &StreamId, attempts: u32) -> Option<Line> {
     let text = |name: &str| entry.get::<String>(name);
     let body: Value = serde_json::from_str(&text("body")?).ok()?;
     Some(Line {
@@ -26,6 +27,7 @@ pub(super) fn line_from_entry(entry: &StreamId) -> Option<Line> {
             tracestate: text("tracestate"),
             baggage: text("baggage"),
         },
+        attempts,
     })
 }
 

@@ -15,7 +15,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
+use redis::streams::{
+    StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamPendingReply, StreamRangeReply,
+    StreamReadReply,
+};
 use redis::{AsyncCommands, Script};
 
 mod fields;
@@ -23,7 +26,7 @@ mod fields;
 use fields::{batch_from_fields, file_from_fields, line_from_entry};
 
 use crate::input::InputLine;
-use crate::records::{Batch, FileObject, Line, LineResult};
+use crate::records::{Batch, FileObject, Line, LineResult, QueueDepth};
 use crate::store::{new_batch_record, new_file_record, new_id, now, BatchPage, NewBatch};
 use crate::JobsError;
 
@@ -342,10 +345,10 @@ impl RedisStore {
     /// batches are dropped on the way.
     pub async fn claim_next(&self) -> Result<Option<StreamLine>, JobsError> {
         for _ in 0..MAX_SKIPS {
-            let Some(entry) = self.read_entry().await? else {
+            let Some((entry, attempts)) = self.read_entry().await? else {
                 return Ok(None);
             };
-            let Some(line) = line_from_entry(&entry) else {
+            let Some(line) = line_from_entry(&entry, attempts) else {
                 ack_and_delete(self, &entry.id).await?;
                 continue;
             };
@@ -369,7 +372,8 @@ impl RedisStore {
         Ok(None)
     }
 
-    async fn read_entry(&self) -> Result<Option<StreamId>, JobsError> {
+    /// The next entry to run and how many times it has been delivered (1: a new one).
+    async fn read_entry(&self) -> Result<Option<(StreamId, u32)>, JobsError> {
         let mut reader = self.reader.clone();
         let idle = u64::try_from(self.visibility.as_millis()).unwrap_or(u64::MAX);
         let reclaimed: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
@@ -383,7 +387,14 @@ impl RedisStore {
             .query_async(&mut reader)
             .await?;
         if let Some(entry) = reclaimed.claimed.into_iter().next() {
-            return Ok(Some(entry));
+            let pending: StreamPendingCountReply = reader
+                .xpending_count(STREAM_KEY, GROUP, &entry.id, &entry.id, 1)
+                .await?;
+            let delivered = pending
+                .ids
+                .first()
+                .map_or(2, |p| u32::try_from(p.times_delivered).unwrap_or(u32::MAX));
+            return Ok(Some((entry, delivered)));
         }
         let read: Option<StreamReadReply> = redis::cmd("XREADGROUP")
             .arg("GROUP")
@@ -398,7 +409,31 @@ impl RedisStore {
             .arg(">")
             .query_async(&mut reader)
             .await?;
-        Ok(read.and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next()))
+        Ok(read
+            .and_then(|r| r.keys.into_iter().next()?.ids.into_iter().next())
+            .map(|entry| (entry, 1)))
+    }
+
+    /// The lines in the stream: not yet taken, taken and not finished, and the oldest one's
+    /// time (a stream entry's id starts with the time it was added, in ms).
+    pub async fn depth(&self) -> Result<QueueDepth, JobsError> {
+        let mut conn = self.conn.clone();
+        let (len, pending, first): (u64, StreamPendingReply, StreamRangeReply) = redis::pipe()
+            .xlen(STREAM_KEY)
+            .xpending(STREAM_KEY, GROUP)
+            .xrange_count(STREAM_KEY, "-", "+", 1)
+            .query_async(&mut conn)
+            .await?;
+        let taken = pending.count() as u64;
+        let oldest_queued_ms = first
+            .ids
+            .first()
+            .and_then(|entry| entry.id.split('-').next()?.parse().ok());
+        Ok(QueueDepth {
+            waiting: len.saturating_sub(taken),
+            taken,
+            oldest_queued_ms,
+        })
     }
 
     /// `XCLAIM` of the line by this consumer (resetting its idle time, or setting it to

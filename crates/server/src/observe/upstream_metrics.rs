@@ -46,8 +46,9 @@ pub fn observe_upstreams(telemetry: &TelemetryGuard, gateway: Arc<Gateway>) {
 }
 
 /// Registers the batch worker's instruments with `telemetry`'s meter (nothing when metrics
-/// are off): `inferd.jobs.lines` by `inferd.jobs.outcome` and `inferd.jobs.running`, read
-/// from `stats` when the metrics are collected.
+/// are off): `inferd.jobs.lines` by `inferd.jobs.outcome`, `inferd.jobs.running` and
+/// `inferd.jobs.retried` (this process), `inferd.jobs.queued` and `inferd.jobs.oldest_age`
+/// (the whole queue, as last read), read from `stats` when the metrics are collected.
 pub fn observe_jobs(telemetry: &TelemetryGuard, stats: Arc<crate::batch_worker::JobStats>) {
     use std::sync::atomic::Ordering;
     let Some(meter) = telemetry.meter() else {
@@ -67,12 +68,54 @@ pub fn observe_jobs(telemetry: &TelemetryGuard, stats: Arc<crate::batch_worker::
             }
         })
         .build();
+    let running = Arc::clone(&stats);
     meter
         .u64_observable_gauge(sc::INFERD_JOBS_RUNNING)
         .with_unit("{line}")
         .with_description("Batch lines this process is running")
         .with_callback(move |observer| {
-            observer.observe(stats.running.load(Ordering::Relaxed), &[]);
+            observer.observe(running.running.load(Ordering::Relaxed), &[]);
         })
         .build();
+    let retried = Arc::clone(&stats);
+    meter
+        .u64_observable_counter(sc::INFERD_JOBS_RETRIED)
+        .with_unit("{line}")
+        .with_description(
+            "Batch lines this process took up again after a worker stopped without finishing them",
+        )
+        .with_callback(move |observer| {
+            observer.observe(retried.retried.load(Ordering::Relaxed), &[]);
+        })
+        .build();
+    let queued = Arc::clone(&stats);
+    meter
+        .u64_observable_gauge(sc::INFERD_JOBS_QUEUED)
+        .with_unit("{line}")
+        .with_description("Batch lines waiting in the queue, over every process sharing it")
+        .with_callback(move |observer| {
+            if let Some(depth) = queued.depth() {
+                observer.observe(depth.waiting, &[]);
+            }
+        })
+        .build();
+    meter
+        .f64_observable_gauge(sc::INFERD_JOBS_OLDEST_AGE)
+        .with_unit("s")
+        .with_description("Time since the oldest batch line not yet finished was queued")
+        .with_callback(move |observer| {
+            if let Some(depth) = stats.depth() {
+                let age_ms = depth
+                    .oldest_queued_ms
+                    .map_or(0, |queued| unix_ms().saturating_sub(queued));
+                observer.observe(age_ms as f64 / 1000.0, &[]);
+            }
+        })
+        .build();
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
+use inferd_engine::Priority;
 
 use super::{facts, rejected};
 use crate::access::AccessFacts;
@@ -20,23 +21,34 @@ pub async fn chat(
     body: Result<JsonBody<ChatCompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
-    run_chat(&state, &req, &raw, &unknown, facts(access)).await
+    run_chat(
+        &state,
+        &req,
+        &raw,
+        &unknown,
+        facts(access),
+        Priority::Interactive,
+    )
+    .await
 }
 
 /// Runs a parsed chat request as POST /v1/chat/completions does (`raw`: the bytes it was
-/// parsed from; `unknown`: the fields it had no place for). Batch lines come through here too.
+/// parsed from; `unknown`: the fields it had no place for). Batch lines come through here too,
+/// with [`Priority::Batch`].
 pub async fn run_chat(
     state: &AppState,
     req: &ChatCompletionRequest,
     raw: &[u8],
     unknown: &[String],
     access: AccessFacts,
+    priority: Priority,
 ) -> Result<Response, ApiError> {
     limits::check_message_count(req.messages.len(), state.config.max_messages)
         .map_err(|e| rejected(state, e))?;
     let mut request = choose(state, &req.model, validation::chat(req), unknown, || {
         validation::chat_pass_through(req, raw)
     })?;
+    request.generation.priority = priority;
     limits::apply(
         &mut request.generation,
         Endpoint::Chat,
@@ -51,7 +63,15 @@ pub async fn text(
     body: Result<JsonBody<CompletionRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, unknown) = body.map_err(|e| rejected(&state, e))?;
-    run_text(&state, &req, &raw, &unknown, facts(access)).await
+    run_text(
+        &state,
+        &req,
+        &raw,
+        &unknown,
+        facts(access),
+        Priority::Interactive,
+    )
+    .await
 }
 
 /// Runs a parsed text completion request as POST /v1/completions does (see [`run_chat`]).
@@ -61,6 +81,7 @@ pub async fn run_text(
     raw: &[u8],
     unknown: &[String],
     access: AccessFacts,
+    priority: Priority,
 ) -> Result<Response, ApiError> {
     let mut request = choose(
         state,
@@ -69,6 +90,7 @@ pub async fn run_text(
         unknown,
         || validation::completion_pass_through(req, raw),
     )?;
+    request.generation.priority = priority;
     limits::apply(
         &mut request.generation,
         Endpoint::Text,
