@@ -5,6 +5,8 @@
 //! In CI (env CI set) a missing redis-server fails; elsewhere the tests are skipped.
 
 mod common;
+#[path = "../crates/telemetry/tests/support/mod.rs"]
+mod support;
 
 use std::time::{Duration, Instant};
 
@@ -144,6 +146,105 @@ async fn two_processes_share_a_batch_and_lines_of_a_killed_one_are_taken_over() 
         assert_eq!(span["parent_span_id"], send["span_id"]);
         assert!(span.to_string().contains("redis"), "{span}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_one_trace_at_a_real_otlp_receiver_whichever_process_ran_its_lines() {
+    let Some(redis) = common::redis::start("otlp") else {
+        return;
+    };
+    let (endpoint, received) = support::grpc_receiver().await;
+    let url = redis.url.clone();
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        let start = |name: &str| {
+            Server::start_env(
+                &["--jobs-redis", url.as_str(), "--telemetry", "otlp"],
+                &[
+                    ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+                    ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+                    ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+                    ("OTEL_METRICS_EXPORTER", "none"),
+                    ("OTEL_LOGS_EXPORTER", "none"),
+                    ("OTEL_SERVICE_NAME", name),
+                ],
+            )
+        };
+        (start("inferd-a"), start("inferd-b"))
+    })
+    .await
+    .expect("servers start");
+    let caller_trace = "6cf92f3577b34da6a3ce929d0e0e4738";
+    let file_id = upload_lines(&a, 6).await;
+    let batch = create_batch(&a, &file_id, Some(caller_trace)).await;
+    let id = batch["id"].as_str().expect("id").to_owned();
+    wait_batch(&a, &id, |b| b["status"] == "completed").await;
+
+    // The creating request, the PRODUCER span, and per line a CONSUMER span with its chat
+    // span below, all in the caller's trace.
+    let mut spans = Vec::new();
+    for _ in 0..100 {
+        spans = received
+            .all()
+            .into_iter()
+            .filter(|s| s.trace_id() == caller_trace)
+            .collect();
+        let chats = spans
+            .iter()
+            .filter(|s| s.span.name.starts_with("chat "))
+            .count();
+        if chats == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let names: Vec<&str> = spans.iter().map(|s| s.span.name.as_str()).collect();
+    let server_span = spans
+        .iter()
+        .find(|s| s.span.name == "POST /v1/batches")
+        .unwrap_or_else(|| panic!("no server span: {names:?}"));
+    assert_eq!(server_span.parent_span_id(), "00f067aa0ba902b7");
+    // SpanKind: SERVER = 2, PRODUCER = 4, CONSUMER = 5.
+    let send = spans
+        .iter()
+        .find(|s| s.span.name == "send batches")
+        .unwrap_or_else(|| panic!("no send span: {names:?}"));
+    assert_eq!(send.span.kind, 4);
+    assert_eq!(send.parent_span_id(), server_span.span_id());
+    assert_eq!(send.attr("messaging.system").as_deref(), Some("redis"));
+    assert_eq!(
+        send.attr("messaging.batch.message_count").as_deref(),
+        Some("6")
+    );
+    let process: Vec<_> = spans
+        .iter()
+        .filter(|s| s.span.name == "process batches")
+        .collect();
+    assert_eq!(process.len(), 6, "{names:?}");
+    let mut services = std::collections::BTreeSet::new();
+    for line in &process {
+        assert_eq!(line.span.kind, 5);
+        assert_eq!(line.parent_span_id(), send.span_id());
+        assert_eq!(line.attr("messaging.system").as_deref(), Some("redis"));
+        assert_eq!(
+            line.attr("messaging.destination.name").as_deref(),
+            Some(STREAM_KEY)
+        );
+        assert_eq!(
+            line.attr("messaging.operation.type").as_deref(),
+            Some("process")
+        );
+        assert!(
+            spans
+                .iter()
+                .any(|s| s.span.name.starts_with("chat ") && s.parent_span_id() == line.span_id()),
+            "line {:?} has no chat span below it: {names:?}",
+            line.attr("messaging.message.id")
+        );
+        services.insert(line.resource_attr("service.name"));
+    }
+    // Both processes were waiting on the stream, so both ran lines of the batch.
+    assert_eq!(services.len(), 2, "{services:?}");
+    drop(b);
 }
 
 #[tokio::test]
