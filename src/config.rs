@@ -53,7 +53,7 @@ pub struct ServeArgs {
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
     /// ctx_size, parallel, prefill_chunk, batch_prefill_chunk, max_queue, max_body_bytes, home, jobs_dir,
-    /// jobs_redis, jobs_visibility_timeout_ms, max_file_bytes,
+    /// jobs_redis, jobs_visibility_timeout_ms, batch_expiry, max_file_bytes,
     /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
     /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
     /// generation_timeout, max_messages, special_tokens_in_content, header_timeout,
@@ -122,6 +122,12 @@ pub struct ServeArgs {
     /// stays unacknowledged before another process takes it over, in ms [default: 300000].
     #[arg(long, env = "INFERD_JOBS_VISIBILITY_TIMEOUT_MS", value_name = "MS")]
     pub jobs_visibility_timeout_ms: Option<u64>,
+
+    /// Seconds a batch has to finish after it is created (its `expires_at`); lines not
+    /// started by then are not run: each gets a `batch_expired` line in the error file and
+    /// the batch ends `expired` [default: 86400, OpenAI's 24 h completion window].
+    #[arg(long, env = "INFERD_BATCH_EXPIRY", value_name = "SECONDS")]
+    pub batch_expiry: Option<u64>,
 
     /// Largest file POST /v1/files accepts, in bytes; larger get 413 [default: 104857600].
     #[arg(long, env = "INFERD_MAX_FILE_BYTES", value_name = "BYTES")]
@@ -263,6 +269,7 @@ struct FileConfig {
     jobs_dir: Option<PathBuf>,
     jobs_redis: Option<String>,
     jobs_visibility_timeout_ms: Option<u64>,
+    batch_expiry: Option<u64>,
     max_file_bytes: Option<usize>,
     genai_capture_max_bytes: Option<usize>,
     admin_token: Option<String>,
@@ -323,6 +330,8 @@ pub struct ServeConfig {
     /// How long a taken batch line may go unacknowledged in Redis before another process
     /// takes it over.
     pub jobs_visibility_timeout: std::time::Duration,
+    /// Seconds a batch has to finish.
+    pub batch_expiry: u64,
 }
 
 impl ServeArgs {
@@ -414,6 +423,15 @@ impl ServeArgs {
             jobs_visibility_timeout_ms > 0,
             "jobs_visibility_timeout_ms must be above 0 (--jobs-visibility-timeout-ms / \
              INFERD_JOBS_VISIBILITY_TIMEOUT_MS / jobs_visibility_timeout_ms)"
+        );
+        let batch_expiry = self
+            .batch_expiry
+            .or(file.batch_expiry)
+            .unwrap_or(DEFAULT_BATCH_EXPIRY);
+        anyhow::ensure!(
+            (1..=365 * 86_400).contains(&batch_expiry),
+            "batch_expiry must be from 1 second to a year, not {batch_expiry} \
+             (--batch-expiry / INFERD_BATCH_EXPIRY / batch_expiry)"
         );
         let max_file_bytes = self
             .max_file_bytes
@@ -576,11 +594,15 @@ impl ServeArgs {
             jobs_dir,
             jobs_redis,
             jobs_visibility_timeout: std::time::Duration::from_millis(jobs_visibility_timeout_ms),
+            batch_expiry,
         })
     }
 }
 
 /// A duration given in seconds (fractions allowed); `None` when not given.
+/// Seconds a batch has to finish when none is configured (OpenAI's 24 h window).
+pub const DEFAULT_BATCH_EXPIRY: u64 = 24 * 3600;
+
 fn seconds(value: Option<f64>, what: &str) -> anyhow::Result<Option<std::time::Duration>> {
     match value {
         None => Ok(None),
@@ -751,6 +773,41 @@ mod tests {
         .resolve(Some(&dir))
         .expect("valid");
         assert_eq!(cfg.jobs_redis, None, "the embedded store stays the default");
+    }
+
+    #[test]
+    fn batch_expiry_defaults_to_a_day_and_the_batch_prefill_chunk_to_32() {
+        let dir = std::env::temp_dir().join(format!("inferd-config-expiry-{}", std::process::id()));
+        let model = model_file(&dir);
+        let args = || ServeArgs {
+            models: vec![model.display().to_string()],
+            ..ServeArgs::default()
+        };
+        let cfg = args().resolve(Some(&dir)).expect("valid");
+        assert_eq!(cfg.batch_expiry, 86_400);
+        assert_eq!(cfg.models[0].engine.batch_prefill_chunk, 32);
+        let cfg = ServeArgs {
+            batch_expiry: Some(60),
+            batch_prefill_chunk: Some(64),
+            ..args()
+        }
+        .resolve(Some(&dir))
+        .expect("valid");
+        assert_eq!(cfg.batch_expiry, 60);
+        assert_eq!(cfg.models[0].engine.batch_prefill_chunk, 64);
+        for bad in [
+            ServeArgs {
+                batch_expiry: Some(0),
+                ..args()
+            },
+            ServeArgs {
+                batch_prefill_chunk: Some(2),
+                ..args()
+            },
+        ] {
+            let err = bad.resolve(Some(&dir)).expect_err("out of range");
+            assert!(format!("{err:#}").contains("batch_"), "{err:#}");
+        }
     }
 
     #[test]

@@ -180,6 +180,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             &config.jobs_dir,
             config.jobs_redis.as_deref(),
             config.jobs_visibility_timeout,
+            Duration::from_secs(config.batch_expiry),
         )
         .await;
         if let Some(jobs) = &jobs {
@@ -225,12 +226,14 @@ async fn open_jobs(
     dir: &std::path::Path,
     redis_url: Option<&str>,
     visibility: Duration,
+    expiry: Duration,
 ) -> Option<inferd_server::batch_worker::Jobs> {
     let Some(url) = redis_url else {
         return match inferd_jobs::JobStore::open(dir) {
             Ok(store) => Some(inferd_server::batch_worker::Jobs::new(
                 inferd_jobs::JobQueue::Embedded(Arc::new(store)),
                 visibility,
+                expiry,
             )),
             Err(e) => {
                 tracing::error!(
@@ -250,6 +253,7 @@ async fn open_jobs(
             Some(inferd_server::batch_worker::Jobs::new(
                 inferd_jobs::JobQueue::Redis(store),
                 visibility,
+                expiry,
             ))
         }
         Err(e) => {

@@ -248,6 +248,36 @@ async fn batch_resumes_after_the_server_is_killed() {
 }
 
 #[tokio::test]
+async fn a_batch_past_its_window_ends_expired_keeping_what_ran() {
+    let dir = jobs_dir("expiry");
+    let server = start(&dir, &["--batch-expiry", "3"]);
+    let batch = create_batch(&server, 200).await;
+    let id = batch["id"].as_str().expect("id");
+    let created = batch["created_at"].as_u64().expect("created_at");
+    assert_eq!(batch["expires_at"].as_u64(), Some(created + 3));
+    let done = wait_batch(&server, id, |b| b["status"] != "in_progress").await;
+    assert_eq!(done["status"], "expired", "{done}");
+    assert!(done["expired_at"].as_u64().expect("expired_at") >= created + 3);
+    let counts = &done["request_counts"];
+    let (completed, failed) = (
+        counts["completed"].as_u64().expect("completed"),
+        counts["failed"].as_u64().expect("failed"),
+    );
+    assert_eq!(completed + failed, 200, "{done}");
+    assert!(completed >= 1 && failed >= 1, "{done}");
+    let output = done["output_file_id"].as_str().expect("output file");
+    assert_eq!(file_lines(&server, output).await.len() as u64, completed);
+    let errors = file_lines(&server, done["error_file_id"].as_str().expect("error file")).await;
+    assert_eq!(errors.len() as u64, failed);
+    assert!(
+        errors
+            .iter()
+            .all(|l| l["error"]["code"] == "batch_expired" && l["response"].is_null()),
+        "{errors:?}"
+    );
+}
+
+#[tokio::test]
 async fn batch_lines_run_in_the_trace_of_the_creating_request() {
     let dir = jobs_dir("trace");
     let server = start(&dir, &["--telemetry", "local"]);

@@ -284,6 +284,42 @@ async fn cancelled_batch_on_redis_drops_its_lines_not_yet_run() {
     }
 }
 
+#[tokio::test]
+async fn lines_of_a_batch_past_its_window_are_not_run_and_end_it_expired() {
+    let Some(redis) = common::redis::start("expiry") else {
+        return;
+    };
+    let store = RedisStore::connect(&redis.url, "w", Duration::from_secs(60))
+        .await
+        .expect("connect");
+    let lines = inferd_jobs::input::parse(input(3, 8).as_bytes()).expect("input");
+    let expired = NewBatch {
+        expires_in: 0,
+        ..new_batch()
+    };
+    let batch = store.create_batch(expired, lines).await.expect("create");
+    assert!(store.claim_next().await.expect("claim").is_none());
+    let (batch, _) = store
+        .batch(&batch.id)
+        .await
+        .expect("batch")
+        .expect("exists");
+    assert_eq!(batch.status, inferd_jobs::BatchStatus::Expired);
+    assert!(batch.expired_at.is_some());
+    assert_eq!(batch.request_counts.failed, 3);
+    assert!(batch.output_file_id.is_none());
+    let errors = batch.error_file_id.expect("error file");
+    let text = String::from_utf8(
+        store
+            .file_content(&errors)
+            .await
+            .expect("content")
+            .expect("bytes"),
+    )
+    .expect("utf-8");
+    assert_eq!(text.matches("\"batch_expired\"").count(), 3, "{text}");
+}
+
 fn result(custom_id: &str) -> LineResult {
     LineResult {
         custom_id: custom_id.to_owned(),
@@ -300,6 +336,7 @@ fn new_batch() -> NewBatch {
         metadata: None,
         owner: None,
         trace: TraceFields::default(),
+        expires_in: 24 * 3600,
     }
 }
 

@@ -130,6 +130,27 @@ pub struct Line {
     pub attempts: u32,
 }
 
+impl LineResult {
+    /// The error-file line of a line its batch's completion window ended before it ran
+    /// (OpenAI's `batch_expired`).
+    pub fn expired(line: &Line) -> Self {
+        let json = serde_json::json!({
+            "id": format!("batch_req_{:032x}", fastrand::u128(..)),
+            "custom_id": line.custom_id,
+            "response": null,
+            "error": {
+                "code": "batch_expired",
+                "message": "This request could not be executed before the completion window expired.",
+            },
+        });
+        Self {
+            custom_id: line.custom_id.clone(),
+            failed: true,
+            json: json.to_string(),
+        }
+    }
+}
+
 /// The outcome of one line: a line of the output file, or of the error file when `failed`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineResult {

@@ -58,6 +58,9 @@ pub struct NewBatch {
     pub metadata: Option<Value>,
     pub owner: Option<String>,
     pub trace: TraceFields,
+    /// Seconds the batch has to finish (its `expires_at` is its creation plus these); lines
+    /// not started by then are not run.
+    pub expires_in: u64,
 }
 
 /// One page of [`JobStore::batches`].
@@ -332,29 +335,38 @@ impl JobStore {
         Ok(Some(batch))
     }
 
-    /// Takes the oldest pending line and marks it running.
+    /// Takes the oldest pending line and marks it running. Lines of a batch whose completion
+    /// window has ended are not run: each is recorded as expired on the way (and the batch
+    /// ends `expired` with its last line).
     pub fn claim_next(&self) -> Result<Option<Line>, JobsError> {
         let txn = self.db.begin_write()?;
-        let line = {
-            let mut pending = txn.open_table(PENDING)?;
-            let first = pending.first()?.map(|(key, _)| key.value().to_owned());
+        let claimed = loop {
+            let first = txn
+                .open_table(PENDING)?
+                .first()?
+                .map(|(key, _)| key.value().to_owned());
             let Some(key) = first else {
-                return Ok(None);
+                break None;
             };
-            pending.remove(key.as_str())?;
-            let mut lines = txn.open_table(LINES)?;
-            let Some(mut line) = read::<Line>(&lines, &key)? else {
-                return Ok(None);
+            txn.open_table(PENDING)?.remove(key.as_str())?;
+            let Some(mut line) = read::<Line>(&txn.open_table(LINES)?, &key)? else {
+                continue;
             };
+            let batch = read::<StoredBatch>(&txn.open_table(BATCHES)?, &line.batch_id)?;
+            let at = now();
+            if batch.is_some_and(|b| b.batch.expires_at.is_some_and(|end| at >= end)) {
+                record_result(&txn, &line, &LineResult::expired(&line), Some(at))?;
+                continue;
+            }
             line.state = LineState::Running;
             line.attempts += 1;
-            write(&mut lines, &key, &line)?;
+            write(&mut txn.open_table(LINES)?, &key, &line)?;
             txn.open_table(RUNNING)?
                 .insert(key.as_str(), [].as_slice())?;
-            line
+            break Some(line);
         };
         txn.commit()?;
-        Ok(Some(line))
+        Ok(claimed)
     }
 
     /// Records a line's outcome (once: a second result for the same line is ignored), and when
@@ -365,39 +377,51 @@ impl JobStore {
         result: &LineResult,
     ) -> Result<Option<Batch>, JobsError> {
         let txn = self.db.begin_write()?;
-        let batch = {
-            let mut batches = txn.open_table(BATCHES)?;
-            let Some(mut stored) = read::<StoredBatch>(&batches, &line.batch_id)? else {
-                return Ok(None);
-            };
-            let key = line_key(&line.batch_id, line.index);
-            let mut results = txn.open_table(RESULTS)?;
-            if results.get(key.as_str())?.is_none() {
-                write(&mut results, &key, result)?;
-                let counts = &mut stored.batch.request_counts;
-                if result.failed {
-                    counts.failed += 1;
-                } else {
-                    counts.completed += 1;
-                }
-            }
-            drop(results);
-            txn.open_table(RUNNING)?.remove(key.as_str())?;
-            let mut lines = txn.open_table(LINES)?;
-            let mut done = line.clone();
-            done.state = LineState::Done;
-            write(&mut lines, &key, &done)?;
-            let settled = settled(&lines, &line.batch_id)?;
-            drop(lines);
-            if settled && !stored.batch.status.is_final() {
-                finalize(&txn, &mut stored)?;
-            }
-            write(&mut batches, &line.batch_id, &stored)?;
-            stored.batch
-        };
+        let batch = record_result(&txn, line, result, None)?;
         txn.commit()?;
-        Ok(Some(batch))
+        Ok(batch)
     }
+}
+
+/// Records a line's result once, marks the line done, and ends its batch when it was the
+/// last. `expired_at`: the line was not run because its batch's window ended then.
+fn record_result(
+    txn: &WriteTransaction,
+    line: &Line,
+    result: &LineResult,
+    expired_at: Option<u64>,
+) -> Result<Option<Batch>, JobsError> {
+    let mut batches = txn.open_table(BATCHES)?;
+    let Some(mut stored) = read::<StoredBatch>(&batches, &line.batch_id)? else {
+        return Ok(None);
+    };
+    let key = line_key(&line.batch_id, line.index);
+    let mut results = txn.open_table(RESULTS)?;
+    if results.get(key.as_str())?.is_none() {
+        write(&mut results, &key, result)?;
+        let counts = &mut stored.batch.request_counts;
+        if result.failed {
+            counts.failed += 1;
+        } else {
+            counts.completed += 1;
+        }
+    }
+    drop(results);
+    if expired_at.is_some() && stored.batch.expired_at.is_none() {
+        stored.batch.expired_at = expired_at;
+    }
+    txn.open_table(RUNNING)?.remove(key.as_str())?;
+    let mut lines = txn.open_table(LINES)?;
+    let mut done = line.clone();
+    done.state = LineState::Done;
+    write(&mut lines, &key, &done)?;
+    let settled = settled(&lines, &line.batch_id)?;
+    drop(lines);
+    if settled && !stored.batch.status.is_final() {
+        finalize(txn, &mut stored)?;
+    }
+    write(&mut batches, &line.batch_id, &stored)?;
+    Ok(Some(stored.batch))
 }
 
 impl JobStore {
@@ -443,7 +467,7 @@ pub(crate) fn new_batch_record(new: NewBatch, total: u64) -> StoredBatch {
         error_file_id: None,
         created_at: created,
         in_progress_at: Some(created),
-        expires_at: Some(created + 24 * 3600),
+        expires_at: Some(created.saturating_add(new.expires_in)),
         finalizing_at: None,
         completed_at: None,
         failed_at: None,
@@ -512,7 +536,8 @@ fn settled(
 }
 
 /// Writes the output and error files (in line order) and ends the batch: `cancelled` when it
-/// was being cancelled, else `completed`.
+/// was being cancelled, `expired` when lines were left unrun as its window ended, else
+/// `completed`.
 fn finalize(txn: &WriteTransaction, stored: &mut StoredBatch) -> Result<(), JobsError> {
     let id = stored.batch.id.clone();
     let (mut output, mut errors) = (Vec::new(), Vec::new());
@@ -547,6 +572,8 @@ fn finalize(txn: &WriteTransaction, stored: &mut StoredBatch) -> Result<(), Jobs
     if batch.status == BatchStatus::Cancelling {
         batch.status = BatchStatus::Cancelled;
         batch.cancelled_at = Some(at);
+    } else if batch.expired_at.is_some() {
+        batch.status = BatchStatus::Expired;
     } else {
         batch.status = BatchStatus::Completed;
         batch.finalizing_at = Some(at);

@@ -29,6 +29,7 @@ fn new_batch() -> NewBatch {
         metadata: None,
         owner: None,
         trace: TraceFields::default(),
+        expires_in: 24 * 3600,
     }
 }
 
@@ -156,5 +157,33 @@ fn depth_counts_waiting_and_taken_lines_and_dates_the_oldest() {
     while let Some(line) = store.claim_next().expect("claim") {
         store.finish_line(&line, &ok(&line)).expect("finish");
     }
+    assert_eq!(store.depth().expect("depth"), QueueDepth::default());
+}
+
+#[test]
+fn lines_of_a_batch_past_its_window_are_not_run_and_end_it_expired() {
+    let store = JobStore::open(&dir("expired")).expect("open");
+    let batch = store
+        .create_batch(
+            NewBatch {
+                expires_in: 0,
+                ..new_batch()
+            },
+            lines(3),
+        )
+        .expect("create");
+    assert!(store.claim_next().expect("claim").is_none());
+    let (batch, _) = store.batch(&batch.id).expect("get").expect("exists");
+    assert_eq!(batch.status, BatchStatus::Expired);
+    assert!(batch.expired_at.is_some());
+    assert_eq!(
+        (batch.request_counts.completed, batch.request_counts.failed),
+        (0, 3)
+    );
+    assert!(batch.output_file_id.is_none());
+    let errors = batch.error_file_id.expect("error file");
+    let text =
+        String::from_utf8(store.file_content(&errors).expect("read").expect("file")).expect("utf8");
+    assert_eq!(text.matches("\"batch_expired\"").count(), 3, "{text}");
     assert_eq!(store.depth().expect("depth"), QueueDepth::default());
 }

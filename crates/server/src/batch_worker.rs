@@ -74,17 +74,21 @@ pub struct Jobs {
     wake: Arc<Notify>,
     /// How often a running line tells a shared queue it is still being worked on.
     keep_alive: Duration,
+    /// How long a new batch has to finish.
+    pub batch_expiry: Duration,
 }
 
 impl Jobs {
     /// `visibility`: how long a shared queue lets a taken line go unacknowledged before
-    /// another process takes it over (the worker renews its claim well within that).
-    pub fn new(store: JobQueue, visibility: Duration) -> Self {
+    /// another process takes it over (the worker renews its claim well within that);
+    /// `batch_expiry`: how long a new batch has to finish.
+    pub fn new(store: JobQueue, visibility: Duration, batch_expiry: Duration) -> Self {
         Self {
             store,
             stats: Arc::default(),
             wake: Arc::new(Notify::new()),
             keep_alive: (visibility / 3).max(Duration::from_millis(10)),
+            batch_expiry,
         }
     }
 

@@ -71,5 +71,6 @@ pub(super) fn batch_from_fields(
     batch.completed_at = number("completed_at");
     batch.cancelling_at = number("cancelling_at");
     batch.cancelled_at = number("cancelled_at");
+    batch.expired_at = number("expired_at");
     Ok(Some((batch, stored.owner)))
 }

@@ -40,6 +40,8 @@ if #err > 0 then
 end
 if status == 'cancelling' then
   redis.call('HSET', b, 'status', 'cancelled', 'cancelled_at', ARGV[3])
+elseif redis.call('HEXISTS', b, 'expired_at') == 1 then
+  redis.call('HSET', b, 'status', 'expired')
 else
   redis.call('HSET', b, 'status', 'completed', 'finalizing_at', ARGV[3], 'completed_at', ARGV[3])
 end

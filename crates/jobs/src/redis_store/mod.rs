@@ -5,7 +5,7 @@
 //! Keys: `inferd:files` and `inferd:batches` (sorted sets of ids, score 0, so lexical order
 //! is creation order), `inferd:file:{id}` (hash: the File object's fields, `owner`,
 //! `content`), `inferd:batch:{id}` (hash: `record`, the batch as created, in JSON; `owner`,
-//! `total`, and the fields that change: `status`, `completed`, `failed`, the file ids and
+//! `total`, `expires_at`, and the fields that change: `status`, `completed`, `failed`, the file ids and
 //! timestamps), `inferd:batch:{id}:results` (hash: line index → `0`/`1`/`2` (ok, failed,
 //! dropped by a cancel) then the output line), and the stream [`STREAM_KEY`] with the group
 //! [`GROUP`]. Recording a result and ending the batch is one Lua script ([`FINISH_LINE`]),
@@ -261,6 +261,10 @@ impl RedisStore {
                     ("status", "in_progress".to_owned()),
                     ("completed", "0".to_owned()),
                     ("failed", "0".to_owned()),
+                    (
+                        "expires_at",
+                        batch.expires_at.unwrap_or(u64::MAX).to_string(),
+                    ),
                 ],
             )
             .ignore();
@@ -342,7 +346,8 @@ impl RedisStore {
 
     /// Takes a line: first one another consumer took and left unacknowledged longer than the
     /// visibility timeout, else a new one (waiting up to a second for it). Lines of cancelled
-    /// batches are dropped on the way.
+    /// batches are dropped on the way, and lines of batches whose window has ended recorded
+    /// as expired.
     pub async fn claim_next(&self) -> Result<Option<StreamLine>, JobsError> {
         for _ in 0..MAX_SKIPS {
             let Some((entry, attempts)) = self.read_entry().await? else {
@@ -352,22 +357,30 @@ impl RedisStore {
                 ack_and_delete(self, &entry.id).await?;
                 continue;
             };
-            let status: Option<String> = self
-                .conn
-                .clone()
-                .hget(batch_key(&line.batch_id), "status")
+            let key = batch_key(&line.batch_id);
+            let (status, expires_at): (Option<String>, Option<u64>) = redis::cmd("HMGET")
+                .arg(&key)
+                .arg("status")
+                .arg("expires_at")
+                .query_async(&mut self.conn.clone())
                 .await?;
-            if status.as_deref() == Some("in_progress") {
-                return Ok(Some(StreamLine {
-                    line,
-                    entry_id: entry.id,
-                }));
-            }
             let claimed = StreamLine {
                 line,
                 entry_id: entry.id,
             };
-            self.finish_line(&claimed, None).await?;
+            if status.as_deref() != Some("in_progress") {
+                self.finish_line(&claimed, None).await?;
+                continue;
+            }
+            let at = now();
+            if expires_at.is_some_and(|end| at >= end) {
+                // Its batch's window has ended: recorded as expired, not run.
+                let () = self.conn.clone().hset_nx(&key, "expired_at", at).await?;
+                let expired = LineResult::expired(&claimed.line);
+                self.finish_line(&claimed, Some(&expired)).await?;
+                continue;
+            }
+            return Ok(Some(claimed));
         }
         Ok(None)
     }

@@ -153,6 +153,7 @@ pub async fn create(
         metadata: req.metadata.filter(|m| !m.is_null()),
         owner,
         trace: TraceFields::from_map(&carrier),
+        expires_in: jobs(&state)?.batch_expiry.as_secs(),
     };
     let created = queue.create_batch(new, lines).await;
     if let Err(e) = &created {
