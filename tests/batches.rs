@@ -360,6 +360,25 @@ async fn files_and_batches_of_another_key_are_not_found() {
     assert_eq!(status, 404);
     let (status, _) = call(&server, reqwest::Method::GET, "/v1/batches", None, None).await;
     assert_eq!(status, 401);
+
+    // The operator (admin routes: loopback without --admin-token) sees and cancels any key's.
+    let batch_id = batch["id"].as_str().expect("id");
+    let (status, all) = get(&server, "/admin/batches").await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["data"][0]["id"], batch_id, "{all}");
+    let (status, cancelled) = call(
+        &server,
+        reqwest::Method::POST,
+        &format!("/admin/batches/{batch_id}/cancel"),
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{cancelled}");
+    assert!(
+        ["cancelling", "cancelled"].contains(&cancelled["status"].as_str().unwrap_or("")),
+        "{cancelled}"
+    );
 }
 
 #[tokio::test]

@@ -158,6 +158,10 @@ pub fn router(state: AppState) -> Router {
                 .route("/debug/", get(routes::debug_ui::page))
                 .route("/debug/traces", get(routes::debug::list_traces))
                 .route("/debug/traces/{trace_id}", get(routes::debug::get_trace))
+                // Every key's batches, for operators (the handlers see no caller key).
+                .route("/admin/batches", get(routes::batches::list))
+                .route("/admin/batches/{id}", get(routes::batches::get))
+                .route("/admin/batches/{id}/cancel", post(routes::batches::cancel))
                 .route("/admin/models", get(routes::models_admin::list))
                 .route("/admin/models/{id}/load", post(routes::models_admin::load))
                 .route(
