@@ -83,10 +83,13 @@ def check_api_key(client):
 
 
 def check_batches(client):
+    """50 lines through the Files and Batch API: every custom_id answered once; then a
+    second batch cancelled through the client."""
+    n = 50
     lines = [
         {"custom_id": f"q{i}", "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_tokens": 8}}
-        for i in range(3)
+         "body": {"model": MODEL, "messages": QUESTION, "temperature": 0, "max_tokens": 4}}
+        for i in range(n)
     ]
     data = "".join(json.dumps(line) + "\n" for line in lines).encode()
     uploaded = client.files.create(file=("questions.jsonl", io.BytesIO(data)), purpose="batch")
@@ -95,18 +98,31 @@ def check_batches(client):
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
         metadata={"check": "openai-client"},
     )
-    deadline = time.time() + 120
+    deadline = time.time() + 300
     while batch.status not in ("completed", "failed", "cancelled", "expired"):
         assert time.time() < deadline, batch
         time.sleep(0.2)
         batch = client.batches.retrieve(batch.id)
     assert batch.status == "completed", batch
-    assert batch.request_counts.completed == 3, batch.request_counts
+    assert batch.request_counts.completed == n, batch.request_counts
     output = client.files.content(batch.output_file_id).text
     answers = [json.loads(line) for line in output.splitlines()]
-    assert sorted(a["custom_id"] for a in answers) == ["q0", "q1", "q2"], answers
+    ids = sorted(a["custom_id"] for a in answers)
+    assert ids == sorted(f"q{i}" for i in range(n)), ids
     assert all(a["response"]["status_code"] == 200 for a in answers), answers
     assert any(b.id == batch.id for b in client.batches.list(limit=5).data)
+
+    again = client.batches.create(
+        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h",
+    )
+    cancelled = client.batches.cancel(again.id)
+    assert cancelled.status in ("cancelling", "cancelled"), cancelled
+    while cancelled.status == "cancelling":
+        assert time.time() < deadline, cancelled
+        time.sleep(0.2)
+        cancelled = client.batches.retrieve(again.id)
+    assert cancelled.status == "cancelled", cancelled
+    assert cancelled.request_counts.completed < n, cancelled.request_counts
 
 
 def main():
