@@ -1,6 +1,7 @@
 //! `inferd serve` configuration: command-line flags, their `INFERD_*` environment twins, an
 //! optional TOML file, and defaults, merged in that order of precedence and validated once.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -17,11 +18,12 @@ use serde::Deserialize;
 /// environment over the file, the file over defaults.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
-    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines.
+    /// Address to listen on. Use 0.0.0.0 to accept connections from other machines
+    /// [default: 127.0.0.1].
     #[arg(long, env = "INFERD_HOST", value_name = "ADDR")]
     pub host: Option<String>,
 
-    /// Port to listen on (0 picks a free one; the log says which).
+    /// Port to listen on (0 picks a free one; the log says which) [default: 8080].
     #[arg(long, env = "INFERD_PORT")]
     pub port: Option<u16>,
 
@@ -57,8 +59,9 @@ pub struct ServeArgs {
     /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
     /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
     /// generation_timeout, max_messages, special_tokens_in_content, header_timeout,
-    /// keep_alive_timeout, body_timeout, max_connections, shutdown_timeout, and [[upstreams]]
-    /// tables).
+    /// keep_alive_timeout, body_timeout, max_connections, shutdown_timeout, [[upstreams]]
+    /// tables, and a [telemetry] table: mode for INFERD_TELEMETRY, INFERD_X as x, OTEL_X as
+    /// otel_x).
     #[arg(long, env = "INFERD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -289,6 +292,109 @@ struct FileConfig {
     body_timeout: Option<f64>,
     max_connections: Option<usize>,
     shutdown_timeout: Option<f64>,
+    /// Telemetry settings (see [`FileTelemetry`]).
+    telemetry: Option<toml::Table>,
+}
+
+/// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
+/// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
+/// default log (and so out of the OTLP log records, which follow this filter). The
+/// generation's own `first_token`/`finished` events are span events; the access line already
+/// carries the model and token counts, so they stay out of the default log.
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
+
+/// The `[telemetry]` table of the config file as a source of the telemetry variables: key
+/// `mode` is `INFERD_TELEMETRY`, any other `INFERD_X` is `x`, and `OTEL_X` is `otel_x`
+/// (lowercase). Values may be strings, numbers, booleans or arrays of strings (joined with
+/// commas, as the variables' lists are).
+#[derive(Debug, Default)]
+struct FileTelemetry {
+    values: HashMap<String, String>,
+}
+
+impl FileTelemetry {
+    /// The table's values; a key no telemetry variable has, or a value of another kind, is an
+    /// error naming it.
+    fn new(table: toml::Table) -> anyhow::Result<Self> {
+        let known = known_telemetry_keys();
+        let mut values = HashMap::new();
+        for (key, value) in table {
+            if !known.contains(&key) {
+                bail!(
+                    "unknown key `{key}` in [telemetry] (keys: mode, log, log_format, \
+                     force_trace_header, trace_store_traces, trace_store_spans, \
+                     baggage_span_attributes, deployment_environment, and any OTEL_* variable \
+                     in lowercase, e.g. otel_exporter_otlp_endpoint)"
+                );
+            }
+            let text = match value {
+                toml::Value::String(s) => s,
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|item| match item {
+                        toml::Value::String(s) => Ok(s.clone()),
+                        other => Err(anyhow::anyhow!(
+                            "[telemetry] {key}: a list of strings, not {other}"
+                        )),
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?
+                    .join(","),
+                other => bail!("[telemetry] {key}: not a value inferd reads: {other}"),
+            };
+            values.insert(key, text);
+        }
+        Ok(Self { values })
+    }
+}
+
+/// The file key of a telemetry variable.
+fn telemetry_file_key(var: &str) -> String {
+    if var == inferd_telemetry::vars::INFERD_TELEMETRY {
+        return "mode".into();
+    }
+    var.strip_prefix("INFERD_")
+        .unwrap_or(var)
+        .to_ascii_lowercase()
+}
+
+/// The file keys of every variable the telemetry configuration reads.
+fn known_telemetry_keys() -> HashSet<String> {
+    /// Notes each variable asked for.
+    struct Asked(std::sync::Mutex<HashSet<String>>);
+    impl inferd_telemetry::EnvSource for Asked {
+        fn get(&self, key: &str) -> Option<String> {
+            self.0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(telemetry_file_key(key));
+            None
+        }
+    }
+    let asked = Asked(std::sync::Mutex::default());
+    // With nothing set, every variable is asked for once and none is invalid.
+    let _ = inferd_telemetry::TelemetryConfig::from_env(&asked);
+    asked.0.into_inner().unwrap_or_else(|e| e.into_inner())
+}
+
+impl inferd_telemetry::EnvSource for FileTelemetry {
+    fn get(&self, key: &str) -> Option<String> {
+        self.values.get(&telemetry_file_key(key)).cloned()
+    }
+}
+
+/// Sources asked in order; the first set, non-empty value wins.
+struct Layers<'a>(&'a [&'a dyn inferd_telemetry::EnvSource]);
+
+impl inferd_telemetry::EnvSource for Layers<'_> {
+    fn get(&self, key: &str) -> Option<String> {
+        self.0
+            .iter()
+            .find_map(|source| source.get(key).filter(|v| !v.trim().is_empty()))
+    }
 }
 
 /// The async worker threads when none are configured: half the cores, at least one.
@@ -335,23 +441,46 @@ pub struct ServeConfig {
 }
 
 impl ServeArgs {
+    /// The `--config` file, or nothing set when there is none.
+    fn load_file(&self) -> anyhow::Result<FileConfig> {
+        let Some(path) = &self.config else {
+            return Ok(FileConfig::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str::<FileConfig>(&text)
+            .with_context(|| format!("invalid config file {}", path.display()))
+    }
+
+    /// The telemetry settings: the telemetry flags, then `env` (the `INFERD_*` and `OTEL_*`
+    /// variables), then the config file's `[telemetry]` table, then inferd's defaults.
+    pub fn telemetry_config(
+        &self,
+        env: &dyn inferd_telemetry::EnvSource,
+    ) -> anyhow::Result<inferd_telemetry::TelemetryConfig> {
+        let file = FileTelemetry::new(self.load_file()?.telemetry.unwrap_or_default())
+            .with_context(|| match &self.config {
+                Some(path) => format!("invalid config file {}", path.display()),
+                None => String::new(),
+            })?;
+        let defaults: HashMap<String, String> = [(
+            inferd_telemetry::vars::INFERD_LOG.to_owned(),
+            DEFAULT_LOG_FILTER.to_owned(),
+        )]
+        .into();
+        let sources: [&dyn inferd_telemetry::EnvSource; 3] = [env, &file, &defaults];
+        Ok(self.telemetry.clone().into_config(&Layers(&sources))?)
+    }
+
     /// Merges flags/environment with the config file and defaults, and checks the result.
     /// `user_home` is the user's home directory, for the default cache location.
     pub fn resolve(self, user_home: Option<&Path>) -> anyhow::Result<ServeConfig> {
-        let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .with_context(|| format!("cannot read config file {}", path.display()))?;
-                toml::from_str::<FileConfig>(&text)
-                    .with_context(|| format!("invalid config file {}", path.display()))?
-            }
-            None => FileConfig::default(),
-        };
+        let file = self.load_file()?;
         let host = self
             .host
             .or(file.host)
-            .unwrap_or_else(|| "127.0.0.1".into());
-        let port = self.port.or(file.port).unwrap_or(8080);
+            .unwrap_or_else(|| DEFAULT_HOST.into());
+        let port = self.port.or(file.port).unwrap_or(DEFAULT_PORT);
         let threads = self.threads.or(file.threads);
         if threads == Some(0) {
             bail!("threads must be at least 1 (--threads / INFERD_THREADS / threads)");
@@ -382,7 +511,10 @@ impl ServeArgs {
             .unwrap_or(inferd_engine::local::DEFAULT_BATCH_PREFILL_CHUNK);
         crate::models::check_prefill_chunk(batch_prefill_chunk)
             .context("--batch-prefill-chunk / INFERD_BATCH_PREFILL_CHUNK / batch_prefill_chunk")?;
-        let max_queue = self.max_queue.or(file.max_queue).unwrap_or(64);
+        let max_queue = self
+            .max_queue
+            .or(file.max_queue)
+            .unwrap_or(inferd_engine::local::DEFAULT_MAX_QUEUE);
         if max_queue == 0 {
             bail!("max_queue must be at least 1 (--max-queue / INFERD_MAX_QUEUE / max_queue)");
         }
@@ -418,7 +550,7 @@ impl ServeArgs {
         let jobs_visibility_timeout_ms = self
             .jobs_visibility_timeout_ms
             .or(file.jobs_visibility_timeout_ms)
-            .unwrap_or(300_000);
+            .unwrap_or(DEFAULT_JOBS_VISIBILITY_TIMEOUT_MS);
         anyhow::ensure!(
             jobs_visibility_timeout_ms > 0,
             "jobs_visibility_timeout_ms must be above 0 (--jobs-visibility-timeout-ms / \
@@ -589,7 +721,7 @@ impl ServeArgs {
             genai_capture_max_bytes: self
                 .genai_capture_max_bytes
                 .or(file.genai_capture_max_bytes)
-                .unwrap_or(8192),
+                .unwrap_or(DEFAULT_CAPTURE_MAX_BYTES),
             api_keys,
             jobs_dir,
             jobs_redis,
@@ -600,6 +732,15 @@ impl ServeArgs {
 }
 
 /// A duration given in seconds (fractions allowed); `None` when not given.
+/// The address served when none is configured (loopback: exposing inferd is a choice).
+pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// The port served when none is configured.
+pub const DEFAULT_PORT: u16 = 8080;
+/// Most bytes of a captured message recorded on spans when none is configured.
+pub const DEFAULT_CAPTURE_MAX_BYTES: usize = 8192;
+/// How long a taken batch line may go unacknowledged in Redis when none is configured.
+pub const DEFAULT_JOBS_VISIBILITY_TIMEOUT_MS: u64 = 300_000;
+
 /// Seconds a batch has to finish when none is configured (OpenAI's 24 h window).
 pub const DEFAULT_BATCH_EXPIRY: u64 = 24 * 3600;
 
@@ -677,6 +818,139 @@ fn connection_limits(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn telemetry_settings_come_from_the_file_below_the_environment() {
+        use inferd_telemetry::Mode;
+        let dir = std::env::temp_dir().join(format!("inferd-config-otel-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let file = dir.join("telemetry.toml");
+        std::fs::write(
+            &file,
+            "[telemetry]\nmode = \"otlp\"\nlog = \"debug\"\nforce_trace_header = false\n\
+             baggage_span_attributes = [\"tenant\", \"user\"]\n\
+             otel_service_name = \"from-file\"\n\
+             otel_exporter_otlp_endpoint = \"http://collector:4318\"\n\
+             otel_exporter_otlp_protocol = \"http/protobuf\"\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        };
+        let none = HashMap::<String, String>::new();
+        let config = args.telemetry_config(&none).expect("valid");
+        assert_eq!(config.mode, Mode::Otlp);
+        assert_eq!(config.log_filter, "debug");
+        assert_eq!(config.service_name, "from-file");
+        assert_eq!(config.baggage_span_attributes, ["tenant", "user"]);
+        assert_eq!(
+            config.otlp_traces.endpoint,
+            "http://collector:4318/v1/traces"
+        );
+        // The environment wins over the file.
+        let env: HashMap<String, String> = [
+            ("INFERD_TELEMETRY".to_owned(), "local".to_owned()),
+            ("OTEL_SERVICE_NAME".to_owned(), "from-env".to_owned()),
+        ]
+        .into();
+        let config = args.telemetry_config(&env).expect("valid");
+        assert_eq!(config.mode, Mode::Local);
+        assert_eq!(config.service_name, "from-env");
+        // Without a file or a variable, inferd's own log filter.
+        let config = ServeArgs::default().telemetry_config(&none).expect("valid");
+        assert_eq!(config.log_filter, DEFAULT_LOG_FILTER);
+
+        std::fs::write(&file, "[telemetry]\notel_exporter_otlp_endpiont = \"x\"\n").expect("write");
+        let err = args.telemetry_config(&none).expect_err("unknown key");
+        assert!(
+            format!("{err:#}").contains("otel_exporter_otlp_endpiont"),
+            "{err:#}"
+        );
+        std::fs::write(&file, "[telemetry]\nlog_format = \"xml\"\n").expect("write");
+        let err = args.telemetry_config(&none).expect_err("bad value");
+        assert!(format!("{err:#}").contains("INFERD_LOG_FORMAT"), "{err:#}");
+    }
+
+    /// The `[default: …]` each flag's help states, from the constants the code uses: a
+    /// default changed in one place and not the other fails here.
+    #[test]
+    fn the_defaults_in_the_help_are_the_ones_the_code_uses() {
+        use clap::CommandFactory;
+        #[derive(Debug, clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let server = ServerConfig::default();
+        let connections = server.connections;
+        let engine = LocalEngineConfig::default();
+        let expected: Vec<(&str, String)> = vec![
+            ("host", DEFAULT_HOST.to_owned()),
+            ("port", DEFAULT_PORT.to_string()),
+            ("parallel", engine.parallel.to_string()),
+            ("prefill-chunk", engine.prefill_chunk.to_string()),
+            (
+                "batch-prefill-chunk",
+                engine.batch_prefill_chunk.to_string(),
+            ),
+            ("max-queue", engine.max_queue.to_string()),
+            (
+                "generation-timeout",
+                engine
+                    .generation_timeout
+                    .map_or(0, |t| t.as_secs())
+                    .to_string(),
+            ),
+            ("max-body-bytes", server.max_body_bytes.to_string()),
+            ("max-file-bytes", server.max_file_bytes.to_string()),
+            ("max-messages", server.max_messages.to_string()),
+            (
+                "jobs-visibility-timeout-ms",
+                DEFAULT_JOBS_VISIBILITY_TIMEOUT_MS.to_string(),
+            ),
+            ("batch-expiry", DEFAULT_BATCH_EXPIRY.to_string()),
+            (
+                "genai-capture-max-bytes",
+                DEFAULT_CAPTURE_MAX_BYTES.to_string(),
+            ),
+            (
+                "header-timeout",
+                connections.header_timeout.as_secs().to_string(),
+            ),
+            (
+                "keep-alive-timeout",
+                connections.keep_alive_timeout.as_secs().to_string(),
+            ),
+            (
+                "body-timeout",
+                connections.body_timeout.as_secs().to_string(),
+            ),
+            ("max-connections", connections.max_connections.to_string()),
+            (
+                "shutdown-timeout",
+                connections.shutdown_timeout.as_secs().to_string(),
+            ),
+        ];
+        let command = Cli::command();
+        for (flag, value) in expected {
+            let arg = command
+                .get_arguments()
+                .find(|a| a.get_long() == Some(flag))
+                .unwrap_or_else(|| panic!("no --{flag}"));
+            let help = arg
+                .get_long_help()
+                .or_else(|| arg.get_help())
+                .map(|h| h.to_string())
+                .unwrap_or_default()
+                .replace('\n', " ");
+            let stated = [']', ','].map(|end| format!("[default: {value}{end}"));
+            assert!(
+                stated.iter().any(|s| help.contains(s.as_str())),
+                "--{flag}: help says {help:?}, code uses {value}"
+            );
+        }
+    }
 
     fn model_file(dir: &Path) -> PathBuf {
         std::fs::create_dir_all(dir).expect("mkdir");

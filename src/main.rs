@@ -80,14 +80,6 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
-/// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
-/// default log (and so out of the OTLP log records, which follow this filter). The
-/// generation's own `first_token`/`finished` events are span events; the access line already
-/// carries the model and token counts, so they stay out of the default log.
-const DEFAULT_LOG_FILTER: &str =
-    "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
-
 /// How long shutdown waits for local engines to stop decoding once the connections closed.
 const ENGINE_STOP_DEADLINE: Duration = Duration::from_secs(5);
 
@@ -96,15 +88,8 @@ const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let user_home = std::env::var_os("HOME").map(PathBuf::from);
-    let log_filter_given = args.telemetry.log.is_some() || std::env::var_os("INFERD_LOG").is_some();
-    let mut telemetry_config = args
-        .telemetry
-        .clone()
-        .into_config(&inferd_telemetry::ProcessEnv)?;
+    let mut telemetry_config = args.telemetry_config(&inferd_telemetry::ProcessEnv)?;
     telemetry_config.service_version = env!("CARGO_PKG_VERSION").to_owned();
-    if !log_filter_given {
-        telemetry_config.log_filter = DEFAULT_LOG_FILTER.to_owned();
-    }
     // The llama-cpp-2 bindings wrap their calls (model load, chat template) in INFO spans; they
     // are not request steps and would each become a trace of their own.
     // The access line is a log line, not a span event: the HTTP span already has its facts.

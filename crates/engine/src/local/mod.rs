@@ -38,6 +38,9 @@ pub const DEFAULT_PREFILL_CHUNK: u32 = 256;
 /// Prompt tokens of batch lines processed per engine step when none is configured.
 pub const DEFAULT_BATCH_PREFILL_CHUNK: u32 = 32;
 
+/// Requests that may wait per model for a free slot when none is configured.
+pub const DEFAULT_MAX_QUEUE: usize = 64;
+
 /// Longest generation when none is configured.
 pub const DEFAULT_GENERATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
@@ -76,7 +79,7 @@ impl Default for LocalEngineConfig {
         Self {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             context_length: None,
-            max_queue: 64,
+            max_queue: DEFAULT_MAX_QUEUE,
             parallel: DEFAULT_PARALLEL,
             prefill_chunk: DEFAULT_PREFILL_CHUNK,
             batch_prefill_chunk: DEFAULT_BATCH_PREFILL_CHUNK,
