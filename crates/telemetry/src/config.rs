@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::propagation::percent_decode;
 use crate::Error;
 
 /// Where configuration values come from. Tests pass a map; the binary passes [`ProcessEnv`].
@@ -447,26 +448,6 @@ fn parse_key_value_list(value: &str) -> Option<Vec<(String, String)>> {
             Some((key, percent_decode(val.trim())?))
         })
         .collect()
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            // Two hex digits: from_str_radix alone would also take a sign (`%+1`).
-            let hex = s
-                .get(i + 1..i + 3)
-                .filter(|hex| hex.bytes().all(|b| b.is_ascii_hexdigit()))?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 impl TelemetryConfig {

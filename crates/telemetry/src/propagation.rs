@@ -22,9 +22,10 @@ mod baggage;
 #[path = "propagation_tracestate.rs"]
 mod tracestate;
 
+pub(crate) use baggage::percent_decode;
 pub use baggage::BaggageLimitsPropagator;
 #[cfg(test)]
-use baggage::{parse_baggage_member, percent_decode, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_ENTRIES};
+use baggage::{parse_baggage_member, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_ENTRIES};
 use tracestate::parse_tracestate;
 #[cfg(test)]
 use tracestate::{

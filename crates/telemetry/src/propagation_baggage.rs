@@ -155,7 +155,9 @@ pub(super) fn parse_baggage_member(member: &str) -> Option<(String, String, Stri
     Some((key.to_owned(), value, metadata.trim().to_owned()))
 }
 
-pub(super) fn percent_decode(s: &str) -> Option<String> {
+/// Decodes `%XX` escapes (two hex digits each); `None` for a malformed escape or bytes that
+/// are not UTF-8. Used for baggage values and `OTEL_RESOURCE_ATTRIBUTES`.
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
