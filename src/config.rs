@@ -55,7 +55,7 @@ pub struct ServeArgs {
 
     /// TOML file with any of these settings (keys: host, port, models, threads, http_workers,
     /// ctx_size, parallel, prefill_chunk, batch_prefill_chunk, max_queue, max_body_bytes, home, jobs_dir,
-    /// jobs_redis, jobs_visibility_timeout_ms, batch_expiry, max_file_bytes,
+    /// jobs_redis, jobs_visibility_timeout_ms, batch_expiry, batch_concurrency, max_file_bytes,
     /// genai_capture_max_bytes, genai_redact, admin_token, metrics_token, memory_budget,
     /// ready_upstreams, api_keys, api_key_file, api_key_rpm, api_key_concurrency, max_tokens,
     /// generation_timeout, max_messages, special_tokens_in_content, header_timeout,
@@ -131,6 +131,11 @@ pub struct ServeArgs {
     /// the batch ends `expired` [default: 86400, OpenAI's 24 h completion window].
     #[arg(long, env = "INFERD_BATCH_EXPIRY", value_name = "SECONDS")]
     pub batch_expiry: Option<u64>,
+
+    /// Batch lines this process runs at once. Keep it below --parallel so interactive
+    /// requests find a free slot: a running line holds its slot until it ends [default: 1].
+    #[arg(long, env = "INFERD_BATCH_CONCURRENCY", value_name = "N")]
+    pub batch_concurrency: Option<usize>,
 
     /// Largest file POST /v1/files accepts, in bytes; larger get 413 [default: 104857600].
     #[arg(long, env = "INFERD_MAX_FILE_BYTES", value_name = "BYTES")]
@@ -273,6 +278,7 @@ struct FileConfig {
     jobs_redis: Option<String>,
     jobs_visibility_timeout_ms: Option<u64>,
     batch_expiry: Option<u64>,
+    batch_concurrency: Option<usize>,
     max_file_bytes: Option<usize>,
     genai_capture_max_bytes: Option<usize>,
     admin_token: Option<String>,
@@ -429,15 +435,24 @@ pub struct ServeConfig {
     pub genai_redact: Vec<String>,
     /// API keys /v1/* requires.
     pub api_keys: inferd_server::auth::ApiKeyConfig,
-    /// Where the job store of the Files and Batch API lives.
-    pub jobs_dir: PathBuf,
-    /// The shared Redis job store, used instead of `jobs_dir` when given.
-    pub jobs_redis: Option<String>,
+    /// The job store and batch worker.
+    pub jobs: JobsConfig,
+}
+
+/// Where the Files and Batch API keep their data, and how batch lines run.
+#[derive(Debug, Clone)]
+pub struct JobsConfig {
+    /// Where the embedded job store lives.
+    pub dir: PathBuf,
+    /// The shared Redis job store, used instead of `dir` when given.
+    pub redis: Option<String>,
     /// How long a taken batch line may go unacknowledged in Redis before another process
     /// takes it over.
-    pub jobs_visibility_timeout: std::time::Duration,
-    /// Seconds a batch has to finish.
-    pub batch_expiry: u64,
+    pub visibility_timeout: std::time::Duration,
+    /// How long a batch has to finish.
+    pub batch_expiry: std::time::Duration,
+    /// Most batch lines this process runs at once.
+    pub batch_concurrency: usize,
 }
 
 impl ServeArgs {
@@ -564,6 +579,15 @@ impl ServeArgs {
             (1..=365 * 86_400).contains(&batch_expiry),
             "batch_expiry must be from 1 second to a year, not {batch_expiry} \
              (--batch-expiry / INFERD_BATCH_EXPIRY / batch_expiry)"
+        );
+        let batch_concurrency = self
+            .batch_concurrency
+            .or(file.batch_concurrency)
+            .unwrap_or(DEFAULT_BATCH_CONCURRENCY);
+        anyhow::ensure!(
+            (1..=256).contains(&batch_concurrency),
+            "batch_concurrency must be from 1 to 256, not {batch_concurrency} \
+             (--batch-concurrency / INFERD_BATCH_CONCURRENCY / batch_concurrency)"
         );
         let max_file_bytes = self
             .max_file_bytes
@@ -723,10 +747,13 @@ impl ServeArgs {
                 .or(file.genai_capture_max_bytes)
                 .unwrap_or(DEFAULT_CAPTURE_MAX_BYTES),
             api_keys,
-            jobs_dir,
-            jobs_redis,
-            jobs_visibility_timeout: std::time::Duration::from_millis(jobs_visibility_timeout_ms),
-            batch_expiry,
+            jobs: JobsConfig {
+                dir: jobs_dir,
+                redis: jobs_redis,
+                visibility_timeout: std::time::Duration::from_millis(jobs_visibility_timeout_ms),
+                batch_expiry: std::time::Duration::from_secs(batch_expiry),
+                batch_concurrency,
+            },
         })
     }
 }
@@ -741,6 +768,8 @@ pub const DEFAULT_CAPTURE_MAX_BYTES: usize = 8192;
 /// How long a taken batch line may go unacknowledged in Redis when none is configured.
 pub const DEFAULT_JOBS_VISIBILITY_TIMEOUT_MS: u64 = 300_000;
 
+/// Batch lines one process runs at once when none is configured.
+pub const DEFAULT_BATCH_CONCURRENCY: usize = 1;
 /// Seconds a batch has to finish when none is configured (OpenAI's 24 h window).
 pub const DEFAULT_BATCH_EXPIRY: u64 = 24 * 3600;
 
@@ -910,6 +939,7 @@ mod tests {
                 DEFAULT_JOBS_VISIBILITY_TIMEOUT_MS.to_string(),
             ),
             ("batch-expiry", DEFAULT_BATCH_EXPIRY.to_string()),
+            ("batch-concurrency", DEFAULT_BATCH_CONCURRENCY.to_string()),
             (
                 "genai-capture-max-bytes",
                 DEFAULT_CAPTURE_MAX_BYTES.to_string(),
@@ -1017,9 +1047,9 @@ mod tests {
         }
         .resolve(Some(&dir))
         .expect("valid");
-        assert_eq!(cfg.jobs_redis.as_deref(), Some("redis://127.0.0.1:6390/2"));
+        assert_eq!(cfg.jobs.redis.as_deref(), Some("redis://127.0.0.1:6390/2"));
         assert_eq!(
-            cfg.jobs_visibility_timeout,
+            cfg.jobs.visibility_timeout,
             std::time::Duration::from_millis(300_000)
         );
         let cfg = ServeArgs {
@@ -1030,7 +1060,7 @@ mod tests {
         .resolve(Some(&dir))
         .expect("valid");
         assert_eq!(
-            cfg.jobs_visibility_timeout,
+            cfg.jobs.visibility_timeout,
             std::time::Duration::from_millis(1500)
         );
         let zero = ServeArgs {
@@ -1046,11 +1076,11 @@ mod tests {
         }
         .resolve(Some(&dir))
         .expect("valid");
-        assert_eq!(cfg.jobs_redis, None, "the embedded store stays the default");
+        assert_eq!(cfg.jobs.redis, None, "the embedded store stays the default");
     }
 
     #[test]
-    fn batch_expiry_defaults_to_a_day_and_the_batch_prefill_chunk_to_32() {
+    fn batch_settings_default_to_a_day_one_line_and_32_prompt_tokens() {
         let dir = std::env::temp_dir().join(format!("inferd-config-expiry-{}", std::process::id()));
         let model = model_file(&dir);
         let args = || ServeArgs {
@@ -1058,16 +1088,19 @@ mod tests {
             ..ServeArgs::default()
         };
         let cfg = args().resolve(Some(&dir)).expect("valid");
-        assert_eq!(cfg.batch_expiry, 86_400);
+        assert_eq!(cfg.jobs.batch_expiry.as_secs(), 86_400);
+        assert_eq!(cfg.jobs.batch_concurrency, 1);
         assert_eq!(cfg.models[0].engine.batch_prefill_chunk, 32);
         let cfg = ServeArgs {
             batch_expiry: Some(60),
+            batch_concurrency: Some(3),
             batch_prefill_chunk: Some(64),
             ..args()
         }
         .resolve(Some(&dir))
         .expect("valid");
-        assert_eq!(cfg.batch_expiry, 60);
+        assert_eq!(cfg.jobs.batch_expiry.as_secs(), 60);
+        assert_eq!(cfg.jobs.batch_concurrency, 3);
         assert_eq!(cfg.models[0].engine.batch_prefill_chunk, 64);
         for bad in [
             ServeArgs {
@@ -1076,6 +1109,10 @@ mod tests {
             },
             ServeArgs {
                 batch_prefill_chunk: Some(2),
+                ..args()
+            },
+            ServeArgs {
+                batch_concurrency: Some(0),
                 ..args()
             },
         ] {

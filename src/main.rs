@@ -161,13 +161,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .context("cannot load the API keys")?;
         api_keys.spawn_reloader();
         warn_if_exposed(local, &api_keys);
-        let jobs = open_jobs(
-            &config.jobs_dir,
-            config.jobs_redis.as_deref(),
-            config.jobs_visibility_timeout,
-            Duration::from_secs(config.batch_expiry),
-        )
-        .await;
+        let jobs = open_jobs(&config.jobs).await;
         if let Some(jobs) = &jobs {
             inferd_server::observe::observe_jobs(&telemetry, Arc::clone(&jobs.stats));
         }
@@ -207,19 +201,19 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
 /// Opens the job store (Redis when `--jobs-redis` is set, else the embedded one); without it
 /// the server still serves, and the Files and Batch API answer 503 (another process may hold
 /// the store, the directory is not writable, or Redis is unreachable).
-async fn open_jobs(
-    dir: &std::path::Path,
-    redis_url: Option<&str>,
-    visibility: Duration,
-    expiry: Duration,
-) -> Option<inferd_server::batch_worker::Jobs> {
-    let Some(url) = redis_url else {
+async fn open_jobs(config: &config::JobsConfig) -> Option<inferd_server::batch_worker::Jobs> {
+    let jobs = |queue| {
+        inferd_server::batch_worker::Jobs::new(
+            queue,
+            config.visibility_timeout,
+            config.batch_expiry,
+        )
+        .with_concurrency(config.batch_concurrency)
+    };
+    let dir = &config.dir;
+    let Some(url) = config.redis.as_deref() else {
         return match inferd_jobs::JobStore::open(dir) {
-            Ok(store) => Some(inferd_server::batch_worker::Jobs::new(
-                inferd_jobs::JobQueue::Embedded(Arc::new(store)),
-                visibility,
-                expiry,
-            )),
+            Ok(store) => Some(jobs(inferd_jobs::JobQueue::Embedded(Arc::new(store)))),
             Err(e) => {
                 tracing::error!(
                     error = %e,
@@ -232,14 +226,10 @@ async fn open_jobs(
         };
     };
     let consumer = format!("{}-{}", host_name(), std::process::id());
-    match inferd_jobs::RedisStore::connect(url, &consumer, visibility).await {
+    match inferd_jobs::RedisStore::connect(url, &consumer, config.visibility_timeout).await {
         Ok(store) => {
             tracing::info!(consumer = %consumer, "batch queue on Redis");
-            Some(inferd_server::batch_worker::Jobs::new(
-                inferd_jobs::JobQueue::Redis(store),
-                visibility,
-                expiry,
-            ))
+            Some(jobs(inferd_jobs::JobQueue::Redis(store)))
         }
         Err(e) => {
             tracing::error!(

@@ -278,6 +278,23 @@ async fn a_batch_past_its_window_ends_expired_keeping_what_ran() {
 }
 
 #[tokio::test]
+async fn with_batch_concurrency_several_lines_run_at_once() {
+    let dir = jobs_dir("concurrency");
+    let server = start(&dir, &["--parallel", "4", "--batch-concurrency", "3"]);
+    let batch = create_batch(&server, 30).await;
+    let id = batch["id"].as_str().expect("id");
+    wait_metric(&server, |m| {
+        metric(m, "inferd_jobs_running").is_some_and(|n| n >= 2.0)
+    })
+    .await;
+    let done = wait_batch(&server, id, |b| b["status"] == "completed").await;
+    let output = done["output_file_id"].as_str().expect("output file");
+    let counts = answers(&file_lines(&server, output).await);
+    assert_eq!(counts.len(), 30);
+    assert!(counts.values().all(|&n| n == 1), "{counts:?}");
+}
+
+#[tokio::test]
 async fn batch_lines_run_in_the_trace_of_the_creating_request() {
     let dir = jobs_dir("trace");
     let server = start(&dir, &["--telemetry", "local"]);

@@ -3,9 +3,11 @@
 //! CONSUMER span whose parent is the trace context of the request that created the batch.
 //!
 //! Batch lines yield to interactive requests: a line starts only while its model has no
-//! request waiting for a slot, and only one line runs at a time, so a batch holds at most one
-//! of a model's slots. The worker is the same over either store ([`JobQueue`]); with Redis,
-//! each inferd process sharing it runs one such worker, a consumer of the stream's group.
+//! request waiting for a slot, at most `--batch-concurrency` lines run at once (one by
+//! default), so a batch holds at most that many of a model's slots, and the engine runs them
+//! at batch priority (they sit out the steps of interactive prompts). The worker is the same
+//! over either store ([`JobQueue`]); with Redis, each inferd process sharing it runs one such
+//! worker, a consumer of the stream's group.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -49,7 +51,7 @@ pub struct JobStats {
     pub completed: AtomicU64,
     /// Lines run and recorded with another answer.
     pub failed: AtomicU64,
-    /// Lines running now (0 or 1).
+    /// Lines running now (at most the worker's concurrency).
     pub running: AtomicU64,
     /// Lines this process took up again after a worker stopped without finishing them.
     pub retried: AtomicU64,
@@ -76,6 +78,8 @@ pub struct Jobs {
     keep_alive: Duration,
     /// How long a new batch has to finish.
     pub batch_expiry: Duration,
+    /// Most lines this process runs at once.
+    concurrency: usize,
 }
 
 impl Jobs {
@@ -89,7 +93,14 @@ impl Jobs {
             wake: Arc::new(Notify::new()),
             keep_alive: (visibility / 3).max(Duration::from_millis(10)),
             batch_expiry,
+            concurrency: 1,
         }
+    }
+
+    /// Runs up to `lines` batch lines at once (at least one).
+    pub fn with_concurrency(mut self, lines: usize) -> Self {
+        self.concurrency = lines.max(1);
+        self
     }
 
     /// Tells the worker there is new work.
@@ -122,40 +133,23 @@ async fn read_depth(state: AppState, jobs: Jobs) {
 }
 
 async fn run(state: AppState, jobs: Jobs) {
+    let mut lines = tokio::task::JoinSet::new();
     while !state.lifecycle.is_draining() {
+        // At most `concurrency` lines at once: wait for one to end.
+        if lines.len() >= jobs.concurrency {
+            lines.join_next().await;
+            continue;
+        }
         match jobs.store.claim_next().await {
             Ok(Some(claim)) => {
-                if claim.retried() {
-                    jobs.stats.retried.fetch_add(1, Ordering::Relaxed);
-                }
-                jobs.stats.running.store(1, Ordering::Relaxed);
-                let processed = process_keeping_claim(&state, &jobs, &claim).await;
-                jobs.stats.running.store(0, Ordering::Relaxed);
-                let Some(result) = processed else {
-                    // Shutting down: the line is run again, by the next start (embedded) or by
-                    // another process sharing the Redis queue.
-                    if let Err(e) = jobs.store.release(&claim).await {
-                        tracing::warn!(error = %e, "cannot give back an unfinished batch line");
-                    }
-                    return;
-                };
-                let counter = if result.failed {
-                    &jobs.stats.failed
-                } else {
-                    &jobs.stats.completed
-                };
-                match jobs.store.finish_line(claim, result).await {
-                    Ok(_) => {
-                        counter.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Err(e) => tracing::error!(error = %e, "cannot record a batch line's result"),
-                }
+                lines.spawn(run_line(state.clone(), jobs.clone(), claim));
             }
             Ok(None) if jobs.store.claim_waits() => {}
             Ok(None) => {
                 tokio::select! {
                     () = jobs.wake.notified() => {}
                     () = tokio::time::sleep(IDLE_POLL) => {}
+                    Some(_) = lines.join_next(), if !lines.is_empty() => {}
                 }
             }
             Err(e) => {
@@ -163,6 +157,37 @@ async fn run(state: AppState, jobs: Jobs) {
                 tokio::time::sleep(STORE_RETRY).await;
             }
         }
+    }
+    // Lines still running see the server stopping and give themselves back.
+    while lines.join_next().await.is_some() {}
+}
+
+/// Runs one claimed line to its recorded result, or gives it back when the server stops.
+async fn run_line(state: AppState, jobs: Jobs, claim: Claim) {
+    if claim.retried() {
+        jobs.stats.retried.fetch_add(1, Ordering::Relaxed);
+    }
+    jobs.stats.running.fetch_add(1, Ordering::Relaxed);
+    let processed = process_keeping_claim(&state, &jobs, &claim).await;
+    jobs.stats.running.fetch_sub(1, Ordering::Relaxed);
+    let Some(result) = processed else {
+        // Shutting down: the line is run again, by the next start (embedded) or by another
+        // process sharing the Redis queue.
+        if let Err(e) = jobs.store.release(&claim).await {
+            tracing::warn!(error = %e, "cannot give back an unfinished batch line");
+        }
+        return;
+    };
+    let counter = if result.failed {
+        &jobs.stats.failed
+    } else {
+        &jobs.stats.completed
+    };
+    match jobs.store.finish_line(claim, result).await {
+        Ok(()) => {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(e) => tracing::error!(error = %e, "cannot record a batch line's result"),
     }
 }
 

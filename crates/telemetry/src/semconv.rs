@@ -200,7 +200,7 @@ pub const INFERD_UPSTREAM_RETRIES: &str = "inferd.upstream.retries";
 pub const INFERD_UPSTREAM_NAME: &str = "inferd.upstream.name";
 /// Metric: batch lines this process finished, by `inferd.jobs.outcome`.
 pub const INFERD_JOBS_LINES: &str = "inferd.jobs.lines";
-/// Metric: batch lines this process is running (0 or 1: one at a time).
+/// Metric: batch lines this process is running (at most `--batch-concurrency`).
 pub const INFERD_JOBS_RUNNING: &str = "inferd.jobs.running";
 /// How a batch line ended: `completed` (a 2xx answer) or `failed`.
 pub const INFERD_JOBS_OUTCOME: &str = "inferd.jobs.outcome";
