@@ -14,6 +14,7 @@ use std::time::Duration;
 use axum::response::{IntoResponse, Response};
 use inferd_jobs::redis_store::STREAM_KEY;
 use inferd_jobs::{Claim, JobQueue, Line, LineResult};
+use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan};
 use opentelemetry::context::FutureExt as _;
@@ -24,8 +25,6 @@ use tokio::sync::Notify;
 
 use crate::access::AccessFacts;
 use crate::error::ApiError;
-use crate::openai::chat::ChatCompletionRequest;
-use crate::openai::completions::CompletionRequest;
 use crate::routes::completions::{run_chat, run_text};
 use crate::{json, AppState};
 
@@ -250,7 +249,7 @@ async fn answer(state: &AppState, line: &Line) -> Response {
     }
     let raw = body.to_string().into_bytes();
     let access = AccessFacts::default();
-    let answered = if line.url == "/v1/completions" {
+    let answered = if line.url == Api::Completions.path() {
         match json::parse_noting_unknown::<CompletionRequest>(&raw) {
             Ok((req, unknown)) => run_text(state, &req, &raw, &unknown, access).await,
             Err(e) => Err(e),
