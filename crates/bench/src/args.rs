@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use inferd_openai::Api;
 use inferd_telemetry::TelemetryArgs;
 
-use crate::config::{Api, Arrival};
+use crate::config::{bench_api, Arrival, BENCH_APIS};
 use crate::dataset::DataFormat;
 
 const EXAMPLES: &str = "\
@@ -70,7 +72,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Endpoint: chat (/v1/chat/completions) or completions (/v1/completions). Default chat.
-    #[arg(long, value_enum)]
+    #[arg(long, value_parser = api_parser())]
     pub api: Option<Api>,
     /// Ask for whole responses instead of SSE streams (no TTFT or inter-token figures then).
     #[arg(long)]
@@ -143,4 +145,16 @@ pub struct BenchArgs {
     /// Telemetry settings, as for `inferd serve`.
     #[command(flatten)]
     pub telemetry: TelemetryArgs,
+}
+
+/// `--api`: one of [`BENCH_APIS`] by name, each shown with its path and prompt field.
+fn api_parser() -> impl TypedValueParser<Value = Api> {
+    let values = BENCH_APIS.map(|api| {
+        PossibleValue::new(api.name()).help(format!(
+            "`POST {}` (`{}`)",
+            api.path(),
+            api.prompt_param()
+        ))
+    });
+    PossibleValuesParser::new(values).try_map(|name| bench_api(&name).ok_or("not a bench API"))
 }

@@ -5,11 +5,12 @@
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use inferd_openai::Api;
 use serde::Deserialize;
 use serde_json::json;
 use tracing::Span;
 
-use crate::config::{Api, Plan};
+use crate::config::Plan;
 use crate::dataset::Prompt;
 
 /// The server end of a run: one pooled HTTP client and the endpoint.
@@ -58,10 +59,11 @@ impl PreparedRequest {
     /// The request for `prompt` under `plan`.
     pub fn new(plan: &Plan, prompt: &Prompt) -> PreparedRequest {
         let max_tokens = plan.max_tokens.or(prompt.max_tokens);
-        let mut body = match plan.api {
-            Api::Chat => json!({"model": plan.model, "messages": prompt.messages}),
-            Api::Completions => json!({"model": plan.model, "prompt": prompt.text()}),
+        let text = match plan.api {
+            Api::Chat => json!(prompt.messages),
+            Api::Completions | Api::Embeddings => json!(prompt.text()),
         };
+        let mut body = json!({"model": plan.model, plan.api.prompt_param(): text});
         if let Some(object) = body.as_object_mut() {
             if let Some(n) = max_tokens {
                 object.insert("max_tokens".into(), n.into());

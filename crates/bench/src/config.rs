@@ -8,36 +8,49 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use inferd_openai::Api;
 use serde::{Deserialize, Serialize};
 
 use crate::args::BenchArgs;
 use crate::dataset::{DataSpec, LengthSpec, DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS};
 
-/// Which OpenAI endpoint requests go to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Api {
-    /// `POST /v1/chat/completions` (`messages`).
-    Chat,
-    /// `POST /v1/completions` (`prompt`).
-    Completions,
+/// The endpoints requests can go to, by the name `--api` and the file's `api` take
+/// ([`Api::name`]): chat and text completions (embeddings generate no tokens to time).
+pub const BENCH_APIS: [Api; 2] = [Api::Chat, Api::Completions];
+
+/// The names of [`BENCH_APIS`], for the error that names what is accepted.
+const BENCH_API_NAMES: [&str; 2] = ["chat", "completions"];
+
+/// The endpoint of [`BENCH_APIS`] called `name`.
+pub fn bench_api(name: &str) -> Option<Api> {
+    BENCH_APIS.into_iter().find(|api| api.name() == name)
 }
 
-impl Api {
-    /// The endpoint path under the base URL.
-    pub fn path(self) -> &'static str {
-        match self {
-            Api::Chat => "/v1/chat/completions",
-            Api::Completions => "/v1/completions",
-        }
-    }
+/// The file's `api`: one of [`BENCH_APIS`], read as an enum of their names (so that a wrong
+/// value gets serde's message for an enum).
+#[derive(Debug)]
+struct FileApi(Api);
 
-    /// `gen_ai.operation.name` of a request to this endpoint.
-    pub fn operation_name(self) -> &'static str {
-        match self {
-            Api::Chat => "chat",
-            Api::Completions => "text_completion",
+impl<'de> Deserialize<'de> for FileApi {
+    fn deserialize<D: serde::Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> serde::de::Visitor<'de> for Names {
+            type Value = FileApi;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("enum Api")
+            }
+            fn visit_enum<A: serde::de::EnumAccess<'de>>(
+                self,
+                data: A,
+            ) -> Result<FileApi, A::Error> {
+                let (name, variant) = data.variant::<String>()?;
+                serde::de::VariantAccess::unit_variant(variant)?;
+                bench_api(&name)
+                    .map(FileApi)
+                    .ok_or_else(|| serde::de::Error::unknown_variant(&name, &BENCH_API_NAMES))
+            }
         }
+        de.deserialize_enum("Api", &BENCH_API_NAMES, Names)
     }
 }
 
@@ -142,7 +155,7 @@ pub struct Plan {
 struct FileConfig {
     url: Option<String>,
     model: Option<String>,
-    api: Option<Api>,
+    api: Option<FileApi>,
     stream: Option<bool>,
     max_tokens: Option<u32>,
     ignore_eos: Option<bool>,
@@ -448,7 +461,7 @@ impl Plan {
         Ok(Plan {
             url,
             model,
-            api: args.api.or(file.api).unwrap_or(Api::Chat),
+            api: args.api.or(file.api.map(|api| api.0)).unwrap_or(Api::Chat),
             stream: if args.no_stream {
                 false
             } else {

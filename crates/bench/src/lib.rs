@@ -37,7 +37,7 @@ use anyhow::{bail, Context};
 
 pub use args::{Args, BenchArgs, BenchCommand, CompareArgs};
 pub use client::Outcome;
-pub use config::{Api, Arrival, Load, Plan, StageSpec, Stop};
+pub use config::{Arrival, Load, Plan, StageSpec, Stop};
 pub use dataset::{DataSpec, LengthDistribution, LengthSpec, Prompt};
 pub use report::{ErrorCount, Report, StageReport, WarmupReport, SCHEMA_VERSION};
 pub use stats::Summary;

@@ -238,11 +238,7 @@ impl Report {
             started_at_unix_s: started,
             url: plan.url.clone(),
             model: plan.model.clone(),
-            api: match plan.api {
-                crate::config::Api::Chat => "chat",
-                crate::config::Api::Completions => "completions",
-            }
-            .to_owned(),
+            api: plan.api.name().to_owned(),
             stream: plan.stream,
             seed: plan.seed,
             ignore_eos: plan.ignore_eos,

@@ -266,7 +266,7 @@ mod tests {
         let target = Target {
             client: reqwest::Client::new(),
             endpoint: "http://127.0.0.1:9/v1/chat/completions".to_owned(),
-            api: crate::config::Api::Chat,
+            api: inferd_openai::Api::Chat,
             model: "m".to_owned(),
             stream: true,
             timeout: std::time::Duration::from_secs(1),

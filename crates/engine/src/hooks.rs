@@ -12,36 +12,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use inferd_openai::Api;
 use inferd_telemetry::OtelSpan;
 
 use crate::{EngineTimings, FinishReason, Prompt, SamplingParams, Usage};
-
-/// Which GenAI operation a generation is (`gen_ai.operation.name`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Operation {
-    Chat,
-    TextCompletion,
-    /// Embeddings of a remote model (passed through to its upstream).
-    Embeddings,
-}
-
-impl Operation {
-    /// The GenAI semantic-convention name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Operation::Chat => "chat",
-            Operation::TextCompletion => "text_completion",
-            Operation::Embeddings => "embeddings",
-        }
-    }
-}
 
 /// What is known when a generation starts.
 #[derive(Debug, Clone)]
 pub struct GenerationStart {
     /// inferd's own correlation id, distinct from the response id.
     pub generation_id: String,
-    pub operation: Operation,
+    /// The endpoint asked; its GenAI operation is `gen_ai.operation.name`. Embeddings are
+    /// only ever of a remote model (passed through to its upstream).
+    pub api: Api,
     /// The model id the client asked for. Strings observers copy into spans and metrics are
     /// shared.
     pub model: Arc<str>,
@@ -530,7 +513,7 @@ mod tests {
         GenerationStart {
             model_known: true,
             generation_id: id.into(),
-            operation: Operation::Chat,
+            api: Api::Chat,
             model: "m".into(),
             provider: "inferd".into(),
             server: None,

@@ -22,6 +22,6 @@ pub use registry::{
     ModelStatus, ResolvedArtifact, UnloadError,
 };
 pub use request::{
-    Api, ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest,
+    ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest,
     PassThrough, Priority, Prompt, SamplingParams, Usage,
 };

@@ -108,7 +108,7 @@ pub enum Priority {
 #[derive(Debug, Clone, PartialEq)]
 pub struct PassThrough {
     /// The upstream endpoint it goes to.
-    pub api: Api,
+    pub api: inferd_openai::Api,
     /// The client's JSON body; `model` is replaced by the upstream's name for the model.
     pub body: serde_json::Map<String, serde_json::Value>,
     /// The id inferd gives the response: it replaces the upstream's in the answer.
@@ -116,17 +116,6 @@ pub struct PassThrough {
     /// Whether the client asked for usage in a stream (the usage chunk is passed on only then;
     /// inferd always asks the upstream for it).
     pub include_usage: bool,
-}
-
-/// The OpenAI endpoints a request can be passed through to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Api {
-    /// `/chat/completions`.
-    Chat,
-    /// `/completions`.
-    Completions,
-    /// `/embeddings` (never streamed).
-    Embeddings,
 }
 
 /// Why generation ended.

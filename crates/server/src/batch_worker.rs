@@ -17,6 +17,7 @@ use axum::response::{IntoResponse, Response};
 use inferd_engine::Priority;
 use inferd_jobs::redis_store::STREAM_KEY;
 use inferd_jobs::{Claim, JobQueue, Line, LineResult, QueueDepth};
+use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest};
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan};
 use opentelemetry::context::FutureExt as _;
@@ -27,8 +28,6 @@ use tokio::sync::Notify;
 
 use crate::access::AccessFacts;
 use crate::error::ApiError;
-use crate::openai::chat::ChatCompletionRequest;
-use crate::openai::completions::CompletionRequest;
 use crate::routes::completions::{run_chat, run_text};
 use crate::{json, AppState};
 
@@ -313,7 +312,7 @@ async fn answer(state: &AppState, line: &Line) -> Response {
     }
     let raw = body.to_string().into_bytes();
     let access = AccessFacts::default();
-    let answered = if line.url == "/v1/completions" {
+    let answered = if line.url == Api::Completions.path() {
         match json::parse_noting_unknown::<CompletionRequest>(&raw) {
             Ok((req, unknown)) => {
                 run_text(state, &req, &raw, &unknown, access, Priority::Batch).await

@@ -4,7 +4,7 @@
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use inferd_engine::{EngineError, LookupError};
-use serde::Serialize;
+use inferd_openai::{ErrorBody, ErrorDetail};
 
 /// The code of a refused feature inferd does not implement.
 const UNSUPPORTED: &str = "unsupported_parameter";
@@ -20,21 +20,6 @@ pub struct ApiError {
     pub param: Option<String>,
     /// A stable machine-readable code.
     pub code: Option<&'static str>,
-}
-
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: ErrorDetail<'a>,
-}
-
-/// The `error` object of an error body; also sent as an SSE event when a stream fails.
-#[derive(Debug, Serialize)]
-pub struct ErrorDetail<'a> {
-    message: &'a str,
-    #[serde(rename = "type")]
-    kind: &'a str,
-    param: Option<&'a str>,
-    code: Option<&'a str>,
 }
 
 impl ApiError {
@@ -175,13 +160,15 @@ impl ApiError {
         self
     }
 
-    /// The `error` object alone, for an SSE error event.
-    pub fn detail(&self) -> ErrorDetail<'_> {
-        ErrorDetail {
-            message: &self.message,
-            kind: self.kind,
-            param: self.param.as_deref(),
-            code: self.code,
+    /// The error body, also sent as an SSE event when a stream fails.
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            error: ErrorDetail {
+                message: &self.message,
+                kind: self.kind,
+                param: self.param.as_deref(),
+                code: self.code,
+            },
         }
     }
 
@@ -317,10 +304,7 @@ fn known_code(code: Option<&str>) -> &'static str {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = ErrorBody {
-            error: self.detail(),
-        };
-        let mut response = (self.status, axum::Json(body)).into_response();
+        let mut response = (self.status, axum::Json(self.body())).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE {
             response
                 .headers_mut()

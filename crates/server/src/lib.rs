@@ -1,7 +1,8 @@
 //! The HTTP face of inferd: an OpenAI-compatible API over axum.
 //!
 //! [`router`] composes every route and layer in one place; handlers live in [`routes`], the
-//! wire types in [`openai`], request checking in [`validation`], error rendering in [`error`].
+//! wire types in the `inferd_openai` crate, request checking in [`validation`], error rendering
+//! in [`error`].
 
 pub mod access;
 pub mod admin;
@@ -14,7 +15,6 @@ pub mod lifecycle;
 pub mod limits;
 pub mod listen;
 pub mod observe;
-pub mod openai;
 pub mod respond;
 pub mod routes;
 pub mod validation;

@@ -3,10 +3,10 @@
 //! most messages a chat request may hold.
 
 use inferd_engine::GenerationRequest;
+use inferd_openai::Api;
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::respond::Endpoint;
 
 /// `max_tokens` of a text completion that gives none (OpenAI's default for /v1/completions).
 pub const COMPLETIONS_DEFAULT_MAX_TOKENS: u32 = 16;
@@ -27,9 +27,9 @@ pub fn check_message_count(count: usize, max: usize) -> Result<(), ApiError> {
 /// in the body passed through to an upstream as well. A passed-through body without
 /// `max_tokens` keeps the upstream's own default; a local model bounds a generation that
 /// asks for no limit by its engine's `max_tokens` setting.
-pub fn apply(generation: &mut GenerationRequest, endpoint: Endpoint, cap: Option<u32>) {
+pub fn apply(generation: &mut GenerationRequest, api: Api, cap: Option<u32>) {
     let params = &mut generation.params;
-    if endpoint == Endpoint::Text && params.max_tokens.is_none() {
+    if api == Api::Completions && params.max_tokens.is_none() {
         params.max_tokens = Some(COMPLETIONS_DEFAULT_MAX_TOKENS);
     }
     let Some(cap) = cap else { return };
@@ -49,7 +49,7 @@ pub fn apply(generation: &mut GenerationRequest, endpoint: Endpoint, cap: Option
 
 #[cfg(test)]
 mod tests {
-    use inferd_engine::{Api, PassThrough, Prompt, SamplingParams};
+    use inferd_engine::{PassThrough, Prompt, SamplingParams};
 
     use super::*;
 
@@ -69,23 +69,23 @@ mod tests {
     #[test]
     fn text_completions_default_to_16_tokens_and_chat_keeps_none() {
         let mut text = request(None);
-        apply(&mut text, Endpoint::Text, None);
+        apply(&mut text, Api::Completions, None);
         assert_eq!(text.params.max_tokens, Some(16));
         let mut chat = request(None);
-        apply(&mut chat, Endpoint::Chat, None);
+        apply(&mut chat, Api::Chat, None);
         assert_eq!(chat.params.max_tokens, None);
         let mut asked = request(Some(100));
-        apply(&mut asked, Endpoint::Text, None);
+        apply(&mut asked, Api::Completions, None);
         assert_eq!(asked.params.max_tokens, Some(100));
     }
 
     #[test]
     fn the_cap_lowers_larger_requests_including_passed_through_bodies() {
         let mut big = request(Some(5000));
-        apply(&mut big, Endpoint::Chat, Some(256));
+        apply(&mut big, Api::Chat, Some(256));
         assert_eq!(big.params.max_tokens, Some(256));
         let mut small = request(Some(10));
-        apply(&mut small, Endpoint::Chat, Some(256));
+        apply(&mut small, Api::Chat, Some(256));
         assert_eq!(small.params.max_tokens, Some(10));
         let mut pass = request(Some(5000));
         let body = serde_json::json!({"model": "m", "max_completion_tokens": 5000});
@@ -95,7 +95,7 @@ mod tests {
             response_id: String::new(),
             include_usage: false,
         });
-        apply(&mut pass, Endpoint::Chat, Some(256));
+        apply(&mut pass, Api::Chat, Some(256));
         let body = &pass.pass_through.as_ref().map(|p| p.body.clone());
         assert_eq!(
             body.as_ref().and_then(|b| b.get("max_completion_tokens")),

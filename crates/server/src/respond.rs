@@ -8,61 +8,25 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
-use inferd_engine::hooks::{ActiveGeneration, GenerationStart, Operation};
+use inferd_engine::hooks::{ActiveGeneration, GenerationStart};
 use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Usage};
+use inferd_openai::{
+    Api, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
+    CompletionChoice, CompletionChunk, Message, PromptTokensDetails, UsageBody,
+};
 use opentelemetry::context::FutureExt as _;
 use serde::Serialize;
 
 use crate::access::AccessFacts;
 use crate::error::ApiError;
-use crate::openai::chat::{
-    ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Delta, ResponseMessage,
-};
-use crate::openai::completions::{Completion, CompletionChoice, CompletionChunk};
-use crate::openai::UsageBody;
 use crate::validation::ValidRequest;
 use crate::AppState;
-
-/// Which OpenAI endpoint is answering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Chat,
-    Text,
-    /// Passed through to an upstream only.
-    Embeddings,
-}
-
-impl Endpoint {
-    fn id_prefix(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "chatcmpl-",
-            Endpoint::Text => "cmpl-",
-            Endpoint::Embeddings => "embd-",
-        }
-    }
-
-    fn operation(self) -> Operation {
-        match self {
-            Endpoint::Chat => Operation::Chat,
-            Endpoint::Text => Operation::TextCompletion,
-            Endpoint::Embeddings => Operation::Embeddings,
-        }
-    }
-
-    /// The request field that holds the prompt.
-    fn prompt_param(self) -> &'static str {
-        match self {
-            Endpoint::Chat => "messages",
-            Endpoint::Text => "prompt",
-            Endpoint::Embeddings => "input",
-        }
-    }
-}
 
 /// Identity of one response, repeated in every chunk.
 #[derive(Debug, Clone)]
 struct ResponseMeta {
-    endpoint: Endpoint,
+    /// The endpoint answering (embeddings are only ever passed through).
+    api: Api,
     id: String,
     created: u64,
     model: String,
@@ -77,29 +41,29 @@ struct ResponseMeta {
 /// Provider name of generations whose model was not found (`gen_ai.provider.name`).
 const PROVIDER: &str = "inferd";
 
-/// Runs `request` and answers as `endpoint`. Past the shutdown deadline a request not yet
+/// Runs `request` and answers as `api`. Past the shutdown deadline a request not yet
 /// answered gets 503 `shutting_down` (a stream, an error event).
 pub async fn generate(
     state: &AppState,
-    endpoint: Endpoint,
+    api: Api,
     request: ValidRequest,
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     tokio::select! {
-        answer = answer(state, endpoint, request, access) => answer,
+        answer = answer(state, api, request, access) => answer,
         () = state.lifecycle.stopped() => Err(ApiError::shutting_down()),
     }
 }
 
 async fn answer(
     state: &AppState,
-    endpoint: Endpoint,
+    api: Api,
     mut request: ValidRequest,
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
-    let mut id = String::with_capacity(endpoint.id_prefix().len() + 32);
-    id.push_str(endpoint.id_prefix());
+    let mut id = String::with_capacity(api.id_prefix().len() + 32);
+    id.push_str(api.id_prefix());
     push_hex_u128(&mut id, fastrand::u128(..));
     let raw = match request.generation.pass_through.as_mut() {
         Some(pass) => {
@@ -120,7 +84,7 @@ async fn answer(
     let model_known = !matches!(lookup, Err(inferd_engine::LookupError::NotFound { .. }));
     let mut observed = state.hooks.start(GenerationStart {
         generation_id: random_id(),
-        operation: endpoint.operation(),
+        api,
         model: request.model.as_str().into(),
         model_known,
         provider,
@@ -148,18 +112,13 @@ async fn answer(
     };
     let generation = match generated {
         Ok(generation) => generation,
-        Err(e) => {
-            return Err(fail(
-                observed,
-                ApiError::from_engine(e, endpoint.prompt_param()),
-            ))
-        }
+        Err(e) => return Err(fail(observed, ApiError::from_engine(e, api.prompt_param()))),
     };
     if let Some(server) = generation.served_by() {
         observed.served_by(server);
     }
     let meta = ResponseMeta {
-        endpoint,
+        api,
         id,
         created: unix_now(),
         model: request.model,
@@ -213,7 +172,7 @@ async fn collect(
                 timings,
             })) => break (finish_reason, usage, timings),
             Some(Err(err)) => {
-                let error = ApiError::from_engine(err, meta.endpoint.prompt_param());
+                let error = ApiError::from_engine(err, meta.api.prompt_param());
                 return Err(fail(observed, error));
             }
             None => {
@@ -241,18 +200,18 @@ async fn collect(
         )
             .into_response());
     }
-    let usage = UsageBody::from(usage);
-    let body = match meta.endpoint {
-        Endpoint::Chat => axum::Json(ChatCompletion {
+    let usage = usage_body(usage);
+    let body = match meta.api {
+        Api::Chat => axum::Json(ChatCompletion {
             id: meta.id,
             object: "chat.completion",
             created: meta.created,
             model: meta.model,
             choices: vec![ChatChoice {
                 index: 0,
-                message: ResponseMessage {
-                    role: "assistant",
-                    content: text,
+                message: Message {
+                    role: Some("assistant"),
+                    content: Some(text.into()),
                 },
                 logprobs: None,
                 finish_reason: finish_reason.as_str(),
@@ -261,7 +220,7 @@ async fn collect(
             system_fingerprint: None,
         })
         .into_response(),
-        Endpoint::Text => axum::Json(Completion {
+        Api::Completions => axum::Json(Completion {
             id: meta.id,
             object: "text_completion",
             created: meta.created,
@@ -277,7 +236,7 @@ async fn collect(
         })
         .into_response(),
         // Embeddings are always passed through: their answer was returned above.
-        Endpoint::Embeddings => {
+        Api::Embeddings => {
             return Err(ApiError::internal(
                 "the upstream's embeddings answer was missing",
             ))
@@ -311,7 +270,7 @@ fn sse_events(
 ) -> impl Stream<Item = Result<Event, Infallible>> {
     let mut pending = std::collections::VecDeque::new();
     // A passed-through answer has the upstream's own first chunk.
-    if meta.endpoint == Endpoint::Chat && !meta.raw {
+    if meta.api == Api::Chat && !meta.raw {
         pending.push_back(chunk_event(&meta, Piece::Role));
     }
     let state = StreamState {
@@ -336,9 +295,7 @@ fn sse_events(
                     if let Some(observed) = st.observed.take() {
                         api = fail(observed, api);
                     }
-                    st.pending.push_back(json_event(&ErrorEvent {
-                        error: api.detail(),
-                    }));
+                    st.pending.push_back(json_event(&api.body()));
                     st.pending.push_back(Event::default().data("[DONE]"));
                     continue;
                 }
@@ -389,13 +346,11 @@ fn sse_events(
                 }
                 Some(Err(err)) => {
                     tracing::warn!(error = %err, "generation failed mid-stream");
-                    let mut api = ApiError::from_engine(err, st.meta.endpoint.prompt_param());
+                    let mut api = ApiError::from_engine(err, st.meta.api.prompt_param());
                     if let Some(observed) = st.observed.take() {
                         api = fail(observed, api);
                     }
-                    st.pending.push_back(json_event(&ErrorEvent {
-                        error: api.detail(),
-                    }));
+                    st.pending.push_back(json_event(&api.body()));
                     st.pending.push_back(Event::default().data("[DONE]"));
                 }
                 None => {
@@ -403,18 +358,11 @@ fn sse_events(
                     if let Some(observed) = st.observed.take() {
                         api = fail(observed, api);
                     }
-                    st.pending.push_back(json_event(&ErrorEvent {
-                        error: api.detail(),
-                    }));
+                    st.pending.push_back(json_event(&api.body()));
                 }
             }
         }
     })
-}
-
-#[derive(Serialize)]
-struct ErrorEvent<'a> {
-    error: crate::error::ErrorDetail<'a>,
 }
 
 /// What one chunk carries.
@@ -428,14 +376,14 @@ enum Piece {
 fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
     // OpenAI sends `"usage": null` on every chunk when usage was asked for.
     let null_usage = meta.include_usage.then_some(None);
-    match meta.endpoint {
-        Endpoint::Chat => {
+    match meta.api {
+        Api::Chat => {
             let (choices, usage) = match piece {
                 Piece::Role => (
                     vec![chat_choice(
-                        Delta {
+                        Message {
                             role: Some("assistant"),
-                            content: Some(String::new()),
+                            content: Some("".into()),
                         },
                         None,
                     )],
@@ -443,19 +391,19 @@ fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
                 ),
                 Piece::Text(text) => (
                     vec![chat_choice(
-                        Delta {
+                        Message {
                             role: None,
-                            content: Some(text),
+                            content: Some(text.into()),
                         },
                         None,
                     )],
                     null_usage,
                 ),
                 Piece::Finish(reason) => (
-                    vec![chat_choice(Delta::default(), Some(reason.as_str()))],
+                    vec![chat_choice(Message::default(), Some(reason.as_str()))],
                     null_usage,
                 ),
-                Piece::Usage(usage) => (Vec::new(), Some(Some(UsageBody::from(usage)))),
+                Piece::Usage(usage) => (Vec::new(), Some(Some(usage_body(usage)))),
             };
             json_event(&ChatCompletionChunk {
                 id: &meta.id,
@@ -468,7 +416,7 @@ fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
             })
         }
         // Embeddings are never streamed; shaped as text chunks should it ever happen.
-        Endpoint::Text | Endpoint::Embeddings => {
+        Api::Completions | Api::Embeddings => {
             let (choices, usage) = match piece {
                 Piece::Role => (Vec::new(), null_usage),
                 Piece::Text(text) => (vec![text_choice(text, None)], null_usage),
@@ -476,7 +424,7 @@ fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
                     vec![text_choice(String::new(), Some(reason.as_str()))],
                     null_usage,
                 ),
-                Piece::Usage(usage) => (Vec::new(), Some(Some(UsageBody::from(usage)))),
+                Piece::Usage(usage) => (Vec::new(), Some(Some(usage_body(usage)))),
             };
             json_event(&CompletionChunk {
                 id: &meta.id,
@@ -491,7 +439,7 @@ fn chunk_event(meta: &ResponseMeta, piece: Piece) -> Event {
     }
 }
 
-fn chat_choice(delta: Delta, finish_reason: Option<&'static str>) -> ChunkChoice {
+fn chat_choice(delta: Message<'static>, finish_reason: Option<&'static str>) -> ChunkChoice {
     ChunkChoice {
         index: 0,
         delta,
@@ -506,6 +454,18 @@ fn text_choice(text: String, finish_reason: Option<&'static str>) -> CompletionC
         text,
         logprobs: None,
         finish_reason,
+    }
+}
+
+/// The `usage` of a response.
+fn usage_body(usage: Usage) -> UsageBody {
+    UsageBody {
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        total_tokens: usage.total_tokens(),
+        prompt_tokens_details: PromptTokensDetails {
+            cached_tokens: usage.cached_tokens,
+        },
     }
 }
 

@@ -2,14 +2,12 @@
 //! 400 that names the field and says what is accepted. Nothing reaches the engine unchecked.
 
 use inferd_engine::{
-    Api, ChatMessage, ChatRole, GenerationRequest, PassThrough, Prompt, SamplingParams,
+    ChatMessage, ChatRole, GenerationRequest, PassThrough, Prompt, SamplingParams,
 };
+use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest, RequestMessage, StreamOptions};
 use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::openai::chat::{ChatCompletionRequest, RequestMessage};
-use crate::openai::completions::CompletionRequest;
-use crate::openai::StreamOptions;
 
 /// Most stop sequences accepted in one request.
 pub const MAX_STOP_SEQUENCES: usize = 16;

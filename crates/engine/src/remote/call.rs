@@ -10,18 +10,18 @@ use async_trait::async_trait;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
+use inferd_openai::{Api, Message, SseParser, StreamOptions, UpstreamAnswer, UpstreamRequest};
 use inferd_telemetry::{http_client_span_to, inject_span_context, record_http_response, OtelSpan};
 use opentelemetry::KeyValue;
-use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
 
+use super::answer;
 use super::client::{self, describe, BodyError, Response};
-use super::sse::{self, SseParser, WireCompletion};
 use super::{Endpoint, ModelRoute, Upstream};
 use crate::backend::{Backend, GenerationStream, ModelInfo};
-use crate::{Api, EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
+use crate::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
 
 /// Backoff before the first retry; doubled each time, capped, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(50);
@@ -126,11 +126,7 @@ impl RemoteBackend {
                 });
                 continue;
             };
-            let endpoint = match api {
-                Api::Chat => &up.chat,
-                Api::Completions => &up.completions,
-                Api::Embeddings => &up.embeddings,
-            };
+            let endpoint = up.endpoint(api);
             let body = bytes::Bytes::from(request_body(&route.upstream_model, request));
             let timeouts = up.config.timeouts;
             let deadline = started + timeouts.total;
@@ -316,7 +312,7 @@ async fn status_error(upstream: &str, via: Option<&str>, response: Response) -> 
     });
     let status = status.as_u16();
     let body = client::read_prefix(response.into_body(), MAX_ERROR_BODY).await;
-    let (message, code, param) = sse::error_from_body(&body);
+    let (message, code, param) = answer::error_from_body(&body);
     let message = redirect.unwrap_or(message);
     EngineError::UpstreamStatus {
         upstream: upstream.to_owned(),
@@ -360,9 +356,9 @@ fn request_body(model: &str, request: &GenerationRequest) -> Vec<u8> {
             Some(
                 messages
                     .iter()
-                    .map(|m| WireMessage {
-                        role: m.role.as_str(),
-                        content: &m.content,
+                    .map(|m| Message {
+                        role: Some(m.role.as_str()),
+                        content: Some(m.content.as_str().into()),
                     })
                     .collect(),
             ),
@@ -391,46 +387,6 @@ fn request_body(model: &str, request: &GenerationRequest) -> Vec<u8> {
     };
     // Plain strings and numbers (sampling values are finite after validation): cannot fail.
     serde_json::to_vec(&body).unwrap_or_default()
-}
-
-/// The body sent upstream; absent options are left out, so the upstream's defaults apply.
-#[derive(Serialize)]
-struct UpstreamRequest<'a> {
-    model: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    messages: Option<Vec<WireMessage<'a>>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    prompt: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    max_tokens: Option<u32>,
-    temperature: f32,
-    top_p: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_k: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seed: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stop: Option<&'a Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    frequency_penalty: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    presence_penalty: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    ignore_eos: Option<bool>,
-    stream: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    stream_options: Option<StreamOptions>,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: &'a str,
-    content: &'a str,
-}
-
-#[derive(Serialize)]
-struct StreamOptions {
-    include_usage: bool,
 }
 
 /// A call whose answer is being read.
@@ -552,7 +508,7 @@ impl Call {
         if let Some(raw) = &self.raw {
             return self.pass_on(raw, data.as_bytes(), progress, true);
         }
-        let chunk: WireCompletion =
+        let chunk: UpstreamAnswer =
             serde_json::from_str(data).map_err(|e| EngineError::UpstreamFailed {
                 upstream: self.name().to_owned(),
                 reason: format!("unreadable stream chunk ({e}): {}", clip(data)),
@@ -568,7 +524,7 @@ impl Call {
         self.apply(chunk, progress)
     }
 
-    fn apply(&self, chunk: WireCompletion, progress: &mut Progress) -> Result<(), EngineError> {
+    fn apply(&self, chunk: UpstreamAnswer, progress: &mut Progress) -> Result<(), EngineError> {
         if let Some(usage) = chunk.usage {
             progress.usage = Some(usage.into());
         }
@@ -587,7 +543,7 @@ impl Call {
                 }
             }
             if let Some(reason) = choice.finish_reason.as_deref() {
-                progress.finish_reason = Some(sse::finish_reason(reason));
+                progress.finish_reason = Some(answer::finish_reason(reason));
             }
         }
         Ok(())
@@ -651,7 +607,7 @@ impl Call {
             if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
                 progress
                     .finish_reason
-                    .get_or_insert(sse::finish_reason(reason));
+                    .get_or_insert(answer::finish_reason(reason));
             }
             output |= carries_output(choice);
         }
@@ -711,7 +667,7 @@ impl Call {
             }
             return self.finish(progress);
         }
-        let answer: WireCompletion = match serde_json::from_slice(&bytes) {
+        let answer: UpstreamAnswer = match serde_json::from_slice(&bytes) {
             Ok(answer) => answer,
             Err(e) => {
                 return self.fail(EngineError::UpstreamFailed {

@@ -8,15 +8,16 @@
 //! configuration, which models it serves. Requests for a model of an upstream known to be down
 //! fail at once with 503 naming it.
 
+mod answer;
 mod call;
 mod client;
-pub mod sse;
 mod traces;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use inferd_openai::{Api, UpstreamModelList};
 use tokio::sync::Semaphore;
 
 use crate::backend::{Backend, ModelInfo};
@@ -299,12 +300,15 @@ impl Upstream {
             }
             None => None,
         };
-        let chat = Endpoint::new(
-            &config.name,
-            format!("{}/chat/completions", config.base_url),
-        )?;
-        let completions = Endpoint::new(&config.name, format!("{}/completions", config.base_url))?;
-        let embeddings = Endpoint::new(&config.name, format!("{}/embeddings", config.base_url))?;
+        let endpoint = |api: Api| {
+            Endpoint::new(
+                &config.name,
+                format!("{}{}", config.base_url, api.relative_path()),
+            )
+        };
+        let chat = endpoint(Api::Chat)?;
+        let completions = endpoint(Api::Completions)?;
+        let embeddings = endpoint(Api::Embeddings)?;
         Ok(Self {
             permits: Arc::new(Semaphore::new(config.max_concurrent)),
             chat,
@@ -361,6 +365,15 @@ impl Upstream {
             .discovered
             .as_ref()
             .and_then(|routes| routes.iter().find(|r| r.id == model).cloned())
+    }
+
+    /// Its URL of `api`.
+    fn endpoint(&self, api: Api) -> &Endpoint {
+        match api {
+            Api::Chat => &self.chat,
+            Api::Completions => &self.completions,
+            Api::Embeddings => &self.embeddings,
+        }
     }
 
     /// Requests it is answering now.
@@ -490,14 +503,6 @@ impl Upstream {
     }
 
     async fn fetch_models(&self) -> Result<Vec<String>, String> {
-        #[derive(serde::Deserialize)]
-        struct List {
-            data: Vec<Entry>,
-        }
-        #[derive(serde::Deserialize)]
-        struct Entry {
-            id: String,
-        }
         let url = format!("{}/models", self.config.base_url);
         let body = match self
             .get(
@@ -511,7 +516,7 @@ impl Upstream {
             Got::Body(body) => body,
             Got::Status(status) => return Err(self.refused(&url, status)),
         };
-        let list: List = serde_json::from_slice(&body)
+        let list: UpstreamModelList = serde_json::from_slice(&body)
             .map_err(|e| format!("GET {url} did not return a model list: {e}"))?;
         Ok(list.data.into_iter().map(|e| e.id).collect())
     }

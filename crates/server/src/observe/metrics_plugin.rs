@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use inferd_engine::hooks::{
     BatchRun, EngineLoad, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart,
-    GenerationTimings, ModelLoad, ModelUnload, Observer, Operation,
+    GenerationTimings, ModelLoad, ModelUnload, Observer,
 };
+use inferd_openai::Api;
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
@@ -44,7 +45,7 @@ impl MetricsPlugin {
 /// each of ~7 measurements). One per (operation, model, provider, upstream address) that
 /// finished a generation: bounded by the models served, as only successes create them.
 struct Bound {
-    operation: Operation,
+    api: Api,
     provider: Arc<str>,
     address: Option<Arc<str>>,
     requests_active: BoundUpDownCounter<i64>,
@@ -89,7 +90,7 @@ impl ClientBound {
         self.duration.record(end.timings.duration.as_secs_f64());
         self.input_tokens.record(u64::from(end.usage.prompt_tokens));
         // Embeddings produce no tokens.
-        if start.operation != Operation::Embeddings {
+        if start.api != Api::Embeddings {
             self.output_tokens
                 .record(u64::from(end.usage.completion_tokens));
         }
@@ -174,7 +175,7 @@ impl Bound {
         let model = KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone());
         let attrs = generation_attributes(start, &model);
         Self {
-            operation: start.operation,
+            api: start.api,
             provider: start.provider.clone(),
             address: start.server.as_ref().map(|(address, _)| address.clone()),
             requests_active: m.requests_active.bind(std::slice::from_ref(&model)),
@@ -190,7 +191,7 @@ impl Bound {
     }
 
     fn serves(&self, start: &GenerationStart) -> bool {
-        self.operation == start.operation
+        self.api == start.api
             && self.provider == start.provider
             && self.address.as_deref() == start.server.as_ref().map(|(a, _)| &**a)
     }
@@ -379,7 +380,7 @@ impl GenerationCall for MetricsCall {
         m.gen_ai_server_request_duration.record(
             failure.timings.duration.as_secs_f64(),
             &[
-                KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+                KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.api.operation_name()),
                 KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
                 self.model.clone(),
                 error_type.clone(),
@@ -398,7 +399,7 @@ impl GenerationCall for MetricsCall {
 /// The attributes the GenAI server metrics require: operation, provider and model.
 fn generation_attributes(start: &GenerationStart, model: &KeyValue) -> [KeyValue; 3] {
     [
-        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.api.operation_name()),
         KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
         model.clone(),
     ]
@@ -412,7 +413,7 @@ fn token_attributes(
 ) -> [KeyValue; 4] {
     [
         KeyValue::new(sc::GEN_AI_TOKEN_TYPE, kind),
-        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.api.operation_name()),
         KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
         model.clone(),
     ]
@@ -441,7 +442,7 @@ fn client_attributes(
     error_type: Option<String>,
 ) -> Vec<KeyValue> {
     let mut attrs = vec![
-        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+        KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.api.operation_name()),
         KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
         KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
         KeyValue::new(sc::SERVER_ADDRESS, address.to_owned()),
@@ -468,7 +469,7 @@ mod tests {
         GenerationStart {
             model_known: true,
             generation_id: "g".into(),
-            operation: Operation::Chat,
+            api: Api::Chat,
             model: model.into(),
             provider: "openai".into(),
             server: server.map(|(a, p)| (a.into(), p)),

@@ -9,10 +9,10 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use inferd_engine::hooks::{
-    BatchRun, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer,
-    Operation, Redactor,
+    BatchRun, GenerationCall, GenerationEnd, GenerationFailure, GenerationStart, Observer, Redactor,
 };
 use inferd_engine::{ChatRole, Prompt};
+use inferd_openai::Api;
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan, SdkTracer};
 use opentelemetry::trace::SpanKind;
@@ -118,7 +118,7 @@ const GENERATION_LABEL: &str = "generation";
 
 impl Observer for TracingPlugin {
     fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
-        let operation = start.operation.as_str();
+        let operation = start.api.operation_name();
         let mut name = String::with_capacity(operation.len() + 1 + start.model.len());
         name.push_str(operation);
         // An unknown model's name stays out of the span name (it stays an attribute).
@@ -127,13 +127,13 @@ impl Observer for TracingPlugin {
             name.push_str(&start.model);
         }
         // Embeddings sample nothing: no temperature, top_p or output tokens to report.
-        let sampling = start.operation != Operation::Embeddings;
+        let sampling = start.api != Api::Embeddings;
         let p = &start.params;
         // The request attributes are given when the span starts, where a sampler sees them.
         // The span keeps this Vec: room for the response attributes too (post_call).
         let mut attributes = Vec::with_capacity(32);
         attributes.extend([
-            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.operation.as_str()),
+            KeyValue::new(sc::GEN_AI_OPERATION_NAME, start.api.operation_name()),
             KeyValue::new(sc::GEN_AI_PROVIDER_NAME, start.provider.clone()),
             KeyValue::new(sc::GEN_AI_REQUEST_MODEL, start.model.clone()),
             KeyValue::new(sc::INFERD_GENERATION_ID, start.generation_id.clone()),
@@ -241,7 +241,7 @@ impl GenerationCall for TracingCall {
     fn post_call(self: Box<Self>, start: &GenerationStart, end: &GenerationEnd) {
         let span = &self.span;
         // Embeddings have neither a finish nor output tokens: those are left out.
-        let generated = start.operation != Operation::Embeddings;
+        let generated = start.api != Api::Embeddings;
         let mut attributes = Vec::with_capacity(14);
         attributes.extend([
             KeyValue::new(sc::GEN_AI_RESPONSE_ID, end.response_id.clone()),
@@ -429,7 +429,7 @@ mod tests {
         let start = GenerationStart {
             model_known: true,
             generation_id: "g".into(),
-            operation: Operation::Chat,
+            api: Api::Chat,
             model: model.into(),
             provider: if server.is_some() { "vllm" } else { "inferd" }.into(),
             server: server.map(|(a, p)| (a.into(), p)),

@@ -4,14 +4,13 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
 use inferd_engine::Priority;
+use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest};
 
 use super::{facts, rejected};
 use crate::access::AccessFacts;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::openai::chat::ChatCompletionRequest;
-use crate::openai::completions::CompletionRequest;
-use crate::respond::{generate, Endpoint};
+use crate::respond::generate;
 use crate::validation::ValidRequest;
 use crate::{limits, validation, AppState};
 
@@ -49,12 +48,8 @@ pub async fn run_chat(
         validation::chat_pass_through(req, raw)
     })?;
     request.generation.priority = priority;
-    limits::apply(
-        &mut request.generation,
-        Endpoint::Chat,
-        state.config.max_tokens,
-    );
-    generate(state, Endpoint::Chat, request, access).await
+    limits::apply(&mut request.generation, Api::Chat, state.config.max_tokens);
+    generate(state, Api::Chat, request, access).await
 }
 
 pub async fn text(
@@ -93,10 +88,10 @@ pub async fn run_text(
     request.generation.priority = priority;
     limits::apply(
         &mut request.generation,
-        Endpoint::Text,
+        Api::Completions,
         state.config.max_tokens,
     );
-    generate(state, Endpoint::Text, request, access).await
+    generate(state, Api::Completions, request, access).await
 }
 
 /// The request to run: inferd's own (`validated`), or, for a remote model, the client's as

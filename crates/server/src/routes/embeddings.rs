@@ -4,13 +4,13 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
+use inferd_openai::{Api, EmbeddingsRequest};
 
 use super::{facts, rejected};
 use crate::access::AccessFacts;
 use crate::error::ApiError;
 use crate::json::JsonBody;
-use crate::openai::embeddings::EmbeddingsRequest;
-use crate::respond::{generate, Endpoint};
+use crate::respond::generate;
 use crate::{validation, AppState};
 
 pub async fn embeddings(
@@ -35,5 +35,5 @@ pub async fn embeddings(
     // An unknown model gets its 404 (with the models there are) from `generate`.
     let request = validation::embeddings_pass_through(&req.model, &req.input, &raw)
         .map_err(|e| rejected(&state, e))?;
-    generate(&state, Endpoint::Embeddings, request, facts(access)).await
+    generate(&state, Api::Embeddings, request, facts(access)).await
 }

@@ -2,8 +2,8 @@
 
 use axum::extract::State;
 use axum::Json;
+use inferd_openai::{ModelCard, ModelList};
 
-use crate::openai::models::{ModelCard, ModelList};
 use crate::AppState;
 
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {

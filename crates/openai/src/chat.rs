@@ -1,9 +1,12 @@
-//! `/v1/chat/completions` request and response bodies.
+//! `/v1/chat/completions` bodies: the request as clients send it, the answer and its stream
+//! chunks, and [`Message`], the one message shape inferd writes and reads back.
+
+use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{StreamOptions, UsageBody};
+use crate::{StreamOptions, UsageBody};
 
 /// A chat completion request as clients send it.
 #[derive(Debug, Clone, Deserialize)]
@@ -34,12 +37,24 @@ pub struct ChatCompletionRequest {
     pub response_format: Option<Value>,
 }
 
-/// One message; `content` is a string or an array of content parts.
+/// One message of a client's request; `content` is a string or an array of content parts
+/// (kept as JSON: the server's validation says what it accepts).
 #[derive(Debug, Clone, Deserialize)]
 pub struct RequestMessage {
     pub role: String,
     #[serde(default)]
     pub content: Value,
+}
+
+/// A chat message as inferd writes it (in a request to an upstream, in a whole answer, as a
+/// chunk's `delta`) and reads it back from an upstream's answer (`message` or `delta`, of
+/// which only `content` is read). An absent part is left out of the JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Message<'a> {
+    #[serde(skip_deserializing, skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'a str>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<Cow<'a, str>>,
 }
 
 /// A non-streaming chat completion.
@@ -57,15 +72,10 @@ pub struct ChatCompletion {
 #[derive(Debug, Serialize)]
 pub struct ChatChoice {
     pub index: u32,
-    pub message: ResponseMessage,
+    /// Role and content both set.
+    pub message: Message<'static>,
     pub logprobs: Option<Value>,
     pub finish_reason: &'static str,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ResponseMessage {
-    pub role: &'static str,
-    pub content: String,
 }
 
 /// One SSE chunk of a streaming chat completion.
@@ -85,15 +95,34 @@ pub struct ChatCompletionChunk<'a> {
 #[derive(Debug, Serialize)]
 pub struct ChunkChoice {
     pub index: u32,
-    pub delta: Delta,
+    pub delta: Message<'static>,
     pub logprobs: Option<Value>,
     pub finish_reason: Option<&'static str>,
 }
 
-#[derive(Debug, Default, Serialize)]
-pub struct Delta {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_leaves_out_what_it_lacks_and_reads_only_its_content() {
+        let whole = Message {
+            role: Some("assistant"),
+            content: Some("Hi".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&whole).expect("json"),
+            r#"{"role":"assistant","content":"Hi"}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&Message::default()).expect("json"),
+            "{}"
+        );
+        let read: Message<'static> =
+            serde_json::from_str(r#"{"role":"assistant","content":"All","refusal":null}"#)
+                .expect("message");
+        assert_eq!((read.role, read.content.as_deref()), (None, Some("All")));
+        let empty: Message<'static> = serde_json::from_str(r#"{"content":null}"#).expect("null");
+        assert_eq!(empty.content, None);
+    }
 }

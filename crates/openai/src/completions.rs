@@ -1,9 +1,10 @@
-//! `/v1/completions` (legacy text completion) request and response bodies.
+//! `/v1/completions` (legacy text completion) bodies: the request as clients send it, the
+//! answer and its stream chunks.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{StreamOptions, UsageBody};
+use crate::{StreamOptions, UsageBody};
 
 /// A text completion request as clients send it.
 #[derive(Debug, Clone, Deserialize)]

@@ -1,6 +1,7 @@
-//! `/v1/models` response bodies.
+//! `/v1/models` bodies: the list inferd's server answers, and the ids inferd's gateway reads
+//! from an upstream's list.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize)]
 pub struct ModelList {
@@ -17,4 +18,16 @@ pub struct ModelCard {
     /// Extension: the context window in tokens (absent for an upstream's model).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context_length: Option<u32>,
+}
+
+/// An upstream's model list, of which only the ids are read.
+#[derive(Debug, Deserialize)]
+pub struct UpstreamModelList {
+    pub data: Vec<UpstreamModel>,
+}
+
+/// One model of an upstream's list.
+#[derive(Debug, Deserialize)]
+pub struct UpstreamModel {
+    pub id: String,
 }
