@@ -378,11 +378,25 @@ async fn files_and_batches_of_another_key_are_not_found() {
     let (status, _) = call(&server, reqwest::Method::GET, "/v1/batches", None, None).await;
     assert_eq!(status, 401);
 
-    // The operator (admin routes: loopback without --admin-token) sees and cancels any key's.
+    // The operator (admin routes: loopback without --admin-token) sees and cancels any key's
+    // (a batch long enough to be still running when cancelled).
+    let (status, long) = upload(&server, Some(a), &input(60, 4)).await;
+    assert_eq!(status, 200, "{long}");
+    let create = json!({"input_file_id": long["id"], "endpoint": CHAT, "completion_window": "24h"});
+    let (status, batch) = call(
+        &server,
+        reqwest::Method::POST,
+        "/v1/batches",
+        Some(a),
+        Some(create),
+    )
+    .await;
+    assert_eq!(status, 200, "{batch}");
     let batch_id = batch["id"].as_str().expect("id");
     let (status, all) = get(&server, "/admin/batches").await;
     assert_eq!(status, 200, "{all}");
     assert_eq!(all["data"][0]["id"], batch_id, "{all}");
+    assert_eq!(all["data"].as_array().map(Vec::len), Some(2), "{all}");
     let (status, cancelled) = call(
         &server,
         reqwest::Method::POST,
