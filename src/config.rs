@@ -323,6 +323,9 @@ impl FileTelemetry {
     /// The table's values; a key no telemetry variable has, or a value of another kind, is an
     /// error naming it.
     fn new(table: toml::Table) -> anyhow::Result<Self> {
+        if table.is_empty() {
+            return Ok(Self::default());
+        }
         let known = known_telemetry_keys();
         let mut values = HashMap::new();
         for (key, value) in table {
@@ -467,14 +470,46 @@ impl ServeArgs {
             .with_context(|| format!("invalid config file {}", path.display()))
     }
 
-    /// The telemetry settings: the telemetry flags, then `env` (the `INFERD_*` and `OTEL_*`
-    /// variables), then the config file's `[telemetry]` table, then inferd's defaults.
-    pub fn telemetry_config(
+    /// Both configurations from one read of the `--config` file: the telemetry settings (see
+    /// [`ServeArgs::telemetry_from`]) and everything `serve` needs (see
+    /// [`ServeArgs::resolve_file`]). `user_home` is the user's home directory, for the default
+    /// cache location.
+    pub fn load(
+        self,
+        user_home: Option<&Path>,
+        env: &dyn inferd_telemetry::EnvSource,
+    ) -> anyhow::Result<(ServeConfig, inferd_telemetry::TelemetryConfig)> {
+        let mut file = self.load_file()?;
+        let telemetry = self.telemetry_from(file.telemetry.take(), env)?;
+        Ok((self.resolve_file(file, user_home)?, telemetry))
+    }
+
+    /// [`ServeArgs::telemetry_from`] with the file's `[telemetry]` table.
+    #[cfg(test)]
+    fn telemetry_config(
         &self,
         env: &dyn inferd_telemetry::EnvSource,
     ) -> anyhow::Result<inferd_telemetry::TelemetryConfig> {
-        let file = FileTelemetry::new(self.load_file()?.telemetry.unwrap_or_default())
-            .with_context(|| match &self.config {
+        self.telemetry_from(self.load_file()?.telemetry, env)
+    }
+
+    /// [`ServeArgs::resolve_file`] with the `--config` file.
+    #[cfg(test)]
+    fn resolve(self, user_home: Option<&Path>) -> anyhow::Result<ServeConfig> {
+        let file = self.load_file()?;
+        self.resolve_file(file, user_home)
+    }
+
+    /// The telemetry settings: the telemetry flags, then `env` (the `INFERD_*` and `OTEL_*`
+    /// variables), then the config file's `[telemetry]` table (`table`), then inferd's
+    /// defaults.
+    fn telemetry_from(
+        &self,
+        table: Option<toml::Table>,
+        env: &dyn inferd_telemetry::EnvSource,
+    ) -> anyhow::Result<inferd_telemetry::TelemetryConfig> {
+        let file =
+            FileTelemetry::new(table.unwrap_or_default()).with_context(|| match &self.config {
                 Some(path) => format!("invalid config file {}", path.display()),
                 None => String::new(),
             })?;
@@ -487,10 +522,14 @@ impl ServeArgs {
         Ok(self.telemetry.clone().into_config(&Layers(&sources))?)
     }
 
-    /// Merges flags/environment with the config file and defaults, and checks the result.
-    /// `user_home` is the user's home directory, for the default cache location.
-    pub fn resolve(self, user_home: Option<&Path>) -> anyhow::Result<ServeConfig> {
-        let file = self.load_file()?;
+    /// Merges flags/environment with the config file's settings (`file`) and defaults, and
+    /// checks the result. `user_home` is the user's home directory, for the default cache
+    /// location.
+    fn resolve_file(
+        self,
+        file: FileConfig,
+        user_home: Option<&Path>,
+    ) -> anyhow::Result<ServeConfig> {
         let host = self
             .host
             .or(file.host)
@@ -989,19 +1028,23 @@ mod tests {
         file
     }
 
+    /// A config file `name` in `dir`: `settings` (TOML lines) and the test model as its model.
+    fn file_with_model(dir: &Path, name: &str, settings: &str) -> PathBuf {
+        let model = model_file(dir);
+        let file = dir.join(name);
+        let text = format!("{settings}models = [\"{}\"]\n", model.display());
+        std::fs::write(&file, text).expect("write");
+        file
+    }
+
     #[test]
     fn flags_override_file_and_file_overrides_defaults() {
         let dir = std::env::temp_dir().join(format!("inferd-config-{}", std::process::id()));
-        let model = model_file(&dir);
-        let file = dir.join("inferd.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "port = 9999\nmax_queue = 3\nhttp_workers = 2\nparallel = 6\nmodels = [\"{}\"]\n",
-                model.display()
-            ),
-        )
-        .expect("write");
+        let file = file_with_model(
+            &dir,
+            "inferd.toml",
+            "port = 9999\nmax_queue = 3\nhttp_workers = 2\nparallel = 6\n",
+        );
         let args = ServeArgs {
             port: Some(7000),
             config: Some(file),
@@ -1032,15 +1075,11 @@ mod tests {
     fn redis_job_store_comes_from_the_file_and_the_visibility_timeout_defaults_to_five_minutes() {
         let dir = std::env::temp_dir().join(format!("inferd-config-redis-{}", std::process::id()));
         let model = model_file(&dir);
-        let file = dir.join("redis.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "jobs_redis = \"redis://127.0.0.1:6390/2\"\nmodels = [\"{}\"]\n",
-                model.display()
-            ),
-        )
-        .expect("write");
+        let file = file_with_model(
+            &dir,
+            "redis.toml",
+            "jobs_redis = \"redis://127.0.0.1:6390/2\"\n",
+        );
         let cfg = ServeArgs {
             config: Some(file.clone()),
             ..ServeArgs::default()
@@ -1124,16 +1163,11 @@ mod tests {
     #[test]
     fn tokens_are_long_enough_and_the_metrics_token_comes_from_the_file_too() {
         let dir = std::env::temp_dir().join(format!("inferd-config-tok-{}", std::process::id()));
-        let model = model_file(&dir);
-        let file = dir.join("tokens.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "metrics_token = \"scrape-token-0123456789\"\nmodels = [\"{}\"]\n",
-                model.display()
-            ),
-        )
-        .expect("write");
+        let file = file_with_model(
+            &dir,
+            "tokens.toml",
+            "metrics_token = \"scrape-token-0123456789\"\n",
+        );
         let cfg = ServeArgs {
             config: Some(file.clone()),
             ..ServeArgs::default()
@@ -1222,18 +1256,14 @@ mod tests {
     fn exposure_settings_come_from_the_file_and_are_checked() {
         let dir = std::env::temp_dir().join(format!("inferd-config-expose-{}", std::process::id()));
         let model = model_file(&dir);
-        let file = dir.join("expose.toml");
-        std::fs::write(
-            &file,
-            format!(
-                "api_keys = [\"sk-a\", \" sk-b \"]\napi_key_rpm = 30\nmax_tokens = 64\n\
+        let file = file_with_model(
+            &dir,
+            "expose.toml",
+            "api_keys = [\"sk-a\", \" sk-b \"]\napi_key_rpm = 30\nmax_tokens = 64\n\
                  generation_timeout = 0\nmax_messages = 10\nheader_timeout = 4\n\
                  keep_alive_timeout = 2.5\nbody_timeout = 7\nmax_connections = 9\n\
-                 shutdown_timeout = 12\nspecial_tokens_in_content = true\nmodels = [\"{}\"]\n",
-                model.display()
-            ),
-        )
-        .expect("write");
+                 shutdown_timeout = 12\nspecial_tokens_in_content = true\n",
+        );
         let cfg = ServeArgs {
             config: Some(file.clone()),
             ..ServeArgs::default()

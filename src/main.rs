@@ -88,7 +88,8 @@ const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let user_home = std::env::var_os("HOME").map(PathBuf::from);
-    let mut telemetry_config = args.telemetry_config(&inferd_telemetry::ProcessEnv)?;
+    let (config, mut telemetry_config) =
+        args.load(user_home.as_deref(), &inferd_telemetry::ProcessEnv)?;
     telemetry_config.service_version = env!("CARGO_PKG_VERSION").to_owned();
     // The llama-cpp-2 bindings wrap their calls (model load, chat template) in INFO spans; they
     // are not request steps and would each become a trace of their own.
@@ -97,7 +98,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // of anything: they stay out of spans as events.
     telemetry_config.span_filter =
         "info,llama_cpp_2=off,llama-cpp-2=off,inferd::access=off".to_owned();
-    let config = args.resolve(user_home.as_deref())?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.http_workers)
         .enable_all()
