@@ -15,8 +15,8 @@ mod store;
 
 pub use queue::{Claim, JobQueue};
 pub use records::{
-    Batch, BatchStatus, FileObject, Line, LineResult, LineState, QueueDepth, RequestCounts,
-    TraceFields,
+    batch_request_id, Batch, BatchStatus, FileObject, Line, LineResult, LineState, QueueDepth,
+    RequestCounts, TraceFields,
 };
 pub use redis_store::RedisStore;
 pub use store::{BatchPage, JobStore, NewBatch, JOBS_DB_FILE};

@@ -130,12 +130,17 @@ pub struct Line {
     pub attempts: u32,
 }
 
+/// A new id of one line's entry in a batch's output or error file (OpenAI's `batch_req_…`).
+pub fn batch_request_id() -> String {
+    format!("batch_req_{:032x}", fastrand::u128(..))
+}
+
 impl LineResult {
     /// The error-file line of a line its batch's completion window ended before it ran
     /// (OpenAI's `batch_expired`).
     pub fn expired(line: &Line) -> Self {
         let json = serde_json::json!({
-            "id": format!("batch_req_{:032x}", fastrand::u128(..)),
+            "id": batch_request_id(),
             "custom_id": line.custom_id,
             "response": null,
             "error": {

@@ -340,15 +340,12 @@ impl JobStore {
     /// ends `expired` with its last line).
     pub fn claim_next(&self) -> Result<Option<Line>, JobsError> {
         let txn = self.db.begin_write()?;
+        let mut pending = txn.open_table(PENDING)?;
         let claimed = loop {
-            let first = txn
-                .open_table(PENDING)?
-                .first()?
-                .map(|(key, _)| key.value().to_owned());
+            let first = pending.pop_first()?.map(|(key, _)| key.value().to_owned());
             let Some(key) = first else {
                 break None;
             };
-            txn.open_table(PENDING)?.remove(key.as_str())?;
             let Some(mut line) = read::<Line>(&txn.open_table(LINES)?, &key)? else {
                 continue;
             };
@@ -365,6 +362,7 @@ impl JobStore {
                 .insert(key.as_str(), [].as_slice())?;
             break Some(line);
         };
+        drop(pending);
         txn.commit()?;
         Ok(claimed)
     }

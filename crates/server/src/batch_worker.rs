@@ -270,7 +270,7 @@ async fn process(state: &AppState, queue: &JobQueue, line: &Line) -> Option<Line
         })
     });
     let output = json!({
-        "id": format!("batch_req_{:032x}", fastrand::u128(..)),
+        "id": inferd_jobs::batch_request_id(),
         "custom_id": line.custom_id,
         "response": {
             "status_code": status.as_u16(),
