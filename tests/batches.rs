@@ -5,7 +5,9 @@ mod common;
 
 use std::path::PathBuf;
 
-use common::batches::{answers, call, file_lines, get, input, upload, wait_batch, CHAT, MODEL};
+use common::batches::{
+    answers, call, cancel, file_lines, get, input, upload, wait_batch, CHAT, MODEL,
+};
 use common::{client, Server};
 use serde_json::{json, Value};
 
@@ -185,19 +187,7 @@ async fn cancelled_batch_drops_its_pending_lines() {
     let server = start(&dir, &[]);
     let batch = create_batch(&server, 60).await;
     let id = batch["id"].as_str().expect("id");
-    let (status, cancelling) = call(
-        &server,
-        reqwest::Method::POST,
-        &format!("/v1/batches/{id}/cancel"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{cancelling}");
-    assert!(
-        cancelling["status"] == "cancelling" || cancelling["status"] == "cancelled",
-        "{cancelling}"
-    );
+    cancel(&server, &format!("/v1/batches/{id}/cancel")).await;
     let done = wait_batch(&server, id, |b| b["status"] == "cancelled").await;
     let counts = &done["request_counts"];
     assert_eq!(counts["total"], 60);
@@ -397,19 +387,7 @@ async fn files_and_batches_of_another_key_are_not_found() {
     assert_eq!(status, 200, "{all}");
     assert_eq!(all["data"][0]["id"], batch_id, "{all}");
     assert_eq!(all["data"].as_array().map(Vec::len), Some(2), "{all}");
-    let (status, cancelled) = call(
-        &server,
-        reqwest::Method::POST,
-        &format!("/admin/batches/{batch_id}/cancel"),
-        None,
-        None,
-    )
-    .await;
-    assert_eq!(status, 200, "{cancelled}");
-    assert!(
-        ["cancelling", "cancelled"].contains(&cancelled["status"].as_str().unwrap_or("")),
-        "{cancelled}"
-    );
+    cancel(&server, &format!("/admin/batches/{batch_id}/cancel")).await;
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use common::batches::{answers, file_lines, get, input, upload, wait_batch, CHAT};
+use common::batches::{answers, cancel, file_lines, get, input, upload, wait_batch, CHAT};
 use common::redis::Redis;
 use common::{client, Server};
 use inferd_jobs::redis_store::{Finished, GROUP, STREAM_KEY};
@@ -260,17 +260,7 @@ async fn cancelled_batch_on_redis_drops_its_lines_not_yet_run() {
         b["request_counts"]["completed"].as_u64().unwrap_or(0) >= 1
     })
     .await;
-    let response = client()
-        .post(server.url(&format!("/v1/batches/{id}/cancel")))
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(response.status(), 200);
-    let cancelling: Value = response.json().await.expect("json");
-    assert!(
-        ["cancelling", "cancelled"].contains(&cancelling["status"].as_str().unwrap_or("")),
-        "{cancelling}"
-    );
+    cancel(&server, &format!("/v1/batches/{id}/cancel")).await;
     let done = wait_batch(&server, &id, |b| b["status"] == "cancelled").await;
     let completed = done["request_counts"]["completed"].as_u64().expect("count");
     assert!(completed < 30, "{done}");

@@ -73,6 +73,18 @@ pub async fn get(server: &Server, path: &str) -> (u16, Value) {
     call(server, reqwest::Method::GET, path, None, None).await
 }
 
+/// POSTs `path` (a batch's cancel route) and checks the answer: 200 and the batch
+/// `cancelling` or already `cancelled`; the batch.
+pub async fn cancel(server: &Server, path: &str) -> Value {
+    let (status, batch) = call(server, reqwest::Method::POST, path, None, None).await;
+    assert_eq!(status, 200, "{batch}");
+    assert!(
+        ["cancelling", "cancelled"].contains(&batch["status"].as_str().unwrap_or("")),
+        "{batch}"
+    );
+    batch
+}
+
 /// Polls the batch on `server` until `done` says so (at most two minutes).
 pub async fn wait_batch(server: &Server, id: &str, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(120);
