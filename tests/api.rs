@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{client, get_json, sse_data, Server};
+use common::{client, get_json, sse_data, Server, TempDir};
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -497,8 +497,7 @@ async fn models_health_and_ready_endpoints() {
 
 #[tokio::test]
 async fn ready_is_503_when_the_default_model_fails_to_load() {
-    let dir = std::env::temp_dir().join(format!("inferd-corrupt-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("mkdir");
+    let dir = TempDir::new("corrupt");
     let corrupt = dir.join("corrupt.gguf");
     std::fs::write(&corrupt, b"this is not a gguf file").expect("write");
     let model = format!("broken={}", corrupt.display());

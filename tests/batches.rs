@@ -3,19 +3,15 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::batches::{
     answers, call, cancel, file_lines, get, input, upload, wait_batch, CHAT, MODEL,
 };
-use common::{client, Server};
+use common::{client, Server, TempDir};
 use serde_json::{json, Value};
 
 /// A fresh jobs directory for one test.
-fn jobs_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("inferd-batches-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+fn jobs_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("batches-{name}"))
 }
 
 fn start(dir: &std::path::Path, extra: &[&str]) -> Server {

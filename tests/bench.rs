@@ -7,19 +7,17 @@ mod common;
 #[path = "../crates/telemetry/tests/support/mod.rs"]
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use common::Server;
+use common::{Server, TempDir};
 use serde_json::Value;
 
 const MODEL: &str = "smollm2-135m";
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("inferd-bench-e2e-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("scratch dir");
-    dir
+fn scratch(name: &str) -> TempDir {
+    TempDir::new(&format!("bench-e2e-{name}"))
 }
 
 fn bench(args: &[&str], env: &[(&str, &str)]) -> Output {

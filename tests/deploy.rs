@@ -15,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::prometheus::{self, Prometheus};
-use common::{client, Server};
+use common::{client, Server, TempDir};
 use serde_json::{json, Value};
 
 fn repo() -> PathBuf {
@@ -383,7 +383,7 @@ fn metric_names_are_read_from_promql() {
 async fn every_dashboard_and_alert_query_answers_against_a_live_inferd() {
     let (exprs, variables) = dashboard_queries();
     let back = Server::start(&["--telemetry", "local"]);
-    let dir = std::env::temp_dir().join(format!("inferd-deploy-gw-{}", std::process::id()));
+    let dir = TempDir::new("deploy-gw");
     let front = start_gateway(&back, &dir);
     let Some(prometheus) = prometheus::start(
         "deploy",

@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use common::{client, get_json, metrics_text, model_path, Server};
+use common::{client, get_json, metrics_text, model_path, Server, TempDir};
 use serde_json::{json, Value};
 
 /// The model file's bytes and sha256 (computed once by `sha256sum`, which every test machine
@@ -89,11 +89,8 @@ async fn start_origin() -> (String, Origin) {
     (format!("http://{addr}/models/smol.gguf"), origin)
 }
 
-fn home(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("inferd-dl-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
+fn home(name: &str) -> TempDir {
+    TempDir::new(&format!("dl-{name}"))
 }
 
 /// `inferd serve` with one on-demand model `remote` from `source`, its cache under `home`.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::{
     client, free_port, get_json, metrics_text, model_path, serve_on_loopback, sse_data,
-    wait_for_trace, Server,
+    wait_for_trace, Server, TempDir,
 };
 use serde_json::{json, Value};
 
@@ -42,16 +42,20 @@ fn start_back(port: u16) -> Server {
 
 /// The front: no local model, one upstream `back` at `back_base` (http://host:port), probed
 /// every 200 ms so the fault tests see changes quickly.
-fn start_front(back_base: &str, dir: &std::path::Path) -> Server {
+/// A front with `back_base` as its one upstream, its config in a temp dir named after `name`.
+fn start_front(back_base: &str, name: &str) -> Server {
     let toml = format!(
         "[[upstreams]]\nname = \"back\"\nurl = \"{back_base}/v1\"\nprovider = \"inferd\"\n\
          probe_interval_ms = 200\nmax_retries = 1\nconnect_timeout_ms = 1000\n"
     );
-    Server::start_with_config(dir, &toml, &[], &[], false)
+    start_config(&toml, name)
 }
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("inferd-gateway-{name}-{}", std::process::id()))
+/// A server with `toml` as its config file, in a temp dir named after `name` that the server
+/// keeps (removed when it is dropped).
+fn start_config(toml: &str, name: &str) -> Server {
+    let dir = TempDir::new(&format!("gateway-{name}"));
+    Server::start_with_config(&dir, toml, &[], &[], false).keep(dir)
 }
 
 /// Waits until the front lists `smollm2-135m` (its upstream was probed and discovered).
@@ -95,7 +99,7 @@ fn chat(max_tokens: u32, stream: bool) -> Value {
 #[tokio::test]
 async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
     let back = start_back(0);
-    let front = start_front(&back.base, &temp_dir("trace"));
+    let front = start_front(&back.base, "trace");
     wait_for_route(&front).await;
 
     // Non-stream, with the caller's trace context.
@@ -281,7 +285,7 @@ async fn a_request_through_the_gateway_is_one_trace_across_both_processes() {
 #[tokio::test]
 async fn upstream_errors_pass_through_and_unknown_models_are_404() {
     let back = start_back(0);
-    let front = start_front(&back.base, &temp_dir("errors"));
+    let front = start_front(&back.base, "errors");
     wait_for_route(&front).await;
 
     let r = client()
@@ -329,7 +333,7 @@ async fn upstream_errors_pass_through_and_unknown_models_are_404() {
 #[tokio::test]
 async fn an_absent_upstream_fails_fast_with_503_naming_it() {
     let port = free_port();
-    let front = start_front(&format!("http://127.0.0.1:{port}"), &temp_dir("absent"));
+    let front = start_front(&format!("http://127.0.0.1:{port}"), "absent");
     let started = Instant::now();
     let r = client()
         .post(front.url("/v1/chat/completions"))
@@ -396,7 +400,7 @@ async fn http_workers_sets_the_number_of_async_worker_threads() {
             .count()
     };
     let back = format!("http://127.0.0.1:{}", free_port());
-    let dir = temp_dir("workers");
+    let dir = TempDir::new("gateway-workers");
     let toml = format!("[[upstreams]]\nname = \"back\"\nurl = \"{back}/v1\"\n");
     for n in [1, 3] {
         let server =
@@ -416,7 +420,7 @@ async fn http_workers_sets_the_number_of_async_worker_threads() {
 async fn a_back_killed_mid_stream_ends_the_stream_with_an_error_and_recovery_follows_its_restart() {
     let port = free_port();
     let back = start_back(port);
-    let front = start_front(&back.base, &temp_dir("kill"));
+    let front = start_front(&back.base, "kill");
     wait_for_route(&front).await;
 
     let mut r = client()
@@ -548,7 +552,7 @@ async fn tool_calling_requests_go_to_the_upstream_as_sent_and_its_answers_come_b
     let toml = format!(
         "[[upstreams]]\nname = \"tools\"\nurl = \"{upstream}\"\nmodels = [\"weather=tool-model\"]\n"
     );
-    let front = Server::start_with_config(&temp_dir("tools"), &toml, &[], &[], false);
+    let front = start_config(&toml, "tools");
     let tools = json!([{"type": "function", "function": {"name": "get_weather",
         "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]);
     let messages = json!([
@@ -662,7 +666,7 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
     let toml = format!(
         "[[upstreams]]\nname = \"emb\"\nurl = \"{upstream}\"\nmodels = [\"embedder=tool-model\"]\n"
     );
-    let front = Server::start_with_config(&temp_dir("embeddings"), &toml, &[], &[], false);
+    let front = start_config(&toml, "embeddings");
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4737";
     let r = client()
         .post(front.url("/v1/embeddings"))
@@ -759,7 +763,7 @@ async fn after_a_failover_the_generation_span_names_the_replica_that_answered() 
         "[[upstreams]]\nname = \"busy\"\nurl = \"{busy}\"\nmodels = [\"embedder=tool-model\"]\n\
          [[upstreams]]\nname = \"live\"\nurl = \"{live}\"\nmodels = [\"embedder=tool-model\"]\n"
     );
-    let front = Server::start_with_config(&temp_dir("failover-span"), &toml, &[], &[], false);
+    let front = start_config(&toml, "failover-span");
     // The two replicas take turns being tried first, so one of two requests fails over.
     for trace_id in [
         "6bf92f3577b34da6a3ce929d0e0e4701",

@@ -10,14 +10,11 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::{sse_data, Server};
+use common::{sse_data, Server, TempDir};
 use serde_json::{json, Value};
 
-fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("inferd-hardening-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("mkdir");
-    dir
+fn temp_dir(name: &str) -> TempDir {
+    TempDir::new(&format!("hardening-{name}"))
 }
 
 /// Sends raw bytes on a new connection and reads the answer until the server closes it or

@@ -4,13 +4,13 @@
 
 mod common;
 
-use common::{client, get_json, metrics_text, model_path, sse_data, Server};
+use common::{client, get_json, metrics_text, model_path, sse_data, Server, TempDir};
 use serde_json::{json, Value};
 
 /// A server whose config file declares on-demand models `ids` (all the default model's file)
 /// and any extra top-level settings.
 fn start(ids: &[&str], extra_toml: &str, name: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("inferd-registry-{name}-{}", std::process::id()));
+    let dir = TempDir::new(&format!("registry-{name}"));
     let mut toml = format!("{extra_toml}\n");
     for id in ids {
         toml.push_str(&format!(
@@ -18,7 +18,7 @@ fn start(ids: &[&str], extra_toml: &str, name: &str) -> Server {
             model_path().display()
         ));
     }
-    Server::start_with_config(&dir, &toml, &[], &[], true)
+    Server::start_with_config(&dir, &toml, &[], &[], true).keep(dir)
 }
 
 async fn admin_models(server: &Server) -> Value {

@@ -8,7 +8,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{client, get_json, Server};
+use common::{client, get_json, Server, TempDir};
 use serde_json::{json, Value};
 
 const MODEL: &str = "smollm2-135m";
@@ -279,7 +279,7 @@ async fn the_viewer_shows_the_requests_just_sent_in_a_real_browser() {
 #[tokio::test]
 async fn a_gateway_shows_a_trace_with_the_spans_its_inferd_upstream_stored() {
     let replica = Server::start(&["--telemetry", "local"]);
-    let dir = std::env::temp_dir().join(format!("inferd-viewer-gw-{}", std::process::id()));
+    let dir = TempDir::new("viewer-gw");
     let gateway = Server::start_with_config(
         &dir,
         &format!(

@@ -9,7 +9,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderMap;
-use common::{client, serve_on_loopback, Server};
+use common::{client, serve_on_loopback, Server, TempDir};
 use serde_json::{json, Value};
 
 const CALLER_TRACE: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -51,8 +51,8 @@ async fn start(name: &str, env: &[(&str, &str)]) -> (Server, Received) {
     let toml = format!(
         "[[upstreams]]\nname = \"up\"\nurl = \"{upstream}\"\nmodels = [\"colour=tool-model\"]\n"
     );
-    let dir = std::env::temp_dir().join(format!("inferd-w3c-{name}-{}", std::process::id()));
-    let server = Server::start_with_config(&dir, &toml, &[], env, false);
+    let dir = TempDir::new(&format!("w3c-{name}"));
+    let server = Server::start_with_config(&dir, &toml, &[], env, false).keep(dir);
     (server, received)
 }
 

@@ -20,14 +20,49 @@ pub struct Server {
     logs: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// The job store directory given as `INFERD_JOBS_DIR` (a fresh one per server, so test
     /// servers share no store with each other or with the user's), removed on drop.
-    jobs_dir: PathBuf,
+    jobs_dir: TempDir,
+    /// Directories the test handed over with [`Server::keep`], removed after the process ends.
+    kept: Vec<TempDir>,
+}
+
+/// A fresh, empty directory under the system temp dir, named `inferd-{name}-{pid}`, removed
+/// with everything in it when dropped, so the suite leaves nothing behind (some tests copy
+/// the model into theirs). Dereferences to its [`std::path::Path`].
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(name: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!("inferd-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for TempDir {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A fresh job store directory for one server.
-fn fresh_jobs_dir() -> PathBuf {
+fn fresh_jobs_dir() -> TempDir {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    std::env::temp_dir().join(format!("inferd-test-jobs-{}-{n}", std::process::id()))
+    TempDir::new(&format!("test-jobs-{n}"))
 }
 
 /// The model file the tests serve: `INFERD_TEST_MODEL`, else the default model in the cache.
@@ -71,6 +106,12 @@ fn serve_args<'a>(host: &'a str, model: &'a str, extra: &[&'a str]) -> Vec<&'a s
 }
 
 impl Server {
+    /// Hands `dir` to the server: removed when the server is dropped, after its process ends.
+    pub fn keep(mut self, dir: TempDir) -> Server {
+        self.kept.push(dir);
+        self
+    }
+
     /// The server process's id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -130,7 +171,7 @@ impl Server {
         let mut child = command
             .args(args)
             .env("INFERD_LOG", "info")
-            .env("INFERD_JOBS_DIR", &jobs_dir)
+            .env("INFERD_JOBS_DIR", &*jobs_dir)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -169,6 +210,7 @@ impl Server {
             base,
             logs,
             jobs_dir,
+            kept: Vec::new(),
         };
         if wait_ready {
             server.wait_ready();
@@ -265,7 +307,7 @@ impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.jobs_dir);
+        // `jobs_dir` and `kept` are removed when the fields drop, after the process has ended.
     }
 }
 
