@@ -140,14 +140,14 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store_config.s3 = inferd_artifacts::S3Config::from_env(&inferd_telemetry::ProcessEnv);
         let store = inferd_artifacts::ArtifactStore::new(store_config)
             .context("cannot open the model cache")?;
-        let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)
+        let gateway = inferd_gateway::Gateway::new(config.upstreams, config.ready_policy)
             .map_err(anyhow::Error::msg)?;
         gateway.spawn_probes();
         let gateway = Arc::new(gateway);
         inferd_server::observe::observe_upstreams(&telemetry, Arc::clone(&gateway));
         let registry = Arc::new(
             ModelRegistry::new(config.models, hooks.clone())
-                .with_gateway(gateway)
+                .with_upstreams(Arc::clone(&gateway) as Arc<dyn inferd_engine::Upstreams>)
                 .with_memory_budget(config.memory_budget)
                 .with_resolver(Arc::new(inferd_engine::artifacts::StoreResolver::new(
                     store,
@@ -167,6 +167,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let state = AppState {
             registry: Arc::clone(&registry),
+            gateway,
             config: Arc::new(server_config),
             telemetry: TelemetryHandles::from_guard(&telemetry),
             hooks,
