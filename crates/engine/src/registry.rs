@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use inferd_telemetry::semconv as sc;
@@ -510,7 +510,7 @@ impl ModelRegistry {
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));
-                    entry.created = unix_now();
+                    entry.created = inferd_openai::unix_timestamp();
                     entry.last_used = Instant::now();
                     entry.bytes = Some(artifact.bytes);
                     entry.artifact_source = Some(artifact.source);
@@ -740,11 +740,6 @@ fn not_ready_failed(id: &str, reason: &str) -> EngineError {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 #[cfg(test)]
 mod tests {
