@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use inferd_engine::catalog::{self, DEFAULT_MODEL_ID};
 use inferd_engine::local::LocalEngineConfig;
-use inferd_engine::remote::{ReadyPolicy, UpstreamConfig};
+use inferd_gateway::{ReadyPolicy, UpstreamConfig};
 use inferd_engine::ModelSpec;
 use inferd_server::ServerConfig;
 use serde::Deserialize;
@@ -481,7 +481,7 @@ impl ServeArgs {
     ) -> anyhow::Result<(ServeConfig, inferd_telemetry::TelemetryConfig)> {
         let mut file = self.load_file()?;
         let telemetry = self.telemetry_from(file.telemetry.take(), env)?;
-        Ok((self.resolve_file(file, user_home)?, telemetry))
+        Ok((self.resolve_file(file, user_home, env)?, telemetry))
     }
 
     /// [`ServeArgs::telemetry_from`] with the file's `[telemetry]` table.
@@ -497,7 +497,7 @@ impl ServeArgs {
     #[cfg(test)]
     fn resolve(self, user_home: Option<&Path>) -> anyhow::Result<ServeConfig> {
         let file = self.load_file()?;
-        self.resolve_file(file, user_home)
+        self.resolve_file(file, user_home, &inferd_telemetry::ProcessEnv)
     }
 
     /// The telemetry settings: the telemetry flags, then `env` (the `INFERD_*` and `OTEL_*`
@@ -524,11 +524,12 @@ impl ServeArgs {
 
     /// Merges flags/environment with the config file's settings (`file`) and defaults, and
     /// checks the result. `user_home` is the user's home directory, for the default cache
-    /// location.
+    /// location; `env` gives the variables a setting names (proxies, `api_key_env`).
     fn resolve_file(
         self,
         file: FileConfig,
         user_home: Option<&Path>,
+        env: &dyn inferd_telemetry::EnvSource,
     ) -> anyhow::Result<ServeConfig> {
         let host = self
             .host
@@ -635,7 +636,7 @@ impl ServeArgs {
         if max_file_bytes < 1024 {
             bail!("max_file_bytes must be at least 1024 (--max-file-bytes / INFERD_MAX_FILE_BYTES / max_file_bytes)");
         }
-        let env = |var: &str| std::env::var(var).ok();
+        let env = |var: &str| env.get(var);
         let max_tokens = self.max_tokens.or(file.max_tokens);
         if max_tokens == Some(0) {
             bail!("max_tokens must be at least 1 (--max-tokens / INFERD_MAX_TOKENS / max_tokens)");

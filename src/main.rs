@@ -87,9 +87,11 @@ const ENGINE_STOP_DEADLINE: Duration = Duration::from_secs(5);
 const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
-    let user_home = std::env::var_os("HOME").map(PathBuf::from);
-    let (config, mut telemetry_config) =
-        args.load(user_home.as_deref(), &inferd_telemetry::ProcessEnv)?;
+    // The one place `serve` reads the process environment (clap's `env = "INFERD_*"` aside):
+    // every other reader is handed this source.
+    let env = inferd_telemetry::ProcessEnv;
+    let user_home = inferd_telemetry::EnvSource::get(&env, "HOME").map(PathBuf::from);
+    let (config, mut telemetry_config) = args.load(user_home.as_deref(), &env)?;
     telemetry_config.service_version = env!("CARGO_PKG_VERSION").to_owned();
     // The llama-cpp-2 bindings wrap their calls (model load, chat template) in INFO spans; they
     // are not request steps and would each become a trace of their own.
@@ -137,17 +139,17 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         let mut server_config = config.server;
         server_config.capture_content = telemetry.capture_message_content();
         let mut store_config = inferd_artifacts::StoreConfig::new(&config.models_dir);
-        store_config.s3 = inferd_artifacts::S3Config::from_env(&inferd_telemetry::ProcessEnv);
+        store_config.s3 = inferd_artifacts::S3Config::from_env(&env);
         let store = inferd_artifacts::ArtifactStore::new(store_config)
             .context("cannot open the model cache")?;
-        let gateway = inferd_engine::remote::Gateway::new(config.upstreams, config.ready_policy)
+        let gateway = inferd_gateway::Gateway::new(config.upstreams, config.ready_policy)
             .map_err(anyhow::Error::msg)?;
         gateway.spawn_probes();
         let gateway = Arc::new(gateway);
         inferd_server::observe::observe_upstreams(&telemetry, Arc::clone(&gateway));
         let registry = Arc::new(
             ModelRegistry::new(config.models, hooks.clone())
-                .with_gateway(gateway)
+                .with_upstreams(Arc::clone(&gateway) as Arc<dyn inferd_engine::Upstreams>)
                 .with_memory_budget(config.memory_budget)
                 .with_resolver(Arc::new(inferd_engine::artifacts::StoreResolver::new(
                     store,
@@ -167,6 +169,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
         let state = AppState {
             registry: Arc::clone(&registry),
+            gateway,
             config: Arc::new(server_config),
             telemetry: TelemetryHandles::from_guard(&telemetry),
             hooks,

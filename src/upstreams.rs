@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use inferd_engine::remote::{proxy_from_env, ModelRoute, UpstreamConfig};
+use inferd_gateway::{proxy_from_env, ModelRoute, UpstreamConfig};
 use serde::Deserialize;
 
 /// One `[[upstreams]]` table of the config file.

@@ -81,3 +81,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// happen before any output, so the API can answer with a proper status code.
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError>;
 }
+
+/// Models served elsewhere: the registry asks these for every model it does not serve itself.
+/// `inferd-gateway`'s `Gateway` (OpenAI-compatible upstreams) implements it; the engine knows
+/// no HTTP.
+pub trait Upstreams: Send + Sync + std::fmt::Debug {
+    /// The backend for `model`: `None` when no upstream serves it, an error when one that
+    /// might serve it cannot be used now.
+    fn route(&self, model: &str) -> Option<Result<Arc<dyn Backend>, EngineError>>;
+
+    /// Every model the upstreams serve, with its facts, each id once.
+    fn models(&self) -> Vec<(String, ModelInfo)>;
+}

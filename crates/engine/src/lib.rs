@@ -1,8 +1,10 @@
 //! The inference side of inferd: the [`Backend`] trait every model server implements, the
-//! request/response types that cross it, the in-process llama.cpp engine ([`local`]) and the
-//! [`ModelRegistry`] that maps model ids to loaded backends.
+//! request/response types that cross it, the in-process llama.cpp engine ([`local`]), the
+//! [`ModelRegistry`] that maps model ids to loaded backends (asking [`Upstreams`] for the
+//! models it does not serve) and the hooks bus observers listen on.
 //!
-//! The HTTP layer depends on this crate, never the other way round.
+//! The HTTP layer and the gateway (`inferd-gateway`, which implements [`Upstreams`]) depend on
+//! this crate, never the other way round; it speaks no HTTP.
 
 pub mod artifacts;
 pub mod backend;
@@ -11,11 +13,10 @@ pub mod error;
 pub mod hooks;
 pub mod local;
 pub mod registry;
-pub mod remote;
 pub mod request;
 pub mod text;
 
-pub use backend::{Backend, GenerationStream, ModelInfo};
+pub use backend::{Backend, GenerationStream, ModelInfo, Upstreams};
 pub use error::EngineError;
 pub use registry::{
     ArtifactResolver, Lease, ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState,

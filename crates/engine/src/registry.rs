@@ -11,17 +11,16 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{record_error, set_attribute};
 use tracing::Instrument;
 
-use crate::backend::{Backend, ModelInfo};
+use crate::backend::{Backend, ModelInfo, Upstreams};
 use crate::hooks::{HooksBus, ModelLoad, ModelUnload};
 use crate::local::{LocalEngine, LocalEngineConfig};
-use crate::remote::Gateway;
 use crate::EngineError;
 
 /// `inferd.model.artifacts.source` of a model file already on local disk.
@@ -249,8 +248,8 @@ pub struct ModelRegistry {
     aliases: BTreeMap<String, String>,
     default_model: Option<String>,
     hooks: HooksBus,
-    /// Remote upstreams, asked for models not served locally.
-    gateway: Arc<Gateway>,
+    /// Remote upstreams (the gateway), asked for models not served locally.
+    upstreams: Option<Arc<dyn Upstreams>>,
     resolver: Arc<dyn ArtifactResolver>,
     /// Most bytes of model artifacts loaded at once.
     memory_budget: Option<u64>,
@@ -292,7 +291,7 @@ impl ModelRegistry {
             aliases,
             default_model,
             hooks,
-            gateway: Arc::new(Gateway::default()),
+            upstreams: None,
             resolver: Arc::new(LocalFiles),
             memory_budget: None,
         }
@@ -300,8 +299,8 @@ impl ModelRegistry {
 
     /// Routes models not served locally to these upstreams (a local model of the same id
     /// wins).
-    pub fn with_gateway(mut self, gateway: Arc<Gateway>) -> Self {
-        self.gateway = gateway;
+    pub fn with_upstreams(mut self, upstreams: Arc<dyn Upstreams>) -> Self {
+        self.upstreams = Some(upstreams);
         self
     }
 
@@ -316,11 +315,6 @@ impl ModelRegistry {
     pub fn with_memory_budget(mut self, bytes: Option<u64>) -> Self {
         self.memory_budget = bytes;
         self
-    }
-
-    /// The remote upstreams.
-    pub fn gateway(&self) -> &Gateway {
-        &self.gateway
     }
 
     /// The id of the model `/ready` waits for.
@@ -351,7 +345,7 @@ impl ModelRegistry {
     /// Whether `model` is not a local model but one an upstream serves (or, its model list
     /// being unknown yet, may serve).
     pub fn is_remote(&self, model: &str) -> bool {
-        !self.read().contains_key(self.canonical(model)) && self.gateway.route(model).is_some()
+        !self.read().contains_key(self.canonical(model)) && self.route_upstream(model).is_some()
     }
 
     /// A lease on the backend serving `model` (an id or alias), loading a local model on
@@ -359,7 +353,7 @@ impl ModelRegistry {
     pub async fn acquire(&self, model: &str) -> Result<Lease, LookupError> {
         let id = self.canonical(model).to_owned();
         if !self.read().contains_key(&id) {
-            return match self.gateway.route(model) {
+            return match self.route_upstream(model) {
                 Some(Ok(backend)) => Ok(Lease {
                     backend,
                     _in_flight: None,
@@ -385,11 +379,23 @@ impl ModelRegistry {
         })
     }
 
+    /// The upstream backend for `model`, if an upstream serves it (or may).
+    fn route_upstream(&self, model: &str) -> Option<Result<Arc<dyn Backend>, EngineError>> {
+        self.upstreams.as_ref()?.route(model)
+    }
+
+    /// The models the upstreams serve.
+    fn upstream_models(&self) -> Vec<(String, ModelInfo)> {
+        self.upstreams
+            .as_ref()
+            .map_or_else(Vec::new, |upstreams| upstreams.models())
+    }
+
     /// Every model name a request may use: local ids and aliases, then upstream models.
     fn names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.read().keys().cloned().collect();
         names.extend(self.aliases.keys().cloned());
-        names.extend(self.gateway.models().into_iter().map(|(id, _)| id));
+        names.extend(self.upstream_models().into_iter().map(|(id, _)| id));
         names
     }
 
@@ -504,7 +510,7 @@ impl ModelRegistry {
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));
-                    entry.created = unix_now();
+                    entry.created = inferd_openai::unix_timestamp();
                     entry.last_used = Instant::now();
                     entry.bytes = Some(artifact.bytes);
                     entry.artifact_source = Some(artifact.source);
@@ -698,7 +704,7 @@ impl ModelRegistry {
                 _ => None,
             })
             .collect();
-        for (id, info) in self.gateway.models() {
+        for (id, info) in self.upstream_models() {
             if !entries.contains_key(&id) {
                 listed.push(ListedModel {
                     id,
@@ -734,11 +740,6 @@ fn not_ready_failed(id: &str, reason: &str) -> EngineError {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 #[cfg(test)]
 mod tests {

@@ -77,11 +77,8 @@ pub struct JobStore {
     path: PathBuf,
 }
 
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+/// Now in the seconds the batch and file objects' `*_at` fields hold.
+pub(crate) use inferd_openai::unix_timestamp as now;
 
 /// `PREFIX` + creation time (ns, hex) + random: unique, and ordered by creation.
 pub(crate) fn new_id(prefix: &str) -> String {

@@ -77,6 +77,9 @@ impl Default for ServerConfig {
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub registry: Arc<ModelRegistry>,
+    /// The upstreams (the registry routes to them too): health for `/ready` and
+    /// `/admin/models`, remote spans for `/debug/traces/{id}`.
+    pub gateway: Arc<inferd_gateway::Gateway>,
     pub config: Arc<ServerConfig>,
     pub telemetry: TelemetryHandles,
     /// Generation observers (tracing and metrics plugins when telemetry is on).

@@ -3,7 +3,6 @@
 //! which differ only in the JSON they put around the text.
 
 use std::convert::Infallible;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -120,7 +119,7 @@ async fn answer(
     let meta = ResponseMeta {
         api,
         id,
-        created: unix_now(),
+        created: inferd_openai::unix_timestamp(),
         model: request.model,
         include_usage: request.include_usage,
         raw,
@@ -496,11 +495,6 @@ fn push_hex_u128(out: &mut String, n: u128) {
     }
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
 
 #[cfg(test)]
 mod tests {

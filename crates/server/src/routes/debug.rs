@@ -210,7 +210,7 @@ pub async fn get_trace(
     };
     let id = trace_id.to_ascii_lowercase();
     let own = store.trace(&id);
-    let gateway = state.registry.gateway();
+    let gateway = &state.gateway;
     let is_trace_id = id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit());
     let remotes = if local_only || !is_trace_id || gateway.is_empty() {
         Vec::new()
@@ -254,7 +254,7 @@ pub async fn get_trace(
 fn merge_trace(
     id: &str,
     own: Option<serde_json::Value>,
-    remotes: Vec<inferd_engine::remote::RemoteTrace>,
+    remotes: Vec<inferd_gateway::RemoteTrace>,
 ) -> Result<serde_json::Value, Vec<String>> {
     let mut found = own.is_some();
     let take = |trace: &mut serde_json::Value, key: &str| match trace
@@ -318,7 +318,7 @@ fn merge_trace(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use inferd_engine::remote::RemoteTrace;
+    use inferd_gateway::RemoteTrace;
 
     fn query(pairs: &[(&str, &str)]) -> Result<(TraceQuery, usize), ApiError> {
         let text: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();

@@ -20,7 +20,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
             Json(json!({ "status": "shutting_down" })),
         );
     }
-    let gateway = state.registry.gateway();
+    let gateway = &state.gateway;
     let upstreams = gateway.statuses();
     let model = state.registry.default_model();
     let startup = model.is_some_and(|m| {
@@ -75,6 +75,7 @@ mod tests {
     async fn ready_turns_503_as_soon_as_shutdown_begins() {
         let state = AppState {
             registry: Arc::new(ModelRegistry::new(Vec::new(), HooksBus::default())),
+            gateway: Arc::default(),
             config: Arc::default(),
             telemetry: crate::TelemetryHandles::default(),
             hooks: HooksBus::default(),

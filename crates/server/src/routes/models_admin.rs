@@ -13,7 +13,7 @@ use crate::AppState;
 /// GET /admin/models: local models (every state) and upstreams.
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let models = state.registry.statuses();
-    let upstreams = state.registry.gateway().statuses();
+    let upstreams = state.gateway.statuses();
     Json(json!({ "models": models, "upstreams": upstreams }))
 }
 

@@ -1,6 +1,8 @@
-//! Remote upstreams: OpenAI-compatible servers (vLLM, TGI, SGLang, llama.cpp server, Ollama,
-//! another inferd) that serve some models for inferd, behind the same [`Backend`] trait as the
-//! local engine.
+//! inferd's gateway to remote upstreams: OpenAI-compatible servers (vLLM, TGI, SGLang,
+//! llama.cpp server, Ollama, another inferd) that serve some models for inferd, behind the same
+//! [`Backend`] trait as the local engine. The registry reaches it through the engine's
+//! [`Upstreams`] trait; this crate holds all of inferd's outbound HTTP (the pooled client,
+//! proxies and CONNECT tunnels, probes, retries, failover and timeouts).
 //!
 //! A [`Gateway`] holds the configured [`Upstream`]s. Each upstream has one pooled HTTP client,
 //! a concurrency limit, and a probe task that asks its `/models` every `probe_interval`: the
@@ -20,8 +22,8 @@ use std::time::Duration;
 use inferd_openai::{Api, UpstreamModelList};
 use tokio::sync::Semaphore;
 
-use crate::backend::{Backend, ModelInfo};
-use crate::EngineError;
+use inferd_engine::{Backend, ModelInfo, Upstreams};
+use inferd_engine::EngineError;
 
 pub use call::RemoteBackend;
 pub use client::proxy_from_env;
@@ -686,6 +688,17 @@ impl Gateway {
             ReadyPolicy::All => self.upstreams.iter().all(healthy),
             ReadyPolicy::Any => self.upstreams.iter().any(healthy),
         }
+    }
+}
+
+/// The registry asks the gateway for every model it does not serve itself.
+impl Upstreams for Gateway {
+    fn route(&self, model: &str) -> Option<Result<Arc<dyn Backend>, EngineError>> {
+        Gateway::route(self, model)
+    }
+
+    fn models(&self) -> Vec<(String, ModelInfo)> {
+        Gateway::models(self)
     }
 }
 

@@ -3,8 +3,8 @@
 
 use inferd_openai::{UpstreamErrorBody, UpstreamUsage};
 
-use crate::text::clip;
-use crate::{FinishReason, Usage};
+use inferd_engine::text::clip;
+use inferd_engine::{FinishReason, Usage};
 
 impl From<UpstreamUsage> for Usage {
     fn from(u: UpstreamUsage) -> Self {

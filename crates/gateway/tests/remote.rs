@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use inferd_engine::remote::{Gateway, ModelRoute, ReadyPolicy, UpstreamConfig};
+use inferd_gateway::{Gateway, ModelRoute, ReadyPolicy, UpstreamConfig};
 use inferd_engine::{
     ChatMessage, ChatRole, EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt,
     SamplingParams,

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::answer;
 use super::client::{self, describe, BodyError, Response};
 use super::{Endpoint, ModelRoute, Upstream};
-use crate::backend::{Backend, GenerationStream, ModelInfo};
-use crate::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
+use inferd_engine::{Backend, GenerationStream, ModelInfo};
+use inferd_engine::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
 
 /// Backoff before the first retry; doubled each time, capped, with full jitter.
 const RETRY_BASE: Duration = Duration::from_millis(50);
@@ -742,13 +742,13 @@ fn end_with_error(span: &OtelSpan, err: &EngineError) {
 const QUOTED_BYTES: usize = 200;
 
 fn clip(text: &str) -> String {
-    crate::text::clip(text, QUOTED_BYTES)
+    inferd_engine::text::clip(text, QUOTED_BYTES)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ChatMessage, ChatRole, SamplingParams};
+    use inferd_engine::{ChatMessage, ChatRole, SamplingParams};
     use serde_json::Value;
 
     #[test]
@@ -766,7 +766,7 @@ mod tests {
             },
             stream: true,
             pass_through: None,
-            priority: crate::Priority::Interactive,
+            priority: inferd_engine::Priority::Interactive,
         };
         let body: Value =
             serde_json::from_slice(&request_body("big/model", &request)).expect("json");
@@ -783,7 +783,7 @@ mod tests {
             params: SamplingParams::default(),
             stream: false,
             pass_through: None,
-            priority: crate::Priority::Interactive,
+            priority: inferd_engine::Priority::Interactive,
         };
         let body: Value = serde_json::from_slice(&request_body("m", &text)).expect("json");
         assert_eq!(body["prompt"], "Once");
@@ -803,13 +803,13 @@ mod tests {
             prompt: Prompt::Chat(Vec::new()),
             params: SamplingParams::default(),
             stream: true,
-            pass_through: Some(crate::PassThrough {
+            pass_through: Some(inferd_engine::PassThrough {
                 api: Api::Chat,
                 body: client.clone(),
                 response_id: "chatcmpl-x".into(),
                 include_usage: false,
             }),
-            priority: crate::Priority::Interactive,
+            priority: inferd_engine::Priority::Interactive,
         };
         let body: Value =
             serde_json::from_slice(&request_body("big/model", &request)).expect("json");
