@@ -8,8 +8,8 @@ use anyhow::{bail, Context};
 use clap::Args;
 use inferd_engine::catalog::{self, DEFAULT_MODEL_ID};
 use inferd_engine::local::LocalEngineConfig;
-use inferd_gateway::{ReadyPolicy, UpstreamConfig};
 use inferd_engine::ModelSpec;
+use inferd_gateway::{ReadyPolicy, UpstreamConfig};
 use inferd_server::ServerConfig;
 use serde::Deserialize;
 

@@ -740,7 +740,6 @@ fn not_ready_failed(id: &str, reason: &str) -> EngineError {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

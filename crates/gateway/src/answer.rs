@@ -6,16 +6,15 @@ use inferd_openai::{UpstreamErrorBody, UpstreamUsage};
 use inferd_engine::text::clip;
 use inferd_engine::{FinishReason, Usage};
 
-impl From<UpstreamUsage> for Usage {
-    fn from(u: UpstreamUsage) -> Self {
-        Usage {
-            prompt_tokens: u.prompt_tokens,
-            completion_tokens: u.completion_tokens,
-            cached_tokens: u
-                .prompt_tokens_details
-                .and_then(|d| d.cached_tokens)
-                .unwrap_or(0),
-        }
+/// An upstream's token counts as the engine's.
+pub fn usage(u: UpstreamUsage) -> Usage {
+    Usage {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: u.completion_tokens,
+        cached_tokens: u
+            .prompt_tokens_details
+            .and_then(|d| d.cached_tokens)
+            .unwrap_or(0),
     }
 }
 
@@ -70,7 +69,7 @@ mod tests {
             r#"{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5,"prompt_tokens_details":{"cached_tokens":null}}"#,
         )
         .expect("usage");
-        assert_eq!(Usage::from(usage).total_tokens(), 5);
+        assert_eq!(super::usage(usage).total_tokens(), 5);
         assert_eq!(finish_reason("length"), FinishReason::Length);
     }
 

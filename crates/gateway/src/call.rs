@@ -526,7 +526,7 @@ impl Call {
 
     fn apply(&self, chunk: UpstreamAnswer, progress: &mut Progress) -> Result<(), EngineError> {
         if let Some(usage) = chunk.usage {
-            progress.usage = Some(usage.into());
+            progress.usage = Some(answer::usage(usage));
         }
         if let Some(choice) = chunk.choices.into_iter().next() {
             if let Some(text) = choice.text().filter(|t| !t.is_empty()) {

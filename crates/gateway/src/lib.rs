@@ -22,8 +22,8 @@ use std::time::Duration;
 use inferd_openai::{Api, UpstreamModelList};
 use tokio::sync::Semaphore;
 
-use inferd_engine::{Backend, ModelInfo, Upstreams};
 use inferd_engine::EngineError;
+use inferd_engine::{Backend, ModelInfo, Upstreams};
 
 pub use call::RemoteBackend;
 pub use client::proxy_from_env;

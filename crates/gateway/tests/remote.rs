@@ -13,11 +13,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use inferd_gateway::{Gateway, ModelRoute, ReadyPolicy, UpstreamConfig};
 use inferd_engine::{
     ChatMessage, ChatRole, EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt,
     SamplingParams,
 };
+use inferd_gateway::{Gateway, ModelRoute, ReadyPolicy, UpstreamConfig};
 
 /// What the stand-in does with each chat request.
 #[derive(Clone, Copy)]

@@ -495,7 +495,6 @@ fn push_hex_u128(out: &mut String, n: u128) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     #[test]
