@@ -4,6 +4,7 @@ mod alloc;
 mod config;
 mod models;
 mod pull;
+mod resolver;
 mod upstreams;
 
 use std::path::PathBuf;
@@ -151,9 +152,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ModelRegistry::new(config.models, hooks.clone())
                 .with_upstreams(Arc::clone(&gateway) as Arc<dyn inferd_engine::Upstreams>)
                 .with_memory_budget(config.memory_budget)
-                .with_resolver(Arc::new(inferd_engine::artifacts::StoreResolver::new(
-                    store,
-                ))),
+                .with_resolver(Arc::new(resolver::StoreResolver::new(store))),
         );
         tokio::spawn(Arc::clone(&registry).load_all());
         let api_keys = inferd_server::auth::ApiKeys::new(

@@ -6,7 +6,6 @@
 //! The HTTP layer and the gateway (`inferd-gateway`, which implements [`Upstreams`]) depend on
 //! this crate, never the other way round; it speaks no HTTP.
 
-pub mod artifacts;
 pub mod backend;
 pub mod catalog;
 pub mod error;

@@ -1,12 +1,12 @@
 //! The registry's [`ArtifactResolver`] backed by the artifact store (`inferd-artifacts`):
 //! local paths in place, `file://`, `http(s)://` and `s3://` sources through the verified
-//! cache, downloaded on a miss with single flight.
+//! cache, downloaded on a miss with single flight. It lives in the binary, which joins the
+//! two crates, so the engine does not depend on the store's HTTP and S3 clients.
 
 use async_trait::async_trait;
 use inferd_artifacts::{ArtifactError, ArtifactRequest, ArtifactSource, ArtifactStore};
 
-use crate::registry::{ArtifactResolver, ModelSpec, ResolvedArtifact};
-use crate::EngineError;
+use inferd_engine::{ArtifactResolver, EngineError, ModelSpec, ResolvedArtifact};
 
 /// Resolves model sources with an [`ArtifactStore`].
 #[derive(Debug, Clone)]
