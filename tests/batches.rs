@@ -45,7 +45,12 @@ async fn wait_metric(server: &Server, ready: impl Fn(&str) -> bool) -> String {
 
 /// Uploads `n` lines and creates a batch of them; the batch object.
 async fn create_batch(server: &Server, n: usize) -> Value {
-    let (status, file) = upload(server, None, &input(n, 4)).await;
+    create_batch_of(server, &input(n, 4)).await
+}
+
+/// A batch of the input file `content`.
+async fn create_batch_of(server: &Server, content: &str) -> Value {
+    let (status, file) = upload(server, None, content).await;
     assert_eq!(status, 200, "{file}");
     let body = json!({"input_file_id": file["id"], "endpoint": CHAT, "completion_window": "24h",
                       "metadata": {"job": "test"}});
@@ -196,15 +201,29 @@ async fn cancelled_batch_drops_its_pending_lines() {
 
 #[tokio::test]
 async fn batch_resumes_after_the_server_is_killed() {
+    const LINES: usize = 20;
     let dir = jobs_dir("restart");
     let server = start(&dir, &[]);
-    let batch = create_batch(&server, 60).await;
+    // Lines that generate for a while (a story, 48 tokens): the kill below follows the scrape
+    // that saw a line running by a few milliseconds, and must land inside that line.
+    let lines: String = (0..LINES)
+        .map(|i| {
+            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
+                   "body": {"model": MODEL, "max_tokens": 48, "temperature": 0,
+                            "messages": [{"role": "user",
+                                          "content": format!("Write a long story about the number {i}.")}]}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let batch = create_batch_of(&server, &lines).await;
     let id = batch["id"].as_str().expect("id").to_owned();
     let partial = wait_batch(&server, &id, |b| {
         b["request_counts"]["completed"].as_u64().unwrap_or(0) >= 2
     })
     .await;
-    // Killed while a line runs: the next start takes that line up again.
+    // Killed while a line runs (the gauge counts a line from its claim to just before its
+    // result is recorded): the next start takes that line up again.
     wait_metric(&server, |m| m.lines().any(|l| l == "inferd_jobs_running 1")).await;
     server.signal("KILL");
     drop(server);
@@ -226,10 +245,10 @@ async fn batch_resumes_after_the_server_is_killed() {
         Some(1.0),
         "{metrics}"
     );
-    assert_eq!(done["request_counts"]["completed"], 60, "{done}");
+    assert_eq!(done["request_counts"]["completed"], LINES, "{done}");
     let output = done["output_file_id"].as_str().expect("output file");
     let counts = answers(&file_lines(&server, output).await);
-    assert_eq!(counts.len(), 60);
+    assert_eq!(counts.len(), LINES);
     assert!(counts.values().all(|&n| n == 1), "{counts:?}");
 }
 
