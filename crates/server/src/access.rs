@@ -17,8 +17,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{LineValue, OtelSpan, ACCESS_LOG_TARGET};
+use inferd_telemetry::OtelSpan;
 use tower::{Layer, Service};
 
 /// What a handler learned about the request, for its access line.
@@ -192,60 +191,19 @@ impl AccessLine {
         let status = self
             .status
             .map_or(CLIENT_CLOSED_REQUEST, |status| status.as_u16());
-        // The keys are the conventions' attribute names (the request's duration under the
-        // name of the metric that measures it), inferd's own under `inferd.`.
-        // Written straight to the log writer when it can be (JSON lines, no OTLP logs
-        // bridge): the same line, without tracing's dispatch, on every request.
-        let written = inferd_telemetry::write_access_line(&[
-            (
-                sc::HTTP_REQUEST_METHOD,
-                Some(LineValue::Str(self.method.as_str())),
-            ),
-            (sc::HTTP_ROUTE, Some(LineValue::Str(route))),
-            (sc::URL_PATH, Some(LineValue::Str(&self.path))),
-            (
-                sc::HTTP_RESPONSE_STATUS_CODE,
-                Some(LineValue::U64(status.into())),
-            ),
-            (
-                sc::HTTP_SERVER_REQUEST_DURATION,
-                Some(LineValue::F64(seconds)),
-            ),
-            (
-                sc::GEN_AI_REQUEST_MODEL,
-                facts.model.as_deref().map(LineValue::Str),
-            ),
-            (
-                sc::INFERD_API_KEY_ID,
-                facts.key_id.as_deref().map(LineValue::Str),
-            ),
-            (
-                sc::GEN_AI_USAGE_INPUT_TOKENS,
-                facts.prompt_tokens.map(|n| LineValue::U64(n.into())),
-            ),
-            (
-                sc::GEN_AI_USAGE_OUTPUT_TOKENS,
-                facts.completion_tokens.map(|n| LineValue::U64(n.into())),
-            ),
-            (sc::INFERD_REQUEST_OUTCOME, Some(LineValue::Str(outcome))),
-        ]);
-        if !written {
-            tracing::event!(
-                target: ACCESS_LOG_TARGET,
-                tracing::Level::INFO,
-                http.request.method = self.method.as_str(),
-                http.route = route,
-                url.path = self.path.as_str(),
-                http.response.status_code = status,
-                http.server.request.duration = seconds,
-                gen_ai.request.model = facts.model.as_deref(),
-                inferd.api_key.id = facts.key_id.as_deref(),
-                gen_ai.usage.input_tokens = facts.prompt_tokens,
-                gen_ai.usage.output_tokens = facts.completion_tokens,
-                inferd.request.outcome = outcome,
-                "request"
-            );
+        inferd_telemetry::AccessLine {
+            method: self.method.as_str(),
+            route,
+            path: &self.path,
+            status,
+            seconds,
+            model: facts.model.as_deref(),
+            key_id: facts.key_id.as_deref(),
+            input_tokens: facts.prompt_tokens,
+            output_tokens: facts.completion_tokens,
+            outcome,
         }
+        .write();
     }
 }
 

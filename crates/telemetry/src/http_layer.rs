@@ -43,7 +43,7 @@ const HTTP_SPAN_LABEL: &str = "HTTP request";
 /// [`with_http_layer`] for an axum `Router`: `Router::layer` itself costs a boxed service per
 /// route even for a pass-through layer, so when off nothing must be layered at all.
 pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
-    let tracer = guard.tracer()?;
+    let tracer = guard.sdk_tracer()?;
     let duration = guard.meter().map(|meter| {
         meter
             .f64_histogram(semconv::HTTP_SERVER_REQUEST_DURATION)
@@ -377,7 +377,7 @@ impl<S> HttpTraceService<S> {
                 }
             }
         }
-        let span = OtelSpan::start(
+        let span = OtelSpan::start_sdk(
             &shared.tracer,
             &parent,
             HTTP_SPAN_LABEL,

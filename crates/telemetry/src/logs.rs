@@ -13,6 +13,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::handles::with_line_sink;
 use crate::ids::{span_id_hex, trace_id_hex};
 use crate::otel_span::current_label;
+use crate::semconv;
 
 /// Event formatter adding `trace_id` / `span_id` of the current OpenTelemetry span.
 #[derive(Debug, Clone, Copy)]
@@ -237,9 +238,9 @@ fn json_f64(w: &mut impl fmt::Write, value: f64) -> fmt::Result {
     }
 }
 
-/// The value of a field of a [`write_access_line`] line.
+/// The value of a field of an access line.
 #[derive(Debug, Clone, Copy)]
-pub enum LineValue<'a> {
+enum LineValue<'a> {
     /// A string (written escaped).
     Str(&'a str),
     /// An unsigned integer.
@@ -259,14 +260,170 @@ thread_local! {
 /// spans, and [`write_access_line`] relies on the log layer being the only one to decide.
 pub const ACCESS_LOG_TARGET: &str = "inferd::access";
 
-/// Writes an access line (INFO, target [`ACCESS_LOG_TARGET`], message `request`) with
-/// `fields` (absent ones left out) straight to the log writer: byte for byte what the JSON
-/// log layer writes for the same `tracing` event, the current span's label and ids included,
-/// without tracing's dispatch. Returns `true` when the line was written or the log filter
-/// leaves it out; `false`, writing nothing, when lines cannot be written this way (pretty
-/// format, an OTLP logs bridge that needs the event, a subscriber this crate did not build):
-/// emit the event through `tracing` then.
-pub fn write_access_line(fields: &[(&str, Option<LineValue<'_>>)]) -> bool {
+/// One request's access line: INFO, target [`ACCESS_LOG_TARGET`], message `request`, its
+/// fields named by the conventions' attributes (the duration under the name of the metric
+/// that measures it), inferd's own under `inferd.`. [`AccessLine::write`] writes it inside
+/// the current context, so it carries the request's trace and span ids.
+#[derive(Debug, Clone, Copy)]
+pub struct AccessLine<'a> {
+    /// `http.request.method`.
+    pub method: &'a str,
+    /// `http.route`: the matched route template.
+    pub route: &'a str,
+    /// `url.path`.
+    pub path: &'a str,
+    /// `http.response.status_code`.
+    pub status: u16,
+    /// `http.server.request.duration`, in seconds.
+    pub seconds: f64,
+    /// `gen_ai.request.model`, when the request named one.
+    pub model: Option<&'a str>,
+    /// `inferd.api_key.id`, when the request presented a key.
+    pub key_id: Option<&'a str>,
+    /// `gen_ai.usage.input_tokens` of a generation.
+    pub input_tokens: Option<u32>,
+    /// `gen_ai.usage.output_tokens` of a generation.
+    pub output_tokens: Option<u32>,
+    /// `inferd.request.outcome`: `complete`, `client_closed`, `body_error`.
+    pub outcome: &'a str,
+}
+
+/// The access line's fields, in the order they are written: the one list both ways of
+/// writing the line read (the direct writer, and the `tracing` event's field set after its
+/// `message`).
+const ACCESS_FIELDS: [&str; 10] = [
+    semconv::HTTP_REQUEST_METHOD,
+    semconv::HTTP_ROUTE,
+    semconv::URL_PATH,
+    semconv::HTTP_RESPONSE_STATUS_CODE,
+    semconv::HTTP_SERVER_REQUEST_DURATION,
+    semconv::GEN_AI_REQUEST_MODEL,
+    semconv::INFERD_API_KEY_ID,
+    semconv::GEN_AI_USAGE_INPUT_TOKENS,
+    semconv::GEN_AI_USAGE_OUTPUT_TOKENS,
+    semconv::INFERD_REQUEST_OUTCOME,
+];
+
+impl AccessLine<'_> {
+    /// The values of [`ACCESS_FIELDS`], in their order; `None` for an absent one.
+    fn values(&self) -> [Option<LineValue<'_>>; 10] {
+        [
+            Some(LineValue::Str(self.method)),
+            Some(LineValue::Str(self.route)),
+            Some(LineValue::Str(self.path)),
+            Some(LineValue::U64(self.status.into())),
+            Some(LineValue::F64(self.seconds)),
+            self.model.map(LineValue::Str),
+            self.key_id.map(LineValue::Str),
+            self.input_tokens.map(|n| LineValue::U64(n.into())),
+            self.output_tokens.map(|n| LineValue::U64(n.into())),
+            Some(LineValue::Str(self.outcome)),
+        ]
+    }
+
+    /// Writes the line: straight to the log writer when it can be (see [`write_direct`]),
+    /// else as a `tracing` event of the same fields.
+    pub fn write(&self) {
+        let values = self.values();
+        if !write_direct(&values) {
+            access_event::dispatch(&values);
+        }
+    }
+}
+
+/// The access line as a `tracing` event, for subscribers the direct writer cannot serve: a
+/// callsite of its own whose field set is `message` and then [`ACCESS_FIELDS`], so the event
+/// carries exactly the fields the direct writer writes.
+mod access_event {
+    use tracing::callsite::{Callsite as _, DefaultCallsite, Identifier};
+    use tracing::field::{FieldSet, Value};
+    use tracing::metadata::Kind;
+    use tracing::{Level, Metadata};
+
+    use super::{LineValue, ACCESS_FIELDS, ACCESS_LOG_TARGET};
+
+    const NAMES: [&str; 11] = {
+        let mut names = ["message"; 11];
+        let mut i = 0;
+        while i < ACCESS_FIELDS.len() {
+            names[i + 1] = ACCESS_FIELDS[i];
+            i += 1;
+        }
+        names
+    };
+
+    static CALLSITE: DefaultCallsite = DefaultCallsite::new(&META);
+    static META: Metadata<'static> = Metadata::new(
+        concat!("event ", file!(), ":", line!()),
+        ACCESS_LOG_TARGET,
+        Level::INFO,
+        Some(file!()),
+        Some(line!()),
+        Some(module_path!()),
+        FieldSet::new(&NAMES, Identifier(&CALLSITE)),
+        Kind::EVENT,
+    );
+
+    fn as_value<'v>(value: &'v LineValue<'_>) -> &'v dyn Value {
+        match value {
+            LineValue::Str(text) => text,
+            LineValue::U64(n) => n,
+            LineValue::F64(x) => x,
+        }
+    }
+
+    /// Dispatches the event with `values` (those of [`ACCESS_FIELDS`]), as `tracing::info!`
+    /// would: the level filter, the callsite's interest, then the subscriber's `enabled`.
+    pub(super) fn dispatch(values: &[Option<LineValue<'_>>; 10]) {
+        if tracing::level_filters::LevelFilter::current() < Level::INFO {
+            return;
+        }
+        let interest = CALLSITE.interest();
+        if interest.is_never()
+            || !(interest.is_always() || tracing::dispatcher::get_default(|d| d.enabled(&META)))
+        {
+            return;
+        }
+        let fields = META.fields();
+        let mut names = fields.iter();
+        let mut next = || names.next().expect("a field per name");
+        let message = format_args!("request");
+        let (f0, f1, f2, f3, f4, f5) = (next(), next(), next(), next(), next(), next());
+        let (f6, f7, f8, f9, f10) = (next(), next(), next(), next(), next());
+        let value = |i: usize| values[i].as_ref().map(as_value);
+        tracing::Event::dispatch(
+            &META,
+            &fields.value_set(&[
+                (&f0, Some(&message as &dyn Value)),
+                (&f1, value(0)),
+                (&f2, value(1)),
+                (&f3, value(2)),
+                (&f4, value(3)),
+                (&f5, value(4)),
+                (&f6, value(5)),
+                (&f7, value(6)),
+                (&f8, value(7)),
+                (&f9, value(8)),
+                (&f10, value(9)),
+            ]),
+        );
+    }
+
+    /// The callsite, for tests that compare with it.
+    #[cfg(test)]
+    pub(super) fn metadata() -> &'static Metadata<'static> {
+        CALLSITE.metadata()
+    }
+}
+
+/// Writes an access line with `values` (those of [`ACCESS_FIELDS`]; absent ones left out)
+/// straight to the log writer: byte for byte what the JSON log layer writes for the same
+/// `tracing` event, the current span's label and ids included, without tracing's dispatch.
+/// Returns `true` when the line was written or the log filter leaves it out; `false`,
+/// writing nothing, when lines cannot be written this way (pretty format, an OTLP logs
+/// bridge that needs the event, a subscriber this crate did not build): the event goes
+/// through `tracing` then.
+fn write_direct(values: &[Option<LineValue<'_>>; 10]) -> bool {
     if !tracing::enabled!(target: ACCESS_LOG_TARGET, tracing::Level::INFO) {
         return true;
     }
@@ -278,7 +435,7 @@ pub fn write_access_line(fields: &[(&str, Option<LineValue<'_>>)]) -> bool {
                 return false;
             };
             line.clear();
-            if format_info_line(&mut line, dispatch, ACCESS_LOG_TARGET, "request", fields).is_ok() {
+            if format_info_line(&mut line, dispatch, ACCESS_LOG_TARGET, "request", values).is_ok() {
                 sink(line.as_bytes());
             }
             true
@@ -293,13 +450,13 @@ fn format_info_line(
     dispatch: &tracing::Dispatch,
     target: &str,
     message: &str,
-    fields: &[(&str, Option<LineValue<'_>>)],
+    values: &[Option<LineValue<'_>>; 10],
 ) -> fmt::Result {
     write_json_head(w, "INFO", target)?;
     w.write_str(",\"message\":")?;
     json_str(w, message)?;
     let mut count = 0;
-    for (name, value) in fields {
+    for (name, value) in ACCESS_FIELDS.iter().zip(values) {
         let Some(value) = value else { continue };
         w.write_str(if count == 0 { ",\"fields\":{" } else { "," })?;
         count += 1;
@@ -651,10 +808,25 @@ mod tests {
         assert!(lines[1].get("fields").is_none(), "{text}");
     }
 
-    /// The same line through `tracing` and through `write_access_line`, in `mode`, inside an
-    /// OtelSpan (when there is a tracer), a tracing span, and no span.
+    /// An access line with every field, some needing escapes.
+    fn full_line(model: Option<&str>) -> super::AccessLine<'_> {
+        super::AccessLine {
+            method: "POST",
+            route: "/v1/chat/completions",
+            path: "/a\"b\n",
+            status: 200,
+            seconds: 0.25,
+            model,
+            key_id: Some("k-1234"),
+            input_tokens: Some(7),
+            output_tokens: Some(3),
+            outcome: "complete",
+        }
+    }
+
+    /// The same access line through the `tracing` event and through the direct writer, in
+    /// `mode`, inside an OtelSpan (when there is a tracer), a tracing span, and no span.
     fn direct_and_traced(mode: Mode) -> Vec<(String, String)> {
-        use super::{write_access_line, LineValue};
         use crate::otel_span::{span_builder, OtelSpan};
         let config = TelemetryConfig {
             mode,
@@ -674,18 +846,9 @@ mod tests {
             None => OtelSpan::none(),
         };
         let both = || {
-            let model: Option<&str> = None;
-            tracing::info!(target: "inferd::access", method = %"POST", path = "/a\"b\n",
-                status = 200u16, seconds = 0.25, model, tokens = 7u32, "request");
-            let written = write_access_line(&[
-                ("method", Some(LineValue::Str("POST"))),
-                ("path", Some(LineValue::Str("/a\"b\n"))),
-                ("status", Some(LineValue::U64(200))),
-                ("seconds", Some(LineValue::F64(0.25))),
-                ("model", model.map(LineValue::Str)),
-                ("tokens", Some(LineValue::U64(7))),
-            ]);
-            assert!(written);
+            let values = full_line(None).values();
+            super::access_event::dispatch(&values);
+            assert!(super::write_direct(&values));
         };
         tracing::dispatcher::with_default(&dispatch, || {
             request.in_scope(both);
@@ -716,8 +879,47 @@ mod tests {
                     .contains("\"span\":\"HTTP request\",\"trace_id\""));
                 assert!(pairs[1].0.contains("\"span\":\"outer\""));
             }
-            assert!(pairs[2].0.ends_with("\"tokens\":7}}"), "{}", pairs[2].0);
+            // Every field but the absent model, in the list's order.
+            let text = &pairs[2].0;
+            let line: serde_json::Value =
+                serde_json::from_str(&format!("{{\"timestamp\":\"t{text}")).expect("JSON");
+            let at = |name: &str| text.find(&format!("\"{name}\":"));
+            let positions: Vec<usize> = super::ACCESS_FIELDS
+                .iter()
+                .filter(|name| **name != crate::semconv::GEN_AI_REQUEST_MODEL)
+                .map(|name| at(name).unwrap_or_else(|| panic!("{name} missing: {text}")))
+                .collect();
+            assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+            assert_eq!(at(crate::semconv::GEN_AI_REQUEST_MODEL), None, "{text}");
+            assert_eq!(line["message"], "request");
+            assert_eq!(line["fields"]["url.path"], "/a\"b\n");
+            assert!(pairs[2].0.ends_with("\"inferd.request.outcome\":\"complete\"}}"), "{}", pairs[2].0);
         }
+    }
+
+    #[test]
+    fn the_access_event_has_the_access_target_and_fields() {
+        let meta = super::access_event::metadata();
+        assert_eq!(meta.target(), super::ACCESS_LOG_TARGET);
+        assert_eq!(*meta.level(), tracing::Level::INFO);
+        let names: Vec<&str> = meta.fields().iter().map(|f| f.name()).collect();
+        assert_eq!(names[0], "message");
+        assert_eq!(names[1..], super::ACCESS_FIELDS);
+    }
+
+    #[test]
+    fn pretty_access_lines_go_through_tracing() {
+        let config = TelemetryConfig {
+            log_format: LogFormat::Pretty,
+            ..TelemetryConfig::default()
+        };
+        let captured = Captured::default();
+        let (_guard, dispatch) =
+            build_with_writer(&config, captured.clone(), false).expect("log layer");
+        tracing::dispatcher::with_default(&dispatch, || full_line(Some("m")).write());
+        let text = captured.text();
+        assert_eq!(text.lines().count(), 1, "{text}");
+        assert!(text.contains("request") && text.contains("k-1234"), "{text}");
     }
 
     #[test]
@@ -729,8 +931,9 @@ mod tests {
         let captured = Captured::default();
         let (_guard, dispatch) =
             build_with_writer(&config, captured.clone(), false).expect("log layer");
-        let written =
-            tracing::dispatcher::with_default(&dispatch, || super::write_access_line(&[]));
+        let written = tracing::dispatcher::with_default(&dispatch, || {
+            super::write_direct(&full_line(None).values())
+        });
         assert!(!written && captured.text().is_empty());
     }
 
@@ -753,7 +956,7 @@ mod tests {
                 build_with_writer(&config, captured.clone(), false).expect("log layer");
             let done = tracing::dispatcher::with_default(&dispatch, || {
                 tracing::callsite::rebuild_interest_cache();
-                super::write_access_line(&[("status", Some(super::LineValue::U64(200)))])
+                super::write_direct(&full_line(None).values())
             });
             assert!(done);
             assert_eq!(

@@ -18,6 +18,7 @@
 
 use std::borrow::Cow;
 use std::sync::Mutex;
+use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
@@ -84,6 +85,25 @@ pub struct OtelSpan {
     cx: Option<Context>,
 }
 
+/// inferd's tracer (from [`crate::TelemetryGuard::tracer`]): what starts the spans that do
+/// not begin inside another [`OtelSpan`] of the current context, such as a generation span or
+/// a batch run recorded after the fact. The SDK tracer inside stays in this crate.
+#[derive(Debug, Clone)]
+pub struct Tracer(SdkTracer);
+
+impl Tracer {
+    pub(crate) fn new(tracer: SdkTracer) -> Self {
+        Self(tracer)
+    }
+
+    /// Records a span that already happened: `builder` (its `start_time` set), child of
+    /// `parent`, ended at `end`. Nothing is recorded when the sampler drops it.
+    pub fn record_finished(&self, builder: SpanBuilder, parent: &Context, end: SystemTime) {
+        let mut span = self.0.build_with_context(builder, parent);
+        opentelemetry::trace::Span::end_with_timestamp(&mut span, end);
+    }
+}
+
 impl OtelSpan {
     /// No span: every method does nothing.
     pub fn none() -> Self {
@@ -94,6 +114,16 @@ impl OtelSpan {
     /// written inside it (the OpenTelemetry name may be built per request). Inside another
     /// [`OtelSpan`], the span's own children keep starting with that one's tracer.
     pub fn start(
+        tracer: &Tracer,
+        parent: &Context,
+        label: &'static str,
+        builder: SpanBuilder,
+    ) -> Self {
+        Self::start_sdk(&tracer.0, parent, label, builder)
+    }
+
+    /// [`OtelSpan::start`] with the SDK's tracer (this crate's layers hold one).
+    pub(crate) fn start_sdk(
         tracer: &SdkTracer,
         parent: &Context,
         label: &'static str,

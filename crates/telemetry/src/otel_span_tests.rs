@@ -24,7 +24,7 @@ where
         Ok(built) => built,
         Err(e) => panic!("{e}"),
     };
-    let Some(tracer) = guard.tracer() else {
+    let Some(tracer) = guard.sdk_tracer() else {
         panic!("no tracer in local mode")
     };
     let trace_id = tracing::dispatcher::with_default(&dispatch, || f(&tracer));
@@ -40,7 +40,7 @@ where
 }
 
 fn server_span(tracer: &SdkTracer, attributes: Vec<KeyValue>) -> OtelSpan {
-    OtelSpan::start(
+    OtelSpan::start_sdk(
         tracer,
         &Context::new(),
         "HTTP request",

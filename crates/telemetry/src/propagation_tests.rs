@@ -52,7 +52,7 @@ pub(super) fn tracer(ratio: f64) -> SdkTracer {
 pub(super) fn relay_with(tracer: &SdkTracer, incoming: &HeaderMap, calls: usize) -> Vec<HeaderMap> {
     let p = all();
     let parent = p.extract_headers(incoming);
-    let server = OtelSpan::start(
+    let server = OtelSpan::start_sdk(
         tracer,
         &parent,
         "HTTP request",
@@ -63,7 +63,7 @@ pub(super) fn relay_with(tracer: &SdkTracer, incoming: &HeaderMap, calls: usize)
     };
     let outgoing = (0..calls)
         .map(|_| {
-            let client = OtelSpan::start(
+            let client = OtelSpan::start_sdk(
                 tracer,
                 server_cx,
                 "HTTP client request",

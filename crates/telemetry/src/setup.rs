@@ -89,7 +89,12 @@ impl TelemetryGuard {
     }
 
     /// inferd's tracer, for [`crate::OtelSpan`]s (`None` when off).
-    pub fn tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
+    pub fn tracer(&self) -> Option<crate::Tracer> {
+        self.sdk_tracer().map(crate::Tracer::new)
+    }
+
+    /// The SDK tracer inside [`TelemetryGuard::tracer`], for this crate's own layers.
+    pub(crate) fn sdk_tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
         self.tracer_provider.as_ref().map(|p| p.tracer(SCOPE))
     }
 

@@ -21,7 +21,7 @@ use inferd_telemetry::{
     build_with_writer, init_with_writer, Error, ShutdownError, TelemetryConfig, TelemetryGuard,
     EXPORT_HEALTH_TARGET,
 };
-use opentelemetry::trace::{Span as _, Tracer as _};
+use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
     MetricsService, MetricsServiceServer,
 };
@@ -321,7 +321,12 @@ fn start(pairs: &[(&str, &str)]) -> Result<TelemetryGuard, Error> {
 
 /// Ends a span named `name` and counts one `name` on a counter.
 fn emit(guard: &TelemetryGuard, name: &str) {
-    guard.tracer().unwrap().start(name.to_owned()).end();
+    guard
+        .tracer_provider()
+        .unwrap()
+        .tracer("test")
+        .start(name.to_owned())
+        .end();
     guard
         .meter()
         .unwrap()
@@ -495,7 +500,12 @@ async fn wrong_ca_delivers_nothing_warns_once_per_exporter_and_starts_and_stops_
 
     for i in 0..3 {
         for guard in [&grpc, &http] {
-            guard.tracer().unwrap().start(format!("lost {i}")).end();
+            guard
+                .tracer_provider()
+                .unwrap()
+                .tracer("test")
+                .start(format!("lost {i}"))
+                .end();
             let started = Instant::now();
             assert!(flush(guard).is_err(), "export {i} should fail");
             assert!(started.elapsed() < Duration::from_secs(5));

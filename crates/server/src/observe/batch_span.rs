@@ -9,12 +9,12 @@
 
 use inferd_engine::hooks::{BatchMember, BatchRun};
 use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, with_force_trace, SdkTracer};
-use opentelemetry::trace::{Link, Span as _, SpanKind, TraceContextExt as _, Tracer as _};
+use inferd_telemetry::{span_builder, with_force_trace, Tracer};
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 
 /// Records `run` as a `model.batch` span if any member was sampled.
-pub(crate) fn record(tracer: &SdkTracer, run: &BatchRun<'_>) {
+pub(crate) fn record(tracer: &Tracer, run: &BatchRun<'_>) {
     if !run.members.iter().any(sampled) {
         return;
     }
@@ -55,8 +55,7 @@ pub(crate) fn record(tracer: &SdkTracer, run: &BatchRun<'_>) {
     let mut builder = span_builder(sc::SPAN_MODEL_BATCH, SpanKind::Internal, attributes);
     builder.links = Some(links);
     builder.start_time = Some(run.started_at);
-    let mut span = tracer.build_with_context(builder, &parent);
-    span.end_with_timestamp(run.started_at + run.duration);
+    tracer.record_finished(builder, &parent, run.started_at + run.duration);
 }
 
 /// Whether a member's generation span was sampled (an invalid context, telemetry off or no
@@ -93,7 +92,7 @@ mod tests {
         }
     }
 
-    fn tracer(guard: &TelemetryGuard) -> SdkTracer {
+    fn tracer(guard: &TelemetryGuard) -> Tracer {
         guard.tracer().unwrap_or_else(|| panic!("no tracer"))
     }
 

@@ -14,7 +14,7 @@ use inferd_engine::hooks::{
 use inferd_engine::{ChatRole, Prompt};
 use inferd_openai::Api;
 use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, OtelSpan, SdkTracer};
+use inferd_telemetry::{span_builder, OtelSpan, Tracer};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};
@@ -22,14 +22,14 @@ use serde_json::{json, Value as JsonValue};
 /// Opens one span per generation, and one per traced batch run.
 #[derive(Debug)]
 pub struct TracingPlugin {
-    tracer: SdkTracer,
+    tracer: Tracer,
     capture: Option<ContentCapture>,
 }
 
 impl TracingPlugin {
     /// Spans are started with `tracer`; with `capture`, prompts and completions are recorded
     /// on them.
-    pub fn new(tracer: SdkTracer, capture: Option<ContentCapture>) -> Self {
+    pub fn new(tracer: Tracer, capture: Option<ContentCapture>) -> Self {
         Self { tracer, capture }
     }
 }
