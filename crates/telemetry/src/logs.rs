@@ -335,7 +335,7 @@ impl AccessLine<'_> {
 /// callsite of its own whose field set is `message` and then [`ACCESS_FIELDS`], so the event
 /// carries exactly the fields the direct writer writes.
 mod access_event {
-    use tracing::callsite::{Callsite as _, DefaultCallsite, Identifier};
+    use tracing::callsite::{DefaultCallsite, Identifier};
     use tracing::field::{FieldSet, Value};
     use tracing::metadata::Kind;
     use tracing::{Level, Metadata};
@@ -412,7 +412,7 @@ mod access_event {
     /// The callsite, for tests that compare with it.
     #[cfg(test)]
     pub(super) fn metadata() -> &'static Metadata<'static> {
-        CALLSITE.metadata()
+        &META
     }
 }
 
@@ -846,7 +846,8 @@ mod tests {
             None => OtelSpan::none(),
         };
         let both = || {
-            let values = full_line(None).values();
+            let line = full_line(None);
+            let values = line.values();
             super::access_event::dispatch(&values);
             assert!(super::write_direct(&values));
         };
@@ -893,7 +894,13 @@ mod tests {
             assert_eq!(at(crate::semconv::GEN_AI_REQUEST_MODEL), None, "{text}");
             assert_eq!(line["message"], "request");
             assert_eq!(line["fields"]["url.path"], "/a\"b\n");
-            assert!(pairs[2].0.ends_with("\"inferd.request.outcome\":\"complete\"}}"), "{}", pairs[2].0);
+            assert!(
+                pairs[2]
+                    .0
+                    .ends_with("\"inferd.request.outcome\":\"complete\"}}"),
+                "{}",
+                pairs[2].0
+            );
         }
     }
 
@@ -919,7 +926,10 @@ mod tests {
         tracing::dispatcher::with_default(&dispatch, || full_line(Some("m")).write());
         let text = captured.text();
         assert_eq!(text.lines().count(), 1, "{text}");
-        assert!(text.contains("request") && text.contains("k-1234"), "{text}");
+        assert!(
+            text.contains("request") && text.contains("k-1234"),
+            "{text}"
+        );
     }
 
     #[test]

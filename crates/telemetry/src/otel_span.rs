@@ -163,7 +163,7 @@ impl OtelSpan {
                 None => return Self::none(),
             },
         };
-        Self::start(&tracer, &parent, label, builder())
+        Self::start_sdk(&tracer, &parent, label, builder())
     }
 
     /// The span of the current context, whichever kind made it (an [`OtelSpan`] or a

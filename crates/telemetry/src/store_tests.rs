@@ -394,13 +394,19 @@ fn a_trace_comes_with_the_log_lines_written_in_its_spans() {
             tracing::info!("before the request");
             span.in_scope(|| {
                 tracing::info!(route = "/", "inside the request");
-                let written = crate::logs::write_access_line(&[(
-                    "http.response.status_code",
-                    Some(crate::logs::LineValue::U64(200)),
-                )]);
-                if !written {
-                    tracing::info!(target: crate::logs::ACCESS_LOG_TARGET, "request");
+                crate::logs::AccessLine {
+                    method: "GET",
+                    route: "/",
+                    path: "/",
+                    status: 200,
+                    seconds: 0.001,
+                    model: None,
+                    key_id: None,
+                    input_tokens: None,
+                    output_tokens: None,
+                    outcome: "complete",
                 }
+                .write();
             });
             tracing::info!("after the request");
         });
