@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod catalog;
 pub mod error;
+pub mod generation;
 pub mod hooks;
 pub mod local;
 pub mod registry;

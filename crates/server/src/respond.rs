@@ -1,19 +1,20 @@
-//! Runs a validated request on its model and shapes the answer: one JSON body, or an SSE
-//! stream of chunks ending in `data: [DONE]`. Shared by the chat and text completion routes,
-//! which differ only in the JSON they put around the text.
+//! Starts a validated request's generation (`inferd_engine::generation`: the model, the
+//! observers, the backend) and shapes the answer: one JSON body, or an SSE stream of chunks
+//! ending in `data: [DONE]`. Shared by the chat and text completion routes, which differ only
+//! in the JSON they put around the text.
 
 use std::convert::Infallible;
 
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
-use inferd_engine::hooks::{ActiveGeneration, GenerationStart};
+use inferd_engine::generation::{self, Asked, Failed, StartError};
+use inferd_engine::hooks::ActiveGeneration;
 use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Usage};
 use inferd_openai::{
     Api, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
     CompletionChoice, CompletionChunk, Message, PromptTokensDetails, UsageBody,
 };
-use opentelemetry::context::FutureExt as _;
 use serde::Serialize;
 
 use crate::access::AccessFacts;
@@ -37,9 +38,6 @@ struct ResponseMeta {
     access: AccessFacts,
 }
 
-/// Provider name of generations whose model was not found (`gen_ai.provider.name`).
-const PROVIDER: &str = "inferd";
-
 /// Runs `request` and answers as `api`. Past the shutdown deadline a request not yet
 /// answered gets 503 `shutting_down` (a stream, an error event).
 pub async fn generate(
@@ -57,83 +55,49 @@ pub async fn generate(
 async fn answer(
     state: &AppState,
     api: Api,
-    mut request: ValidRequest,
+    request: ValidRequest,
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
-    let mut id = String::with_capacity(api.id_prefix().len() + 32);
-    id.push_str(api.id_prefix());
-    push_hex_u128(&mut id, fastrand::u128(..));
-    let raw = match request.generation.pass_through.as_mut() {
-        Some(pass) => {
-            pass.response_id.clone_from(&id);
-            true
-        }
-        None => false,
-    };
-    // A cold local model is loaded here (its model.load span under the request's span).
-    let lookup = state.registry.acquire(&request.model).await;
-    let (provider, server) = match &lookup {
-        Ok(lease) => {
-            let info = lease.backend.info();
-            (info.provider, info.server)
-        }
-        Err(_) => (PROVIDER.into(), None),
-    };
-    let model_known = !matches!(lookup, Err(inferd_engine::LookupError::NotFound { .. }));
-    let mut observed = state.hooks.start(GenerationStart {
-        generation_id: random_id(),
+    let asked = Asked {
         api,
-        model: request.model.as_str().into(),
-        model_known,
-        provider,
-        server,
-        params: request.generation.params.clone(),
+        model: request.model.clone(),
+        request: request.generation,
         stream: request.stream,
-        captured_prompt: state
-            .config
-            .capture_content
-            .then(|| request.generation.prompt.clone()),
-    });
-    if raw {
-        observed.skip_output_capture();
-    }
-    let lease = match lookup {
-        Ok(lease) => lease,
-        Err(e) => return Err(fail(observed, ApiError::from_lookup(e))),
+        capture_prompt: state.config.capture_content,
     };
-    // The generation span is current while the backend enqueues, so its queue and
-    // inference spans (made on the engine thread) become the generation's children.
-    let generate = lease.backend.generate(request.generation);
-    let generated = match observed.span().and_then(|span| span.context()) {
-        Some(cx) => generate.with_context(cx.clone()).await,
-        None => generate.await,
+    let started = match generation::start(&state.registry, &state.hooks, asked).await {
+        Ok(started) => started,
+        Err(Failed { observed, error }) => {
+            let error = match error {
+                StartError::Lookup(e) => ApiError::from_lookup(e),
+                StartError::Engine(e) => ApiError::from_engine(e, api.prompt_param()),
+            };
+            return Err(fail(observed, error));
+        }
     };
-    let generation = match generated {
-        Ok(generation) => generation,
-        Err(e) => return Err(fail(observed, ApiError::from_engine(e, api.prompt_param()))),
-    };
-    if let Some(server) = generation.served_by() {
-        observed.served_by(server);
-    }
     let meta = ResponseMeta {
         api,
-        id,
+        id: started.response_id,
         created: inferd_openai::unix_timestamp(),
         model: request.model,
         include_usage: request.include_usage,
-        raw,
+        raw: started.raw,
         access,
     };
     if request.stream {
         let stopping = state.lifecycle.clone();
-        Ok(
-            Sse::new(sse_events(meta, generation, observed, lease, stopping))
-                .keep_alive(KeepAlive::default())
-                .into_response(),
-        )
+        Ok(Sse::new(sse_events(
+            meta,
+            started.events,
+            started.observed,
+            started.lease,
+            stopping,
+        ))
+        .keep_alive(KeepAlive::default())
+        .into_response())
     } else {
-        collect(meta, generation, observed, lease).await
+        collect(meta, started.events, started.observed, started.lease).await
     }
 }
 
@@ -475,35 +439,5 @@ fn json_event<T: Serialize>(value: &T) -> Event {
         Err(e) => Event::default().data(format!(
             r#"{{"error":{{"message":"cannot encode chunk: {e}","type":"server_error","param":null,"code":"internal_error"}}}}"#
         )),
-    }
-}
-
-/// 128 random bits as 32 hex digits, for response and generation ids. Not a secret, so a fast
-/// user-space generator (seeded once per thread) instead of a system call per id.
-fn random_id() -> String {
-    let mut id = String::with_capacity(32);
-    push_hex_u128(&mut id, fastrand::u128(..));
-    id
-}
-
-/// Appends `n` as 32 lowercase hex digits (`{:032x}`, without the formatting machinery: two
-/// ids per request).
-fn push_hex_u128(out: &mut String, n: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for nibble in (0..32).rev() {
-        out.push(char::from(DIGITS[((n >> (nibble * 4)) & 0xf) as usize]));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn hex_ids_are_what_format_writes() {
-        for n in [0, 1, 0xabc, u128::from(u64::MAX), u128::MAX, 1 << 127] {
-            let mut out = String::from("x-");
-            super::push_hex_u128(&mut out, n);
-            assert_eq!(out, format!("x-{n:032x}"));
-        }
-        assert_eq!(super::random_id().len(), 32);
     }
 }
