@@ -57,8 +57,7 @@ pub use instruments::InferdMetrics;
 pub use log_store::{LogStore, LOG_STORE_MAX_BYTES, LOG_STORE_MAX_LINES};
 pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
 pub use logs::{
-    current_trace_ids, rfc3339_seconds, AccessLine, CorrelatedFormat,
-    ACCESS_LOG_TARGET,
+    current_trace_ids, rfc3339_seconds, AccessLine, CorrelatedFormat, ACCESS_LOG_TARGET,
 };
 pub use otel_span::{span_builder, OtelSpan, Tracer};
 pub use prometheus::{wants_openmetrics, PrometheusMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
