@@ -4,25 +4,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use inferd_testkit::{config, re};
 use proptest::prelude::*;
 
 use super::*;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 10_000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    }
-}
-
-/// A precompiled regex strategy (a `&str` strategy compiles its regex for every value).
-fn re(pattern: &str) -> BoxedStrategy<String> {
-    proptest::string::string_regex(pattern)
-        .expect("a valid regex")
-        .boxed()
-}
 
 /// `len` bytes drawn from a seed: cheaper than a strategy per byte for long inputs.
 fn random_bytes(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<u8>> {

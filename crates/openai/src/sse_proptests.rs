@@ -5,25 +5,10 @@
 
 #![allow(clippy::unwrap_used)]
 
+use inferd_testkit::{config, re};
 use proptest::prelude::*;
 
 use super::*;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 10_000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    }
-}
-
-/// A precompiled regex strategy (a `&str` strategy compiles its regex for every value).
-fn re(pattern: &str) -> BoxedStrategy<String> {
-    proptest::string::string_regex(pattern)
-        .expect("a valid regex")
-        .boxed()
-}
 
 /// Feeds `bytes` in pieces ending at `cuts` (sorted, deduplicated, any in range), then ends.
 fn feed(bytes: &[u8], cuts: &[usize]) -> Vec<String> {

@@ -13,27 +13,12 @@
 
 use axum::http::StatusCode;
 use inferd_engine::{ChatMessage, ChatRole, GenerationRequest, Prompt, SamplingParams};
+use inferd_testkit::{config, re};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::json::{parse, parse_noting_unknown};
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 10_000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    }
-}
-
-/// A precompiled regex strategy (a `&str` strategy compiles its regex for every value).
-fn re(pattern: &str) -> BoxedStrategy<String> {
-    proptest::string::string_regex(pattern)
-        .expect("a valid regex")
-        .boxed()
-}
 
 const CHAT_FIELDS: &[&str] = &[
     "model",

@@ -9,25 +9,10 @@
 
 use std::time::Duration;
 
+use inferd_testkit::{config, re};
 use proptest::prelude::*;
 
 use super::*;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 10_000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    }
-}
-
-/// A precompiled regex strategy (a `&str` strategy compiles its regex for every value).
-fn re(pattern: &str) -> BoxedStrategy<String> {
-    proptest::string::string_regex(pattern)
-        .expect("a valid regex")
-        .boxed()
-}
 
 fn env(pairs: &[(&str, String)]) -> HashMap<String, String> {
     pairs

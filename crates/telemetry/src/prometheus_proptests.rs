@@ -10,25 +10,10 @@ use std::collections::BTreeMap;
 
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
+use inferd_testkit::{config, re};
 use proptest::prelude::*;
 
 use super::*;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 10_000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    }
-}
-
-/// A precompiled regex strategy (a `&str` strategy compiles its regex for every value).
-fn re(pattern: &str) -> BoxedStrategy<String> {
-    proptest::string::string_regex(pattern)
-        .expect("a valid regex")
-        .boxed()
-}
 
 /// Text with what needs escaping (backslashes, quotes, newlines) and what does not (other
 /// control characters, unicode, braces, commas), including text that already looks escaped.

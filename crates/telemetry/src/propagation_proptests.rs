@@ -14,25 +14,10 @@ use std::collections::BTreeMap;
 
 use http::HeaderValue;
 use opentelemetry::baggage::{Baggage, BaggageExt};
+use inferd_testkit::{config, re};
 use proptest::prelude::*;
 
 use super::*;
-
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 10_000,
-        failure_persistence: None,
-        rng_algorithm: proptest::test_runner::RngAlgorithm::XorShift,
-        ..ProptestConfig::default()
-    }
-}
-
-/// A precompiled regex strategy (a `&str` strategy compiles its regex for every value).
-fn re(pattern: &str) -> BoxedStrategy<String> {
-    proptest::string::string_regex(pattern)
-        .expect("a valid regex")
-        .boxed()
-}
 
 fn all() -> Propagators {
     Propagators::new(&PropagatorConfig::default())
