@@ -8,9 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use inferd_testkit::{config, re};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
-use inferd_testkit::{config, re};
 use proptest::prelude::*;
 
 use super::*;

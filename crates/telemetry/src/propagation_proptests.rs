@@ -13,8 +13,8 @@
 use std::collections::BTreeMap;
 
 use http::HeaderValue;
-use opentelemetry::baggage::{Baggage, BaggageExt};
 use inferd_testkit::{config, re};
+use opentelemetry::baggage::{Baggage, BaggageExt};
 use proptest::prelude::*;
 
 use super::*;
