@@ -2,14 +2,14 @@
 # End-to-end telemetry cost: three release inferd servers (telemetry off, local, otlp to a
 # live rotel OTLP receiver), the same load against each, interleaved. Each server gets one
 # compute thread so the three do not fight over cores while idle ones wait.
-# Env: SECONDS_PER_RUN (20), CLIENTS (2), ROUNDS (2).
+# Env: SECONDS_PER_RUN (20), CLIENTS (2), ROUNDS (2), INFERD_BIN (target/release/inferd).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 INFERD_HOME="${INFERD_HOME:-$HOME/.cache/inferd}"
 MODEL="$INFERD_HOME/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 VENV="${BENCH_VENV:-target/bench-venv}"
-BIN="target/release/inferd"
+BIN="${INFERD_BIN:-target/release/inferd}"
 [ -x "$BIN" ] || { echo "build first: cargo build --release" >&2; exit 1; }
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check rotel
