@@ -891,7 +891,11 @@ mod tests {
     #[test]
     fn telemetry_settings_come_from_the_file_below_the_environment() {
         use inferd_telemetry::Mode;
-        let dir = std::env::temp_dir().join(format!("inferd-config-otel-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-otel-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         std::fs::create_dir_all(&dir).expect("dir");
         let file = dir.join("telemetry.toml");
         std::fs::write(
@@ -1040,7 +1044,11 @@ mod tests {
 
     #[test]
     fn flags_override_file_and_file_overrides_defaults() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let file = file_with_model(
             &dir,
             "inferd.toml",
@@ -1074,7 +1082,11 @@ mod tests {
 
     #[test]
     fn redis_job_store_comes_from_the_file_and_the_visibility_timeout_defaults_to_five_minutes() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-redis-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-redis-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let model = model_file(&dir);
         let file = file_with_model(
             &dir,
@@ -1121,7 +1133,11 @@ mod tests {
 
     #[test]
     fn batch_settings_default_to_a_day_one_line_and_32_prompt_tokens() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-expiry-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-expiry-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let model = model_file(&dir);
         let args = || ServeArgs {
             models: vec![model.display().to_string()],
@@ -1163,7 +1179,11 @@ mod tests {
 
     #[test]
     fn tokens_are_long_enough_and_the_metrics_token_comes_from_the_file_too() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-tok-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-tok-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let file = file_with_model(
             &dir,
             "tokens.toml",
@@ -1192,7 +1212,11 @@ mod tests {
 
     #[test]
     fn unknown_key_in_file_is_named() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-bad-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-bad-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = dir.join("bad.toml");
         std::fs::write(&file, "prot = 1\n").expect("write");
@@ -1210,7 +1234,11 @@ mod tests {
 
     #[test]
     fn zero_threads_rejected_and_duplicate_ids_rejected() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-dup-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-dup-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let model = model_file(&dir).display().to_string();
         let err = ServeArgs {
             threads: Some(0),
@@ -1255,7 +1283,11 @@ mod tests {
 
     #[test]
     fn exposure_settings_come_from_the_file_and_are_checked() {
-        let dir = std::env::temp_dir().join(format!("inferd-config-expose-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-config-expose-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let model = model_file(&dir);
         let file = file_with_model(
             &dir,

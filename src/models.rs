@@ -204,7 +204,11 @@ mod tests {
 
     #[test]
     fn model_tables_set_aliases_load_policy_and_engine_settings() {
-        let dir = std::env::temp_dir().join(format!("inferd-models-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-models-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = dir.join("m.gguf");
         std::fs::write(&file, b"x").expect("write");

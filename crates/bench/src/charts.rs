@@ -166,7 +166,11 @@ mod tests {
             })
             .collect();
         let report = Report::fixture(stages);
-        let dir = std::env::temp_dir().join(format!("inferd-bench-charts-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-bench-charts-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         let files = write_charts(&report, &dir).expect("charts");
         assert_eq!(files.len(), 6);
         for file in &files {
@@ -178,6 +182,5 @@ mod tests {
                 file.display()
             );
         }
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

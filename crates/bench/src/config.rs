@@ -513,16 +513,15 @@ mod tests {
         Plan::from_args(&cli.bench)
     }
 
-    fn write_config(text: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "inferd-bench-config-{}-{}",
-            std::process::id(),
-            rand::random::<u64>()
-        ));
-        std::fs::create_dir_all(&dir).expect("tmp dir");
-        let path = dir.join("bench.toml");
-        std::fs::write(&path, text).expect("write config");
-        path
+    /// `text` in a fresh `.toml` file, removed when dropped.
+    fn write_config(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::Builder::new()
+            .prefix("inferd-bench-config-")
+            .suffix(".toml")
+            .tempfile()
+            .expect("temp file");
+        std::io::Write::write_all(&mut file, text.as_bytes()).expect("write config");
+        file
     }
 
     #[test]
@@ -593,7 +592,7 @@ mod tests {
         );
         let p = plan(&[
             "--config",
-            path.to_str().expect("utf-8"),
+            path.path().to_str().expect("utf-8"),
             "--model",
             "from-flag",
         ])
@@ -653,7 +652,7 @@ mod tests {
         let unknown = write_config("rat = 3\n");
         let err = plan(&[
             "--config",
-            unknown.to_str().expect("utf-8"),
+            unknown.path().to_str().expect("utf-8"),
             "--url",
             "http://h",
             "--model",
@@ -665,7 +664,7 @@ mod tests {
         let both = write_config("[[stages]]\nrate = 1.0\nconcurrency = 2\nrequests = 3\n");
         let err = plan(&[
             "--config",
-            both.to_str().expect("utf-8"),
+            both.path().to_str().expect("utf-8"),
             "--url",
             "http://h",
             "--model",
@@ -677,7 +676,7 @@ mod tests {
         let no_stop = write_config("[[stages]]\nrate = 1.0\n");
         let err = plan(&[
             "--config",
-            no_stop.to_str().expect("utf-8"),
+            no_stop.path().to_str().expect("utf-8"),
             "--url",
             "http://h",
             "--model",

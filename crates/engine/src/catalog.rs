@@ -123,16 +123,18 @@ fn existing(spec: ModelSpec, hint: &str) -> Result<ModelSpec, ModelArgError> {
 mod tests {
     use super::*;
 
-    fn temp_dir(name: &str) -> PathBuf {
-        let dir =
-            std::env::temp_dir().join(format!("inferd-catalog-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("create temp dir");
-        dir
+    /// A fresh directory, removed when dropped.
+    fn temp_dir(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("inferd-catalog-{name}-"))
+            .tempdir()
+            .expect("create temp dir")
     }
 
     #[test]
     fn known_id_resolves_into_models_dir() {
-        let dir = temp_dir("known");
+        let scratch = temp_dir("known");
+        let dir = scratch.path();
         let file = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
         std::fs::write(&file, b"x").expect("write");
         let spec = resolve_model_arg("smollm2-135m", &dir, &LocalEngineConfig::default())
@@ -143,7 +145,8 @@ mod tests {
 
     #[test]
     fn known_id_missing_file_says_how_to_fetch() {
-        let dir = temp_dir("missing");
+        let scratch = temp_dir("missing");
+        let dir = scratch.path();
         let err = resolve_model_arg(
             "smollm2-135m",
             &dir.join("nope"),
@@ -155,7 +158,8 @@ mod tests {
 
     #[test]
     fn path_uses_file_stem_and_id_eq_path_overrides() {
-        let dir = temp_dir("path");
+        let scratch = temp_dir("path");
+        let dir = scratch.path();
         let file = dir.join("tiny.gguf");
         std::fs::write(&file, b"x").expect("write");
         let arg = file.display().to_string();

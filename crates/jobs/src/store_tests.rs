@@ -1,14 +1,12 @@
 use super::*;
 use crate::input::InputLine;
 
-fn dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "inferd-jobs-{name}-{}-{:08x}",
-        std::process::id(),
-        fastrand::u32(..)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    dir
+/// A fresh directory for a store, removed when dropped.
+fn dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("inferd-jobs-{name}-"))
+        .tempdir()
+        .expect("temp dir")
 }
 
 fn lines(n: usize) -> Vec<InputLine> {
@@ -43,7 +41,8 @@ fn ok(line: &Line) -> LineResult {
 
 #[test]
 fn batch_completes_with_an_output_file_in_line_order() {
-    let store = JobStore::open(&dir("complete")).expect("open");
+    let scratch = dir("complete");
+    let store = JobStore::open(scratch.path()).expect("open");
     let batch = store.create_batch(new_batch(), lines(3)).expect("create");
     while let Some(line) = store.claim_next().expect("claim") {
         store.finish_line(&line, &ok(&line)).expect("finish");
@@ -60,7 +59,8 @@ fn batch_completes_with_an_output_file_in_line_order() {
 
 #[test]
 fn a_second_result_for_a_line_is_ignored() {
-    let store = JobStore::open(&dir("once")).expect("open");
+    let scratch = dir("once");
+    let store = JobStore::open(scratch.path()).expect("open");
     store.create_batch(new_batch(), lines(2)).expect("create");
     let line = store.claim_next().expect("claim").expect("line");
     store.finish_line(&line, &ok(&line)).expect("finish");
@@ -76,12 +76,12 @@ fn a_second_result_for_a_line_is_ignored() {
 fn reopening_puts_running_lines_back_in_the_queue() {
     let path = dir("reopen");
     let id = {
-        let store = JobStore::open(&path).expect("open");
+        let store = JobStore::open(path.path()).expect("open");
         let batch = store.create_batch(new_batch(), lines(2)).expect("create");
         store.claim_next().expect("claim").expect("line");
         batch.id
     };
-    let store = JobStore::open(&path).expect("reopen");
+    let store = JobStore::open(path.path()).expect("reopen");
     let depth = store.depth().expect("depth");
     assert_eq!((depth.waiting, depth.taken), (2, 0), "{depth:?}");
     let mut seen = Vec::new();
@@ -97,7 +97,8 @@ fn reopening_puts_running_lines_back_in_the_queue() {
 
 #[test]
 fn cancel_drops_pending_lines_and_waits_for_the_running_one() {
-    let store = JobStore::open(&dir("cancel")).expect("open");
+    let scratch = dir("cancel");
+    let store = JobStore::open(scratch.path()).expect("open");
     let batch = store.create_batch(new_batch(), lines(5)).expect("create");
     let line = store.claim_next().expect("claim").expect("line");
     let cancelling = store
@@ -117,7 +118,8 @@ fn cancel_drops_pending_lines_and_waits_for_the_running_one() {
 
 #[test]
 fn batches_list_newest_first_with_a_cursor() {
-    let store = JobStore::open(&dir("list")).expect("open");
+    let scratch = dir("list");
+    let store = JobStore::open(scratch.path()).expect("open");
     let ids: Vec<String> = (0..3)
         .map(|_| {
             store
@@ -139,7 +141,8 @@ fn batches_list_newest_first_with_a_cursor() {
 
 #[test]
 fn depth_counts_waiting_and_taken_lines_and_dates_the_oldest() {
-    let store = JobStore::open(&dir("depth")).expect("open");
+    let scratch = dir("depth");
+    let store = JobStore::open(scratch.path()).expect("open");
     assert_eq!(store.depth().expect("depth"), QueueDepth::default());
     let before = now() * 1000;
     store.create_batch(new_batch(), lines(3)).expect("create");
@@ -162,7 +165,8 @@ fn depth_counts_waiting_and_taken_lines_and_dates_the_oldest() {
 
 #[test]
 fn lines_of_a_batch_past_its_window_are_not_run_and_end_it_expired() {
-    let store = JobStore::open(&dir("expired")).expect("open");
+    let scratch = dir("expired");
+    let store = JobStore::open(scratch.path()).expect("open");
     let batch = store
         .create_batch(
             NewBatch {

@@ -531,7 +531,11 @@ mod tests {
         let open = keys(ApiKeyConfig::default());
         assert!(!open.is_enabled());
         assert!(open.admit(None).expect("open").is_none());
-        let dir = std::env::temp_dir().join(format!("inferd-keys-empty-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-keys-empty-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = dir.join("keys");
         std::fs::write(&file, "# no keys yet\n").expect("write");
@@ -619,7 +623,11 @@ mod tests {
 
     #[test]
     fn reload_swaps_keys_and_a_broken_file_keeps_the_old_ones() {
-        let dir = std::env::temp_dir().join(format!("inferd-keys-reload-{}", std::process::id()));
+        let scratch = tempfile::Builder::new()
+            .prefix("inferd-keys-reload-")
+            .tempdir()
+            .expect("temp dir");
+        let dir = scratch.path();
         std::fs::create_dir_all(&dir).expect("mkdir");
         let file = dir.join("keys");
         std::fs::write(&file, "sk-old\n").expect("write");
