@@ -896,7 +896,7 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        std::fs::create_dir_all(&dir).expect("dir");
+        std::fs::create_dir_all(dir).expect("dir");
         let file = dir.join("telemetry.toml");
         std::fs::write(
             &file,
@@ -1050,7 +1050,7 @@ mod tests {
             .expect("temp dir");
         let dir = scratch.path();
         let file = file_with_model(
-            &dir,
+            dir,
             "inferd.toml",
             "port = 9999\nmax_queue = 3\nhttp_workers = 2\nparallel = 6\n",
         );
@@ -1059,7 +1059,7 @@ mod tests {
             config: Some(file),
             ..ServeArgs::default()
         };
-        let cfg = args.resolve(Some(&dir)).expect("valid");
+        let cfg = args.resolve(Some(dir)).expect("valid");
         assert_eq!(cfg.port, 7000);
         assert_eq!(cfg.host, "127.0.0.1");
         assert_eq!(cfg.models[0].id, "m");
@@ -1075,7 +1075,7 @@ mod tests {
             config: Some(dir.join("inferd.toml")),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(cfg.http_workers, 1, "the flag wins over the file");
     }
@@ -1087,9 +1087,9 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        let model = model_file(&dir);
+        let model = model_file(dir);
         let file = file_with_model(
-            &dir,
+            dir,
             "redis.toml",
             "jobs_redis = \"redis://127.0.0.1:6390/2\"\n",
         );
@@ -1097,7 +1097,7 @@ mod tests {
             config: Some(file.clone()),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(cfg.jobs.redis.as_deref(), Some("redis://127.0.0.1:6390/2"));
         assert_eq!(
@@ -1109,7 +1109,7 @@ mod tests {
             jobs_visibility_timeout_ms: Some(1500),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(
             cfg.jobs.visibility_timeout,
@@ -1120,13 +1120,13 @@ mod tests {
             jobs_visibility_timeout_ms: Some(0),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir));
+        .resolve(Some(dir));
         assert!(zero.is_err());
         let cfg = ServeArgs {
             models: vec![model.display().to_string()],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(cfg.jobs.redis, None, "the embedded store stays the default");
     }
@@ -1138,12 +1138,12 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        let model = model_file(&dir);
+        let model = model_file(dir);
         let args = || ServeArgs {
             models: vec![model.display().to_string()],
             ..ServeArgs::default()
         };
-        let cfg = args().resolve(Some(&dir)).expect("valid");
+        let cfg = args().resolve(Some(dir)).expect("valid");
         assert_eq!(cfg.jobs.batch_expiry.as_secs(), 86_400);
         assert_eq!(cfg.jobs.batch_concurrency, 1);
         assert_eq!(cfg.models[0].engine.batch_prefill_chunk, 32);
@@ -1153,7 +1153,7 @@ mod tests {
             batch_prefill_chunk: Some(64),
             ..args()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(cfg.jobs.batch_expiry.as_secs(), 60);
         assert_eq!(cfg.jobs.batch_concurrency, 3);
@@ -1172,7 +1172,7 @@ mod tests {
                 ..args()
             },
         ] {
-            let err = bad.resolve(Some(&dir)).expect_err("out of range");
+            let err = bad.resolve(Some(dir)).expect_err("out of range");
             assert!(format!("{err:#}").contains("batch_"), "{err:#}");
         }
     }
@@ -1185,7 +1185,7 @@ mod tests {
             .expect("temp dir");
         let dir = scratch.path();
         let file = file_with_model(
-            &dir,
+            dir,
             "tokens.toml",
             "metrics_token = \"scrape-token-0123456789\"\n",
         );
@@ -1193,7 +1193,7 @@ mod tests {
             config: Some(file.clone()),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(
             cfg.server.metrics_token.as_deref(),
@@ -1205,7 +1205,7 @@ mod tests {
             config: Some(file),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("too short");
         assert!(format!("{err:#}").contains("metrics_token"), "{err:#}");
     }
@@ -1217,14 +1217,14 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("bad.toml");
         std::fs::write(&file, "prot = 1\n").expect("write");
         let err = ServeArgs {
             config: Some(file),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("bad key");
         assert!(
             format!("{err:#}").contains("unknown field `prot`"),
@@ -1239,13 +1239,13 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        let model = model_file(&dir).display().to_string();
+        let model = model_file(dir).display().to_string();
         let err = ServeArgs {
             threads: Some(0),
             models: vec![model.clone()],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("zero");
         assert!(err.to_string().contains("threads"));
         let err = ServeArgs {
@@ -1253,7 +1253,7 @@ mod tests {
             models: vec![model.clone()],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("zero workers");
         assert!(err.to_string().contains("--http-workers"), "{err}");
         let err = ServeArgs {
@@ -1261,7 +1261,7 @@ mod tests {
             models: vec![model.clone()],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("zero slots");
         assert!(format!("{err:#}").contains("--parallel"), "{err:#}");
         let err = ServeArgs {
@@ -1269,14 +1269,14 @@ mod tests {
             models: vec![model.clone()],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("tiny chunk");
         assert!(format!("{err:#}").contains("between 8 and 8192"), "{err:#}");
         let err = ServeArgs {
             models: vec![model.clone(), model],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("dup");
         assert!(err.to_string().contains("given twice"));
     }
@@ -1288,9 +1288,9 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        let model = model_file(&dir);
+        let model = model_file(dir);
         let file = file_with_model(
-            &dir,
+            dir,
             "expose.toml",
             "api_keys = [\"sk-a\", \" sk-b \"]\napi_key_rpm = 30\nmax_tokens = 64\n\
                  generation_timeout = 0\nmax_messages = 10\nheader_timeout = 4\n\
@@ -1301,7 +1301,7 @@ mod tests {
             config: Some(file.clone()),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("valid");
         assert_eq!(cfg.api_keys.keys, vec!["sk-a", "sk-b"]);
         assert_eq!(cfg.api_keys.default_limits.requests_per_minute, Some(30));
@@ -1323,7 +1323,7 @@ mod tests {
             config: Some(file.clone()),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("idle longer than the header timeout");
         assert!(
             format!("{err:#}").contains("must not exceed header_timeout"),
@@ -1334,14 +1334,14 @@ mod tests {
             config: Some(file),
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect_err("negative");
         assert!(format!("{err:#}").contains("body_timeout"), "{err:#}");
         let defaults = ServeArgs {
             models: vec![model.display().to_string()],
             ..ServeArgs::default()
         }
-        .resolve(Some(&dir))
+        .resolve(Some(dir))
         .expect("defaults");
         assert!(!defaults.api_keys.is_enabled());
         assert_eq!(

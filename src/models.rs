@@ -209,7 +209,7 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("m.gguf");
         std::fs::write(&file, b"x").expect("write");
         let toml_text = format!(
@@ -227,7 +227,7 @@ mod tests {
         let specs: Vec<ModelSpec> = parsed
             .models
             .iter()
-            .map(|m| spec(m, &dir, &engine).expect("spec"))
+            .map(|m| spec(m, dir, &engine).expect("spec"))
             .collect();
         assert_eq!(specs[0].id, "x");
         assert!(specs[0].load_at_startup);
@@ -244,20 +244,20 @@ mod tests {
         assert_eq!(specs[2].source, "https://example.com/m.gguf");
         let bad: F =
             toml::from_str("models = [{ id = \"y\", source = \"/nope/y.gguf\" }]").expect("toml");
-        let err = spec(&bad.models[0], &dir, &engine).expect_err("missing file");
+        let err = spec(&bad.models[0], dir, &engine).expect_err("missing file");
         assert!(format!("{err:#}").contains("does not exist"), "{err:#}");
         let bad: F = toml::from_str(&format!(
             "models = [{{ id = \"y\", source = \"{}\", load = \"later\" }}]",
             file.display()
         ))
         .expect("toml");
-        assert!(spec(&bad.models[0], &dir, &engine).is_err());
+        assert!(spec(&bad.models[0], dir, &engine).is_err());
         let bad: F = toml::from_str(&format!(
             "models = [{{ id = \"y\", source = \"{}\", parallel = 0 }}]",
             file.display()
         ))
         .expect("toml");
-        let err = spec(&bad.models[0], &dir, &engine).expect_err("parallel 0");
+        let err = spec(&bad.models[0], dir, &engine).expect_err("parallel 0");
         assert!(format!("{err:#}").contains("parallel"), "{err:#}");
     }
 }

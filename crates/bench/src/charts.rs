@@ -171,7 +171,7 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        let files = write_charts(&report, &dir).expect("charts");
+        let files = write_charts(&report, dir).expect("charts");
         assert_eq!(files.len(), 6);
         for file in &files {
             let svg = std::fs::read_to_string(file).expect("read");

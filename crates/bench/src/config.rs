@@ -3,8 +3,6 @@
 //! bad key and the accepted values.
 
 use std::path::Path;
-#[cfg(test)]
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};

@@ -137,7 +137,7 @@ mod tests {
         let dir = scratch.path();
         let file = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
         std::fs::write(&file, b"x").expect("write");
-        let spec = resolve_model_arg("smollm2-135m", &dir, &LocalEngineConfig::default())
+        let spec = resolve_model_arg("smollm2-135m", dir, &LocalEngineConfig::default())
             .expect("resolves");
         assert_eq!(spec.id, "smollm2-135m");
         assert_eq!(spec.source, file.display().to_string());
@@ -164,14 +164,11 @@ mod tests {
         std::fs::write(&file, b"x").expect("write");
         let arg = file.display().to_string();
         let cfg = LocalEngineConfig::default();
-        assert_eq!(
-            resolve_model_arg(&arg, &dir, &cfg).expect("path").id,
-            "tiny"
-        );
-        let named = resolve_model_arg(&format!("mine={arg}"), &dir, &cfg).expect("named");
+        assert_eq!(resolve_model_arg(&arg, dir, &cfg).expect("path").id, "tiny");
+        let named = resolve_model_arg(&format!("mine={arg}"), dir, &cfg).expect("named");
         assert_eq!(named.id, "mine");
         assert_eq!(
-            resolve_model_arg(&format!("={arg}"), &dir, &cfg),
+            resolve_model_arg(&format!("={arg}"), dir, &cfg),
             Err(ModelArgError::EmptyId(format!("={arg}")))
         );
     }

@@ -536,7 +536,7 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("keys");
         std::fs::write(&file, "# no keys yet\n").expect("write");
         let closed = keys(ApiKeyConfig {
@@ -628,7 +628,7 @@ mod tests {
             .tempdir()
             .expect("temp dir");
         let dir = scratch.path();
-        std::fs::create_dir_all(&dir).expect("mkdir");
+        std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("keys");
         std::fs::write(&file, "sk-old\n").expect("write");
         let keys = keys(ApiKeyConfig {
