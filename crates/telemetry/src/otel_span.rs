@@ -7,8 +7,7 @@
 //! is an OpenTelemetry [`Context`] holding the SDK span. Code runs "inside" it by attaching the
 //! context ([`OtelSpan::attach`], or `FutureExt::with_context` for a future): a thread-local
 //! push. Everything that reads the current context sees it there:
-//! - `tracing` spans created inside (the local engine's queue and inference spans, model loads)
-//!   take it as their parent: tracing-opentelemetry parents a contextual span on the current
+//! - `tracing` spans created inside (model loads, artifact steps) take it as their parent: tracing-opentelemetry parents a contextual span on the current
 //!   OpenTelemetry context when context activation is on;
 //! - log lines take their trace and span ids from it, and their `span` label
 //!   ([`current_label`]);
@@ -155,7 +154,18 @@ impl OtelSpan {
         label: &'static str,
         builder: impl FnOnce() -> SpanBuilder,
     ) -> Self {
-        let parent = Context::current();
+        Self::start_child_with(&Context::current(), label, builder)
+    }
+
+    /// Starts a child of `parent`, a context handed over explicitly (to another thread or
+    /// task), with the tracer of the outermost [`OtelSpan`] there, else the current
+    /// subscriber's; the builder is made only when there is a span to start (none when
+    /// telemetry is off).
+    pub fn start_child_with(
+        parent: &Context,
+        label: &'static str,
+        builder: impl FnOnce() -> SpanBuilder,
+    ) -> Self {
         let tracer = match parent.get::<Origin>() {
             Some(origin) => origin.tracer.clone(),
             None => match dispatch_tracer() {
@@ -163,7 +173,7 @@ impl OtelSpan {
                 None => return Self::none(),
             },
         };
-        Self::start_sdk(&tracer, &parent, label, builder())
+        Self::start_sdk(&tracer, parent, label, builder())
     }
 
     /// The span of the current context, whichever kind made it (an [`OtelSpan`] or a

@@ -17,7 +17,9 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use inferd_telemetry::semconv as sc;
-use inferd_telemetry::set_attribute;
+use inferd_telemetry::{span_builder, OtelSpan};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -102,6 +104,10 @@ fn llama_backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|reason| EngineError::Inference(format!("llama.cpp backend: {reason}")))
 }
 
+/// The `span` of log lines written inside `model.queue` and `model.infer`.
+const QUEUE_LABEL: &str = "queue";
+pub(crate) const INFER_LABEL: &str = "infer";
+
 /// One unit of work for the engine thread.
 #[derive(Debug)]
 struct Job {
@@ -111,7 +117,7 @@ struct Job {
     /// The generation span's context, which batch runs link to.
     generation: opentelemetry::trace::SpanContext,
     /// `model.queue`, open from enqueue to dequeue.
-    queue_span: tracing::Span,
+    queue_span: OtelSpan,
     enqueued_at: std::time::Instant,
     tokens: Vec<LlamaToken>,
     params: crate::SamplingParams,
@@ -441,19 +447,24 @@ impl Backend for LocalEngine {
         let prompt_tokens = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
         let max_new_tokens = self.completion_budget(prompt_tokens, params.max_tokens)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        // Both spans are contextual: tracing-opentelemetry parents them on the current
-        // OpenTelemetry context (the generation span's), here and on the engine thread.
+        // The generation's context (its span's when telemetry is on) travels with the job:
+        // the queue span starts here and the inference span on the engine thread, both its
+        // children.
         let parent = opentelemetry::Context::current();
         let generation = {
             use opentelemetry::trace::TraceContextExt;
             parent.span().span_context().clone()
         };
-        let queue_span = tracing::info_span!("queue", otel.name = sc::SPAN_MODEL_QUEUE);
-        set_attribute(
-            &queue_span,
-            sc::INFERD_QUEUE_POSITION,
-            i64::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(i64::MAX),
-        );
+        let queue_span = OtelSpan::start_child_with(&parent, QUEUE_LABEL, || {
+            span_builder(
+                sc::SPAN_MODEL_QUEUE,
+                SpanKind::Internal,
+                vec![KeyValue::new(
+                    sc::INFERD_QUEUE_POSITION,
+                    i64::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(i64::MAX),
+                )],
+            )
+        });
         let job = Job {
             parent,
             generation,

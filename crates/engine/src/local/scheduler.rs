@@ -173,7 +173,7 @@ impl Scheduler {
             if job.events.is_closed() {
                 // The client left while waiting in the queue.
                 self.dequeued();
-                job.queue_span.in_scope(|| {});
+                job.queue_span.end();
                 continue;
             }
             let Some(pick) = self.slots.pick(&job.tokens) else {

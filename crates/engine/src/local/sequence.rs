@@ -5,8 +5,10 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::Instant;
 
-use inferd_telemetry::record_error;
 use inferd_telemetry::semconv as sc;
+use inferd_telemetry::{span_builder, OtelSpan};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
@@ -62,7 +64,7 @@ pub(super) struct Sequence {
     stops: StopMatcher,
     completion_tokens: u32,
     /// `model.infer`, open while the sequence holds its slot.
-    infer_span: tracing::Span,
+    infer_span: OtelSpan,
     admitted_at: Instant,
     /// When the generation timeout ends the sequence.
     deadline: Option<Instant>,
@@ -92,13 +94,10 @@ impl Sequence {
             background,
             events,
         } = job;
-        // A span ends at its last exit: enter the queue span once as the wait ends.
-        queue_span.in_scope(|| {});
-        drop(queue_span);
-        let infer_span = {
-            let _parent = parent.attach();
-            tracing::info_span!("infer", otel.name = sc::SPAN_MODEL_INFER)
-        };
+        queue_span.end();
+        let infer_span = OtelSpan::start_child_with(&parent, super::INFER_LABEL, || {
+            span_builder(sc::SPAN_MODEL_INFER, SpanKind::Internal, Vec::new())
+        });
         let sampler = build_sampler(&params, n_vocab);
         let stops = StopMatcher::new(&params.stop);
         Self {
@@ -155,6 +154,7 @@ impl Sequence {
             return self.finish(FinishReason::Length, true);
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.infer_span.add_event("generation_timeout", Vec::new());
             self.infer_span
                 .in_scope(|| tracing::info!("generation_timeout"));
             return self.finish(FinishReason::Length, true);
@@ -162,6 +162,7 @@ impl Sequence {
         let token = self.sampler.sample(ctx, batch_index);
         if self.first_token_at.is_none() {
             self.first_token_at = Some(Instant::now());
+            self.infer_span.add_event("first_token", Vec::new());
             self.infer_span.in_scope(|| tracing::info!("first_token"));
         }
         let vocab = model.vocab();
@@ -212,6 +213,14 @@ impl Sequence {
             completion_tokens: self.completion_tokens,
             cached_tokens: self.cached_tokens,
         };
+        self.infer_span.add_event(
+            "finished",
+            vec![
+                KeyValue::new("finish_reason", reason.as_str()),
+                KeyValue::new("completion_tokens", i64::from(self.completion_tokens)),
+                KeyValue::new("cached_tokens", i64::from(self.cached_tokens)),
+            ],
+        );
         self.infer_span.in_scope(|| {
             tracing::info!(
                 finish_reason = reason.as_str(),
@@ -230,7 +239,8 @@ impl Sequence {
 
     /// The client went away: the inference span records it.
     pub(super) fn cancel(&mut self) -> Sampled {
-        record_error(&self.infer_span, "cancelled", "the client went away");
+        self.infer_span
+            .record_error("cancelled", "the client went away");
         Sampled::Done
     }
 
@@ -239,7 +249,7 @@ impl Sequence {
         self.infer_span.in_scope(|| {
             tracing::error!(error = %err, "generation failed");
         });
-        record_error(&self.infer_span, err.kind(), &err.to_string());
+        self.infer_span.record_error(err.kind(), &err.to_string());
         let _ = self.events.send(Err(err));
     }
 
@@ -252,8 +262,7 @@ impl Sequence {
     /// Tokens whose KV stays in the slot's cache after the sequence ends.
     pub(super) fn into_cached_tokens(mut self) -> Vec<LlamaToken> {
         self.tokens.truncate(self.n_past);
-        // A span ends at its last exit.
-        self.infer_span.in_scope(|| {});
+        self.infer_span.end();
         std::mem::take(&mut self.tokens)
     }
 }
