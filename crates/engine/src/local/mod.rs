@@ -18,13 +18,13 @@ use std::sync::{Arc, OnceLock};
 use async_trait::async_trait;
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan};
-use opentelemetry::trace::SpanKind;
-use opentelemetry::KeyValue;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, GenerationStream, ModelInfo};

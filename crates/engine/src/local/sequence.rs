@@ -7,12 +7,12 @@ use std::time::Instant;
 
 use inferd_telemetry::semconv as sc;
 use inferd_telemetry::{span_builder, OtelSpan};
-use opentelemetry::trace::SpanKind;
-use opentelemetry::KeyValue;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 
 use super::Job;
