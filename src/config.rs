@@ -636,7 +636,6 @@ impl ServeArgs {
         if max_file_bytes < 1024 {
             bail!("max_file_bytes must be at least 1024 (--max-file-bytes / INFERD_MAX_FILE_BYTES / max_file_bytes)");
         }
-        let env = |var: &str| env.get(var);
         let max_tokens = self.max_tokens.or(file.max_tokens);
         if max_tokens == Some(0) {
             bail!("max_tokens must be at least 1 (--max-tokens / INFERD_MAX_TOKENS / max_tokens)");
@@ -679,7 +678,7 @@ impl ServeArgs {
         } else {
             self.api_keys
         };
-        api_keys.extend(env("INFERD_API_KEY"));
+        api_keys.extend(env.get("INFERD_API_KEY"));
         api_keys = api_keys
             .into_iter()
             .map(|k| k.trim().to_owned())
@@ -714,12 +713,12 @@ impl ServeArgs {
             file.upstreams
                 .unwrap_or_default()
                 .into_iter()
-                .map(|u| crate::upstreams::from_file(u, &env))
+                .map(|u| crate::upstreams::from_file(u, env))
                 .collect::<anyhow::Result<_>>()?
         } else {
             self.upstreams
                 .iter()
-                .map(|u| crate::upstreams::from_flag(u, &env))
+                .map(|u| crate::upstreams::from_flag(u, env))
                 .collect::<anyhow::Result<_>>()?
         };
         let ready_policy = match self.ready_upstreams.or(file.ready_upstreams) {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use inferd_gateway::{proxy_from_env, ModelRoute, UpstreamConfig};
+use inferd_telemetry::EnvSource;
 use serde::Deserialize;
 
 /// One `[[upstreams]]` table of the config file.
@@ -35,10 +36,7 @@ pub struct FileUpstream {
 }
 
 /// `--upstream [NAME=]URL`; `env` reads the proxy variables.
-pub fn from_flag(
-    arg: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<UpstreamConfig> {
+pub fn from_flag(arg: &str, env: &dyn EnvSource) -> anyhow::Result<UpstreamConfig> {
     let (name, url) = split_name(arg);
     let url = url.trim();
     check_url(url)?;
@@ -49,10 +47,7 @@ pub fn from_flag(
 }
 
 /// A `[[upstreams]]` table; `env` reads the API key and proxy variables.
-pub fn from_file(
-    file: FileUpstream,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> anyhow::Result<UpstreamConfig> {
+pub fn from_file(file: FileUpstream, env: &dyn EnvSource) -> anyhow::Result<UpstreamConfig> {
     check_url(&file.url)?;
     let name = file.name.unwrap_or_else(|| default_name(&file.url));
     let mut config = UpstreamConfig::new(name.clone(), &file.url);
@@ -65,13 +60,13 @@ pub fn from_file(
         config.provider = provider;
     }
     if let Some(var) = file.api_key_env {
-        let key = env(&var).with_context(|| {
+        let key = env.get(&var).with_context(|| {
             format!("upstream `{name}`: api_key_env names `{var}`, which is not set")
         })?;
         config.api_key = Some(key);
     }
     if let Some(var) = file.admin_token_env {
-        let token = env(&var).with_context(|| {
+        let token = env.get(&var).with_context(|| {
             format!("upstream `{name}`: admin_token_env names `{var}`, which is not set")
         })?;
         config.admin_token = Some(token);
@@ -185,7 +180,7 @@ mod tests {
         assert_eq!(config.max_retries, 0);
         assert_eq!(config.probe_interval, Duration::from_millis(250));
         assert_eq!(config.proxy, None);
-        let err = from_file(file, &|_| None).expect_err("unset variable");
+        let err = from_file(file, &|_: &str| None::<String>).expect_err("unset variable");
         assert!(err.to_string().contains("VLLM_KEY"), "{err}");
         let bad = toml::from_str::<FileUpstream>("url = \"http://x/v1\"\ntimeout = 3\n");
         assert!(bad.is_err(), "unknown keys are refused");
