@@ -890,10 +890,7 @@ mod tests {
     #[test]
     fn telemetry_settings_come_from_the_file_below_the_environment() {
         use inferd_telemetry::Mode;
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-otel-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-otel");
         let dir = scratch.path();
         std::fs::create_dir_all(dir).expect("dir");
         let file = dir.join("telemetry.toml");
@@ -1043,10 +1040,7 @@ mod tests {
 
     #[test]
     fn flags_override_file_and_file_overrides_defaults() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config");
         let dir = scratch.path();
         let file = file_with_model(
             dir,
@@ -1081,10 +1075,7 @@ mod tests {
 
     #[test]
     fn redis_job_store_comes_from_the_file_and_the_visibility_timeout_defaults_to_five_minutes() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-redis-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-redis");
         let dir = scratch.path();
         let model = model_file(dir);
         let file = file_with_model(
@@ -1132,10 +1123,7 @@ mod tests {
 
     #[test]
     fn batch_settings_default_to_a_day_one_line_and_32_prompt_tokens() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-expiry-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-expiry");
         let dir = scratch.path();
         let model = model_file(dir);
         let args = || ServeArgs {
@@ -1178,10 +1166,7 @@ mod tests {
 
     #[test]
     fn tokens_are_long_enough_and_the_metrics_token_comes_from_the_file_too() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-tok-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-tok");
         let dir = scratch.path();
         let file = file_with_model(
             dir,
@@ -1211,10 +1196,7 @@ mod tests {
 
     #[test]
     fn unknown_key_in_file_is_named() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-bad-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-bad");
         let dir = scratch.path();
         std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("bad.toml");
@@ -1233,10 +1215,7 @@ mod tests {
 
     #[test]
     fn zero_threads_rejected_and_duplicate_ids_rejected() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-dup-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-dup");
         let dir = scratch.path();
         let model = model_file(dir).display().to_string();
         let err = ServeArgs {
@@ -1282,10 +1261,7 @@ mod tests {
 
     #[test]
     fn exposure_settings_come_from_the_file_and_are_checked() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-config-expose-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("config-expose");
         let dir = scratch.path();
         let model = model_file(dir);
         let file = file_with_model(

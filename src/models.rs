@@ -204,10 +204,7 @@ mod tests {
 
     #[test]
     fn model_tables_set_aliases_load_policy_and_engine_settings() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-models-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("models");
         let dir = scratch.path();
         std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("m.gguf");

@@ -283,14 +283,14 @@ struct Rotel {
     out: Arc<Mutex<String>>,
     grpc: String,
     http: String,
-    dir: PathBuf,
+    /// Its pid and log files; removed after the process ends.
+    _dir: common::TempDir,
 }
 
 impl Drop for Rotel {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -299,9 +299,7 @@ impl Rotel {
     /// every span, log record and metric it receives in detail and exporting nothing; waits
     /// until both ports accept connections.
     fn start(agent: &std::path::Path, tag: &str) -> Option<Rotel> {
-        let dir =
-            std::env::temp_dir().join(format!("inferd-collector-{}-{tag}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
+        let dir = common::TempDir::new(&format!("collector-{tag}"));
         let grpc = format!("127.0.0.1:{}", free_port());
         let http = format!("127.0.0.1:{}", free_port());
         let spawned = Command::new(agent)
@@ -353,7 +351,7 @@ impl Rotel {
             out,
             grpc,
             http,
-            dir,
+            _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while [&rotel.grpc, &rotel.http]

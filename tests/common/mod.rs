@@ -25,36 +25,28 @@ pub struct Server {
     kept: Vec<TempDir>,
 }
 
-/// A fresh, empty directory under the system temp dir, named `inferd-{name}-{pid}`, removed
-/// with everything in it when dropped, so the suite leaves nothing behind (some tests copy
-/// the model into theirs). Dereferences to its [`std::path::Path`].
-pub struct TempDir(PathBuf);
+/// A fresh, empty directory under the system temp dir (`inferd-{name}-…`, from
+/// [`inferd_testkit::temp_dir`]), removed with everything in it when dropped, so the suite
+/// leaves nothing behind (some tests copy the model into theirs). Dereferences to its
+/// [`std::path::Path`].
+pub struct TempDir(tempfile::TempDir);
 
 impl TempDir {
     pub fn new(name: &str) -> TempDir {
-        let path = std::env::temp_dir().join(format!("inferd-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
+        TempDir(inferd_testkit::temp_dir(name))
     }
 }
 
 impl std::ops::Deref for TempDir {
     type Target = std::path::Path;
     fn deref(&self) -> &std::path::Path {
-        &self.0
+        self.0.path()
     }
 }
 
 impl AsRef<std::path::Path> for TempDir {
     fn as_ref(&self) -> &std::path::Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        self.0.path()
     }
 }
 

@@ -1,7 +1,7 @@
 //! A real Prometheus server (Debian's `prometheus`, installed by scripts/install-deps.sh) for
 //! the tests that scrape a live inferd: tests/prometheus.rs and tests/deploy.rs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use super::free_port;
@@ -12,14 +12,13 @@ pub struct Prometheus {
     child: Child,
     /// `http://127.0.0.1:PORT` of its HTTP API.
     pub base: String,
-    dir: PathBuf,
+    dir: super::TempDir,
 }
 
 impl Drop for Prometheus {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -28,8 +27,7 @@ impl Drop for Prometheus {
 /// OpenMetrics and keep the exemplars on histogram buckets). `None` when Prometheus is not
 /// installed, outside CI only: in CI (env `CI` set) that fails the test.
 pub fn start(name: &str, targets: &[String], rule_file: Option<&Path>) -> Option<Prometheus> {
-    let dir = std::env::temp_dir().join(format!("inferd-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = super::TempDir::new(name);
     let config = dir.join("prometheus.yml");
     let targets: Vec<String> = targets.iter().map(|t| format!("'{t}'")).collect();
     let rules = rule_file

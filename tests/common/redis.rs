@@ -1,7 +1,6 @@
 //! A real Redis server (Debian's `redis-server`, installed by scripts/install-deps.sh) for the
 //! tests of the shared job store: tests/batches_redis.rs.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -13,29 +12,26 @@ pub struct Redis {
     child: Child,
     /// `redis://127.0.0.1:PORT/`.
     pub url: String,
-    dir: PathBuf,
+    dir: super::TempDir,
 }
 
 impl Drop for Redis {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 /// Starts Redis and waits until it answers. `None` when redis-server is not installed,
 /// outside CI only: in CI (env `CI` set) that fails the test.
 pub fn start(name: &str) -> Option<Redis> {
-    let dir = std::env::temp_dir().join(format!("inferd-redis-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
+    let dir = super::TempDir::new(&format!("redis-{name}"));
     let port = free_port();
     let spawned = Command::new("redis-server")
         .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
         .args(["--save", "", "--appendonly", "no"])
         .arg("--dir")
-        .arg(&dir)
+        .arg(&*dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn();

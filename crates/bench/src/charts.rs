@@ -166,10 +166,7 @@ mod tests {
             })
             .collect();
         let report = Report::fixture(stages);
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-bench-charts-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("bench-charts");
         let dir = scratch.path();
         let files = write_charts(&report, dir).expect("charts");
         assert_eq!(files.len(), 6);

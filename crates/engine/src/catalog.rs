@@ -123,17 +123,9 @@ fn existing(spec: ModelSpec, hint: &str) -> Result<ModelSpec, ModelArgError> {
 mod tests {
     use super::*;
 
-    /// A fresh directory, removed when dropped.
-    fn temp_dir(name: &str) -> tempfile::TempDir {
-        tempfile::Builder::new()
-            .prefix(&format!("inferd-catalog-{name}-"))
-            .tempdir()
-            .expect("create temp dir")
-    }
-
     #[test]
     fn known_id_resolves_into_models_dir() {
-        let scratch = temp_dir("known");
+        let scratch = inferd_testkit::temp_dir("catalog-known");
         let dir = scratch.path();
         let file = dir.join("SmolLM2-135M-Instruct.Q4_1.gguf");
         std::fs::write(&file, b"x").expect("write");
@@ -145,7 +137,7 @@ mod tests {
 
     #[test]
     fn known_id_missing_file_says_how_to_fetch() {
-        let scratch = temp_dir("missing");
+        let scratch = inferd_testkit::temp_dir("catalog-missing");
         let dir = scratch.path();
         let err = resolve_model_arg(
             "smollm2-135m",
@@ -158,7 +150,7 @@ mod tests {
 
     #[test]
     fn path_uses_file_stem_and_id_eq_path_overrides() {
-        let scratch = temp_dir("path");
+        let scratch = inferd_testkit::temp_dir("catalog-path");
         let dir = scratch.path();
         let file = dir.join("tiny.gguf");
         std::fs::write(&file, b"x").expect("write");

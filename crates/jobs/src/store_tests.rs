@@ -1,14 +1,6 @@
 use super::*;
 use crate::input::InputLine;
 
-/// A fresh directory for a store, removed when dropped.
-fn dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("inferd-jobs-{name}-"))
-        .tempdir()
-        .expect("temp dir")
-}
-
 fn lines(n: usize) -> Vec<InputLine> {
     (0..n)
         .map(|i| InputLine {
@@ -41,7 +33,7 @@ fn ok(line: &Line) -> LineResult {
 
 #[test]
 fn batch_completes_with_an_output_file_in_line_order() {
-    let scratch = dir("complete");
+    let scratch = inferd_testkit::temp_dir("jobs-complete");
     let store = JobStore::open(scratch.path()).expect("open");
     let batch = store.create_batch(new_batch(), lines(3)).expect("create");
     while let Some(line) = store.claim_next().expect("claim") {
@@ -59,7 +51,7 @@ fn batch_completes_with_an_output_file_in_line_order() {
 
 #[test]
 fn a_second_result_for_a_line_is_ignored() {
-    let scratch = dir("once");
+    let scratch = inferd_testkit::temp_dir("jobs-once");
     let store = JobStore::open(scratch.path()).expect("open");
     store.create_batch(new_batch(), lines(2)).expect("create");
     let line = store.claim_next().expect("claim").expect("line");
@@ -74,7 +66,7 @@ fn a_second_result_for_a_line_is_ignored() {
 
 #[test]
 fn reopening_puts_running_lines_back_in_the_queue() {
-    let path = dir("reopen");
+    let path = inferd_testkit::temp_dir("jobs-reopen");
     let id = {
         let store = JobStore::open(path.path()).expect("open");
         let batch = store.create_batch(new_batch(), lines(2)).expect("create");
@@ -97,7 +89,7 @@ fn reopening_puts_running_lines_back_in_the_queue() {
 
 #[test]
 fn cancel_drops_pending_lines_and_waits_for_the_running_one() {
-    let scratch = dir("cancel");
+    let scratch = inferd_testkit::temp_dir("jobs-cancel");
     let store = JobStore::open(scratch.path()).expect("open");
     let batch = store.create_batch(new_batch(), lines(5)).expect("create");
     let line = store.claim_next().expect("claim").expect("line");
@@ -118,7 +110,7 @@ fn cancel_drops_pending_lines_and_waits_for_the_running_one() {
 
 #[test]
 fn batches_list_newest_first_with_a_cursor() {
-    let scratch = dir("list");
+    let scratch = inferd_testkit::temp_dir("jobs-list");
     let store = JobStore::open(scratch.path()).expect("open");
     let ids: Vec<String> = (0..3)
         .map(|_| {
@@ -141,7 +133,7 @@ fn batches_list_newest_first_with_a_cursor() {
 
 #[test]
 fn depth_counts_waiting_and_taken_lines_and_dates_the_oldest() {
-    let scratch = dir("depth");
+    let scratch = inferd_testkit::temp_dir("jobs-depth");
     let store = JobStore::open(scratch.path()).expect("open");
     assert_eq!(store.depth().expect("depth"), QueueDepth::default());
     let before = now() * 1000;
@@ -165,7 +157,7 @@ fn depth_counts_waiting_and_taken_lines_and_dates_the_oldest() {
 
 #[test]
 fn lines_of_a_batch_past_its_window_are_not_run_and_end_it_expired() {
-    let scratch = dir("expired");
+    let scratch = inferd_testkit::temp_dir("jobs-expired");
     let store = JobStore::open(scratch.path()).expect("open");
     let batch = store
         .create_batch(

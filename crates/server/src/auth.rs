@@ -531,10 +531,7 @@ mod tests {
         let open = keys(ApiKeyConfig::default());
         assert!(!open.is_enabled());
         assert!(open.admit(None).expect("open").is_none());
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-keys-empty-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("keys-empty");
         let dir = scratch.path();
         std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("keys");
@@ -623,10 +620,7 @@ mod tests {
 
     #[test]
     fn reload_swaps_keys_and_a_broken_file_keeps_the_old_ones() {
-        let scratch = tempfile::Builder::new()
-            .prefix("inferd-keys-reload-")
-            .tempdir()
-            .expect("temp dir");
+        let scratch = inferd_testkit::temp_dir("keys-reload");
         let dir = scratch.path();
         std::fs::create_dir_all(dir).expect("mkdir");
         let file = dir.join("keys");

@@ -1,5 +1,5 @@
-//! What the property tests of inferd's crates share: one run configuration and a regex
-//! strategy. A dev-dependency only; nothing inferd ships depends on it.
+//! What the tests of inferd's crates share: the property tests' run configuration, a regex
+//! strategy, and temp dirs. A dev-dependency only; nothing inferd ships depends on it.
 
 use proptest::prelude::*;
 
@@ -19,4 +19,13 @@ pub fn re(pattern: &str) -> BoxedStrategy<String> {
     proptest::string::string_regex(pattern)
         .expect("a valid regex")
         .boxed()
+}
+
+/// A fresh, empty directory under the system temp dir named `inferd-{name}-…`, removed with
+/// everything in it when dropped, so the tests leave nothing behind.
+pub fn temp_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("inferd-{name}-"))
+        .tempdir()
+        .expect("create a temp dir")
 }
