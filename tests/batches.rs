@@ -4,7 +4,7 @@
 mod common;
 
 use common::batches::{
-    answers, call, cancel, file_lines, get, input, upload, wait_batch, CHAT, MODEL,
+    answers, call, cancel, file_lines, get, input, input_asking, upload, wait_batch, CHAT, MODEL,
 };
 use common::{client, Server, TempDir};
 use serde_json::{json, Value};
@@ -206,16 +206,9 @@ async fn batch_resumes_after_the_server_is_killed() {
     let server = start(&dir, &[]);
     // Lines that generate for a while (a story, 48 tokens): the kill below follows the scrape
     // that saw a line running by a few milliseconds, and must land inside that line.
-    let lines: String = (0..LINES)
-        .map(|i| {
-            json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
-                   "body": {"model": MODEL, "max_tokens": 48, "temperature": 0,
-                            "messages": [{"role": "user",
-                                          "content": format!("Write a long story about the number {i}.")}]}})
-            .to_string()
-                + "\n"
-        })
-        .collect();
+    let lines = input_asking(LINES, 48, |i| {
+        format!("Write a long story about the number {i}.")
+    });
     let batch = create_batch_of(&server, &lines).await;
     let id = batch["id"].as_str().expect("id").to_owned();
     let partial = wait_batch(&server, &id, |b| {

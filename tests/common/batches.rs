@@ -14,10 +14,15 @@ pub const CHAT: &str = "/v1/chat/completions";
 /// `n` chat lines with custom ids `req-0` … of at most `max_tokens` tokens each (tiny and
 /// deterministic).
 pub fn input(n: usize, max_tokens: u32) -> String {
+    input_asking(n, max_tokens, |i| format!("Say {i}"))
+}
+
+/// As [`input`], line `i` asking `ask(i)`.
+pub fn input_asking(n: usize, max_tokens: u32, ask: impl Fn(usize) -> String) -> String {
     (0..n)
         .map(|i| {
             json!({"custom_id": format!("req-{i}"), "method": "POST", "url": CHAT,
-                   "body": {"model": MODEL, "messages": [{"role": "user", "content": format!("Say {i}")}],
+                   "body": {"model": MODEL, "messages": [{"role": "user", "content": ask(i)}],
                             "max_tokens": max_tokens, "temperature": 0}})
             .to_string()
                 + "\n"
