@@ -246,10 +246,16 @@ impl Sequence {
 
     /// The engine failed this sequence: the client gets the error.
     pub(super) fn fail(&mut self, err: EngineError) {
+        let message = err.to_string();
+        // The span event the line was when `model.infer` was a `tracing` span.
+        self.infer_span.add_event(
+            "generation failed",
+            vec![KeyValue::new("error", message.clone())],
+        );
         self.infer_span.in_scope(|| {
             tracing::error!(error = %err, "generation failed");
         });
-        self.infer_span.record_error(err.kind(), &err.to_string());
+        self.infer_span.record_error(err.kind(), &message);
         let _ = self.events.send(Err(err));
     }
 
