@@ -374,7 +374,7 @@ fn telemetry_file_key(var: &str) -> String {
 fn known_telemetry_keys() -> HashSet<String> {
     /// Notes each variable asked for.
     struct Asked(std::sync::Mutex<HashSet<String>>);
-    impl inferd_telemetry::EnvSource for Asked {
+    impl inferd_otel::EnvSource for Asked {
         fn get(&self, key: &str) -> Option<String> {
             self.0
                 .lock()
@@ -389,16 +389,16 @@ fn known_telemetry_keys() -> HashSet<String> {
     asked.0.into_inner().unwrap_or_else(|e| e.into_inner())
 }
 
-impl inferd_telemetry::EnvSource for FileTelemetry {
+impl inferd_otel::EnvSource for FileTelemetry {
     fn get(&self, key: &str) -> Option<String> {
         self.values.get(&telemetry_file_key(key)).cloned()
     }
 }
 
 /// Sources asked in order; the first set, non-empty value wins.
-struct Layers<'a>(&'a [&'a dyn inferd_telemetry::EnvSource]);
+struct Layers<'a>(&'a [&'a dyn inferd_otel::EnvSource]);
 
-impl inferd_telemetry::EnvSource for Layers<'_> {
+impl inferd_otel::EnvSource for Layers<'_> {
     fn get(&self, key: &str) -> Option<String> {
         self.0
             .iter()
@@ -477,7 +477,7 @@ impl ServeArgs {
     pub fn load(
         self,
         user_home: Option<&Path>,
-        env: &dyn inferd_telemetry::EnvSource,
+        env: &dyn inferd_otel::EnvSource,
     ) -> anyhow::Result<(ServeConfig, inferd_telemetry::TelemetryConfig)> {
         let mut file = self.load_file()?;
         let telemetry = self.telemetry_from(file.telemetry.take(), env)?;
@@ -488,7 +488,7 @@ impl ServeArgs {
     #[cfg(test)]
     fn telemetry_config(
         &self,
-        env: &dyn inferd_telemetry::EnvSource,
+        env: &dyn inferd_otel::EnvSource,
     ) -> anyhow::Result<inferd_telemetry::TelemetryConfig> {
         self.telemetry_from(self.load_file()?.telemetry, env)
     }
@@ -497,7 +497,7 @@ impl ServeArgs {
     #[cfg(test)]
     fn resolve(self, user_home: Option<&Path>) -> anyhow::Result<ServeConfig> {
         let file = self.load_file()?;
-        self.resolve_file(file, user_home, &inferd_telemetry::ProcessEnv)
+        self.resolve_file(file, user_home, &inferd_otel::ProcessEnv)
     }
 
     /// The telemetry settings: the telemetry flags, then `env` (the `INFERD_*` and `OTEL_*`
@@ -506,7 +506,7 @@ impl ServeArgs {
     fn telemetry_from(
         &self,
         table: Option<toml::Table>,
-        env: &dyn inferd_telemetry::EnvSource,
+        env: &dyn inferd_otel::EnvSource,
     ) -> anyhow::Result<inferd_telemetry::TelemetryConfig> {
         let file =
             FileTelemetry::new(table.unwrap_or_default()).with_context(|| match &self.config {
@@ -518,7 +518,7 @@ impl ServeArgs {
             DEFAULT_LOG_FILTER.to_owned(),
         )]
         .into();
-        let sources: [&dyn inferd_telemetry::EnvSource; 3] = [env, &file, &defaults];
+        let sources: [&dyn inferd_otel::EnvSource; 3] = [env, &file, &defaults];
         Ok(self.telemetry.clone().into_config(&Layers(&sources))?)
     }
 
@@ -529,7 +529,7 @@ impl ServeArgs {
         self,
         file: FileConfig,
         user_home: Option<&Path>,
-        env: &dyn inferd_telemetry::EnvSource,
+        env: &dyn inferd_otel::EnvSource,
     ) -> anyhow::Result<ServeConfig> {
         let host = self
             .host

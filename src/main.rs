@@ -90,8 +90,8 @@ const TELEMETRY_FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The one place `serve` reads the process environment (clap's `env = "INFERD_*"` aside):
     // every other reader is handed this source.
-    let env = inferd_telemetry::ProcessEnv;
-    let user_home = inferd_telemetry::EnvSource::get(&env, "HOME").map(PathBuf::from);
+    let env = inferd_otel::ProcessEnv;
+    let user_home = inferd_otel::EnvSource::get(&env, "HOME").map(PathBuf::from);
     let (config, mut telemetry_config) = args.load(user_home.as_deref(), &env)?;
     telemetry_config.service_version = env!("CARGO_PKG_VERSION").to_owned();
     // The llama-cpp-2 bindings wrap their calls (model load, chat template) in INFO spans; they

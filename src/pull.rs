@@ -10,7 +10,7 @@ use inferd_artifacts::{
     StoreConfig,
 };
 use inferd_engine::catalog::KNOWN_MODELS;
-use inferd_telemetry::ProcessEnv;
+use inferd_otel::ProcessEnv;
 
 /// Flags of `inferd pull`.
 #[derive(Debug, Clone, Args)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use inferd_gateway::{proxy_from_env, ModelRoute, UpstreamConfig};
-use inferd_telemetry::EnvSource;
+use inferd_otel::EnvSource;
 use serde::Deserialize;
 
 /// One `[[upstreams]]` table of the config file.

@@ -14,7 +14,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let sha256 = args.next().map(|s| s.parse()).transpose()?;
     let mut config = StoreConfig::new(cache);
-    config.s3 = S3Config::from_env(&inferd_telemetry::ProcessEnv);
+    config.s3 = S3Config::from_env(&inferd_otel::ProcessEnv);
     let store = ArtifactStore::new(config)?;
     let request =
         ArtifactRequest::new("example", ArtifactSource::parse(&source)?).with_sha256(sha256);

@@ -211,7 +211,7 @@ pub(crate) fn now_rfc3339() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    inferd_telemetry::rfc3339_seconds(secs)
+    inferd_otel::rfc3339_seconds(secs)
 }
 
 #[cfg(test)]
@@ -220,13 +220,13 @@ mod tests {
 
     #[test]
     fn rfc3339_formats_known_instants() {
-        assert_eq!(inferd_telemetry::rfc3339_seconds(0), "1970-01-01T00:00:00Z");
+        assert_eq!(inferd_otel::rfc3339_seconds(0), "1970-01-01T00:00:00Z");
         assert_eq!(
-            inferd_telemetry::rfc3339_seconds(951_782_400),
+            inferd_otel::rfc3339_seconds(951_782_400),
             "2000-02-29T00:00:00Z"
         );
         assert_eq!(
-            inferd_telemetry::rfc3339_seconds(1_795_617_296),
+            inferd_otel::rfc3339_seconds(1_795_617_296),
             "2026-11-25T14:34:56Z"
         );
     }

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use inferd_telemetry::EnvSource;
+use inferd_otel::EnvSource;
 
 /// The artifact store's settings.
 #[derive(Debug, Clone)]

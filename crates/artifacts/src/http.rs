@@ -3,7 +3,7 @@
 
 use ::http::header::{ACCEPT_RANGES, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use ::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use inferd_telemetry::{http_client_span, inject_span_context, record_http_response};
+use inferd_otel::{http_client_span, inject_span_context, record_http_response};
 use opentelemetry::context::FutureExt as _;
 
 use crate::cache::{self, part_meta_path, part_path, PartMeta};

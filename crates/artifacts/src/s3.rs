@@ -19,7 +19,7 @@ pub(crate) fn client(
 ) -> Result<object_store::aws::AmazonS3, ArtifactError> {
     let s3: &S3Config = &config.s3;
     let mut headers = ::http::HeaderMap::new();
-    inferd_telemetry::inject_current_into_headers(&mut headers);
+    inferd_otel::inject_current_into_headers(&mut headers);
     let options = ClientOptions::new()
         .with_default_headers(headers)
         .with_connect_timeout(config.connect_timeout)

@@ -117,7 +117,7 @@ impl ArtifactSource {
         match self {
             Self::Local(p) => p.display().to_string(),
             Self::File(p) => format!("file://{}", p.display()),
-            Self::Http(url) => inferd_telemetry::sanitize_url(url.as_str()),
+            Self::Http(url) => inferd_otel::sanitize_url(url.as_str()),
             Self::S3(loc) => format!("s3://{}/{}", loc.bucket, loc.key),
         }
     }

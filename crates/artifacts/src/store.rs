@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{record_error, set_attribute};
+use inferd_otel::semconv as sc;
+use inferd_otel::{record_error, set_attribute};
 use tokio::sync::watch;
 use tracing::{Instrument, Span};
 

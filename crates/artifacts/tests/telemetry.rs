@@ -6,7 +6,7 @@
 mod support;
 
 use inferd_artifacts::{ArtifactRequest, ArtifactSource, ArtifactStore, Sha256Digest, StoreConfig};
-use inferd_telemetry::semconv as sc;
+use inferd_otel::semconv as sc;
 use inferd_telemetry::{
     build_with_writer, Mode, PropagatorConfig, Propagators, SpanRecord, TelemetryConfig,
     TelemetryGuard,

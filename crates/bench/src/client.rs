@@ -204,7 +204,7 @@ pub async fn execute(
         http::HeaderValue::from_static("application/json"),
     );
     if !span.is_disabled() {
-        inferd_telemetry::inject_tracing_span_context(span, &mut headers);
+        inferd_otel::inject_tracing_span_context(span, &mut headers);
     }
     let sent = Instant::now();
     let mut outcome = Outcome {

@@ -66,7 +66,7 @@ pub fn run_load(args: BenchArgs) -> anyhow::Result<Report> {
         .iter()
         .map(|p| PreparedRequest::new(&plan, p))
         .collect();
-    let telemetry_config = trace::telemetry_config(&args, &inferd_telemetry::ProcessEnv)?;
+    let telemetry_config = trace::telemetry_config(&args, &inferd_otel::ProcessEnv)?;
     let progress = !args.no_progress && std::io::stderr().is_terminal();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -1,7 +1,8 @@
 //! Tracing of a bench run: off unless asked for, switched on like the server (same flags and
 //! OTEL_* variables), with a CLIENT span per request under a session or stage span.
 
-use inferd_telemetry::{semconv, set_attribute, EnvSource, Mode, TelemetryConfig};
+use inferd_otel::{semconv, set_attribute, EnvSource};
+use inferd_telemetry::{Mode, TelemetryConfig};
 use opentelemetry::{Array, StringValue, Value};
 use tracing::Span;
 
@@ -60,7 +61,7 @@ impl Tracing {
                 "bench",
                 otel.name = "bench",
                 gen_ai.request.model = target.model.as_str(),
-                url.full = inferd_telemetry::sanitize_url(&target.endpoint),
+                url.full = inferd_otel::sanitize_url(&target.endpoint),
             )
         } else {
             Span::none()
@@ -114,7 +115,7 @@ pub fn request_span(stage: &Span, target: &Target, max_tokens: Option<u32>) -> S
         server.address = address,
         server.port = port,
         http.request.method = "POST",
-        url.full = inferd_telemetry::sanitize_url(&target.endpoint),
+        url.full = inferd_otel::sanitize_url(&target.endpoint),
         gen_ai.request.stream = target.stream,
     );
     if let Some(n) = max_tokens {
@@ -179,7 +180,7 @@ pub fn record_outcome(span: &Span, outcome: &Outcome) {
     );
     if let Some(kind) = &outcome.error {
         let message = outcome.error_message.as_deref().unwrap_or(kind);
-        inferd_telemetry::record_error(span, kind.clone(), message);
+        inferd_otel::record_error(span, kind.clone(), message);
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use inferd_openai::Api;
-use inferd_telemetry::OtelSpan;
+use inferd_otel::OtelSpan;
 
 use crate::{EngineTimings, FinishReason, Prompt, SamplingParams, Usage};
 

@@ -14,8 +14,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{record_error, set_attribute};
+use inferd_otel::semconv as sc;
+use inferd_otel::{record_error, set_attribute};
 use tracing::Instrument;
 
 use crate::backend::{Backend, ModelInfo, Upstreams};
@@ -666,7 +666,7 @@ impl ModelRegistry {
                 state: e.state.name(),
                 // URLs may carry credentials or signatures.
                 source: if e.spec.source.contains("://") {
-                    inferd_telemetry::sanitize_url(&e.spec.source)
+                    inferd_otel::sanitize_url(&e.spec.source)
                 } else {
                     e.spec.source.clone()
                 },

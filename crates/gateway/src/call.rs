@@ -11,7 +11,7 @@ use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use inferd_openai::{Api, Message, SseParser, StreamOptions, UpstreamAnswer, UpstreamRequest};
-use inferd_telemetry::{http_client_span_to, inject_span_context, record_http_response, OtelSpan};
+use inferd_otel::{http_client_span_to, inject_span_context, record_http_response, OtelSpan};
 use opentelemetry::KeyValue;
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
@@ -197,7 +197,7 @@ impl RemoteBackend {
             let span = http_client_span_to(&Method::POST, &endpoint.target);
             if *resends > 0 {
                 span.set_attribute(KeyValue::new(
-                    inferd_telemetry::semconv::HTTP_REQUEST_RESEND_COUNT,
+                    inferd_otel::semconv::HTTP_REQUEST_RESEND_COUNT,
                     i64::from(*resends),
                 ));
                 up.count_retry();

@@ -86,7 +86,7 @@ fn redact_userinfo(url: &str) -> String {
 /// `HTTPS_PROXY`/`https_proxy` for https URLs, `HTTP_PROXY`/`http_proxy` for http ones,
 /// `ALL_PROXY`/`all_proxy` for both, none for a host matched by `NO_PROXY`/`no_proxy`.
 /// Loopback hosts (`localhost`, 127.0.0.0/8, ::1) are always reached directly.
-pub fn proxy_from_env(url: &str, env: &dyn inferd_telemetry::EnvSource) -> Option<String> {
+pub fn proxy_from_env(url: &str, env: &dyn inferd_otel::EnvSource) -> Option<String> {
     let uri: Uri = url.parse().ok()?;
     let first = |names: &[&str]| {
         names

@@ -226,7 +226,7 @@ fn discovered_names(routes: Option<&[ModelRoute]>) -> String {
 #[derive(Debug)]
 pub(crate) struct Endpoint {
     pub(crate) url: http::Uri,
-    pub(crate) target: inferd_telemetry::ClientTarget,
+    pub(crate) target: inferd_otel::ClientTarget,
 }
 
 impl Endpoint {
@@ -235,7 +235,7 @@ impl Endpoint {
             .parse::<http::Uri>()
             .map_err(|e| format!("upstream `{upstream}`: invalid URL {url}: {e}"))?;
         Ok(Self {
-            target: inferd_telemetry::ClientTarget::new(&url),
+            target: inferd_otel::ClientTarget::new(&url),
             url: parsed,
         })
     }

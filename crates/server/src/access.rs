@@ -17,7 +17,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::http::{Method, StatusCode};
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use inferd_telemetry::OtelSpan;
+use inferd_otel::OtelSpan;
 use tower::{Layer, Service};
 
 /// What a handler learned about the request, for its access line.

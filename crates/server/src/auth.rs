@@ -18,7 +18,7 @@ use axum::http::header::{AUTHORIZATION, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use inferd_telemetry::semconv as sc;
+use inferd_otel::semconv as sc;
 use opentelemetry::metrics::Counter;
 use opentelemetry::KeyValue;
 use sha2::{Digest, Sha256};

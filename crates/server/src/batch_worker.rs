@@ -18,8 +18,8 @@ use inferd_engine::Priority;
 use inferd_jobs::redis_store::STREAM_KEY;
 use inferd_jobs::{Claim, JobQueue, Line, LineResult, QueueDepth};
 use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest};
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, OtelSpan};
+use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, OtelSpan};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::KeyValue;
@@ -220,7 +220,7 @@ async fn process(state: &AppState, queue: &JobQueue, line: &Line) -> Option<Line
     } else {
         "batches"
     };
-    let parent = inferd_telemetry::extract_from_map(&line.trace.to_map());
+    let parent = inferd_otel::extract_from_map(&line.trace.to_map());
     let span = {
         let _parent = parent.attach();
         OtelSpan::start_in_current_with(sc::SPAN_PROCESS_BATCHES, || {

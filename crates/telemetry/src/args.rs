@@ -1,7 +1,9 @@
 //! Command-line flags for telemetry, to be flattened into `inferd serve`. Each flag has an
 //! `INFERD_*` twin; a flag given on the command line wins over the variable.
 
-use crate::config::{vars, EnvSource, TelemetryConfig};
+use inferd_otel::EnvSource;
+
+use crate::config::{vars, TelemetryConfig};
 use crate::Error;
 
 /// inferd's telemetry flags (`#[command(flatten)]` them into a clap command).

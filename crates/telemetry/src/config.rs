@@ -1,40 +1,13 @@
 //! Telemetry configuration: what the operator asked for, read once at start-up from an injected
 //! environment (standard `OTEL_*` variables and inferd's `INFERD_*` twins) and validated.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use inferd_otel::EnvSource;
+
 use crate::propagation::percent_decode;
 use crate::Error;
-
-/// Where configuration values come from. Tests pass a map; the binary passes [`ProcessEnv`].
-pub trait EnvSource {
-    /// The value of `key`, or `None` when unset.
-    fn get(&self, key: &str) -> Option<String>;
-}
-
-/// Reads the real process environment.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ProcessEnv;
-
-impl EnvSource for ProcessEnv {
-    fn get(&self, key: &str) -> Option<String> {
-        std::env::var(key).ok()
-    }
-}
-
-impl<S: std::hash::BuildHasher> EnvSource for HashMap<String, String, S> {
-    fn get(&self, key: &str) -> Option<String> {
-        HashMap::get(self, key).cloned()
-    }
-}
-
-impl<F: Fn(&str) -> Option<String>> EnvSource for F {
-    fn get(&self, key: &str) -> Option<String> {
-        self(key)
-    }
-}
 
 /// What telemetry does at all (crates/telemetry/README.md, "Configuration").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -488,7 +461,7 @@ impl TelemetryConfig {
         } else if let Some((_, name)) = config
             .resource_attributes
             .iter()
-            .find(|(k, _)| k == crate::semconv::SERVICE_NAME)
+            .find(|(k, _)| k == inferd_otel::semconv::SERVICE_NAME)
         {
             config.service_name = name.clone();
         }

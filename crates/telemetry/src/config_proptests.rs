@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use inferd_testkit::{config, re};

@@ -19,7 +19,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use opentelemetry_sdk::Resource;
 
 use crate::config::Signal;
-use crate::semconv;
+use inferd_otel::semconv;
 
 /// Target of inferd's own export-health log lines.
 pub const EXPORT_HEALTH_TARGET: &str = "inferd_telemetry::export";

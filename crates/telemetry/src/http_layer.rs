@@ -23,14 +23,15 @@ use opentelemetry::baggage::BaggageExt;
 use opentelemetry::metrics::{BoundHistogram, Histogram};
 use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::SdkTracer;
 
-use crate::client::record_status_code;
-use crate::otel_span::{span_builder, OtelSpan};
-use crate::propagation::{traceresponse_header, Propagators, TRACERESPONSE};
+use inferd_otel::propagate::TRACERESPONSE;
+use inferd_otel::record_status_code;
+use inferd_otel::{span_builder, OtelSpan, Tracer};
+
+use crate::propagation::{traceresponse_header, Propagators};
 use crate::sampler::{force_trace_requested, with_force_trace};
-use crate::semconv;
 use crate::setup::TelemetryGuard;
+use inferd_otel::semconv;
 
 /// The request header that asks for a trace.
 pub const X_FORCE_TRACE: &str = "x-force-trace";
@@ -43,7 +44,7 @@ const HTTP_SPAN_LABEL: &str = "HTTP request";
 /// [`with_http_layer`] for an axum `Router`: `Router::layer` itself costs a boxed service per
 /// route even for a pass-through layer, so when off nothing must be layered at all.
 pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
-    let tracer = guard.sdk_tracer()?;
+    let tracer = guard.tracer()?;
     let duration = guard.meter().map(|meter| {
         meter
             .f64_histogram(semconv::HTTP_SERVER_REQUEST_DURATION)
@@ -81,7 +82,7 @@ where
 
 #[derive(Debug)]
 struct Shared {
-    tracer: SdkTracer,
+    tracer: Tracer,
     propagators: Arc<Propagators>,
     force_trace_header: bool,
     baggage_span_attributes: Arc<[String]>,
@@ -377,7 +378,7 @@ impl<S> HttpTraceService<S> {
                 }
             }
         }
-        let span = OtelSpan::start_sdk(
+        let span = OtelSpan::start(
             &shared.tracer,
             &parent,
             HTTP_SPAN_LABEL,

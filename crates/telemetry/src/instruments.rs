@@ -7,8 +7,8 @@ use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as 
 use std::sync::Arc;
 
 use crate::exemplars::Exemplars;
-use crate::semconv;
 use crate::setup::TelemetryGuard;
+use inferd_otel::semconv;
 
 /// inferd's instruments. Cheap to clone; clones record into the same instruments.
 #[derive(Debug, Clone)]

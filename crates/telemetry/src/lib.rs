@@ -1,6 +1,9 @@
-//! OpenTelemetry for inferd: configuration, providers, sampling, propagation, the HTTP server
-//! layer, the recent-trace store and log correlation. Complete when on, free when off: in
-//! [`Mode::Off`] nothing but the log layer is installed.
+//! OpenTelemetry for inferd, the start-up side: configuration, the SDK's providers and
+//! exporters, sampling, the propagators, the HTTP server layer, the recent-trace store,
+//! Prometheus rendering, the GenAI metric set and the log formatter and writer. Complete when
+//! on, free when off: in [`Mode::Off`] nothing but the log layer is installed. Code that only
+//! records (spans, their names, context across the wire) uses `inferd-otel`, which depends on
+//! the OpenTelemetry API alone.
 //!
 //! The server calls [`TelemetryArgs::into_config`] (or [`TelemetryConfig::from_env`]), then
 //! [`init`], keeps the returned [`TelemetryGuard`] alive, wraps its router with [`with_http_layer`] and
@@ -8,7 +11,9 @@
 #![warn(missing_docs)]
 
 mod args;
-mod client;
+#[cfg(test)]
+#[path = "client_tests.rs"]
+mod client_tests;
 mod config;
 mod console;
 mod error;
@@ -21,26 +26,24 @@ mod instruments;
 mod log_store;
 mod log_writer;
 mod logs;
-mod otel_span;
+#[cfg(test)]
+#[path = "otel_span_tests.rs"]
+mod otel_span_tests;
 mod prometheus;
 mod propagation;
 mod providers;
 mod resource;
 mod sampler;
-pub mod semconv;
 mod setup;
-mod spans;
+#[cfg(test)]
+#[path = "spans_tests.rs"]
+mod spans_tests;
 mod store;
 
 pub use args::TelemetryArgs;
-pub use client::{
-    http_client_span, http_client_span_to, inject_span_context, inject_tracing_span_context,
-    record_http_response, sanitize_url, ClientTarget,
-};
 pub use config::{
-    vars, BatchConfig, ClientIdentity, EnvSource, Exporter, LogFormat, Mode, OtlpProtocol,
-    OtlpSignalConfig, ProcessEnv, PropagatorConfig, SamplerConfig, Signal, TelemetryConfig,
-    TlsFile, TraceStoreConfig,
+    vars, BatchConfig, ClientIdentity, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
+    PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TlsFile, TraceStoreConfig,
 };
 pub use console::{ConsoleMetricExporter, ConsoleSpanExporter};
 pub use error::Error;
@@ -56,25 +59,16 @@ pub use http_layer::{
 pub use instruments::InferdMetrics;
 pub use log_store::{LogStore, LOG_STORE_MAX_BYTES, LOG_STORE_MAX_LINES};
 pub use log_writer::{BatchedWriter, LineSink, LogFlushGuard, LOG_FLUSH_INTERVAL};
-pub use logs::{
-    current_trace_ids, rfc3339_seconds, AccessLine, CorrelatedFormat, ACCESS_LOG_TARGET,
-};
-pub use otel_span::{span_builder, OtelSpan, Tracer};
+pub use logs::{current_trace_ids, AccessLine, CorrelatedFormat, ACCESS_LOG_TARGET};
 pub use prometheus::{wants_openmetrics, PrometheusMetrics, OPENMETRICS_TEXT, PROMETHEUS_TEXT};
 pub use propagation::{
-    extract_from_headers, extract_from_map, format_traceparent, inject_current_into_headers,
-    inject_current_into_map, BaggageLimitsPropagator, Propagators, TraceContextPropagator, BAGGAGE,
-    TRACEPARENT, TRACERESPONSE, TRACESTATE,
+    format_traceparent, BaggageLimitsPropagator, Propagators, TraceContextPropagator,
 };
 pub use resource::{build_resource, service_instance_id};
 pub use sampler::{
     build_sampler, force_trace_requested, with_force_trace, ForceTrace, ForceTraceSampler,
 };
 pub use setup::{build_with_writer, init, init_with_writer, ShutdownError, TelemetryGuard, SCOPE};
-pub use spans::{
-    in_current_context, record_error, record_error_value, set_attribute, set_attributes,
-    spawn_blocking_in_context, spawn_thread_in_context,
-};
 pub use store::{
     EventRecord, InvalidStatusFilter, LinkRecord, SpanRecord, SpanStatus, StatusFilter,
     TraceDetail, TraceOrder, TraceQuery, TraceStore, TraceStoreProcessor, TraceSummary,

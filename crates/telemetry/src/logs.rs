@@ -12,8 +12,8 @@ use tracing_subscriber::registry::LookupSpan;
 
 use crate::handles::with_line_sink;
 use crate::ids::{span_id_hex, trace_id_hex};
-use crate::otel_span::current_label;
-use crate::semconv;
+use inferd_otel::semconv;
+use inferd_otel::{put_digits, span_label as current_label, timestamp_prefix};
 
 /// Event formatter adding `trace_id` / `span_id` of the current OpenTelemetry span.
 #[derive(Debug, Clone, Copy)]
@@ -121,52 +121,6 @@ fn json_str(w: &mut impl fmt::Write, text: &str) -> fmt::Result {
     w.write_char('"')?;
     JsonEscaped(&mut *w).write_str(text)?;
     w.write_char('"')
-}
-
-/// The civil (proleptic Gregorian, UTC) date of a day counted from 1970-01-01, as
-/// (year, month, day): Howard Hinnant's `civil_from_days`.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
-
-/// `YYYY-MM-DDTHH:MM:SS.` of a Unix time in seconds (UTC).
-fn timestamp_prefix(unix_seconds: u64) -> [u8; 20] {
-    let (year, month, day) = civil_from_days(unix_seconds / 86_400);
-    let in_day = unix_seconds % 86_400;
-    let mut out = *b"0000-00-00T00:00:00.";
-    put_digits(&mut out[0..4], year);
-    put_digits(&mut out[5..7], month);
-    put_digits(&mut out[8..10], day);
-    put_digits(&mut out[11..13], in_day / 3600);
-    put_digits(&mut out[14..16], in_day / 60 % 60);
-    put_digits(&mut out[17..19], in_day % 60);
-    out
-}
-
-/// Writes `value`'s last `digits.len()` decimal digits into `digits`, zero-padded.
-fn put_digits(digits: &mut [u8], mut value: u64) {
-    for digit in digits.iter_mut().rev() {
-        *digit = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-}
-
-/// A Unix time in seconds as RFC 3339 UTC, to the second (`2026-11-26T10:17:07Z`).
-pub fn rfc3339_seconds(unix_seconds: u64) -> String {
-    let prefix = timestamp_prefix(unix_seconds);
-    // The prefix is ASCII; its last byte is the '.' before the fraction.
-    let mut text = String::from_utf8_lossy(&prefix[..19]).into_owned();
-    text.push('Z');
-    text
 }
 
 thread_local! {
@@ -645,7 +599,7 @@ where
 mod tests {
     use crate::config::{LogFormat, Mode, TelemetryConfig};
     use crate::setup::build_with_writer;
-    use crate::spans::tests::Captured;
+    use crate::spans_tests::Captured;
     use serde_json::Value;
 
     /// What the log layer, as `build_with_writer` sets it up, writes for one event inside a
@@ -816,7 +770,7 @@ mod tests {
     /// The same access line through the `tracing` event and through the direct writer, in
     /// `mode`, inside an OtelSpan (when there is a tracer), a tracing span, and no span.
     fn direct_and_traced(mode: Mode) -> Vec<(String, String)> {
-        use crate::otel_span::{span_builder, OtelSpan};
+        use inferd_otel::{span_builder, OtelSpan};
         let config = TelemetryConfig {
             mode,
             log_format: LogFormat::Json,
@@ -876,11 +830,15 @@ mod tests {
             let at = |name: &str| text.find(&format!("\"{name}\":"));
             let positions: Vec<usize> = super::ACCESS_FIELDS
                 .iter()
-                .filter(|name| **name != crate::semconv::GEN_AI_REQUEST_MODEL)
+                .filter(|name| **name != inferd_otel::semconv::GEN_AI_REQUEST_MODEL)
                 .map(|name| at(name).unwrap_or_else(|| panic!("{name} missing: {text}")))
                 .collect();
             assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
-            assert_eq!(at(crate::semconv::GEN_AI_REQUEST_MODEL), None, "{text}");
+            assert_eq!(
+                at(inferd_otel::semconv::GEN_AI_REQUEST_MODEL),
+                None,
+                "{text}"
+            );
             assert_eq!(line["message"], "request");
             assert_eq!(line["fields"]["url.path"], "/a\"b\n");
             assert!(

@@ -2,17 +2,17 @@ use opentelemetry::trace::{SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use serde_json::Value;
 
-use super::*;
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::setup::build_with_writer;
-use crate::spans::tests::Captured;
+use crate::spans_tests::Captured;
 use crate::store::TraceDetail;
+use inferd_otel::*;
 
 /// Runs `f` with local telemetry whose JSON log lines are captured; returns what `f` returned,
 /// the lines and the stored trace `f`'s result names.
 fn run<F>(f: F) -> (Vec<Value>, TraceDetail)
 where
-    F: FnOnce(&SdkTracer) -> String,
+    F: FnOnce(&Tracer) -> String,
 {
     let config = TelemetryConfig {
         mode: Mode::Local,
@@ -24,7 +24,7 @@ where
         Ok(built) => built,
         Err(e) => panic!("{e}"),
     };
-    let Some(tracer) = guard.sdk_tracer() else {
+    let Some(tracer) = guard.tracer() else {
         panic!("no tracer in local mode")
     };
     let trace_id = tracing::dispatcher::with_default(&dispatch, || f(&tracer));
@@ -39,8 +39,8 @@ where
     (lines, detail)
 }
 
-fn server_span(tracer: &SdkTracer, attributes: Vec<KeyValue>) -> OtelSpan {
-    OtelSpan::start_sdk(
+fn server_span(tracer: &Tracer, attributes: Vec<KeyValue>) -> OtelSpan {
+    OtelSpan::start(
         tracer,
         &Context::new(),
         "HTTP request",

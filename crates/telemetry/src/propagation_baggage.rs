@@ -7,7 +7,7 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::Context;
 
-use super::BAGGAGE;
+use inferd_otel::propagate::BAGGAGE;
 
 /// W3C Baggage limits: at least this many entries and bytes are kept.
 pub(super) const MAX_BAGGAGE_ENTRIES: usize = 64;

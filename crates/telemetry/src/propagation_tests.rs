@@ -1,11 +1,13 @@
+use http::header::HeaderName;
 use http::HeaderValue;
 use opentelemetry::baggage::{Baggage, BaggageExt};
 use opentelemetry::trace::{Span as _, SpanKind, Tracer, TracerProvider as _};
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 
+use inferd_otel::{span_builder, OtelSpan};
+
 use super::*;
 use crate::config::SamplerConfig;
-use crate::otel_span::{span_builder, OtelSpan};
 use crate::sampler::build_sampler;
 
 const TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
@@ -52,7 +54,8 @@ pub(super) fn tracer(ratio: f64) -> SdkTracer {
 pub(super) fn relay_with(tracer: &SdkTracer, incoming: &HeaderMap, calls: usize) -> Vec<HeaderMap> {
     let p = all();
     let parent = p.extract_headers(incoming);
-    let server = OtelSpan::start_sdk(
+    let tracer = &inferd_otel::Tracer::new(tracer.clone());
+    let server = OtelSpan::start(
         tracer,
         &parent,
         "HTTP request",
@@ -63,7 +66,7 @@ pub(super) fn relay_with(tracer: &SdkTracer, incoming: &HeaderMap, calls: usize)
     };
     let outgoing = (0..calls)
         .map(|_| {
-            let client = OtelSpan::start_sdk(
+            let client = OtelSpan::start(
                 tracer,
                 server_cx,
                 "HTTP client request",

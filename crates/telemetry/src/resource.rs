@@ -9,7 +9,7 @@ use opentelemetry_sdk::resource::TelemetryResourceDetector;
 use opentelemetry_sdk::Resource;
 
 use crate::config::TelemetryConfig;
-use crate::semconv;
+use inferd_otel::semconv;
 
 /// This process's `service.instance.id`: a random UUID, the same for every call.
 pub fn service_instance_id() -> &'static str {

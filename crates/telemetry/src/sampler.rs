@@ -10,7 +10,7 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, SamplingResult, ShouldSample};
 
 use crate::config::SamplerConfig;
-use crate::semconv;
+use inferd_otel::semconv;
 
 /// Marker placed in a request's parent [`Context`] when the request asked to be traced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

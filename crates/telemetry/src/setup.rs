@@ -26,9 +26,10 @@ use crate::prometheus::PrometheusMetrics;
 use crate::propagation::Propagators;
 use crate::providers::{logger_provider, meter_provider, tracer_provider};
 use crate::resource::build_resource;
-use crate::semconv;
 use crate::store::TraceStore;
 use crate::Error;
+use inferd_otel::semconv;
+use inferd_otel::{Tracer, TracerLayer};
 
 /// Instrumentation scope name of inferd's tracer and meter.
 pub const SCOPE: &str = "inferd";
@@ -41,6 +42,8 @@ type BoxedLayer = Box<dyn Layer<Registry> + Send + Sync>;
 pub struct TelemetryGuard {
     pub(crate) mode: Mode,
     pub(crate) tracer_provider: Option<SdkTracerProvider>,
+    /// inferd's tracer over the provider's SDK tracer (`None` when off).
+    pub(crate) tracer: Option<Tracer>,
     pub(crate) meter_provider: Option<SdkMeterProvider>,
     pub(crate) logger_provider: Option<SdkLoggerProvider>,
     pub(crate) trace_store: Option<TraceStore>,
@@ -88,14 +91,9 @@ impl TelemetryGuard {
         self.tracer_provider.as_ref()
     }
 
-    /// inferd's tracer, for [`crate::OtelSpan`]s (`None` when off).
-    pub fn tracer(&self) -> Option<crate::Tracer> {
-        self.sdk_tracer().map(crate::Tracer::new)
-    }
-
-    /// The SDK tracer inside [`TelemetryGuard::tracer`], for this crate's own layers.
-    pub(crate) fn sdk_tracer(&self) -> Option<opentelemetry_sdk::trace::SdkTracer> {
-        self.tracer_provider.as_ref().map(|p| p.tracer(SCOPE))
+    /// inferd's tracer, for `inferd_otel::OtelSpan`s (`None` when off).
+    pub fn tracer(&self) -> Option<Tracer> {
+        self.tracer.clone()
     }
 
     /// The meter provider (`None` when off or when no metric reader is configured).
@@ -257,11 +255,10 @@ where
     // The log layer is built last (it goes first), when the trace store its lines feed exists.
     let mut layers: Vec<BoxedLayer> = Vec::new();
 
-    // The tracer spans started outside any request use (none when off).
-    let mut handles_tracer = None;
     let mut guard = TelemetryGuard {
         mode: config.mode,
         tracer_provider: None,
+        tracer: None,
         meter_provider: None,
         logger_provider: None,
         trace_store: None,
@@ -285,7 +282,7 @@ where
         });
         let (tracer_provider, store) = tracer_provider(config, &resource, dropped.clone())?;
         let tracer = tracer_provider.tracer(SCOPE);
-        handles_tracer = Some(tracer.clone());
+        guard.tracer = Some(Tracer::new(tracer.clone()));
         // Spans follow their own filter (INFO by default), not the log filter: `--log warn`
         // must not switch tracing off. A level is always set, so DEBUG spans of libraries
         // cost nothing.
@@ -354,9 +351,13 @@ where
             let _ = writer.make_writer().write_all(line);
         }) as LineSinkFn
     });
-    layers.push(Box::new(
-        Handles::new(handles_tracer, lines).with_filter(LevelFilter::OFF),
-    ));
+    layers.push(Box::new(Handles::new(lines).with_filter(LevelFilter::OFF)));
+    // The tracer of spans started outside any request (found by downcasting the dispatcher).
+    if let Some(tracer) = guard.tracer.clone() {
+        layers.push(Box::new(
+            TracerLayer::new(tracer).with_filter(LevelFilter::OFF),
+        ));
+    }
     let subscriber = Registry::default().with(layers);
     Ok((guard, Dispatch::new(subscriber)))
 }

@@ -3,9 +3,11 @@ use std::sync::{Arc, Mutex};
 
 use opentelemetry::trace::TraceContextExt;
 
-use super::*;
 use crate::config::{LogFormat, Mode, TelemetryConfig};
 use crate::setup::build_with_writer;
+use inferd_otel::*;
+use opentelemetry::Context;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// A log writer the test can read back.
 #[derive(Clone, Default)]

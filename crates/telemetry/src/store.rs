@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::config::TraceStoreConfig;
 use crate::ids::{span_id_hex, trace_id_hex};
 use crate::log_store::LogStore;
-use crate::semconv;
+use inferd_otel::semconv;
 
 /// One line of the recent-traces list.
 #[derive(Debug, Clone, PartialEq, Serialize)]

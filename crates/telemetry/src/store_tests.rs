@@ -365,8 +365,8 @@ fn status_filters_parse_codes_and_classes_and_refuse_the_rest() {
 #[test]
 fn a_trace_comes_with_the_log_lines_written_in_its_spans() {
     use crate::config::{LogFormat, Mode, TelemetryConfig};
-    use crate::otel_span::{span_builder, OtelSpan};
-    use crate::spans::tests::Captured;
+    use crate::spans_tests::Captured;
+    use inferd_otel::{span_builder, OtelSpan};
     for format in [LogFormat::Json, LogFormat::Pretty] {
         let config = TelemetryConfig {
             mode: Mode::Local,

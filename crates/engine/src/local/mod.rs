@@ -16,8 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, OtelSpan};
+use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, OtelSpan};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;

@@ -5,8 +5,8 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::Instant;
 
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, OtelSpan};
+use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, OtelSpan};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;

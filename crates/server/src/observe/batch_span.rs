@@ -8,8 +8,9 @@
 //! so unsampled requests cost a scan of the members' trace flags.
 
 use inferd_engine::hooks::{BatchMember, BatchRun};
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, with_force_trace, Tracer};
+use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, Tracer};
+use inferd_telemetry::with_force_trace;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt as _};
 use opentelemetry::{Context, KeyValue};
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use inferd_engine::hooks::{BatchPhase, BatchRun, EngineLoad};
-use inferd_telemetry::semconv as sc;
+use inferd_otel::semconv as sc;
 use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundGauge, BoundHistogram};
 use opentelemetry::KeyValue;

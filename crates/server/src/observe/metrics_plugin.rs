@@ -10,7 +10,7 @@ use inferd_engine::hooks::{
     GenerationTimings, ModelLoad, ModelUnload, Observer,
 };
 use inferd_openai::Api;
-use inferd_telemetry::semconv as sc;
+use inferd_otel::semconv as sc;
 use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
 use opentelemetry::trace::{SpanContext, TraceContextExt};

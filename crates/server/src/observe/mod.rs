@@ -54,7 +54,8 @@ mod tests {
     use std::time::{Duration, SystemTime};
 
     use inferd_engine::hooks::{BatchMember, BatchPhase, BatchRun, EngineLoad};
-    use inferd_telemetry::{build_with_writer, semconv as sc, Mode, TelemetryConfig};
+    use inferd_otel::semconv as sc;
+    use inferd_telemetry::{build_with_writer, Mode, TelemetryConfig};
     use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 
     use super::*;

@@ -13,8 +13,8 @@ use inferd_engine::hooks::{
 };
 use inferd_engine::{ChatRole, Prompt};
 use inferd_openai::Api;
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, OtelSpan, Tracer};
+use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, OtelSpan, Tracer};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};

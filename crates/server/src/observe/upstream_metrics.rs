@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use inferd_gateway::Gateway;
-use inferd_telemetry::semconv as sc;
+use inferd_otel::semconv as sc;
 use inferd_telemetry::TelemetryGuard;
 use opentelemetry::KeyValue;
 

@@ -10,8 +10,8 @@ use axum::{Extension, Json};
 use inferd_jobs::input::BATCH_ENDPOINTS;
 use inferd_jobs::redis_store::STREAM_KEY;
 use inferd_jobs::{Batch, NewBatch, TraceFields};
-use inferd_telemetry::semconv as sc;
-use inferd_telemetry::{span_builder, OtelSpan};
+use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, OtelSpan};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::KeyValue;
 use serde::Deserialize;
@@ -144,7 +144,7 @@ pub async fn create(
     let mut carrier = HashMap::new();
     {
         let _current = send.attach();
-        inferd_telemetry::inject_current_into_map(&mut carrier);
+        inferd_otel::inject_current_into_map(&mut carrier);
     }
     let new = NewBatch {
         endpoint: req.endpoint,

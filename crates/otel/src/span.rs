@@ -19,13 +19,15 @@ use std::borrow::Cow;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use opentelemetry::global::{BoxedTracer, ObjectSafeTracer};
 use opentelemetry::trace::{SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
-use opentelemetry_sdk::trace::SdkTracer;
 
-use crate::handles::dispatch_tracer;
 use crate::semconv;
-use crate::spans::exception_attributes;
+use crate::tracing_span::exception_attributes;
 
 /// What the [`OtelSpan`]s of one context tree share, put in the context by the outermost one:
 /// the tracer their children start with, and the label each one's log lines carry (`span`) by
@@ -36,7 +38,7 @@ use crate::spans::exception_attributes;
 /// value's own two, that was ~400 instructions per span.
 #[derive(Debug)]
 struct Origin {
-    tracer: SdkTracer,
+    tracer: Tracer,
     labels: Mutex<Vec<(SpanId, &'static str)>>,
 }
 
@@ -44,7 +46,7 @@ struct Origin {
 const MAX_LABELS: usize = 16;
 
 impl Origin {
-    fn new(tracer: SdkTracer, span_id: SpanId, label: &'static str) -> Self {
+    fn new(tracer: Tracer, span_id: SpanId, label: &'static str) -> Self {
         let mut labels = Vec::with_capacity(4);
         labels.push((span_id, label));
         Self {
@@ -84,15 +86,23 @@ pub struct OtelSpan {
     cx: Option<Context>,
 }
 
-/// inferd's tracer (from [`crate::TelemetryGuard::tracer`]): what starts the spans that do
-/// not begin inside another [`OtelSpan`] of the current context, such as a generation span or
-/// a batch run recorded after the fact. The SDK tracer inside stays in this crate.
-#[derive(Debug, Clone)]
-pub struct Tracer(SdkTracer);
+/// inferd's tracer (from `inferd_telemetry::TelemetryGuard::tracer`): what starts the spans
+/// that do not begin inside another [`OtelSpan`] of the current context, such as a generation
+/// span or a batch run recorded after the fact. The SDK tracer inside is boxed behind the
+/// OpenTelemetry API, so no SDK type reaches the code that records.
+#[derive(Clone)]
+pub struct Tracer(Arc<BoxedTracer>);
+
+impl std::fmt::Debug for Tracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tracer")
+    }
+}
 
 impl Tracer {
-    pub(crate) fn new(tracer: SdkTracer) -> Self {
-        Self(tracer)
+    /// Wraps an OpenTelemetry tracer (the SDK's, made by the telemetry set-up).
+    pub fn new(tracer: impl ObjectSafeTracer + Send + Sync + 'static) -> Self {
+        Self(Arc::new(BoxedTracer::new(Box::new(tracer))))
     }
 
     /// Records a span that already happened: `builder` (its `start_time` set), child of
@@ -101,6 +111,39 @@ impl Tracer {
         let mut span = self.0.build_with_context(builder, parent);
         opentelemetry::trace::Span::end_with_timestamp(&mut span, end);
     }
+}
+
+/// Carries the tracer in a `tracing` subscriber, for spans started outside any [`OtelSpan`]
+/// (a batch run, an artifact download at start-up, an upstream probe): the telemetry set-up
+/// adds it as a layer that sees nothing, and [`OtelSpan::start_child_with`] finds it by
+/// downcasting the current dispatcher, so a scoped subscriber (a test's) brings its own.
+#[derive(Debug)]
+pub struct TracerLayer(Tracer);
+
+/// Whether any subscriber built so far carries a tracer: when none does (telemetry off),
+/// [`dispatch_tracer`] need not look.
+static TRACER_BUILT: AtomicBool = AtomicBool::new(false);
+
+impl TracerLayer {
+    /// The layer carrying `tracer`.
+    pub fn new(tracer: Tracer) -> Self {
+        TRACER_BUILT.store(true, Ordering::Relaxed);
+        Self(tracer)
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TracerLayer {}
+
+/// The tracer of the current subscriber, if telemetry is on.
+fn dispatch_tracer() -> Option<Tracer> {
+    if !TRACER_BUILT.load(Ordering::Relaxed) {
+        return None;
+    }
+    tracing::dispatcher::get_default(|dispatch| {
+        dispatch
+            .downcast_ref::<TracerLayer>()
+            .map(|layer| layer.0.clone())
+    })
 }
 
 impl OtelSpan {
@@ -118,17 +161,7 @@ impl OtelSpan {
         label: &'static str,
         builder: SpanBuilder,
     ) -> Self {
-        Self::start_sdk(&tracer.0, parent, label, builder)
-    }
-
-    /// [`OtelSpan::start`] with the SDK's tracer (this crate's layers hold one).
-    pub(crate) fn start_sdk(
-        tracer: &SdkTracer,
-        parent: &Context,
-        label: &'static str,
-        builder: SpanBuilder,
-    ) -> Self {
-        let span = tracer.build_with_context(builder, parent);
+        let span = tracer.0.build_with_context(builder, parent);
         let span_id = opentelemetry::trace::Span::span_context(&span).span_id();
         let cx = match parent.get::<Origin>() {
             Some(origin) => {
@@ -173,7 +206,7 @@ impl OtelSpan {
                 None => return Self::none(),
             },
         };
-        Self::start_sdk(&tracer, parent, label, builder())
+        Self::start(&tracer, parent, label, builder())
     }
 
     /// The span of the current context, whichever kind made it (an [`OtelSpan`] or a
@@ -277,9 +310,10 @@ impl OtelSpan {
     }
 }
 
-/// The label of the innermost span of the current context when an [`OtelSpan`] made it;
-/// `None` when there is none or a `tracing` span is innermost (its own name then applies).
-pub(crate) fn current_label(cx: &Context) -> Option<&'static str> {
+/// The label of the innermost span of `cx` when an [`OtelSpan`] made it (the `span` of log
+/// lines written there); `None` when there is none or a `tracing` span is innermost (its own
+/// name then applies).
+pub fn span_label(cx: &Context) -> Option<&'static str> {
     cx.get::<Origin>()?
         .label(cx.span().span_context().span_id())
 }
@@ -296,7 +330,3 @@ pub fn span_builder(
         ..SpanBuilder::from_name(name)
     }
 }
-
-#[cfg(test)]
-#[path = "otel_span_tests.rs"]
-mod tests;

@@ -26,7 +26,7 @@ pub fn record_error(span: &Span, error_type: impl Into<Cow<'static, str>>, messa
 }
 
 /// The attributes of the `exception` event an error adds to its span.
-pub(crate) fn exception_attributes(error_type: Cow<'static, str>, message: &str) -> Vec<KeyValue> {
+pub fn exception_attributes(error_type: Cow<'static, str>, message: &str) -> Vec<KeyValue> {
     vec![
         KeyValue::new(semconv::EXCEPTION_TYPE, error_type),
         KeyValue::new(semconv::EXCEPTION_MESSAGE, message.to_owned()),
@@ -89,7 +89,3 @@ where
 {
     tokio::task::spawn_blocking(in_current_context(f))
 }
-
-#[cfg(test)]
-#[path = "spans_tests.rs"]
-pub(crate) mod tests;

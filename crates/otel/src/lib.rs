@@ -1,0 +1,31 @@
+//! The recording side of inferd's telemetry, for every crate that records: [`OtelSpan`]s
+//! started as children of an explicit parent and ended explicitly, the names and attributes
+//! they carry ([`semconv`]), CLIENT spans of outgoing HTTP calls, and context carried across
+//! the wire ([`propagate`]). It depends on the OpenTelemetry API only: the SDK, the exporters,
+//! the sampler, the log formatter and writer and the trace store are start-up concerns of
+//! `inferd-telemetry`, which hands the server an opaque [`Tracer`]. With telemetry off there is
+//! no tracer and every span here is [`OtelSpan::none`].
+#![warn(missing_docs)]
+
+mod client;
+mod env;
+pub mod propagate;
+pub mod semconv;
+mod span;
+mod time;
+mod tracing_span;
+
+pub use client::{
+    http_client_span, http_client_span_to, inject_span_context, inject_tracing_span_context,
+    record_http_response, record_status_code, sanitize_url, ClientTarget,
+};
+pub use env::{EnvSource, ProcessEnv};
+pub use propagate::{
+    extract_from_headers, extract_from_map, inject_current_into_headers, inject_current_into_map,
+};
+pub use span::{span_builder, span_label, OtelSpan, Tracer, TracerLayer};
+pub use time::{put_digits, rfc3339_seconds, timestamp_prefix};
+pub use tracing_span::{
+    exception_attributes, in_current_context, record_error, record_error_value, set_attribute,
+    set_attributes, spawn_blocking_in_context, spawn_thread_in_context,
+};
