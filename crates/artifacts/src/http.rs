@@ -4,7 +4,6 @@
 use ::http::header::{ACCEPT_RANGES, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use ::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use inferd_otel::{http_client_span, inject_span_context, record_http_response};
-use opentelemetry::context::FutureExt as _;
 
 use crate::cache::{self, part_meta_path, part_path, PartMeta};
 use crate::part::PartWriter;
@@ -60,6 +59,23 @@ pub(crate) async fn download(
                     match (writer, range) {
                         (Some(writer), Some((_, total))) if writer.written() == *offset => {
                             tracing::info!(offset, url = job.source_url, "resuming download");
+                            job.span.add_log_event(
+                                tracing::Level::INFO,
+                                module_path!(),
+                                "resuming download",
+                                || {
+                                    vec![
+                                        opentelemetry::KeyValue::new(
+                                            "offset",
+                                            i64::try_from(*offset).unwrap_or(i64::MAX),
+                                        ),
+                                        opentelemetry::KeyValue::new(
+                                            "url",
+                                            job.source_url.to_owned(),
+                                        ),
+                                    ]
+                                },
+                            );
                             let body = response.bytes_stream();
                             Ok(Some(
                                 stream_to_part(writer, body, total, true, job, etag).await,
@@ -104,10 +120,7 @@ pub(crate) async fn download(
             }
         };
         // The span is current while the body streams to disk, and ends with the attempt.
-        let attempt = match span.context() {
-            Some(cx) => attempt.with_context(cx.clone()).await,
-            None => attempt.await,
-        };
+        let attempt = span.run(attempt).await;
         if let Ok(Some(Err(e))) = &attempt {
             span.record_error(e.kind(), &e.to_string());
         }

@@ -8,9 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 use inferd_otel::semconv as sc;
-use inferd_otel::{record_error, set_attribute};
+use inferd_otel::{span_builder, OtelSpan};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
 use tokio::sync::watch;
-use tracing::{Instrument, Span};
+use tracing::Level;
 
 use crate::cache::{self, Lookup, Sidecar};
 use crate::digest::Sha256Digest;
@@ -217,7 +219,8 @@ impl ArtifactStore {
         let inner = Arc::clone(&self.inner);
         let task_request = request.clone();
         let task_dest = dest.clone();
-        let parent = Span::current();
+        // The download runs on a task of its own: its spans' parent goes with it.
+        let parent = Context::current();
         let task = tokio::spawn(async move {
             let result = inner
                 .resolve(&task_request, &task_dest, &parent, &progress_tx)
@@ -253,18 +256,14 @@ impl Inner {
         &self,
         request: &ArtifactRequest,
         dest: &Path,
-        parent: &Span,
+        parent: &Context,
         progress: &watch::Sender<Progress>,
     ) -> Result<Artifact, ArtifactError> {
         // Another process (a second server, `inferd pull`) may be fetching the same file.
         let _lock = match lock_cache_file(dest).await {
             Ok(lock) => lock,
             Err(e) => {
-                record_error(
-                    &load_span(parent, &request.model_id),
-                    e.kind(),
-                    &e.to_string(),
-                );
+                record_load_error(parent, &request.model_id, &e);
                 return Err(e);
             }
         };
@@ -272,11 +271,10 @@ impl Inner {
         match cache::lookup(dest, expected, self.config.rehash_cache_hits).await {
             Ok(Lookup::Hit(sidecar)) => {
                 let span = load_span(parent, &request.model_id);
-                set_attribute(
-                    &span,
+                span.set_attribute(KeyValue::new(
                     sc::INFERD_MODEL_ARTIFACTS_BYTES,
                     to_i64(sidecar.size),
-                );
+                ));
                 progress.send_replace(Progress {
                     done: sidecar.size,
                     total: Some(sidecar.size),
@@ -284,6 +282,7 @@ impl Inner {
                 span.in_scope(
                     || tracing::debug!(path = %dest.display(), "model file found in the cache"),
                 );
+                span.end();
                 return Ok(Artifact {
                     path: dest.to_owned(),
                     bytes: sidecar.size,
@@ -300,40 +299,50 @@ impl Inner {
             }
             Ok(Lookup::Miss { reason: None }) => {}
             Err(e) => {
-                record_error(
-                    &load_span(parent, &request.model_id),
-                    e.kind(),
-                    &e.to_string(),
-                );
+                record_load_error(parent, &request.model_id, &e);
                 return Err(e);
             }
         }
-        let span = tracing::info_span!(parent: parent, "artifacts_download", otel.name = sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
-        set_attribute(&span, sc::INFERD_MODEL_ID, request.model_id.clone());
-        set_attribute(
-            &span,
-            sc::INFERD_MODEL_ARTIFACTS_SOURCE,
-            request.source.kind(),
-        );
-        set_attribute(&span, sc::URL_FULL, request.source.display_url());
-        let result = self
-            .download(request, dest, progress)
-            .instrument(span.clone())
+        let span = OtelSpan::start_child_with(parent, "artifacts_download", || {
+            span_builder(
+                sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD,
+                SpanKind::Internal,
+                vec![
+                    KeyValue::new(sc::INFERD_MODEL_ID, request.model_id.clone()),
+                    KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, request.source.kind()),
+                    KeyValue::new(sc::URL_FULL, request.source.display_url()),
+                ],
+            )
+        });
+        let result = span
+            .run(self.download(request, dest, progress, &span))
             .await;
         match &result {
             Ok(artifact) => {
-                set_attribute(
-                    &span,
+                span.set_attribute(KeyValue::new(
                     sc::INFERD_MODEL_ARTIFACTS_BYTES,
                     to_i64(artifact.bytes),
-                );
+                ));
                 span.in_scope(|| tracing::info!(path = %dest.display(), bytes = artifact.bytes, "model file downloaded"));
+                span.add_log_event(Level::INFO, module_path!(), "model file downloaded", || {
+                    vec![
+                        KeyValue::new("path", dest.display().to_string()),
+                        KeyValue::new("bytes", to_i64(artifact.bytes)),
+                    ]
+                });
             }
             Err(e) => {
-                record_error(&span, e.kind(), &e.to_string());
+                span.record_error(e.kind(), &e.to_string());
                 span.in_scope(|| tracing::warn!(error = %e, "model file download failed"));
+                span.add_log_event(
+                    Level::WARN,
+                    module_path!(),
+                    "model file download failed",
+                    || vec![KeyValue::new("error", e.to_string())],
+                );
             }
         }
+        span.end();
         result
     }
 
@@ -342,6 +351,7 @@ impl Inner {
         request: &ArtifactRequest,
         dest: &Path,
         progress: &watch::Sender<Progress>,
+        span: &OtelSpan,
     ) -> Result<Artifact, ArtifactError> {
         let source_url = request.source.display_url();
         let job = Job {
@@ -349,6 +359,7 @@ impl Inner {
             expected: request.sha256.as_ref(),
             source_url: &source_url,
             progress,
+            span,
         };
         let downloaded = match &request.source {
             ArtifactSource::Http(url) => http::download(&self.http, url, &job).await?,
@@ -394,7 +405,7 @@ async fn lock_cache_file(dest: &Path) -> Result<CacheLock, ArtifactError> {
 
 /// A local path: present, a file, and (when expected) of the right digest. Never modified.
 async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, ArtifactError> {
-    let span = load_span(&Span::current(), &request.model_id);
+    let span = load_span(&Context::current(), &request.model_id);
     let result = async {
         let meta = match tokio::fs::metadata(path).await {
             Ok(meta) => meta,
@@ -412,11 +423,10 @@ async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, 
                 detail: ": it is not a file".into(),
             });
         }
-        set_attribute(
-            &Span::current(),
+        span.set_attribute(KeyValue::new(
             sc::INFERD_MODEL_ARTIFACTS_BYTES,
             to_i64(meta.len()),
-        );
+        ));
         let sha256 = match &request.sha256 {
             Some(expected) => {
                 let actual = cache::hash_file(path).await?;
@@ -439,20 +449,34 @@ async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, 
             origin: ArtifactOrigin::LocalFile,
             source: SOURCE_LOCAL_CACHE,
         })
-    }
-    .instrument(span.clone())
-    .await;
+    };
+    let result = span.run(result).await;
     if let Err(e) = &result {
-        record_error(&span, e.kind(), &e.to_string());
+        span.record_error(e.kind(), &e.to_string());
     }
+    span.end();
     result
 }
 
-fn load_span(parent: &Span, model_id: &str) -> Span {
-    let span = tracing::info_span!(parent: parent, "artifacts_load", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
-    set_attribute(&span, sc::INFERD_MODEL_ID, model_id.to_owned());
-    set_attribute(&span, sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL_CACHE);
-    span
+/// A `model.artifacts.load` span, child of `parent`, that failed with `error`.
+fn record_load_error(parent: &Context, model_id: &str, error: &ArtifactError) {
+    let span = load_span(parent, model_id);
+    span.record_error(error.kind(), &error.to_string());
+    span.end();
+}
+
+/// The `model.artifacts.load` span of a file found on disk, child of `parent`.
+fn load_span(parent: &Context, model_id: &str) -> OtelSpan {
+    OtelSpan::start_child_with(parent, "artifacts_load", || {
+        span_builder(
+            sc::SPAN_MODEL_ARTIFACTS_LOAD,
+            SpanKind::Internal,
+            vec![
+                KeyValue::new(sc::INFERD_MODEL_ID, model_id.to_owned()),
+                KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL_CACHE),
+            ],
+        )
+    })
 }
 
 fn to_i64(n: u64) -> i64 {

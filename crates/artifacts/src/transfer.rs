@@ -5,6 +5,7 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use inferd_otel::OtelSpan;
 use tokio::sync::watch;
 
 use crate::cache::{self, part_meta_path};
@@ -21,6 +22,8 @@ pub(crate) struct Job<'a> {
     /// The source as it may be shown (no credentials).
     pub source_url: &'a str,
     pub progress: &'a watch::Sender<Progress>,
+    /// The `model.artifacts.download` span (what happens to the transfer is an event on it).
+    pub span: &'a OtelSpan,
 }
 
 /// A finished, verified download.

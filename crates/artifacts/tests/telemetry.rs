@@ -7,14 +7,15 @@ mod support;
 
 use inferd_artifacts::{ArtifactRequest, ArtifactSource, ArtifactStore, Sha256Digest, StoreConfig};
 use inferd_otel::semconv as sc;
+use inferd_otel::{span_builder, OtelSpan};
 use inferd_telemetry::{
     build_with_writer, Mode, PropagatorConfig, Propagators, SpanRecord, TelemetryConfig,
     TelemetryGuard,
 };
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanKind, TraceContextExt};
+use opentelemetry::Context;
 use support::{content, temp_dir, FileServer, Served};
-use tracing::{Dispatch, Instrument, Span};
-use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing::Dispatch;
 
 fn telemetry() -> (TelemetryGuard, Dispatch) {
     // What `inferd_telemetry::init` installs globally for outgoing headers.
@@ -26,13 +27,15 @@ fn telemetry() -> (TelemetryGuard, Dispatch) {
     build_with_writer(&config, std::io::sink, false).unwrap()
 }
 
-fn model_load_span() -> Span {
-    tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD)
+/// A root `model.load` span, as the registry starts one for a load at start-up.
+fn model_load_span(guard: &TelemetryGuard) -> OtelSpan {
+    let tracer = guard.tracer().unwrap();
+    let builder = span_builder(sc::SPAN_MODEL_LOAD, SpanKind::Internal, Vec::new());
+    OtelSpan::start(&tracer, &Context::new(), "load", builder)
 }
 
-fn ids(span: &Span) -> (String, String) {
-    let cx = span.context();
-    let sc = cx.span().span_context().clone();
+fn ids(span: &OtelSpan) -> (String, String) {
+    let sc = span.context().unwrap().span().span_context().clone();
     (sc.trace_id().to_string(), sc.span_id().to_string())
 }
 
@@ -65,14 +68,10 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     let store = ArtifactStore::new(StoreConfig::new(temp_dir("telemetry-download"))).unwrap();
     let request = ArtifactRequest::new("tiny", ArtifactSource::parse(&url).unwrap());
 
-    let load = model_load_span();
+    let load = model_load_span(&guard);
     let (trace_id, load_id) = ids(&load);
-    store
-        .fetch(&request)
-        .instrument(load.clone())
-        .await
-        .unwrap();
-    drop(load);
+    load.run(store.fetch(&request)).await.unwrap();
+    load.end();
 
     let spans = spans_of(&guard, &trace_id);
     let download = named(&spans, sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
@@ -105,14 +104,10 @@ async fn download_span_sits_under_model_load_and_the_server_receives_its_tracepa
     );
 
     // The next load of the same model finds it in the cache.
-    let load = model_load_span();
+    let load = model_load_span(&guard);
     let (trace_id, load_id) = ids(&load);
-    store
-        .fetch(&request)
-        .instrument(load.clone())
-        .await
-        .unwrap();
-    drop(load);
+    load.run(store.fetch(&request)).await.unwrap();
+    load.end();
     let spans = spans_of(&guard, &trace_id);
     let hit = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
     assert_eq!(hit.parent_span_id.as_deref(), Some(load_id.as_str()));
@@ -144,10 +139,10 @@ async fn failed_download_and_local_file_spans() {
 
     let bad = ArtifactRequest::new("m", ArtifactSource::parse(&url).unwrap())
         .with_sha256(Some(Sha256Digest::of(b"something else")));
-    let load = model_load_span();
+    let load = model_load_span(&guard);
     let (trace_id, _) = ids(&load);
-    assert!(store.fetch(&bad).instrument(load.clone()).await.is_err());
-    drop(load);
+    assert!(load.run(store.fetch(&bad)).await.is_err());
+    load.end();
     let spans = spans_of(&guard, &trace_id);
     let download = named(&spans, sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD);
     assert_eq!(download.status.code, "error");
@@ -159,10 +154,10 @@ async fn failed_download_and_local_file_spans() {
         "loc",
         ArtifactSource::parse(file.to_str().unwrap()).unwrap(),
     );
-    let load = model_load_span();
+    let load = model_load_span(&guard);
     let (trace_id, load_id) = ids(&load);
-    store.fetch(&local).instrument(load.clone()).await.unwrap();
-    drop(load);
+    load.run(store.fetch(&local)).await.unwrap();
+    load.end();
     let spans = spans_of(&guard, &trace_id);
     let span = named(&spans, sc::SPAN_MODEL_ARTIFACTS_LOAD);
     assert_eq!(span.parent_span_id.as_deref(), Some(load_id.as_str()));

@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use inferd_openai::Api;
+use inferd_otel::OtelSpan;
 use serde::Deserialize;
 use serde_json::json;
-use tracing::Span;
 
 use crate::config::Plan;
 use crate::dataset::Prompt;
@@ -196,16 +196,14 @@ pub async fn execute(
     target: &Target,
     request: &PreparedRequest,
     due: Instant,
-    span: &Span,
+    span: &OtelSpan,
 ) -> Outcome {
     let mut headers = http::HeaderMap::new();
     headers.insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
-    if !span.is_disabled() {
-        inferd_otel::inject_tracing_span_context(span, &mut headers);
-    }
+    inferd_otel::inject_span_context(span, &mut headers);
     let sent = Instant::now();
     let mut outcome = Outcome {
         schedule_lag: sent.saturating_duration_since(due).as_secs_f64(),

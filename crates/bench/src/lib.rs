@@ -80,7 +80,7 @@ pub fn run_load(args: BenchArgs) -> anyhow::Result<Report> {
             &plan,
             requests,
             args.api_key.as_deref(),
-            telemetry.is_enabled(),
+            telemetry.tracer(),
             progress,
         )
         .await;
@@ -115,7 +115,7 @@ async fn execute(
     plan: &Plan,
     requests: Vec<PreparedRequest>,
     api_key: Option<&str>,
-    tracing_on: bool,
+    tracer: Option<inferd_otel::Tracer>,
     progress: bool,
 ) -> anyhow::Result<Report> {
     let mut headers = reqwest::header::HeaderMap::new();
@@ -136,7 +136,7 @@ async fn execute(
     if !plan.skip_model_check {
         check_model(&target, &plan.url).await?;
     }
-    let tracing = Tracing::new(tracing_on, plan.trace_per_stage, &target);
+    let tracing = Tracing::new(tracer, plan.trace_per_stage, &target);
     let runner = Arc::new(Runner::new(target, requests, tracing, plan.seed, progress));
     let mut report = Report::new(plan);
 
@@ -160,6 +160,7 @@ async fn execute(
             run.duration.as_secs_f64(),
         ));
     }
+    runner.tracing.end();
     Ok(report)
 }
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
+use inferd_otel::OtelSpan;
 use tokio::task::JoinSet;
-use tracing::Span;
 
 use crate::client::{execute, Outcome, PreparedRequest, Target};
 use crate::config::{Load, StageSpec, Stop};
@@ -102,7 +102,7 @@ impl Runner {
         let duration = start.elapsed();
         ticker.abort();
         bar.finish_and_clear();
-        drop(span);
+        span.end();
         StageRun { outcomes, duration }
     }
 
@@ -128,7 +128,7 @@ impl Runner {
         self: &Arc<Self>,
         schedule: ArrivalSchedule,
         stop: Stop,
-        span: &Span,
+        span: &OtelSpan,
         counters: &Arc<Counters>,
         start: Instant,
     ) -> Vec<Outcome> {
@@ -160,7 +160,7 @@ impl Runner {
         self: &Arc<Self>,
         concurrency: u32,
         stop: Stop,
-        span: &Span,
+        span: &OtelSpan,
         counters: &Arc<Counters>,
         start: Instant,
     ) -> Vec<Outcome> {
@@ -194,12 +194,13 @@ impl Runner {
         outcomes
     }
 
-    async fn one(&self, due: Instant, stage: &Span, counters: &Counters) -> Outcome {
+    async fn one(&self, due: Instant, stage: &OtelSpan, counters: &Counters) -> Outcome {
         let request = self.next_request();
         let span = request_span(stage, &self.target, request.max_tokens);
         counters.sent.fetch_add(1, Ordering::Relaxed);
         let outcome = execute(&self.target, request, due, &span).await;
         record_outcome(&span, &outcome);
+        span.end();
         counters.done.fetch_add(1, Ordering::Relaxed);
         if outcome.error.is_some() {
             counters.failed.fetch_add(1, Ordering::Relaxed);

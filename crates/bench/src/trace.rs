@@ -1,10 +1,10 @@
 //! Tracing of a bench run: off unless asked for, switched on like the server (same flags and
 //! OTEL_* variables), with a CLIENT span per request under a session or stage span.
 
-use inferd_otel::{semconv, set_attribute, EnvSource};
+use inferd_otel::{semconv, span_builder, EnvSource, OtelSpan, Tracer};
 use inferd_telemetry::{Mode, TelemetryConfig};
-use opentelemetry::{Array, StringValue, Value};
-use tracing::Span;
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Array, Context, KeyValue, StringValue, Value};
 
 use crate::args::BenchArgs;
 use crate::client::{Outcome, Target};
@@ -38,7 +38,7 @@ pub fn telemetry_config(args: &BenchArgs, env: &dyn EnvSource) -> anyhow::Result
     if !log_given {
         config.log_filter = "warn".to_owned();
     }
-    // Only the bench's own spans become OpenTelemetry spans.
+    // No library's `tracing` spans become OpenTelemetry spans (the bench's own are `OtelSpan`s).
     config.span_filter = "off,inferd_bench=info".to_owned();
     Ok(config)
 }
@@ -46,82 +46,105 @@ pub fn telemetry_config(args: &BenchArgs, env: &dyn EnvSource) -> anyhow::Result
 /// The spans a run hangs its requests under.
 #[derive(Debug, Clone)]
 pub struct Tracing {
-    enabled: bool,
+    /// `None` when tracing is off: every span is [`OtelSpan::none`].
+    tracer: Option<Tracer>,
     per_stage: bool,
-    session: Span,
+    session: OtelSpan,
 }
 
 impl Tracing {
-    /// Spans when `enabled`; `per_stage` makes each stage a trace of its own.
-    pub fn new(enabled: bool, per_stage: bool, target: &Target) -> Tracing {
-        let session = if enabled && !per_stage {
-            tracing::info_span!(
-                target: "inferd_bench",
-                parent: None,
+    /// Spans started with `tracer` (none without one); `per_stage` makes each stage a trace of
+    /// its own.
+    pub fn new(tracer: Option<Tracer>, per_stage: bool, target: &Target) -> Tracing {
+        let session = match &tracer {
+            Some(tracer) if !per_stage => OtelSpan::start(
+                tracer,
+                &Context::new(),
                 "bench",
-                otel.name = "bench",
-                gen_ai.request.model = target.model.as_str(),
-                url.full = inferd_otel::sanitize_url(&target.endpoint),
-            )
-        } else {
-            Span::none()
+                span_builder(
+                    "bench",
+                    SpanKind::Internal,
+                    vec![
+                        KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, target.model.clone()),
+                        KeyValue::new(
+                            semconv::URL_FULL,
+                            inferd_otel::sanitize_url(&target.endpoint),
+                        ),
+                    ],
+                ),
+            ),
+            _ => OtelSpan::none(),
         };
         Tracing {
-            enabled,
+            tracer,
             per_stage,
             session,
         }
     }
 
-    /// The span of stage `name` (a root span with `--trace-per-stage`).
-    pub fn stage_span(&self, index: usize, name: &str, load: &str) -> Span {
-        if !self.enabled {
-            return Span::none();
-        }
-        let parent = if self.per_stage {
-            None
-        } else {
-            self.session.id()
+    /// The span of stage `name` (a root span with `--trace-per-stage`); end it when the stage
+    /// is over.
+    pub fn stage_span(&self, index: usize, name: &str, load: &str) -> OtelSpan {
+        let Some(tracer) = &self.tracer else {
+            return OtelSpan::none();
         };
-        let span = tracing::info_span!(
-            target: "inferd_bench",
-            parent: parent,
-            "bench.stage",
-            otel.name = format!("bench.stage {name}"),
+        let root = Context::new();
+        let parent = match self.session.context() {
+            Some(session) if !self.per_stage => session,
+            _ => &root,
+        };
+        let attributes = vec![
+            KeyValue::new(semconv::INFERD_BENCH_STAGE, name.to_owned()),
+            KeyValue::new(semconv::INFERD_BENCH_STAGE_INDEX, index as i64),
+            KeyValue::new(semconv::INFERD_BENCH_LOAD, load.to_owned()),
+        ];
+        let builder = span_builder(
+            format!("bench.stage {name}"),
+            SpanKind::Internal,
+            attributes,
         );
-        set_attribute(&span, semconv::INFERD_BENCH_STAGE, name.to_owned());
-        set_attribute(&span, semconv::INFERD_BENCH_STAGE_INDEX, index as i64);
-        set_attribute(&span, semconv::INFERD_BENCH_LOAD, load.to_owned());
-        span
+        OtelSpan::start(tracer, parent, "bench.stage", builder)
+    }
+
+    /// Ends the session span (the run is over).
+    pub fn end(&self) {
+        self.session.end();
     }
 }
 
 /// The CLIENT span of one request, child of `stage`, with the attributes a sampler may use set
 /// at start (GenAI client conventions).
-pub fn request_span(stage: &Span, target: &Target, max_tokens: Option<u32>) -> Span {
-    if stage.is_disabled() {
-        return Span::none();
-    }
-    let (address, port) = server_address(&target.endpoint);
-    let span = tracing::info_span!(
-        target: "inferd_bench",
-        parent: stage,
-        "request",
-        otel.name = format!("{} {}", target.api.operation_name(), target.model),
-        otel.kind = "client",
-        gen_ai.operation.name = target.api.operation_name(),
-        gen_ai.provider.name = "openai",
-        gen_ai.request.model = target.model.as_str(),
-        server.address = address,
-        server.port = port,
-        http.request.method = "POST",
-        url.full = inferd_otel::sanitize_url(&target.endpoint),
-        gen_ai.request.stream = target.stream,
-    );
-    if let Some(n) = max_tokens {
-        set_attribute(&span, semconv::GEN_AI_REQUEST_MAX_TOKENS, i64::from(n));
-    }
-    span
+pub fn request_span(stage: &OtelSpan, target: &Target, max_tokens: Option<u32>) -> OtelSpan {
+    let Some(parent) = stage.context() else {
+        return OtelSpan::none();
+    };
+    OtelSpan::start_child_with(parent, "request", || {
+        let (address, port) = server_address(&target.endpoint);
+        let mut attributes = vec![
+            KeyValue::new(semconv::GEN_AI_OPERATION_NAME, target.api.operation_name()),
+            KeyValue::new(semconv::GEN_AI_PROVIDER_NAME, "openai"),
+            KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, target.model.clone()),
+            KeyValue::new(semconv::SERVER_ADDRESS, address),
+            KeyValue::new(semconv::SERVER_PORT, port),
+            KeyValue::new(semconv::HTTP_REQUEST_METHOD, "POST"),
+            KeyValue::new(
+                semconv::URL_FULL,
+                inferd_otel::sanitize_url(&target.endpoint),
+            ),
+            KeyValue::new(semconv::GEN_AI_REQUEST_STREAM, target.stream),
+        ];
+        if let Some(n) = max_tokens {
+            attributes.push(KeyValue::new(
+                semconv::GEN_AI_REQUEST_MAX_TOKENS,
+                i64::from(n),
+            ));
+        }
+        span_builder(
+            format!("{} {}", target.api.operation_name(), target.model),
+            SpanKind::Client,
+            attributes,
+        )
+    })
 }
 
 fn server_address(url: &str) -> (String, i64) {
@@ -144,43 +167,56 @@ fn server_address(url: &str) -> (String, i64) {
 }
 
 /// Records what the request measured on its span.
-pub fn record_outcome(span: &Span, outcome: &Outcome) {
-    if span.is_disabled() {
+pub fn record_outcome(span: &OtelSpan, outcome: &Outcome) {
+    if !span.is_some() {
         return;
     }
+    let mut attributes = Vec::with_capacity(12);
     if let Some(status) = outcome.status {
-        set_attribute(span, semconv::HTTP_RESPONSE_STATUS_CODE, i64::from(status));
+        attributes.push(KeyValue::new(
+            semconv::HTTP_RESPONSE_STATUS_CODE,
+            i64::from(status),
+        ));
     }
     if let Some(model) = &outcome.response_model {
-        set_attribute(span, semconv::GEN_AI_RESPONSE_MODEL, model.clone());
+        attributes.push(KeyValue::new(semconv::GEN_AI_RESPONSE_MODEL, model.clone()));
     }
     if let Some(id) = &outcome.response_id {
-        set_attribute(span, semconv::GEN_AI_RESPONSE_ID, id.clone());
+        attributes.push(KeyValue::new(semconv::GEN_AI_RESPONSE_ID, id.clone()));
     }
     if let Some(reason) = &outcome.finish_reason {
         let reasons = Value::Array(Array::String(vec![StringValue::from(reason.clone())]));
-        set_attribute(span, semconv::GEN_AI_RESPONSE_FINISH_REASONS, reasons);
+        attributes.push(KeyValue::new(
+            semconv::GEN_AI_RESPONSE_FINISH_REASONS,
+            reasons,
+        ));
     }
     let input = i64::try_from(outcome.input_tokens).unwrap_or(i64::MAX);
     let output = i64::try_from(outcome.output_tokens).unwrap_or(i64::MAX);
-    set_attribute(span, semconv::GEN_AI_USAGE_INPUT_TOKENS, input);
-    set_attribute(span, semconv::GEN_AI_USAGE_OUTPUT_TOKENS, output);
+    attributes.push(KeyValue::new(semconv::GEN_AI_USAGE_INPUT_TOKENS, input));
+    attributes.push(KeyValue::new(semconv::GEN_AI_USAGE_OUTPUT_TOKENS, output));
     if let Some(ttft) = outcome.ttft {
-        set_attribute(span, semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK, ttft);
-        set_attribute(span, semconv::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN, ttft);
+        attributes.push(KeyValue::new(
+            semconv::GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK,
+            ttft,
+        ));
+        attributes.push(KeyValue::new(
+            semconv::GEN_AI_LATENCY_TIME_TO_FIRST_TOKEN,
+            ttft,
+        ));
     }
     if let Some(tpot) = outcome.tpot() {
-        set_attribute(span, semconv::INFERD_TIME_PER_OUTPUT_TOKEN, tpot);
+        attributes.push(KeyValue::new(semconv::INFERD_TIME_PER_OUTPUT_TOKEN, tpot));
     }
-    set_attribute(span, semconv::GEN_AI_LATENCY_E2E, outcome.e2e);
-    set_attribute(
-        span,
+    attributes.push(KeyValue::new(semconv::GEN_AI_LATENCY_E2E, outcome.e2e));
+    attributes.push(KeyValue::new(
         semconv::INFERD_BENCH_SCHEDULE_LAG,
         outcome.schedule_lag,
-    );
+    ));
+    span.set_attributes(attributes);
     if let Some(kind) = &outcome.error {
         let message = outcome.error_message.as_deref().unwrap_or(kind);
-        inferd_otel::record_error(span, kind.clone(), message);
+        span.record_error(kind.clone(), message);
     }
 }
 
@@ -273,7 +309,7 @@ mod tests {
             timeout: std::time::Duration::from_secs(1),
         };
         tracing::dispatcher::with_default(&dispatch, || {
-            let tracing = Tracing::new(true, per_stage, &target);
+            let tracing = Tracing::new(guard.tracer(), per_stage, &target);
             for (i, name) in ["a", "b"].iter().enumerate() {
                 let stage = tracing.stage_span(i, name, "concurrency 1");
                 let request = request_span(&stage, &target, Some(4));
@@ -284,7 +320,10 @@ mod tests {
                     ..Outcome::default()
                 };
                 record_outcome(&request, &outcome);
+                request.end();
+                stage.end();
             }
+            tracing.end();
         });
         let store = guard.trace_store().expect("store");
         let spans: Vec<inferd_telemetry::SpanRecord> = store

@@ -15,8 +15,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use inferd_otel::semconv as sc;
-use inferd_otel::{record_error, set_attribute};
-use tracing::Instrument;
+use inferd_otel::{span_builder, OtelSpan};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
+use tracing::Level;
 
 use crate::backend::{Backend, ModelInfo, Upstreams};
 use crate::hooks::{HooksBus, ModelLoad, ModelUnload};
@@ -90,9 +92,16 @@ impl ArtifactResolver for LocalFiles {
     }
 
     async fn resolve(&self, spec: &ModelSpec) -> Result<ResolvedArtifact, EngineError> {
-        let span = tracing::info_span!("artifacts", otel.name = sc::SPAN_MODEL_ARTIFACTS_LOAD);
-        set_attribute(&span, sc::INFERD_MODEL_ID, spec.id.clone());
-        set_attribute(&span, sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL);
+        let span = OtelSpan::start_in_current_with("artifacts", || {
+            span_builder(
+                sc::SPAN_MODEL_ARTIFACTS_LOAD,
+                SpanKind::Internal,
+                vec![
+                    KeyValue::new(sc::INFERD_MODEL_ID, spec.id.clone()),
+                    KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL),
+                ],
+            )
+        });
         let result = span.in_scope(|| {
             if spec.source.contains("://") {
                 return Err(EngineError::Load {
@@ -107,11 +116,10 @@ impl ArtifactResolver for LocalFiles {
                 path: spec.source.clone(),
                 reason: e.to_string(),
             })?;
-            set_attribute(
-                &span,
+            span.set_attribute(KeyValue::new(
                 sc::INFERD_MODEL_ARTIFACTS_BYTES,
                 i64::try_from(meta.len()).unwrap_or(i64::MAX),
-            );
+            ));
             Ok(ResolvedArtifact {
                 path,
                 source: SOURCE_LOCAL,
@@ -119,8 +127,9 @@ impl ArtifactResolver for LocalFiles {
             })
         });
         if let Err(err) = &result {
-            record_error(&span, "artifact_missing", &err.to_string());
+            span.record_error("artifact_missing", &err.to_string());
         }
+        span.end();
         result
     }
 }
@@ -338,7 +347,7 @@ impl ModelRegistry {
             .collect();
         for id in ids {
             // Errors are recorded in the model's state and on its spans.
-            let _ = self.ensure_loaded(&id, None).await;
+            let _ = self.ensure_loaded(&id, &Context::new()).await;
         }
     }
 
@@ -368,7 +377,7 @@ impl ModelRegistry {
         if let Some(lease) = self.lease(&id) {
             return Ok(lease);
         }
-        self.ensure_loaded(&id, Some(opentelemetry::Context::current()))
+        self.ensure_loaded(&id, &Context::current())
             .await
             .map_err(LookupError::Unavailable)?;
         self.lease(&id).ok_or_else(|| {
@@ -415,13 +424,9 @@ impl ModelRegistry {
     }
 
     /// Loads `id` unless it is ready, with single flight. `parent` is the OpenTelemetry context
-    /// of the request that triggered the load; with `None` the load span's parent is the
-    /// current context (none at start-up: the load is a trace of its own).
-    pub async fn ensure_loaded(
-        &self,
-        id: &str,
-        parent: Option<opentelemetry::Context>,
-    ) -> Result<(), EngineError> {
+    /// of the request that triggered the load, the parent of its `model.load` span (an empty
+    /// one at start-up: the load is a trace of its own).
+    pub async fn ensure_loaded(&self, id: &str, parent: &Context) -> Result<(), EngineError> {
         let (lock, seen) = {
             let entries = self.read();
             let entry = entries.get(id).ok_or_else(|| EngineError::NotReady {
@@ -451,24 +456,22 @@ impl ModelRegistry {
     }
 
     /// The load itself: resolve the artifact, make room, load the engine.
-    async fn load_now(
-        &self,
-        id: &str,
-        parent: Option<opentelemetry::Context>,
-    ) -> Result<(), EngineError> {
+    async fn load_now(&self, id: &str, parent: &Context) -> Result<(), EngineError> {
         let spec = match self.read().get(id) {
             Some(entry) => entry.spec.clone(),
             None => return Ok(()),
         };
         let started = Instant::now();
-        // A contextual span: tracing-opentelemetry parents it on the current OpenTelemetry
-        // context, `parent` while it is attached.
-        let span = {
-            let _parent = parent.map(opentelemetry::Context::attach);
-            tracing::info_span!("load", otel.name = sc::SPAN_MODEL_LOAD)
-        };
-        set_attribute(&span, sc::INFERD_MODEL_ID, id.to_owned());
-        set_attribute(&span, sc::INFERD_MODEL_FORMAT, "gguf");
+        let span = OtelSpan::start_child_with(parent, "load", || {
+            span_builder(
+                sc::SPAN_MODEL_LOAD,
+                SpanKind::Internal,
+                vec![
+                    KeyValue::new(sc::INFERD_MODEL_ID, id.to_owned()),
+                    KeyValue::new(sc::INFERD_MODEL_FORMAT, "gguf"),
+                ],
+            )
+        });
         let remote = self.resolver.is_remote(&spec);
         self.set_state(
             id,
@@ -478,15 +481,16 @@ impl ModelRegistry {
                 ModelState::Loading
             },
         );
-        let result = async {
+        let loading = async {
             let artifact = self.resolver.resolve(&spec).await?;
             self.set_state(id, ModelState::Loading);
             self.make_room(id, artifact.bytes).await?;
             let hooks = self.hooks.clone();
-            let in_span = tracing::Span::current();
+            let in_span = span.clone();
             let path = artifact.path.clone();
             let engine = tokio::task::spawn_blocking(move || {
-                in_span.in_scope(|| LocalEngine::load(&spec.id, &path, &spec.engine, hooks))
+                in_span
+                    .in_scope(|| LocalEngine::load(&spec.id, &path, &spec.engine, hooks, &in_span))
             })
             .await
             .unwrap_or_else(|e| {
@@ -495,18 +499,23 @@ impl ModelRegistry {
                 )))
             })?;
             Ok::<_, EngineError>((engine, artifact))
-        }
-        .instrument(span.clone())
-        .await;
+        };
+        let result = span.run(loading).await;
         let duration = started.elapsed();
-        set_attribute(
-            &span,
+        span.set_attribute(KeyValue::new(
             sc::INFERD_MODEL_LOAD_DURATION,
             duration.as_secs_f64(),
-        );
+        ));
         let outcome = match result {
             Ok((engine, artifact)) => {
                 span.in_scope(|| tracing::info!(model = %id, seconds = duration.as_secs_f64(), source = artifact.source, "model ready"));
+                span.add_log_event(Level::INFO, module_path!(), "model ready", || {
+                    vec![
+                        KeyValue::new("model", id.to_owned()),
+                        KeyValue::new("seconds", duration.as_secs_f64()),
+                        KeyValue::new("source", artifact.source),
+                    ]
+                });
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));
@@ -530,7 +539,13 @@ impl ModelRegistry {
                 span.in_scope(
                     || tracing::error!(model = %id, error = %err, "model failed to load"),
                 );
-                record_error(&span, err.kind(), &err.to_string());
+                span.add_log_event(Level::ERROR, module_path!(), "model failed to load", || {
+                    vec![
+                        KeyValue::new("model", id.to_owned()),
+                        KeyValue::new("error", err.to_string()),
+                    ]
+                });
+                span.record_error(err.kind(), &err.to_string());
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Failed(err.to_string());
@@ -546,8 +561,7 @@ impl ModelRegistry {
                 Err(not_ready_failed(id, &err.to_string()))
             }
         };
-        // Enter once more so the span ends now (a span's end is its last exit).
-        span.in_scope(|| {});
+        span.end();
         outcome
     }
 
@@ -606,9 +620,17 @@ impl ModelRegistry {
     /// the `model.unload` span, a child of the current span.
     pub fn unload(&self, model: &str, reason: &'static str) -> Result<(), UnloadError> {
         let id = self.canonical(model).to_owned();
-        let span = tracing::info_span!("unload", otel.name = sc::SPAN_MODEL_UNLOAD);
-        set_attribute(&span, sc::INFERD_MODEL_ID, id.clone());
-        set_attribute(&span, sc::INFERD_MODEL_UNLOAD_REASON, reason);
+        // A refused unload keeps its span too (ended when dropped on the way out).
+        let span = OtelSpan::start_in_current_with("unload", || {
+            span_builder(
+                sc::SPAN_MODEL_UNLOAD,
+                SpanKind::Internal,
+                vec![
+                    KeyValue::new(sc::INFERD_MODEL_ID, id.clone()),
+                    KeyValue::new(sc::INFERD_MODEL_UNLOAD_REASON, reason),
+                ],
+            )
+        });
         let taken = {
             let mut entries = self.write();
             let entry = entries
@@ -633,6 +655,13 @@ impl ModelRegistry {
             entry.load_seconds = None;
         }
         span.in_scope(|| tracing::info!(model = %id, reason, "model unloaded"));
+        span.add_log_event(Level::INFO, module_path!(), "model unloaded", || {
+            vec![
+                KeyValue::new("model", id.clone()),
+                KeyValue::new("reason", reason),
+            ]
+        });
+        span.end();
         self.hooks.model_unloaded(&ModelUnload {
             model_id: id,
             reason,

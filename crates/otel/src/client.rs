@@ -170,12 +170,6 @@ pub fn inject_span_context(span: &OtelSpan, headers: &mut HeaderMap) {
     }
 }
 
-/// [`inject_span_context`] for a `tracing` span (the bench's per-request client span).
-pub fn inject_tracing_span_context(span: &tracing::Span, headers: &mut HeaderMap) {
-    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
-    inject_into_headers(&span.context(), headers);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,11 +13,10 @@ pub mod propagate;
 pub mod semconv;
 mod span;
 mod time;
-mod tracing_span;
 
 pub use client::{
-    http_client_span, http_client_span_to, inject_span_context, inject_tracing_span_context,
-    record_http_response, record_status_code, sanitize_url, ClientTarget,
+    http_client_span, http_client_span_to, inject_span_context, record_http_response,
+    record_status_code, sanitize_url, ClientTarget,
 };
 pub use env::{EnvSource, ProcessEnv};
 pub use propagate::{
@@ -25,7 +24,3 @@ pub use propagate::{
 };
 pub use span::{span_builder, span_label, OtelSpan, Tracer, TracerLayer};
 pub use time::{put_digits, rfc3339_seconds, timestamp_prefix};
-pub use tracing_span::{
-    exception_attributes, in_current_context, record_error, record_error_value, set_attribute,
-    set_attributes, spawn_blocking_in_context, spawn_thread_in_context,
-};

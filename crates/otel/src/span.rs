@@ -1,33 +1,37 @@
-//! Spans made straight with the OpenTelemetry SDK, for the spans every request opens: the
-//! HTTP SERVER span, the generation span and the HTTP CLIENT span of an upstream call.
+//! inferd's one span API: every span inferd makes (the HTTP SERVER span, the generation, the
+//! engine's queue and inference steps, model loads and unloads, artifact steps, CLIENT calls,
+//! batch runs, the bench's requests) is an [`OtelSpan`]: started as a child of an explicit
+//! parent context ([`OtelSpan::start`], [`OtelSpan::start_child_with`]), given attributes,
+//! events and an error, and ended with [`OtelSpan::end`].
 //!
-//! A `tracing` span goes through the registry, every layer's filter and tracing-opentelemetry
-//! on each creation, field, enter and exit; a request entered its three spans about a dozen
-//! times, and that was most of what `local` telemetry cost a proxied request. An [`OtelSpan`]
-//! is an OpenTelemetry [`Context`] holding the SDK span. Code runs "inside" it by attaching the
-//! context ([`OtelSpan::attach`], or `FutureExt::with_context` for a future): a thread-local
-//! push. Everything that reads the current context sees it there:
-//! - `tracing` spans created inside (model loads, artifact steps) take it as their parent: tracing-opentelemetry parents a contextual span on the current
-//!   OpenTelemetry context when context activation is on;
-//! - log lines take their trace and span ids from it, and their `span` label
-//!   ([`current_label`]);
-//! - an [`OtelSpan`] started inside takes it as parent, and the tracer of the outermost one.
+//! An [`OtelSpan`] is an OpenTelemetry [`Context`] holding the span. A `tracing` span would go
+//! through the registry, every layer's filter and tracing-opentelemetry on each creation,
+//! field, enter and exit; a request entered its three spans about a dozen times, and that was
+//! most of what `local` telemetry cost a proxied request. Context crosses into a task or a
+//! thread as a value (a job carries its parent's); code runs "inside" a span by attaching its
+//! context ([`OtelSpan::in_scope`], [`OtelSpan::run`] for a future): a thread-local push.
+//! Everything that reads the current context sees it there:
+//! - log lines take their trace and span ids from it, and their `span` label ([`span_label`]);
+//! - an [`OtelSpan`] started in the current context ([`OtelSpan::start_in_current`], the
+//!   CLIENT span of an outgoing call) takes it as parent, and the tracer of the outermost one;
+//! - a library's `tracing` span, where the telemetry set-up bridges them, takes it as parent.
 //!
 //! With telemetry off there is no tracer: every span is [`OtelSpan::none`] and costs nothing.
 
 use std::borrow::Cow;
+use std::future::Future;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::global::{BoxedTracer, ObjectSafeTracer};
 use opentelemetry::trace::{SpanBuilder, SpanId, SpanKind, Status, TraceContextExt, Tracer as _};
 use opentelemetry::{Context, ContextGuard, KeyValue};
 
 use crate::semconv;
-use crate::tracing_span::exception_attributes;
 
 /// What the [`OtelSpan`]s of one context tree share, put in the context by the outermost one:
 /// the tracer their children start with, and the label each one's log lines carry (`span`) by
@@ -240,6 +244,14 @@ impl OtelSpan {
         f()
     }
 
+    /// Runs `future` with the span current while it is polled (as is, with no span).
+    pub async fn run<F: Future>(&self, future: F) -> F::Output {
+        match &self.cx {
+            Some(cx) => future.with_context(cx.clone()).await,
+            None => future.await,
+        }
+    }
+
     /// Sets one attribute.
     pub fn set_attribute(&self, attribute: KeyValue) {
         if let Some(cx) = &self.cx {
@@ -270,6 +282,29 @@ impl OtelSpan {
         }
     }
 
+    /// Adds a log line written inside this span as an event, as tracing-opentelemetry records
+    /// a line written inside a `tracing` span: named by the line's message, with its `level`,
+    /// its `target` and its fields (made only when the span records).
+    pub fn add_log_event(
+        &self,
+        level: tracing::Level,
+        target: &'static str,
+        message: &'static str,
+        fields: impl FnOnce() -> Vec<KeyValue>,
+    ) {
+        let Some(cx) = &self.cx else { return };
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        let mut attributes = vec![
+            KeyValue::new("level", level.as_str()),
+            KeyValue::new("target", target),
+        ];
+        attributes.extend(fields());
+        span.add_event(message, attributes);
+    }
+
     /// Records why the client's request was refused (a 4xx) on a SERVER span: an `exception`
     /// event only. The HTTP conventions leave a SERVER span's status unset, and `error.type`
     /// off it, for a 4xx: the server did not fail.
@@ -285,8 +320,8 @@ impl OtelSpan {
         );
     }
 
-    /// Records an error as [`crate::record_error`] does on a `tracing` span: status ERROR with
-    /// the message, `error.type`, and an `exception` event.
+    /// Records an error: status ERROR with the message, `error.type`, and an `exception` event
+    /// carrying `exception.type` and `exception.message`.
     pub fn record_error(&self, error_type: impl Into<Cow<'static, str>>, message: &str) {
         let Some(cx) = &self.cx else { return };
         let span = cx.span();
@@ -316,6 +351,14 @@ impl OtelSpan {
 pub fn span_label(cx: &Context) -> Option<&'static str> {
     cx.get::<Origin>()?
         .label(cx.span().span_context().span_id())
+}
+
+/// The attributes of the `exception` event an error adds to its span.
+pub(crate) fn exception_attributes(error_type: Cow<'static, str>, message: &str) -> Vec<KeyValue> {
+    vec![
+        KeyValue::new(semconv::EXCEPTION_TYPE, error_type),
+        KeyValue::new(semconv::EXCEPTION_MESSAGE, message.to_owned()),
+    ]
 }
 
 /// A builder for a span named `name` of `kind` with `attributes` (no duplicate keys).

@@ -20,7 +20,6 @@ use inferd_jobs::{Claim, JobQueue, Line, LineResult, QueueDepth};
 use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest};
 use inferd_otel::semconv as sc;
 use inferd_otel::{span_builder, OtelSpan};
-use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::KeyValue;
 use serde_json::{json, Value};
@@ -244,10 +243,7 @@ async fn process(state: &AppState, queue: &JobQueue, line: &Line) -> Option<Line
         span.end();
         return None;
     }
-    let response = match span.context() {
-        Some(cx) => answer(state, line).with_context(cx.clone()).await,
-        None => answer(state, line).await,
-    };
+    let response = span.run(answer(state, line)).await;
     if state.lifecycle.is_stopped() {
         span.end();
         return None;

@@ -155,11 +155,13 @@ pub struct LocalEngine {
 
 impl LocalEngine {
     /// Loads the model file and starts its engine thread. Blocking: call it off the async workers.
+    /// `load_span` (the registry's `model.load`) gets the `model loaded` event.
     pub fn load(
         id: &str,
         path: &Path,
         config: &LocalEngineConfig,
         hooks: HooksBus,
+        load_span: &OtelSpan,
     ) -> Result<Self, EngineError> {
         let load_error = |reason: String| EngineError::Load {
             model: id.to_owned(),
@@ -239,6 +241,17 @@ impl LocalEngine {
             has_chat_template = template.is_some(),
             "model loaded"
         );
+        load_span.add_log_event(tracing::Level::INFO, module_path!(), "model loaded", || {
+            vec![
+                KeyValue::new("model", id.to_owned()),
+                KeyValue::new("path", path.display().to_string()),
+                KeyValue::new("context_length", to_i64(context_length)),
+                KeyValue::new("threads", i64::from(threads)),
+                KeyValue::new("parallel", to_i64(parallel)),
+                KeyValue::new("prefill_chunk", to_i64(prefill_chunk)),
+                KeyValue::new("has_chat_template", template.is_some()),
+            ]
+        });
         Ok(Self {
             id: id.to_owned(),
             prompter: Arc::new(Prompter {
@@ -390,6 +403,11 @@ fn split_at_markers<'a>(rendered: &'a str, markers: &[String]) -> Option<Vec<&'a
     }
     pieces.push(rest);
     Some(pieces)
+}
+
+/// `n` as a span attribute's integer (saturating).
+fn to_i64(n: impl TryInto<i64>) -> i64 {
+    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// Says once per model that its template defeats the marker split.

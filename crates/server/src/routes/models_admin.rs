@@ -39,7 +39,7 @@ pub async fn load(
     let model = find(&state, &id)?;
     state
         .registry
-        .ensure_loaded(&model.id, Some(opentelemetry::Context::current()))
+        .ensure_loaded(&model.id, &opentelemetry::Context::current())
         .await
         .map_err(|e| ApiError::from_engine(e, "model"))?;
     let model = find(&state, &model.id)?;
