@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan};
+use inferd_otel::{span_builder, OtelSpan, Tracer};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use tracing::Level;
@@ -262,6 +262,8 @@ pub struct ModelRegistry {
     resolver: Arc<dyn ArtifactResolver>,
     /// Most bytes of model artifacts loaded at once.
     memory_budget: Option<u64>,
+    /// Starts the `model.load` / `model.unload` spans (none: telemetry is off).
+    tracer: Option<Tracer>,
 }
 
 impl ModelRegistry {
@@ -303,6 +305,7 @@ impl ModelRegistry {
             upstreams: None,
             resolver: Arc::new(LocalFiles),
             memory_budget: None,
+            tracer: None,
         }
     }
 
@@ -323,6 +326,12 @@ impl ModelRegistry {
     /// recently used first) to make room.
     pub fn with_memory_budget(mut self, bytes: Option<u64>) -> Self {
         self.memory_budget = bytes;
+        self
+    }
+
+    /// Traces loads and unloads with `tracer` (a load at start-up is a trace of its own).
+    pub fn with_tracer(mut self, tracer: Option<Tracer>) -> Self {
+        self.tracer = tracer;
         self
     }
 
@@ -462,7 +471,7 @@ impl ModelRegistry {
             None => return Ok(()),
         };
         let started = Instant::now();
-        let span = OtelSpan::start_child_with(parent, "load", || {
+        let span = OtelSpan::start_opt(self.tracer.as_ref(), parent, "load", || {
             span_builder(
                 sc::SPAN_MODEL_LOAD,
                 SpanKind::Internal,
@@ -621,7 +630,7 @@ impl ModelRegistry {
     pub fn unload(&self, model: &str, reason: &'static str) -> Result<(), UnloadError> {
         let id = self.canonical(model).to_owned();
         // A refused unload keeps its span too (ended when dropped on the way out).
-        let span = OtelSpan::start_in_current_with("unload", || {
+        let span = OtelSpan::start_opt(self.tracer.as_ref(), &Context::current(), "unload", || {
             span_builder(
                 sc::SPAN_MODEL_UNLOAD,
                 SpanKind::Internal,

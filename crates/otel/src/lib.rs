@@ -22,5 +22,5 @@ pub use env::{EnvSource, ProcessEnv};
 pub use propagate::{
     extract_from_headers, extract_from_map, inject_current_into_headers, inject_current_into_map,
 };
-pub use span::{span_builder, span_label, OtelSpan, Tracer, TracerLayer};
+pub use span::{span_builder, span_label, OtelSpan, Tracer};
 pub use time::{put_digits, rfc3339_seconds, timestamp_prefix};

@@ -23,7 +23,6 @@ use std::future::Future;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use opentelemetry::context::FutureExt as _;
@@ -117,39 +116,6 @@ impl Tracer {
     }
 }
 
-/// Carries the tracer in a `tracing` subscriber, for spans started outside any [`OtelSpan`]
-/// (a batch run, an artifact download at start-up, an upstream probe): the telemetry set-up
-/// adds it as a layer that sees nothing, and [`OtelSpan::start_child_with`] finds it by
-/// downcasting the current dispatcher, so a scoped subscriber (a test's) brings its own.
-#[derive(Debug)]
-pub struct TracerLayer(Tracer);
-
-/// Whether any subscriber built so far carries a tracer: when none does (telemetry off),
-/// [`dispatch_tracer`] need not look.
-static TRACER_BUILT: AtomicBool = AtomicBool::new(false);
-
-impl TracerLayer {
-    /// The layer carrying `tracer`.
-    pub fn new(tracer: Tracer) -> Self {
-        TRACER_BUILT.store(true, Ordering::Relaxed);
-        Self(tracer)
-    }
-}
-
-impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TracerLayer {}
-
-/// The tracer of the current subscriber, if telemetry is on.
-fn dispatch_tracer() -> Option<Tracer> {
-    if !TRACER_BUILT.load(Ordering::Relaxed) {
-        return None;
-    }
-    tracing::dispatcher::get_default(|dispatch| {
-        dispatch
-            .downcast_ref::<TracerLayer>()
-            .map(|layer| layer.0.clone())
-    })
-}
-
 impl OtelSpan {
     /// No span: every method does nothing.
     pub fn none() -> Self {
@@ -179,8 +145,23 @@ impl OtelSpan {
         Self { cx: Some(cx) }
     }
 
+    /// Starts `builder` with `tracer` (none: no span, and nothing is built), child of `parent`:
+    /// for spans that may begin outside any other [`OtelSpan`], such as a model load at
+    /// start-up or a batch line continuing the context its request stored.
+    pub fn start_opt(
+        tracer: Option<&Tracer>,
+        parent: &Context,
+        label: &'static str,
+        builder: impl FnOnce() -> SpanBuilder,
+    ) -> Self {
+        match tracer {
+            Some(tracer) => Self::start(tracer, parent, label, builder()),
+            None => Self::none(),
+        }
+    }
+
     /// Starts `builder` as a child of the current context, with the tracer of the outermost
-    /// [`OtelSpan`] there, else the current subscriber's; no span when telemetry is off.
+    /// [`OtelSpan`] there; no span outside one (nor when telemetry is off).
     pub fn start_in_current(label: &'static str, builder: SpanBuilder) -> Self {
         Self::start_in_current_with(label, || builder)
     }
@@ -195,21 +176,18 @@ impl OtelSpan {
     }
 
     /// Starts a child of `parent`, a context handed over explicitly (to another thread or
-    /// task), with the tracer of the outermost [`OtelSpan`] there, else the current
-    /// subscriber's; the builder is made only when there is a span to start (none when
-    /// telemetry is off).
+    /// task), with the tracer of the outermost [`OtelSpan`] there; the builder is made only
+    /// when there is a span to start (none when `parent` holds no [`OtelSpan`], as with
+    /// telemetry off).
     pub fn start_child_with(
         parent: &Context,
         label: &'static str,
         builder: impl FnOnce() -> SpanBuilder,
     ) -> Self {
-        let tracer = match parent.get::<Origin>() {
-            Some(origin) => origin.tracer.clone(),
-            None => match dispatch_tracer() {
-                Some(tracer) => tracer,
-                None => return Self::none(),
-            },
+        let Some(origin) = parent.get::<Origin>() else {
+            return Self::none();
         };
+        let tracer = origin.tracer.clone();
         Self::start(&tracer, parent, label, builder())
     }
 

@@ -220,23 +220,21 @@ async fn process(state: &AppState, queue: &JobQueue, line: &Line) -> Option<Line
         "batches"
     };
     let parent = inferd_otel::extract_from_map(&line.trace.to_map());
-    let span = {
-        let _parent = parent.attach();
-        OtelSpan::start_in_current_with(sc::SPAN_PROCESS_BATCHES, || {
-            span_builder(
-                sc::SPAN_PROCESS_BATCHES,
-                SpanKind::Consumer,
-                vec![
-                    KeyValue::new(sc::MESSAGING_SYSTEM, system),
-                    KeyValue::new(sc::MESSAGING_OPERATION_TYPE, "process"),
-                    KeyValue::new(sc::MESSAGING_OPERATION_NAME, "process"),
-                    KeyValue::new(sc::MESSAGING_DESTINATION_NAME, destination),
-                    KeyValue::new(sc::MESSAGING_MESSAGE_ID, line.custom_id.clone()),
-                    KeyValue::new(sc::INFERD_BATCH_ID, line.batch_id.clone()),
-                ],
-            )
-        })
-    };
+    let tracer = state.telemetry.tracer.as_ref();
+    let span = OtelSpan::start_opt(tracer, &parent, sc::SPAN_PROCESS_BATCHES, || {
+        span_builder(
+            sc::SPAN_PROCESS_BATCHES,
+            SpanKind::Consumer,
+            vec![
+                KeyValue::new(sc::MESSAGING_SYSTEM, system),
+                KeyValue::new(sc::MESSAGING_OPERATION_TYPE, "process"),
+                KeyValue::new(sc::MESSAGING_OPERATION_NAME, "process"),
+                KeyValue::new(sc::MESSAGING_DESTINATION_NAME, destination),
+                KeyValue::new(sc::MESSAGING_MESSAGE_ID, line.custom_id.clone()),
+                KeyValue::new(sc::INFERD_BATCH_ID, line.batch_id.clone()),
+            ],
+        )
+    });
     let model = line.body.get("model").and_then(Value::as_str).unwrap_or("");
     wait_for_turn(state, model).await;
     if state.lifecycle.is_draining() {

@@ -95,6 +95,8 @@ pub struct AppState {
 /// The parts of telemetry that routes read; empty when telemetry is off.
 #[derive(Debug, Clone, Default)]
 pub struct TelemetryHandles {
+    /// Starts the spans that continue a stored context (batch lines).
+    pub tracer: Option<inferd_otel::Tracer>,
     pub trace_store: Option<TraceStore>,
     pub prometheus: Option<PrometheusMetrics>,
 }
@@ -103,6 +105,7 @@ impl TelemetryHandles {
     /// The handles of an initialised telemetry guard.
     pub fn from_guard(guard: &TelemetryGuard) -> Self {
         Self {
+            tracer: guard.tracer(),
             trace_store: guard.trace_store().cloned(),
             prometheus: guard.prometheus_metrics().cloned(),
         }

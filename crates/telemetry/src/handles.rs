@@ -1,7 +1,7 @@
 //! What code outside the subscriber needs from it, carried by the subscriber itself: the log
 //! writer (for access lines written without tracing's dispatch). One layer that sees nothing
 //! (filter `OFF`), found by downcasting the current dispatcher, so a scoped subscriber (tests)
-//! brings its own. (inferd's tracer travels the same way, in `inferd_otel::TracerLayer`.)
+//! brings its own.
 
 use tracing::Dispatch;
 

@@ -134,12 +134,17 @@ fn children_started_in_current_take_the_parent_and_its_tracer() {
 }
 
 #[test]
-fn outside_any_span_the_subscribers_tracer_starts_a_root() {
-    let (_, detail) = run(|_| {
-        let root = OtelSpan::start_in_current(
+fn outside_any_span_only_a_tracer_handed_over_starts_a_root() {
+    let (_, detail) = run(|tracer| {
+        // The subscriber carries no tracer: a span with no OtelSpan ancestor is given one.
+        let orphan = OtelSpan::start_in_current(
             "HTTP client request",
             span_builder("GET", SpanKind::Client, Vec::new()),
         );
+        assert!(!orphan.is_some());
+        let root = OtelSpan::start_opt(Some(tracer), &Context::current(), "load", || {
+            span_builder("GET", SpanKind::Client, Vec::new())
+        });
         root.end();
         trace_id(&root)
     });

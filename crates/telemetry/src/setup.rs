@@ -29,7 +29,7 @@ use crate::resource::build_resource;
 use crate::store::TraceStore;
 use crate::Error;
 use inferd_otel::semconv;
-use inferd_otel::{Tracer, TracerLayer};
+use inferd_otel::Tracer;
 
 /// Instrumentation scope name of inferd's tracer and meter.
 pub const SCOPE: &str = "inferd";
@@ -352,12 +352,7 @@ where
         }) as LineSinkFn
     });
     layers.push(Box::new(Handles::new(lines).with_filter(LevelFilter::OFF)));
-    // The tracer of spans started outside any request (found by downcasting the dispatcher).
-    if let Some(tracer) = guard.tracer.clone() {
-        layers.push(Box::new(
-            TracerLayer::new(tracer).with_filter(LevelFilter::OFF),
-        ));
-    }
+
     let subscriber = Registry::default().with(layers);
     Ok((guard, Dispatch::new(subscriber)))
 }

@@ -55,8 +55,13 @@ fn record_error_sets_status_type_and_exception_event() {
             Ok(x) => x,
             Err(e) => panic!("{e}"),
         };
+    let Some(tracer) = guard.tracer() else {
+        panic!("no tracer")
+    };
     let trace_id = tracing::dispatcher::with_default(&dispatch, || {
-        let span = OtelSpan::start_in_current(
+        let span = OtelSpan::start(
+            &tracer,
+            &Context::new(),
             "generation",
             span_builder("generation", SpanKind::Internal, Vec::new()),
         );
