@@ -4,6 +4,7 @@
 //! The server validates a request, calls [`start`] and renders what comes back.
 
 use inferd_openai::Api;
+use inferd_otel::ids::u128_hex;
 use opentelemetry::context::FutureExt as _;
 
 use crate::hooks::{ActiveGeneration, GenerationStart, HooksBus};
@@ -77,7 +78,7 @@ pub async fn start(
     } = asked;
     let mut response_id = String::with_capacity(api.id_prefix().len() + 32);
     response_id.push_str(api.id_prefix());
-    push_hex_u128(&mut response_id, fastrand::u128(..));
+    response_id.push_str(u128_hex(fastrand::u128(..)).as_str());
     let raw = match request.pass_through.as_mut() {
         Some(pass) => {
             pass.response_id.clone_from(&response_id);
@@ -147,18 +148,7 @@ pub async fn start(
 /// 128 random bits as 32 hex digits, for generation ids. Not a secret, so a fast user-space
 /// generator (seeded once per thread) instead of a system call per id.
 fn random_id() -> String {
-    let mut id = String::with_capacity(32);
-    push_hex_u128(&mut id, fastrand::u128(..));
-    id
-}
-
-/// Appends `n` as 32 lowercase hex digits (`{:032x}`, without the formatting machinery: two
-/// ids per request).
-fn push_hex_u128(out: &mut String, n: u128) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    for nibble in (0..32).rev() {
-        out.push(char::from(DIGITS[((n >> (nibble * 4)) & 0xf) as usize]));
-    }
+    u128_hex(fastrand::u128(..)).as_str().to_owned()
 }
 
 #[cfg(test)]
@@ -166,13 +156,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hex_ids_are_what_format_writes() {
-        for n in [0, 1, 0xabc, u128::from(u64::MAX), u128::MAX, 1 << 127] {
-            let mut out = String::from("x-");
-            push_hex_u128(&mut out, n);
-            assert_eq!(out, format!("x-{n:032x}"));
-        }
-        assert_eq!(random_id().len(), 32);
+    fn random_ids_are_32_hex_digits() {
+        let id = random_id();
+        assert_eq!(id.len(), 32);
+        assert!(id
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+        assert_ne!(id, random_id());
     }
 
     #[tokio::test]

@@ -9,6 +9,7 @@
 
 mod client;
 mod env;
+pub mod ids;
 pub mod propagate;
 pub mod semconv;
 mod span;

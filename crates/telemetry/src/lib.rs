@@ -21,7 +21,6 @@ mod exemplars;
 mod export_health;
 mod handles;
 mod http_layer;
-mod ids;
 mod instruments;
 mod log_store;
 mod log_writer;

@@ -11,7 +11,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::handles::with_line_sink;
-use crate::ids::{span_id_hex, trace_id_hex};
+use inferd_otel::ids::{span_id_hex, trace_id_hex};
 use inferd_otel::semconv;
 use inferd_otel::{put_digits, span_label as current_label, timestamp_prefix};
 

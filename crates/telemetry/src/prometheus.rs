@@ -11,7 +11,7 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 
 use crate::exemplars::{in_bucket, Exemplars};
-use crate::ids::{span_id_hex, trace_id_hex};
+use inferd_otel::ids::{span_id_hex, trace_id_hex};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, Metric, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::reader::MetricReader;

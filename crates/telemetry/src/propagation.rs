@@ -16,7 +16,7 @@ use opentelemetry::Context;
 use inferd_otel::propagate::{Headers, HeadersMut, LowercaseMap, BAGGAGE, TRACEPARENT, TRACESTATE};
 
 use crate::config::PropagatorConfig;
-use crate::ids::traceparent_bytes;
+use inferd_otel::ids::traceparent_bytes;
 
 #[path = "propagation_baggage.rs"]
 mod baggage;

@@ -17,8 +17,8 @@ use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 use serde::Serialize;
 
 use crate::config::TraceStoreConfig;
-use crate::ids::{span_id_hex, trace_id_hex};
 use crate::log_store::LogStore;
+use inferd_otel::ids::{span_id_hex, trace_id_hex};
 use inferd_otel::semconv;
 
 /// One line of the recent-traces list.

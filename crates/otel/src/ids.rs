@@ -1,17 +1,18 @@
-//! Trace and span ids as lowercase hex, written without `core::fmt`: every request writes
-//! several (`traceparent` out, `traceresponse` back, the access line, the trace store), and
-//! the formatting machinery costs far more than the 16 or 8 bytes it encodes.
+//! Trace, span and generation ids as lowercase hex, written without `core::fmt`: every request
+//! writes several (`traceparent` out, `traceresponse` back, the access line, the trace store,
+//! its response id), and the formatting machinery costs far more than the bytes it encodes.
 
 use opentelemetry::trace::{SpanId, TraceId};
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// An id's hex digits, kept on the stack.
-#[derive(Clone, Copy)]
-pub(crate) struct Hex<const N: usize>([u8; N]);
+#[derive(Debug, Clone, Copy)]
+pub struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {
-    pub(crate) fn as_str(&self) -> &str {
+    /// The digits as text.
+    pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()
     }
@@ -26,23 +27,28 @@ fn encode<const N: usize>(bytes: &[u8]) -> Hex<N> {
     Hex(out)
 }
 
+/// The 32 hex digits of 128 bits (`{:032x}`): generation and response ids.
+pub fn u128_hex(n: u128) -> Hex<32> {
+    encode(&n.to_be_bytes())
+}
+
 /// The 2 hex digits of a byte (trace flags).
-pub(crate) fn byte_hex(byte: u8) -> Hex<2> {
+pub fn byte_hex(byte: u8) -> Hex<2> {
     encode(&[byte])
 }
 
 /// The 32 hex digits of a trace id, as its `Display` writes them.
-pub(crate) fn trace_id_hex(id: TraceId) -> Hex<32> {
+pub fn trace_id_hex(id: TraceId) -> Hex<32> {
     encode(&id.to_bytes())
 }
 
 /// The 16 hex digits of a span id, as its `Display` writes them.
-pub(crate) fn span_id_hex(id: SpanId) -> Hex<16> {
+pub fn span_id_hex(id: SpanId) -> Hex<16> {
     encode(&id.to_bytes())
 }
 
 /// A `traceparent` value: `00-{trace_id}-{span_id}-{flags}`.
-pub(crate) fn traceparent_bytes(trace_id: TraceId, span_id: SpanId, flags: u8) -> [u8; 55] {
+pub fn traceparent_bytes(trace_id: TraceId, span_id: SpanId, flags: u8) -> [u8; 55] {
     let mut out = [b'-'; 55];
     out[..2].copy_from_slice(b"00");
     out[3..35].copy_from_slice(&trace_id_hex(trace_id).0);
@@ -64,6 +70,9 @@ mod tests {
         for span in [0u64, 1, 0xb7ad6b7169203331, u64::MAX] {
             let id = SpanId::from_bytes(span.to_be_bytes());
             assert_eq!(span_id_hex(id).as_str(), id.to_string());
+        }
+        for n in [0, 1, 0xabc, u128::from(u64::MAX), u128::MAX, 1 << 127] {
+            assert_eq!(u128_hex(n).as_str(), format!("{n:032x}"));
         }
         for byte in [0u8, 1, 0x0f, 0xa5, u8::MAX] {
             assert_eq!(byte_hex(byte).as_str(), format!("{byte:02x}"));
