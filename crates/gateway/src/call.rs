@@ -1,33 +1,26 @@
-//! One generation on an upstream (or, before the first byte, on the next replica): the OpenAI
-//! request (built by inferd, or the client's own passed through), retries before the first
-//! byte, the HTTP CLIENT span with the trace context injected, and the answer turned into
-//! [`GenerationEvent`]s as it arrives (a stream is passed on chunk by chunk).
+//! One generation on an upstream: the OpenAI request (built by inferd, or the client's own
+//! passed through), sent through the [`stack`](super::stack) (failover, retries, the CLIENT
+//! span, the deadline), and the answer turned into [`GenerationEvent`]s as it arrives (a
+//! stream is passed on chunk by chunk).
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use http::{Method, StatusCode};
-use http_body_util::{BodyExt, Full};
-use inferd_openai::{Api, Message, SseParser, StreamOptions, UpstreamAnswer, UpstreamRequest};
-use inferd_otel::{http_client_span_to, inject_span_context, record_http_response, OtelSpan};
-use opentelemetry::KeyValue;
+use http_body_util::BodyExt;
+use inferd_openai::{Message, SseParser, StreamOptions, UpstreamAnswer, UpstreamRequest};
+use inferd_otel::OtelSpan;
 use serde_json::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit};
 use tokio::time::Instant;
+use tower::ServiceExt;
 
 use super::answer;
-use super::client::{self, describe, BodyError, Response};
-use super::{Endpoint, ModelRoute, Upstream};
+use super::client::{self, BodyError, Response};
+use super::stack::Failover;
+use super::{ModelRoute, Upstream};
 use inferd_engine::{Backend, GenerationStream, ModelInfo};
 use inferd_engine::{EngineError, FinishReason, GenerationEvent, GenerationRequest, Prompt, Usage};
 
-/// Backoff before the first retry; doubled each time, capped, with full jitter.
-const RETRY_BASE: Duration = Duration::from_millis(50);
-const RETRY_CAP: Duration = Duration::from_secs(2);
-/// Largest error body read from an upstream.
-const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Largest whole (non-stream) answer read from an upstream.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
@@ -35,48 +28,35 @@ type Events = mpsc::UnboundedSender<Result<GenerationEvent, EngineError>>;
 
 /// A model served by one or more upstreams: the first candidate is the one chosen for this
 /// request, the others are where it fails over to (before anything was streamed).
-#[derive(Debug)]
 pub struct RemoteBackend {
-    candidates: Vec<(Arc<Upstream>, ModelRoute)>,
+    /// The top of its stack, holding the candidates.
+    failover: Failover,
+}
+
+impl std::fmt::Debug for RemoteBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteBackend").finish_non_exhaustive()
+    }
 }
 
 impl RemoteBackend {
     /// `candidates` must not be empty.
     pub(super) fn new(candidates: Vec<(Arc<Upstream>, ModelRoute)>) -> Self {
-        debug_assert!(!candidates.is_empty());
-        Self { candidates }
+        Self {
+            failover: Failover::new(candidates.into(), request_body),
+        }
     }
-}
-
-/// A call that got its answer's head.
-struct Sent {
-    response: Response,
-    /// The HTTP CLIENT span of the successful attempt.
-    span: OtelSpan,
-    upstream: Arc<Upstream>,
-    /// The model's id as clients name it.
-    model_id: String,
-    permit: OwnedSemaphorePermit,
-    headers_deadline: Instant,
-    deadline: Instant,
-}
-
-/// How the attempts on one upstream ended without an answer.
-enum Failed {
-    /// Another upstream may do better (it could not be reached, or said 502/503).
-    Retryable(EngineError),
-    /// The error is the answer (a 4xx, a timeout, a broken connection).
-    Final(EngineError),
 }
 
 #[async_trait]
 impl Backend for RemoteBackend {
     fn info(&self) -> ModelInfo {
-        self.candidates[0].0.info()
+        self.failover.first().info()
     }
 
     async fn generate(&self, request: GenerationRequest) -> Result<GenerationStream, EngineError> {
-        let sent = self.send(&request).await?;
+        let sent = self.failover.clone().oneshot(request).await?;
+        let request = sent.request;
         // After a failover this is not the upstream `info()` named.
         let served_by = sent.upstream.server.clone();
         let (events, receiver) = mpsc::unbounded_channel();
@@ -92,243 +72,12 @@ impl Backend for RemoteBackend {
             _permit: sent.permit,
         };
         if request.stream {
-            tokio::spawn(call.pump_stream(sent.response, sent.headers_deadline, sent.deadline));
+            tokio::spawn(call.pump_stream(sent.response, sent.head_deadline, sent.deadline));
         } else {
             call.read_whole(sent.response, sent.deadline).await;
         }
         Ok(GenerationStream::new(0, receiver).with_served_by(served_by))
     }
-}
-
-impl RemoteBackend {
-    /// Sends the request to the first candidate that is healthy and has room. One that cannot
-    /// be reached or answers 502/503 hands the request on to the next usable candidate at
-    /// once; the last one retries (see [`RemoteBackend::attempts`]). Nothing was streamed to
-    /// the client yet, so this is safe.
-    async fn send(&self, request: &GenerationRequest) -> Result<Sent, EngineError> {
-        let started = Instant::now();
-        let api = match &request.pass_through {
-            Some(pass) => pass.api,
-            None if matches!(request.prompt, Prompt::Chat(_)) => Api::Chat,
-            None => Api::Completions,
-        };
-        let mut error: Option<EngineError> = None;
-        let mut resends: u32 = 0;
-        for (i, (up, route)) in self.candidates.iter().enumerate() {
-            if let Err(e) = up.check_healthy() {
-                error.get_or_insert(e);
-                continue;
-            }
-            let Ok(permit) = Arc::clone(&up.permits).try_acquire_owned() else {
-                error.get_or_insert(EngineError::UpstreamBusy {
-                    upstream: up.config.name.clone(),
-                    limit: up.config.max_concurrent,
-                });
-                continue;
-            };
-            let endpoint = up.endpoint(api);
-            let body = bytes::Bytes::from(request_body(&route.upstream_model, request));
-            let timeouts = up.config.timeouts;
-            let deadline = started + timeouts.total;
-            // A stream's headers come before its first token; a whole answer's only at the end.
-            let headers_deadline = if request.stream {
-                started + timeouts.first_token.min(timeouts.total)
-            } else {
-                deadline
-            };
-            let headers_limit = headers_deadline - started;
-            let fallback = self.candidates[i + 1..]
-                .iter()
-                .any(|(u, _)| u.health().healthy != Some(false));
-            match self
-                .attempts(
-                    up,
-                    endpoint,
-                    body,
-                    (headers_deadline, headers_limit),
-                    &mut resends,
-                    fallback,
-                )
-                .await
-            {
-                Ok((response, span)) => {
-                    return Ok(Sent {
-                        response,
-                        span,
-                        upstream: Arc::clone(up),
-                        model_id: route.id.clone(),
-                        permit,
-                        headers_deadline,
-                        deadline,
-                    })
-                }
-                Err(Failed::Final(e)) => return Err(e),
-                Err(Failed::Retryable(e)) => {
-                    if fallback {
-                        tracing::debug!(upstream = %up.config.name, error = %e, "failing over to the next upstream");
-                    }
-                    error = Some(e);
-                }
-            }
-        }
-        Err(error.unwrap_or_else(|| EngineError::UpstreamUnavailable {
-            upstream: self.candidates[0].0.config.name.clone(),
-            reason: "no upstream could take the request".into(),
-        }))
-    }
-
-    /// Sends the request to `up`. Without a `fallback`, connection failures and 502/503 are
-    /// retried with capped exponential backoff and full jitter; with one, the first such
-    /// failure hands the request on (an upstream that cannot be reached is marked down at
-    /// once). Each attempt is an HTTP CLIENT span (`resends` counts them across upstreams);
-    /// the successful one is returned to stay open while the body is read.
-    async fn attempts(
-        &self,
-        up: &Upstream,
-        endpoint: &Endpoint,
-        body: bytes::Bytes,
-        (headers_deadline, headers_limit): (Instant, Duration),
-        resends: &mut u32,
-        fallback: bool,
-    ) -> Result<(Response, OtelSpan), Failed> {
-        let name = &up.config.name;
-        let mut attempt: u32 = 0;
-        loop {
-            let span = http_client_span_to(&Method::POST, &endpoint.target);
-            if *resends > 0 {
-                span.set_attribute(KeyValue::new(
-                    inferd_otel::semconv::HTTP_REQUEST_RESEND_COUNT,
-                    i64::from(*resends),
-                ));
-                up.count_retry();
-            }
-            *resends += 1;
-            let mut request = client::Request::new(Full::new(body.clone()));
-            *request.method_mut() = Method::POST;
-            *request.uri_mut() = endpoint.url.clone();
-            let headers = request.headers_mut();
-            headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-            if let Some(authorization) = &up.authorization {
-                headers.insert(AUTHORIZATION, authorization.clone());
-            }
-            inject_span_context(&span, headers);
-            let sent = tokio::time::timeout_at(headers_deadline, up.client.send(request)).await;
-            let retryable = match sent {
-                Err(_elapsed) => {
-                    let err = EngineError::UpstreamTimeout {
-                        upstream: name.clone(),
-                        what: "answer",
-                        seconds: headers_limit.as_secs_f64(),
-                    };
-                    end_with_error(&span, &err);
-                    return Err(Failed::Final(err));
-                }
-                Ok(Ok(response)) if response.status().is_success() => {
-                    record_http_response(&span, response.status());
-                    return Ok((response, span));
-                }
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    record_http_response(&span, status);
-                    let err = status_error(name, up.via.as_deref(), response).await;
-                    span.end();
-                    if status != StatusCode::BAD_GATEWAY
-                        && status != StatusCode::SERVICE_UNAVAILABLE
-                    {
-                        return Err(Failed::Final(err));
-                    }
-                    err
-                }
-                Ok(Err(e)) => {
-                    let reason = format!("{}: {}", endpoint.url, describe(&e));
-                    let err = if e.is_connect() {
-                        EngineError::UpstreamUnavailable {
-                            upstream: name.clone(),
-                            reason,
-                        }
-                    } else {
-                        EngineError::UpstreamFailed {
-                            upstream: name.clone(),
-                            reason,
-                        }
-                    };
-                    end_with_error(&span, &err);
-                    if !e.is_connect() {
-                        return Err(Failed::Final(err));
-                    }
-                    err
-                }
-            };
-            if fallback || attempt >= up.config.max_retries {
-                if let EngineError::UpstreamUnavailable { reason, .. } = &retryable {
-                    up.mark_unhealthy(reason);
-                }
-                return Err(Failed::Retryable(retryable));
-            }
-            let backoff = backoff(attempt);
-            if Instant::now() + backoff >= headers_deadline {
-                return Err(Failed::Retryable(retryable));
-            }
-            tracing::debug!(upstream = %name, attempt, error = %retryable, "retrying upstream call");
-            tokio::time::sleep(backoff).await;
-            attempt += 1;
-        }
-    }
-}
-
-/// Full-jitter exponential backoff: a random wait up to `min(cap, base * 2^attempt)`.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = RETRY_BASE
-        .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
-        .min(RETRY_CAP);
-    ceiling.mul_f64(fastrand::f64())
-}
-
-/// The error an upstream's non-2xx answer stands for; `via` is the forward proxy the call went
-/// through, if any.
-async fn status_error(upstream: &str, via: Option<&str>, response: Response) -> EngineError {
-    let status = response.status();
-    if let (Some(proxy), StatusCode::PROXY_AUTHENTICATION_REQUIRED) = (via, status) {
-        // The proxy's business, not the client's: never passed through as a 407.
-        return EngineError::UpstreamStatus {
-            upstream: upstream.to_owned(),
-            status: StatusCode::BAD_GATEWAY.as_u16(),
-            message: proxy_auth_message(proxy),
-            code: None,
-            param: None,
-        };
-    }
-    // Redirects are not followed (a POST is not re-sent elsewhere); say where it pointed.
-    let redirect = status.is_redirection().then(|| {
-        let to = response
-            .headers()
-            .get(http::header::LOCATION)
-            .and_then(|l| l.to_str().ok())
-            .unwrap_or("(no Location header)");
-        format!(
-            "it redirects to {to}; inferd does not follow redirects, so configure the \
-             upstream's URL as the address it redirects to"
-        )
-    });
-    let status = status.as_u16();
-    let body = client::read_prefix(response.into_body(), MAX_ERROR_BODY).await;
-    let (message, code, param) = answer::error_from_body(&body);
-    let message = redirect.unwrap_or(message);
-    EngineError::UpstreamStatus {
-        upstream: upstream.to_owned(),
-        status,
-        message,
-        code,
-        param,
-    }
-}
-
-/// What a 407 from the proxy in front of an upstream means.
-pub(crate) fn proxy_auth_message(proxy: &str) -> String {
-    format!(
-        "the proxy {proxy} asks for credentials (407 Proxy Authentication Required): give them \
-         in the proxy URL, http://user:password@host:port"
-    )
 }
 
 /// The OpenAI request for `request`, naming the upstream's model.
@@ -804,7 +553,7 @@ mod tests {
             params: SamplingParams::default(),
             stream: true,
             pass_through: Some(inferd_engine::PassThrough {
-                api: Api::Chat,
+                api: inferd_openai::Api::Chat,
                 body: client.clone(),
                 response_id: "chatcmpl-x".into(),
                 include_usage: false,
@@ -838,16 +587,5 @@ mod tests {
         assert!(!out(
             serde_json::json!({"delta": {}, "finish_reason": "stop"})
         ));
-    }
-
-    #[test]
-    fn backoff_grows_and_stays_under_its_cap() {
-        for attempt in 0..40 {
-            let ceiling = RETRY_BASE
-                .saturating_mul(1u32.checked_shl(attempt).unwrap_or(u32::MAX))
-                .min(RETRY_CAP);
-            let wait = backoff(attempt);
-            assert!(wait <= ceiling && wait <= RETRY_CAP, "{attempt}: {wait:?}");
-        }
     }
 }

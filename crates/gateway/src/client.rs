@@ -23,7 +23,7 @@ use hyper_util::client::proxy::matcher::Matcher;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tower_service::Service;
+use tower::Service;
 
 /// An upstream's answer, its body still to be read.
 pub(crate) type Response = http::Response<Incoming>;

@@ -13,6 +13,7 @@
 mod answer;
 mod call;
 mod client;
+mod stack;
 mod traces;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -497,7 +498,7 @@ impl Upstream {
     fn refused(&self, url: &str, status: http::StatusCode) -> String {
         match self.via.as_deref() {
             Some(proxy) if status == http::StatusCode::PROXY_AUTHENTICATION_REQUIRED => {
-                format!("GET {url}: {}", call::proxy_auth_message(proxy))
+                format!("GET {url}: {}", stack::proxy_auth_message(proxy))
             }
             Some(proxy) => format!("GET {url} answered {status} (through proxy {proxy})"),
             None => format!("GET {url} answered {status}"),
