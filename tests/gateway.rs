@@ -737,6 +737,34 @@ async fn embeddings_of_a_remote_model_are_passed_through_and_traced() {
     assert_eq!(body["error"]["param"], "input");
 }
 
+#[tokio::test]
+async fn passed_through_requests_to_two_replicas_take_turns_between_them() {
+    // A request with fields inferd does not model is routed once: the route that chose to pass
+    // it through is the one it is sent on, so the replicas alternate as they do for others.
+    let (first, second) = (Received::default(), Received::default());
+    let a = start_tool_upstream(first.clone(), Received::default()).await;
+    let b = start_tool_upstream(second.clone(), Received::default()).await;
+    let toml = format!(
+        "[[upstreams]]\nname = \"a\"\nurl = \"{a}\"\nmodels = [\"weather=tool-model\"]\n\
+         [[upstreams]]\nname = \"b\"\nurl = \"{b}\"\nmodels = [\"weather=tool-model\"]\n"
+    );
+    let front = start_config(&toml, "pass-through-turns");
+    for _ in 0..4 {
+        let r = client()
+            .post(front.url("/v1/chat/completions"))
+            .json(&json!({"model": "weather", "tool_choice": "auto",
+                "messages": [{"role": "user", "content": "Weather in Paris?"}]}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    }
+    let counts = [&first, &second].map(|r| r.lock().expect("lock").len());
+    assert_eq!(counts, [2, 2], "each replica answers every other request");
+    let sent = first.lock().expect("lock")[0].clone();
+    assert_eq!(sent["tool_choice"], "auto", "passed through: {sent}");
+}
+
 /// An upstream that lists `tool-model` but answers every embeddings request 503: healthy, busy.
 async fn start_busy_upstream(calls: Arc<AtomicUsize>) -> String {
     use axum::routing::post;

@@ -6,9 +6,12 @@
 use inferd_openai::Api;
 use inferd_otel::ids::u128_hex;
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::Context;
 
 use crate::hooks::{ActiveGeneration, GenerationStart, HooksBus};
-use crate::{EngineError, GenerationRequest, GenerationStream, Lease, LookupError, ModelRegistry};
+use crate::{
+    EngineError, GenerationRequest, GenerationStream, Lease, LookupError, ModelRegistry, Route,
+};
 
 /// Provider name of generations whose model was not found (`gen_ai.provider.name`).
 const PROVIDER: &str = "inferd";
@@ -19,6 +22,8 @@ pub struct Asked {
     pub api: Api,
     /// The model id or alias the client named.
     pub model: String,
+    /// Where it goes ([`ModelRegistry::route`] of `model`).
+    pub route: Route,
     pub request: GenerationRequest,
     /// Whether the client reads the answer as a stream.
     pub stream: bool,
@@ -60,7 +65,7 @@ pub struct Failed {
     pub error: StartError,
 }
 
-/// Starts `asked` on its model: acquires it through `registry`, starts the observers of
+/// Starts `asked` on its model: acquires it through `registry` by its route, starts the observers of
 /// `hooks` (the generation span is current while the backend enqueues, so its queue and
 /// inference spans, made on the engine thread, become the generation's children) and the
 /// backend.
@@ -72,6 +77,7 @@ pub async fn start(
     let Asked {
         api,
         model,
+        route,
         mut request,
         stream,
         capture_prompt,
@@ -87,7 +93,7 @@ pub async fn start(
         None => false,
     };
     // A cold local model is loaded here (its model.load span under the request's span).
-    let lookup = registry.acquire(&model).await;
+    let lookup = registry.acquire_route(route, &Context::current()).await;
     let (provider, server) = match &lookup {
         Ok(lease) => {
             let info = lease.backend.info();
@@ -171,6 +177,7 @@ mod tests {
         let asked = Asked {
             api: Api::Chat,
             model: "nope".into(),
+            route: registry.route("nope"),
             request: GenerationRequest {
                 prompt: crate::Prompt::Text("hi".into()),
                 params: crate::SamplingParams::default(),

@@ -20,7 +20,7 @@ pub use backend::{Backend, GenerationStream, ModelInfo, Upstreams};
 pub use error::EngineError;
 pub use registry::{
     ArtifactResolver, Lease, ListedModel, LookupError, ModelRegistry, ModelSpec, ModelState,
-    ModelStatus, ResolvedArtifact, UnloadError,
+    ModelStatus, ResolvedArtifact, Route, UnloadError,
 };
 pub use request::{
     ChatMessage, ChatRole, EngineTimings, FinishReason, GenerationEvent, GenerationRequest,

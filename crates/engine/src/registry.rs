@@ -209,6 +209,33 @@ pub struct ModelStatus {
     pub slots: Option<crate::hooks::EngineLoad>,
 }
 
+/// Where a request for a model goes: see [`ModelRegistry::route`].
+#[derive(Debug)]
+pub struct Route(Target);
+
+#[derive(Debug)]
+enum Target {
+    /// A local model, by its id (an alias resolved).
+    Local(String),
+    /// An upstream serves it, or may: the error says why it cannot take it now (down, or its
+    /// model list not known yet).
+    Remote(Result<Arc<dyn Backend>, EngineError>),
+    /// Nothing serves a model of that name.
+    NotFound(String),
+}
+
+impl Route {
+    /// Whether the model is not a local one but one an upstream serves (or may serve).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.0, Target::Remote(_))
+    }
+
+    /// Whether the model is a local one.
+    pub fn is_local(&self) -> bool {
+        matches!(self.0, Target::Local(_))
+    }
+}
+
 /// Why [`ModelRegistry::acquire`] found no backend.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LookupError {
@@ -360,33 +387,54 @@ impl ModelRegistry {
         }
     }
 
-    /// Whether `model` is not a local model but one an upstream serves (or, its model list
-    /// being unknown yet, may serve).
-    pub fn is_remote(&self, model: &str) -> bool {
-        !self.read().contains_key(self.canonical(model)) && self.route_upstream(model).is_some()
+    /// Where requests for `model` (an id or alias) go: a local model, an upstream (which of a
+    /// model's upstreams included), or nowhere. Decided once per request: the server looks at
+    /// it to choose what it sends, and [`ModelRegistry::acquire_route`] takes it.
+    pub fn route(&self, model: &str) -> Route {
+        let id = self.canonical(model);
+        if self.read().contains_key(id) {
+            return Route(Target::Local(id.to_owned()));
+        }
+        match self.route_upstream(model) {
+            Some(backend) => Route(Target::Remote(backend)),
+            None => Route(Target::NotFound(model.to_owned())),
+        }
     }
 
     /// A lease on the backend serving `model` (an id or alias), loading a local model on
     /// first use; then the upstreams.
     pub async fn acquire(&self, model: &str) -> Result<Lease, LookupError> {
-        let id = self.canonical(model).to_owned();
-        if !self.read().contains_key(&id) {
-            return match self.route_upstream(model) {
-                Some(Ok(backend)) => Ok(Lease {
+        self.acquire_route(self.route(model), &Context::current())
+            .await
+    }
+
+    /// A lease on the backend `route` names, loading a local model on first use (its
+    /// `model.load` span a child of `parent`).
+    pub async fn acquire_route(
+        &self,
+        route: Route,
+        parent: &Context,
+    ) -> Result<Lease, LookupError> {
+        let id = match route.0 {
+            Target::Local(id) => id,
+            Target::Remote(Ok(backend)) => {
+                return Ok(Lease {
                     backend,
                     _in_flight: None,
-                }),
-                Some(Err(err)) => Err(LookupError::Unavailable(err)),
-                None => Err(LookupError::NotFound {
-                    model: model.to_owned(),
+                })
+            }
+            Target::Remote(Err(err)) => return Err(LookupError::Unavailable(err)),
+            Target::NotFound(model) => {
+                return Err(LookupError::NotFound {
+                    model,
                     available: self.names(),
-                }),
-            };
-        }
+                })
+            }
+        };
         if let Some(lease) = self.lease(&id) {
             return Ok(lease);
         }
-        self.ensure_loaded(&id, &Context::current())
+        self.ensure_loaded(&id, parent)
             .await
             .map_err(LookupError::Unavailable)?;
         self.lease(&id).ok_or_else(|| {
@@ -803,6 +851,19 @@ mod tests {
         }
         assert_eq!(registry.default_model(), Some("a"));
         assert_eq!(registry.state("alpha").map(|s| s.name()), Some("available"));
+    }
+
+    #[test]
+    fn a_route_names_a_local_model_by_id_or_alias_and_nothing_else_without_upstreams() {
+        let mut a = spec("a");
+        a.aliases = vec!["alpha".into()];
+        let registry = ModelRegistry::new(vec![a], HooksBus::default());
+        for name in ["a", "alpha"] {
+            let route = registry.route(name);
+            assert!(route.is_local() && !route.is_remote(), "{name}: {route:?}");
+        }
+        let route = registry.route("zzz");
+        assert!(!route.is_local() && !route.is_remote(), "{route:?}");
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures::stream::{self, Stream};
 use inferd_engine::generation::{self, Asked, Failed, StartError};
 use inferd_engine::hooks::ActiveGeneration;
-use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Usage};
+use inferd_engine::{FinishReason, GenerationEvent, GenerationStream, Lease, Route, Usage};
 use inferd_openai::{
     Api, ChatChoice, ChatCompletion, ChatCompletionChunk, ChunkChoice, Completion,
     CompletionChoice, CompletionChunk, Message, PromptTokensDetails, UsageBody,
@@ -38,16 +38,18 @@ struct ResponseMeta {
     access: AccessFacts,
 }
 
-/// Runs `request` and answers as `api`. Past the shutdown deadline a request not yet
-/// answered gets 503 `shutting_down` (a stream, an error event).
+/// Runs `request` and answers as `api`; `route` is its model's route when the caller already
+/// looked it up. Past the shutdown deadline a request not yet answered gets 503
+/// `shutting_down` (a stream, an error event).
 pub async fn generate(
     state: &AppState,
     api: Api,
     request: ValidRequest,
+    route: Option<Route>,
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     tokio::select! {
-        answer = answer(state, api, request, access) => answer,
+        answer = answer(state, api, request, route, access) => answer,
         () = state.lifecycle.stopped() => Err(ApiError::shutting_down()),
     }
 }
@@ -56,12 +58,14 @@ async fn answer(
     state: &AppState,
     api: Api,
     request: ValidRequest,
+    route: Option<Route>,
     access: AccessFacts,
 ) -> Result<Response, ApiError> {
     access.set_model(&request.model);
     let asked = Asked {
         api,
         model: request.model.clone(),
+        route: route.unwrap_or_else(|| state.registry.route(&request.model)),
         request: request.generation,
         stream: request.stream,
         capture_prompt: state.config.capture_content,

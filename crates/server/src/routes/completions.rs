@@ -3,7 +3,7 @@
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
-use inferd_engine::Priority;
+use inferd_engine::{Priority, Route};
 use inferd_openai::{Api, ChatCompletionRequest, CompletionRequest};
 
 use super::{facts, rejected};
@@ -44,12 +44,12 @@ pub async fn run_chat(
 ) -> Result<Response, ApiError> {
     limits::check_message_count(req.messages.len(), state.config.max_messages)
         .map_err(|e| rejected(state, e))?;
-    let mut request = choose(state, &req.model, validation::chat(req), unknown, || {
+    let (mut request, route) = choose(state, &req.model, validation::chat(req), unknown, || {
         validation::chat_pass_through(req, raw)
     })?;
     request.generation.priority = priority;
     limits::apply(&mut request.generation, Api::Chat, state.config.max_tokens);
-    generate(state, Api::Chat, request, access).await
+    generate(state, Api::Chat, request, route, access).await
 }
 
 pub async fn text(
@@ -78,7 +78,7 @@ pub async fn run_text(
     access: AccessFacts,
     priority: Priority,
 ) -> Result<Response, ApiError> {
-    let mut request = choose(
+    let (mut request, route) = choose(
         state,
         &req.model,
         validation::completion(req),
@@ -91,28 +91,35 @@ pub async fn run_text(
         Api::Completions,
         state.config.max_tokens,
     );
-    generate(state, Api::Completions, request, access).await
+    generate(state, Api::Completions, request, route, access).await
 }
 
 /// The request to run: inferd's own (`validated`), or, for a remote model, the client's as
 /// sent (`pass_through`) when it uses what inferd does not implement (refused as unsupported)
-/// or know (`unknown` fields): an upstream may, so it is neither refused nor dropped.
+/// or know (`unknown` fields): an upstream may, so it is neither refused nor dropped. The
+/// model's route, when that choice needed it, comes back to be used for the call.
 fn choose(
     state: &AppState,
     model: &str,
     validated: Result<ValidRequest, ApiError>,
     unknown: &[String],
     pass_through: impl FnOnce() -> Result<ValidRequest, ApiError>,
-) -> Result<ValidRequest, ApiError> {
-    let remote = || state.registry.is_remote(model);
-    match validated {
-        Ok(request) if unknown.is_empty() || !remote() => Ok(request),
-        Err(e) if !(e.is_unsupported() && remote()) => Err(rejected(state, e)),
+) -> Result<(ValidRequest, Option<Route>), ApiError> {
+    let mut route = None;
+    let mut remote = || {
+        route
+            .get_or_insert_with(|| state.registry.route(model))
+            .is_remote()
+    };
+    let request = match validated {
+        Ok(request) if unknown.is_empty() || !remote() => request,
+        Err(e) if !(e.is_unsupported() && remote()) => return Err(rejected(state, e)),
         _ => {
             if !unknown.is_empty() {
                 tracing::debug!(fields = %unknown.join(", "), "passing the request through for its fields");
             }
-            pass_through().map_err(|e| rejected(state, e))
+            pass_through().map_err(|e| rejected(state, e))?
         }
-    }
+    };
+    Ok((request, route))
 }

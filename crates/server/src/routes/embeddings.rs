@@ -19,7 +19,8 @@ pub async fn embeddings(
     body: Result<JsonBody<EmbeddingsRequest>, ApiError>,
 ) -> Result<Response, ApiError> {
     let JsonBody(req, raw, _) = body.map_err(|e| rejected(&state, e))?;
-    if state.registry.state(&req.model).is_some() {
+    let route = state.registry.route(&req.model);
+    if route.is_local() {
         return Err(rejected(
             &state,
             ApiError::unsupported(
@@ -35,5 +36,5 @@ pub async fn embeddings(
     // An unknown model gets its 404 (with the models there are) from `generate`.
     let request = validation::embeddings_pass_through(&req.model, &req.input, &raw)
         .map_err(|e| rejected(&state, e))?;
-    generate(&state, Api::Embeddings, request, facts(access)).await
+    generate(&state, Api::Embeddings, request, Some(route), facts(access)).await
 }
