@@ -58,23 +58,12 @@ pub(crate) async fn download(
                     };
                     match (writer, range) {
                         (Some(writer), Some((_, total))) if writer.written() == *offset => {
-                            tracing::info!(offset, url = job.source_url, "resuming download");
-                            job.span.add_log_event(
-                                tracing::Level::INFO,
-                                module_path!(),
+                            inferd_otel::log_event!(
+                                job.span,
+                                INFO,
                                 "resuming download",
-                                || {
-                                    vec![
-                                        opentelemetry::KeyValue::new(
-                                            "offset",
-                                            i64::try_from(*offset).unwrap_or(i64::MAX),
-                                        ),
-                                        opentelemetry::KeyValue::new(
-                                            "url",
-                                            job.source_url.to_owned(),
-                                        ),
-                                    ]
-                                },
+                                offset = *offset,
+                                url = job.source_url,
                             );
                             let body = response.bytes_stream();
                             Ok(Some(

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use inferd_otel::log_event;
 use inferd_otel::semconv as sc;
 use inferd_otel::{span_builder, OtelSpan};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use tokio::sync::watch;
-use tracing::Level;
 
 use crate::cache::{self, Lookup, Sidecar};
 use crate::digest::Sha256Digest;
@@ -323,22 +323,21 @@ impl Inner {
                     sc::INFERD_MODEL_ARTIFACTS_BYTES,
                     to_i64(artifact.bytes),
                 ));
-                span.in_scope(|| tracing::info!(path = %dest.display(), bytes = artifact.bytes, "model file downloaded"));
-                span.add_log_event(Level::INFO, module_path!(), "model file downloaded", || {
-                    vec![
-                        KeyValue::new("path", dest.display().to_string()),
-                        KeyValue::new("bytes", to_i64(artifact.bytes)),
-                    ]
-                });
+                log_event!(
+                    span,
+                    INFO,
+                    "model file downloaded",
+                    path = dest.display().to_string(),
+                    bytes = artifact.bytes,
+                );
             }
             Err(e) => {
                 span.record_error(e.kind(), &e.to_string());
-                span.in_scope(|| tracing::warn!(error = %e, "model file download failed"));
-                span.add_log_event(
-                    Level::WARN,
-                    module_path!(),
+                log_event!(
+                    span,
+                    WARN,
                     "model file download failed",
-                    || vec![KeyValue::new("error", e.to_string())],
+                    error = e.to_string()
                 );
             }
         }

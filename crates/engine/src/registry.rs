@@ -15,10 +15,9 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan, Tracer};
+use inferd_otel::{log_event, span_builder, OtelSpan, Tracer};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
-use tracing::Level;
 
 use crate::backend::{Backend, ModelInfo, Upstreams};
 use crate::hooks::{HooksBus, ModelLoad, ModelUnload};
@@ -565,14 +564,14 @@ impl ModelRegistry {
         ));
         let outcome = match result {
             Ok((engine, artifact)) => {
-                span.in_scope(|| tracing::info!(model = %id, seconds = duration.as_secs_f64(), source = artifact.source, "model ready"));
-                span.add_log_event(Level::INFO, module_path!(), "model ready", || {
-                    vec![
-                        KeyValue::new("model", id.to_owned()),
-                        KeyValue::new("seconds", duration.as_secs_f64()),
-                        KeyValue::new("source", artifact.source),
-                    ]
-                });
+                log_event!(
+                    span,
+                    INFO,
+                    "model ready",
+                    model = id,
+                    seconds = duration.as_secs_f64(),
+                    source = artifact.source,
+                );
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));
@@ -593,15 +592,13 @@ impl ModelRegistry {
                 Ok(())
             }
             Err(err) => {
-                span.in_scope(
-                    || tracing::error!(model = %id, error = %err, "model failed to load"),
+                log_event!(
+                    span,
+                    ERROR,
+                    "model failed to load",
+                    model = id,
+                    error = err.to_string(),
                 );
-                span.add_log_event(Level::ERROR, module_path!(), "model failed to load", || {
-                    vec![
-                        KeyValue::new("model", id.to_owned()),
-                        KeyValue::new("error", err.to_string()),
-                    ]
-                });
                 span.record_error(err.kind(), &err.to_string());
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
@@ -711,13 +708,13 @@ impl ModelRegistry {
             entry.state = ModelState::Available;
             entry.load_seconds = None;
         }
-        span.in_scope(|| tracing::info!(model = %id, reason, "model unloaded"));
-        span.add_log_event(Level::INFO, module_path!(), "model unloaded", || {
-            vec![
-                KeyValue::new("model", id.clone()),
-                KeyValue::new("reason", reason),
-            ]
-        });
+        log_event!(
+            span,
+            INFO,
+            "model unloaded",
+            model = id.as_str(),
+            reason = reason
+        );
         span.end();
         self.hooks.model_unloaded(&ModelUnload {
             model_id: id,

@@ -9,6 +9,7 @@
 
 mod client;
 mod env;
+pub mod event;
 pub mod ids;
 pub mod propagate;
 pub mod semconv;
@@ -25,3 +26,9 @@ pub use propagate::{
 };
 pub use span::{span_builder, span_label, OtelSpan, Tracer};
 pub use time::{put_digits, rfc3339_seconds, timestamp_prefix};
+
+/// What [`log_event!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use tracing;
+}

@@ -262,24 +262,25 @@ impl OtelSpan {
 
     /// Adds a log line written inside this span as an event, as tracing-opentelemetry records
     /// a line written inside a `tracing` span: named by the line's message, with its `level`,
-    /// its `target` and its fields (made only when the span records).
+    /// its `target` and its fields (`fields` pushes them, only when the span records).
     pub fn add_log_event(
         &self,
         level: tracing::Level,
         target: &'static str,
         message: &'static str,
-        fields: impl FnOnce() -> Vec<KeyValue>,
+        fields: impl FnOnce(&mut Vec<KeyValue>),
     ) {
         let Some(cx) = &self.cx else { return };
         let span = cx.span();
         if !span.is_recording() {
             return;
         }
-        let mut attributes = vec![
+        let mut attributes = Vec::with_capacity(8);
+        attributes.extend([
             KeyValue::new("level", level.as_str()),
             KeyValue::new("target", target),
-        ];
-        attributes.extend(fields());
+        ]);
+        fields(&mut attributes);
         span.add_event(message, attributes);
     }
 

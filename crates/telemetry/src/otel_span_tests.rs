@@ -206,3 +206,44 @@ fn nested_otel_spans_each_label_their_own_log_lines() {
         assert_eq!(line["span_id"], span_of(span).as_str(), "{line}");
     }
 }
+
+#[test]
+fn a_log_event_is_one_line_and_one_span_event_with_the_same_fields() {
+    let (lines, detail) = run(|tracer| {
+        let span = server_span(tracer, Vec::new());
+        let absent: Option<&str> = None;
+        inferd_otel::log_event!(
+            span,
+            INFO,
+            "model ready",
+            model = "m".to_owned(),
+            seconds = 1.5,
+            tokens = 7u32,
+            reason = absent,
+        );
+        // Below the log filter: no line, but the span still records the event.
+        inferd_otel::log_event!(span, TRACE, "step", n = 1u32);
+        span.end();
+        trace_id(&span)
+    });
+    let ready = line(&lines, "model ready");
+    assert_eq!(ready["level"], "INFO", "{ready}");
+    assert_eq!(ready["span"], "HTTP request");
+    assert_eq!(ready["fields"]["model"], "m");
+    assert_eq!(ready["fields"]["seconds"], 1.5);
+    assert_eq!(ready["fields"]["tokens"], 7);
+    assert!(ready["fields"].get("reason").is_none(), "{ready}");
+    assert_eq!(line(&lines, "step"), Value::Null);
+    let Some(span) = detail.spans.iter().find(|s| s.name == "GET /x") else {
+        panic!("spans: {detail:?}")
+    };
+    let names: Vec<&str> = span.events.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["model ready", "step"]);
+    let event = &span.events[0].attributes;
+    assert_eq!(event["level"], "INFO");
+    assert_eq!(event["target"], module_path!());
+    assert_eq!(event["model"], "m");
+    assert_eq!(event["seconds"], 1.5);
+    assert_eq!(event["tokens"], 7);
+    assert!(!event.contains_key("reason"), "{event:?}");
+}

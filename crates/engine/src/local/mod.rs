@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan};
+use inferd_otel::{log_event, span_builder, OtelSpan};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -231,27 +231,18 @@ impl LocalEngine {
             .recv()
             .map_err(|_| load_error("engine thread exited during start-up".into()))?
             .map_err(load_error)?;
-        tracing::info!(
+        log_event!(
+            load_span,
+            INFO,
+            "model loaded",
             model = id,
-            path = %path.display(),
-            context_length,
-            threads,
-            parallel,
-            prefill_chunk,
+            path = path.display().to_string(),
+            context_length = context_length,
+            threads = threads,
+            parallel = parallel,
+            prefill_chunk = prefill_chunk,
             has_chat_template = template.is_some(),
-            "model loaded"
         );
-        load_span.add_log_event(tracing::Level::INFO, module_path!(), "model loaded", || {
-            vec![
-                KeyValue::new("model", id.to_owned()),
-                KeyValue::new("path", path.display().to_string()),
-                KeyValue::new("context_length", to_i64(context_length)),
-                KeyValue::new("threads", i64::from(threads)),
-                KeyValue::new("parallel", to_i64(parallel)),
-                KeyValue::new("prefill_chunk", to_i64(prefill_chunk)),
-                KeyValue::new("has_chat_template", template.is_some()),
-            ]
-        });
         Ok(Self {
             id: id.to_owned(),
             prompter: Arc::new(Prompter {
@@ -403,11 +394,6 @@ fn split_at_markers<'a>(rendered: &'a str, markers: &[String]) -> Option<Vec<&'a
     }
     pieces.push(rest);
     Some(pieces)
-}
-
-/// `n` as a span attribute's integer (saturating).
-fn to_i64(n: impl TryInto<i64>) -> i64 {
-    n.try_into().unwrap_or(i64::MAX)
 }
 
 /// Says once per model that its template defeats the marker split.

@@ -6,13 +6,12 @@ use std::hash::BuildHasher;
 use std::time::Instant;
 
 use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan};
+use inferd_otel::{log_event, span_builder, OtelSpan};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
 use opentelemetry::trace::SpanKind;
-use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 
 use super::Job;
@@ -154,16 +153,13 @@ impl Sequence {
             return self.finish(FinishReason::Length, true);
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            self.infer_span.add_event("generation_timeout", Vec::new());
-            self.infer_span
-                .in_scope(|| tracing::info!("generation_timeout"));
+            log_event!(self.infer_span, INFO, "generation_timeout");
             return self.finish(FinishReason::Length, true);
         }
         let token = self.sampler.sample(ctx, batch_index);
         if self.first_token_at.is_none() {
             self.first_token_at = Some(Instant::now());
-            self.infer_span.add_event("first_token", Vec::new());
-            self.infer_span.in_scope(|| tracing::info!("first_token"));
+            log_event!(self.infer_span, INFO, "first_token");
         }
         let vocab = model.vocab();
         if vocab.is_eog(token) && !self.params.ignore_eos {
@@ -213,22 +209,14 @@ impl Sequence {
             completion_tokens: self.completion_tokens,
             cached_tokens: self.cached_tokens,
         };
-        self.infer_span.add_event(
+        log_event!(
+            self.infer_span,
+            INFO,
             "finished",
-            vec![
-                KeyValue::new("finish_reason", reason.as_str()),
-                KeyValue::new("completion_tokens", i64::from(self.completion_tokens)),
-                KeyValue::new("cached_tokens", i64::from(self.cached_tokens)),
-            ],
+            finish_reason = reason.as_str(),
+            completion_tokens = self.completion_tokens,
+            cached_tokens = self.cached_tokens,
         );
-        self.infer_span.in_scope(|| {
-            tracing::info!(
-                finish_reason = reason.as_str(),
-                completion_tokens = self.completion_tokens,
-                cached_tokens = self.cached_tokens,
-                "finished"
-            );
-        });
         let _ = self.events.send(Ok(GenerationEvent::Finished {
             finish_reason: reason,
             usage,
@@ -247,14 +235,12 @@ impl Sequence {
     /// The engine failed this sequence: the client gets the error.
     pub(super) fn fail(&mut self, err: EngineError) {
         let message = err.to_string();
-        // The span event the line was when `model.infer` was a `tracing` span.
-        self.infer_span.add_event(
+        log_event!(
+            self.infer_span,
+            ERROR,
             "generation failed",
-            vec![KeyValue::new("error", message.clone())],
+            error = message.as_str()
         );
-        self.infer_span.in_scope(|| {
-            tracing::error!(error = %err, "generation failed");
-        });
         self.infer_span.record_error(err.kind(), &message);
         let _ = self.events.send(Err(err));
     }

@@ -14,7 +14,7 @@ use inferd_engine::hooks::{
 use inferd_engine::{ChatRole, Prompt};
 use inferd_openai::Api;
 use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan, Tracer};
+use inferd_otel::{log_event, span_builder, OtelSpan, Tracer};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};
@@ -220,15 +220,13 @@ impl GenerationCall for TracingCall {
     }
 
     fn first_token(&mut self, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        self.span
-            .add_event("first_token", vec![KeyValue::new("seconds", seconds)]);
-        // One INFO line per request is the access line; this one is for debugging (the span
-        // is made current only when the line is written).
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            self.span
-                .in_scope(|| tracing::debug!(seconds, "first_token"));
-        }
+        // One INFO line per request is the access line; this one is for debugging.
+        log_event!(
+            self.span,
+            DEBUG,
+            "first_token",
+            seconds = elapsed.as_secs_f64()
+        );
     }
 
     fn server_changed(&mut self, address: &str, port: u16) {
@@ -306,32 +304,16 @@ impl GenerationCall for TracingCall {
             ]);
         }
         span.set_attributes(attributes);
-        // The same facts as a span event and as a log line inside the span.
-        let mut event = Vec::with_capacity(5);
-        event.extend([
-            KeyValue::new("model", end.response_model.clone()),
-            KeyValue::new("input_tokens", i64::from(end.usage.prompt_tokens)),
-            KeyValue::new("seconds", end.timings.duration.as_secs_f64()),
-        ]);
-        if generated {
-            event.extend([
-                KeyValue::new("finish_reason", end.finish_reason.as_str()),
-                KeyValue::new("output_tokens", i64::from(end.usage.completion_tokens)),
-            ]);
-        }
-        span.add_event("finished", event);
-        if tracing::enabled!(tracing::Level::DEBUG) {
-            span.in_scope(|| {
-                tracing::debug!(
-                    model = %end.response_model,
-                    finish_reason = generated.then(|| end.finish_reason.as_str()),
-                    input_tokens = end.usage.prompt_tokens,
-                    output_tokens = generated.then_some(end.usage.completion_tokens),
-                    seconds = end.timings.duration.as_secs_f64(),
-                    "finished"
-                )
-            });
-        }
+        log_event!(
+            span,
+            DEBUG,
+            "finished",
+            model = end.response_model.as_str(),
+            input_tokens = end.usage.prompt_tokens,
+            seconds = end.timings.duration.as_secs_f64(),
+            finish_reason = generated.then(|| end.finish_reason.as_str()),
+            output_tokens = generated.then_some(end.usage.completion_tokens),
+        );
         span.end();
     }
 
