@@ -11,10 +11,11 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Instant;
 
+use crate::bound::BoundCache;
 use axum::body::Body;
 use axum::extract::{ConnectInfo, MatchedPath};
 use bytes::Bytes;
@@ -60,7 +61,7 @@ pub fn http_layer(guard: &TelemetryGuard) -> Option<HttpTraceLayer> {
             force_trace_header: guard.force_trace_header,
             baggage_span_attributes: guard.baggage_span_attributes.clone(),
             duration,
-            bound_durations: RwLock::default(),
+            bound_durations: BoundCache::new(MAX_BOUND_DURATIONS),
         }),
     })
 }
@@ -90,7 +91,7 @@ struct Shared {
     /// `duration` bound to the attribute sets of answered requests, so that recording skips
     /// the SDK's lookup of the set (a SipHash of every key and value, ~1.5k instructions).
     /// At most [`MAX_BOUND_DURATIONS`]: one per (method, route, status) seen.
-    bound_durations: RwLock<Vec<BoundDuration>>,
+    bound_durations: BoundCache<u16, BoundDuration>,
 }
 
 /// Most (method, route, status) sets of `http.server.request.duration` kept bound; past it,
@@ -123,43 +124,22 @@ impl Shared {
         let Some(histogram) = &self.duration else {
             return;
         };
-        let find = |bound: &[BoundDuration]| {
-            bound
-                .iter()
-                .find(|b| b.is_for(method, route, status))
-                .map(|b| b.histogram.clone())
-        };
-        // A poisoned lock only means a panic elsewhere; the list is still whole.
-        let found = find(
-            &self
-                .bound_durations
-                .read()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
-        if let Some(bound) = found {
-            bound.record(seconds);
-            return;
-        }
-        let attributes = duration_attributes(method, route, Some(status), None);
-        let mut bound = self
-            .bound_durations
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
-        if let Some(existing) = find(&bound) {
-            drop(bound);
-            existing.record(seconds);
-        } else if bound.len() < MAX_BOUND_DURATIONS {
-            let set = histogram.bind(&attributes);
-            set.record(seconds);
-            bound.push(BoundDuration {
+        let bound = self.bound_durations.get_or_bind(
+            &status,
+            |b| b.is_for(method, route, status),
+            || BoundDuration {
                 method,
                 route: route.cloned(),
                 status,
-                histogram: set,
-            });
-        } else {
-            drop(bound);
-            histogram.record(seconds, &attributes);
+                histogram: histogram.bind(&duration_attributes(method, route, Some(status), None)),
+            },
+        );
+        match bound {
+            Some(bound) => bound.histogram.record(seconds),
+            None => histogram.record(
+                seconds,
+                &duration_attributes(method, route, Some(status), None),
+            ),
         }
     }
 }

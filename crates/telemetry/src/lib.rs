@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 mod args;
+mod bound;
 #[cfg(test)]
 #[path = "client_tests.rs"]
 mod client_tests;
@@ -40,6 +41,7 @@ mod spans_tests;
 mod store;
 
 pub use args::TelemetryArgs;
+pub use bound::BoundCache;
 pub use config::{
     vars, BatchConfig, ClientIdentity, Exporter, LogFormat, Mode, OtlpProtocol, OtlpSignalConfig,
     PropagatorConfig, SamplerConfig, Signal, TelemetryConfig, TlsFile, TraceStoreConfig,

@@ -12,7 +12,7 @@ use inferd_telemetry::InferdMetrics;
 use opentelemetry::metrics::{BoundGauge, BoundHistogram};
 use opentelemetry::KeyValue;
 
-use super::bound_map::BoundMap;
+use inferd_telemetry::BoundCache;
 
 /// Most models whose engine series are kept bound; past it they record unbound. Only local
 /// models have engines, so this is never reached in practice.
@@ -56,7 +56,7 @@ impl EngineSeries {
 /// The engine series of every model that reported, by model id.
 pub(crate) struct EngineMetrics {
     metrics: InferdMetrics,
-    by_model: BoundMap<EngineSeries>,
+    by_model: BoundCache<String, EngineSeries>,
 }
 
 impl std::fmt::Debug for EngineMetrics {
@@ -69,7 +69,7 @@ impl EngineMetrics {
     pub(crate) fn new(metrics: InferdMetrics) -> Self {
         Self {
             metrics,
-            by_model: BoundMap::new(MAX_ENGINES),
+            by_model: BoundCache::new(MAX_ENGINES),
         }
     }
 

@@ -16,8 +16,8 @@ use opentelemetry::metrics::{BoundCounter, BoundHistogram, BoundUpDownCounter};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry::KeyValue;
 
-use super::bound_map::BoundMap;
 use super::engine_metrics::EngineMetrics;
+use inferd_telemetry::BoundCache;
 
 /// Most attribute sets kept bound (see [`Bound`]); past it, generations record unbound.
 const MAX_BOUND_SETS: usize = 256;
@@ -26,7 +26,7 @@ const MAX_BOUND_SETS: usize = 256;
 #[derive(Debug)]
 pub struct MetricsPlugin {
     metrics: InferdMetrics,
-    bound: Arc<BoundMap<Bound>>,
+    bound: Arc<BoundCache<String, Bound>>,
     engines: EngineMetrics,
 }
 
@@ -35,7 +35,7 @@ impl MetricsPlugin {
         Self {
             engines: EngineMetrics::new(metrics.clone()),
             metrics,
-            bound: Arc::new(BoundMap::new(MAX_BOUND_SETS)),
+            bound: Arc::new(BoundCache::new(MAX_BOUND_SETS)),
         }
     }
 }
@@ -199,7 +199,7 @@ impl Bound {
 
 struct MetricsCall {
     metrics: InferdMetrics,
-    bound: Arc<BoundMap<Bound>>,
+    bound: Arc<BoundCache<String, Bound>>,
     /// The bound set found at the start (the model has finished a generation before).
     set: Option<Arc<Bound>>,
     model: KeyValue,
@@ -245,7 +245,7 @@ impl Observer for MetricsPlugin {
         };
         // Only a finished generation binds a set (a request for a model that does not exist
         // must not); until then the +1 is recorded unbound, into the same series.
-        let set = self.bound.existing(&start.model, |b| b.serves(start));
+        let set = self.bound.existing(&*start.model, |b| b.serves(start));
         match &set {
             Some(set) => set.requests_active.add(1),
             None => self
@@ -329,7 +329,7 @@ impl GenerationCall for MetricsCall {
             Some(set) => Some(set),
             None => {
                 self.bound
-                    .get_or_bind(&start.model, |b| b.serves(start), || Bound::new(m, start))
+                    .get_or_bind(&*start.model, |b| b.serves(start), || Bound::new(m, start))
             }
         };
         if let Some(b) = set {

@@ -6,7 +6,6 @@
 //! empty. docs/telemetry.md lists what they emit.
 
 mod batch_span;
-mod bound_map;
 mod engine_metrics;
 pub mod metrics_plugin;
 pub mod redact;
