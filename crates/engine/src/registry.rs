@@ -235,7 +235,7 @@ impl Route {
     }
 }
 
-/// Why [`ModelRegistry::acquire`] found no backend.
+/// Why [`ModelRegistry::acquire_route`] found no backend.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LookupError {
     /// No model of that id is configured.
@@ -386,8 +386,8 @@ impl ModelRegistry {
         }
     }
 
-    /// Where requests for `model` (an id or alias) go: a local model, an upstream (which of a
-    /// model's upstreams included), or nowhere. Decided once per request: the server looks at
+    /// Where requests for `model` (an id or alias) go: a local model, its upstreams (in the order
+    /// they are tried), or nowhere. Decided once per request: the server looks at
     /// it to choose what it sends, and [`ModelRegistry::acquire_route`] takes it.
     pub fn route(&self, model: &str) -> Route {
         let id = self.canonical(model);
@@ -398,13 +398,6 @@ impl ModelRegistry {
             Some(backend) => Route(Target::Remote(backend)),
             None => Route(Target::NotFound(model.to_owned())),
         }
-    }
-
-    /// A lease on the backend serving `model` (an id or alias), loading a local model on
-    /// first use; then the upstreams.
-    pub async fn acquire(&self, model: &str) -> Result<Lease, LookupError> {
-        self.acquire_route(self.route(model), &Context::current())
-            .await
     }
 
     /// A lease on the backend `route` names, loading a local model on first use (its
@@ -840,7 +833,10 @@ mod tests {
         let mut a = spec("a");
         a.aliases = vec!["alpha".into()];
         let registry = ModelRegistry::new(vec![a, spec("b")], HooksBus::default());
-        match registry.acquire("zzz").await {
+        match registry
+            .acquire_route(registry.route("zzz"), &Context::new())
+            .await
+        {
             Err(LookupError::NotFound { available, .. }) => {
                 assert_eq!(available, vec!["a", "b", "alpha"])
             }
@@ -876,7 +872,10 @@ mod tests {
             Some(ModelState::Failed(_))
         ));
         assert!(registry.list_ready().is_empty());
-        match registry.acquire("gone").await {
+        match registry
+            .acquire_route(registry.route("gone"), &Context::new())
+            .await
+        {
             Err(LookupError::Unavailable(EngineError::NotReady { reason, .. })) => {
                 assert!(reason.contains("No such file"), "{reason}")
             }
