@@ -304,11 +304,8 @@ struct FileConfig {
 
 /// llama.cpp logs every model load at INFO (target `llama-cpp-2`), and the bindings warn about
 /// llama.cpp's log continuation lines (target `llama_cpp_2::log`); keep both out of the
-/// default log (and so out of the OTLP log records, which follow this filter). The
-/// generation's own `first_token`/`finished` events are span events; the access line already
-/// carries the model and token counts, so they stay out of the default log.
-pub const DEFAULT_LOG_FILTER: &str =
-    "info,llama-cpp-2=warn,llama_cpp_2=error,inferd_server::observe::tracing_plugin=warn";
+/// default log (and so out of the OTLP log records, which follow this filter).
+pub const DEFAULT_LOG_FILTER: &str = "info,llama-cpp-2=warn,llama_cpp_2=error";
 
 /// The `[telemetry]` table of the config file as a source of the telemetry variables: key
 /// `mode` is `INFERD_TELEMETRY`, any other `INFERD_X` is `x`, and `OTEL_X` is `otel_x`

@@ -5,9 +5,15 @@
 //! success ([`GenerationCall::post_call`]) or failure ([`GenerationCall::error`]). A generation
 //! dropped before either (the client went away) is reported as an error of type `cancelled`.
 //!
-//! Adding a plugin: implement [`Observer`] (and the per-call [`GenerationCall`] it
-//! returns) and pass it to [`HooksBus::new`] at start-up. Post-call hooks run on the request
-//! path, so they must only record (no I/O, no waiting).
+//! The local engine reports each request it runs the same way, as typed events on a
+//! [`SequenceCall`]: queued, admitted to a slot, first token, timed out, finished, cancelled or
+//! failed. The engine makes no span and writes no line about them: the plugins do, from
+//! these reports (the `model.queue` and `model.infer` spans and the engine's log lines come
+//! from one plugin, registered with telemetry off too, since log lines are always written).
+//!
+//! Adding a plugin: implement [`Observer`] (and the per-call [`GenerationCall`] or
+//! [`SequenceCall`] it returns) and pass it to [`HooksBus::new`] at start-up. Hooks run on the
+//! request path or the engine thread, so they must only record (no I/O, no waiting).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -175,6 +181,95 @@ impl EngineLoad {
     }
 }
 
+/// A request a local engine accepted into its queue, as reported to observers.
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceQueued<'a> {
+    pub model: &'a str,
+    /// The generation's context (its span's when telemetry is on): what an observer's spans
+    /// about the sequence are children of, on whichever thread the later events come.
+    pub parent: &'a opentelemetry::Context,
+    /// Requests that were waiting ahead of it.
+    pub position: usize,
+}
+
+/// How a sequence that ran to its end finished.
+#[derive(Debug, Clone, Copy)]
+pub struct SequenceFinished {
+    pub finish_reason: FinishReason,
+    /// Prompt tokens, tokens generated, and prompt tokens reused from the slot's cache.
+    pub usage: Usage,
+}
+
+/// One observer's view of one request a local engine runs (a sequence): reported on the
+/// engine thread, in this order: [`SequenceCall::admitted`] when it takes a slot, then
+/// [`SequenceCall::first_token`], then at most one of the ends (`finished`, `cancelled`,
+/// `failed`; `timed_out` comes just before its `finished`). The call is dropped when the
+/// sequence leaves its slot, or when it never got one (refused as overloaded, the engine
+/// stopped). Record only: the engine waits for each.
+pub trait SequenceCall: Send {
+    /// The sequence took a slot: its prompt is processed from now on.
+    fn admitted(&mut self) {}
+    /// The first token was sampled.
+    fn first_token(&mut self) {}
+    /// The generation timeout ended the sequence (its `finished` follows).
+    fn timed_out(&mut self) {}
+    /// The sequence finished; its client has had all its text.
+    fn finished(&mut self, _finished: &SequenceFinished) {}
+    /// The client went away before the sequence finished.
+    fn cancelled(&mut self) {}
+    /// The engine failed the sequence (`error_type` as [`crate::EngineError::kind`]).
+    fn failed(&mut self, _error_type: &'static str, _message: &str) {}
+}
+
+/// The observers' views of one sequence; see [`SequenceCall`]. Empty (and free) when no
+/// observer watches sequences.
+#[derive(Default)]
+pub struct ObservedSequence {
+    calls: Vec<Box<dyn SequenceCall>>,
+}
+
+impl std::fmt::Debug for ObservedSequence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedSequence")
+            .field("observers", &self.calls.len())
+            .finish()
+    }
+}
+
+impl ObservedSequence {
+    /// Reports the admission into a slot.
+    pub fn admitted(&mut self) {
+        self.calls.iter_mut().for_each(|c| c.admitted());
+    }
+
+    /// Reports the first sampled token.
+    pub fn first_token(&mut self) {
+        self.calls.iter_mut().for_each(|c| c.first_token());
+    }
+
+    /// Reports that the generation timeout ended the sequence.
+    pub fn timed_out(&mut self) {
+        self.calls.iter_mut().for_each(|c| c.timed_out());
+    }
+
+    /// Reports the sequence's finish.
+    pub fn finished(&mut self, finished: &SequenceFinished) {
+        self.calls.iter_mut().for_each(|c| c.finished(finished));
+    }
+
+    /// Reports that the client went away.
+    pub fn cancelled(&mut self) {
+        self.calls.iter_mut().for_each(|c| c.cancelled());
+    }
+
+    /// Reports the engine's failure.
+    pub fn failed(&mut self, error_type: &'static str, message: &str) {
+        self.calls
+            .iter_mut()
+            .for_each(|c| c.failed(error_type, message));
+    }
+}
+
 /// Rewrites captured prompt and completion text before it is recorded (e.g. masks e-mail
 /// addresses or account numbers). Applied to each message's text, before truncation.
 pub trait Redactor: Send + Sync + std::fmt::Debug {
@@ -184,8 +279,16 @@ pub trait Redactor: Send + Sync + std::fmt::Debug {
 /// A plugin that observes generations and model loads.
 pub trait Observer: Send + Sync + std::fmt::Debug {
     /// Called in line when a generation starts; the returned call object receives the rest of
-    /// this generation's events.
-    fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall>;
+    /// this generation's events (`None`: the observer does not follow generations).
+    fn generation_pre_call(&self, _start: &GenerationStart) -> Option<Box<dyn GenerationCall>> {
+        None
+    }
+
+    /// A local engine queued a request; the returned call object receives the rest of its
+    /// events (see [`SequenceCall`]; `None`: the observer does not follow sequences).
+    fn sequence_queued(&self, _queued: &SequenceQueued<'_>) -> Option<Box<dyn SequenceCall>> {
+        None
+    }
 
     /// A model finished loading, or failed to.
     fn model_loaded(&self, _load: &ModelLoad) {}
@@ -199,6 +302,12 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
     /// A batch run of `run.model`'s engine ended (see [`BatchRun`]). Runs on the engine
     /// thread: record only.
     fn batch_run(&self, _run: &BatchRun<'_>) {}
+
+    /// Whether [`Observer::batch_run`] records anything: when no observer's does, the engine
+    /// builds no batch reports.
+    fn observes_batch_runs(&self) -> bool {
+        true
+    }
 
     /// `model`'s engine state changed. Runs on the engine thread: record only.
     fn engine_load(&self, _model: &str, _load: &EngineLoad) {}
@@ -230,12 +339,15 @@ pub trait GenerationCall: Send {
 #[derive(Debug, Clone, Default)]
 pub struct HooksBus {
     observers: Arc<[Arc<dyn Observer>]>,
+    /// Whether any observer records batch runs.
+    batch_runs: bool,
 }
 
 impl HooksBus {
     /// A bus with these observers (none: every hook is a no-op).
     pub fn new(observers: Vec<Arc<dyn Observer>>) -> Self {
         Self {
+            batch_runs: observers.iter().any(|o| o.observes_batch_runs()),
             observers: observers.into(),
         }
     }
@@ -275,10 +387,20 @@ impl HooksBus {
         }
     }
 
-    /// Whether any observer is registered (the engine skips building batch reports when none
-    /// is).
-    pub fn is_empty(&self) -> bool {
-        self.observers.is_empty()
+    /// Whether any observer records batch runs (the engine builds batch reports only then).
+    pub fn observes_batch_runs(&self) -> bool {
+        self.batch_runs
+    }
+
+    /// Starts observing a request a local engine queued.
+    pub fn sequence_queued(&self, queued: &SequenceQueued<'_>) -> ObservedSequence {
+        ObservedSequence {
+            calls: self
+                .observers
+                .iter()
+                .filter_map(|o| o.sequence_queued(queued))
+                .collect(),
+        }
     }
 
     /// Reports a request refused before generation to every observer.
@@ -293,7 +415,7 @@ impl HooksBus {
         let calls = self
             .observers
             .iter()
-            .map(|o| o.generation_pre_call(&start))
+            .filter_map(|o| o.generation_pre_call(&start))
             .collect();
         let captured_output = start.captured_prompt.as_ref().map(|_| String::new());
         ActiveGeneration {
@@ -469,14 +591,14 @@ mod tests {
     }
 
     impl Observer for Recorder {
-        fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+        fn generation_pre_call(&self, start: &GenerationStart) -> Option<Box<dyn GenerationCall>> {
             self.events
                 .lock()
                 .expect("lock")
                 .push(format!("pre {}", start.generation_id));
-            Box::new(RecorderCall {
+            Some(Box::new(RecorderCall {
                 events: Arc::clone(&self.events),
-            })
+            }))
         }
     }
 

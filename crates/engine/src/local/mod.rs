@@ -16,19 +16,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use inferd_otel::semconv as sc;
-use inferd_otel::{log_event, span_builder, OtelSpan};
+use inferd_otel::{log_event, OtelSpan};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
 use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::token::LlamaToken;
-use opentelemetry::trace::SpanKind;
-use opentelemetry::KeyValue;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, GenerationStream, ModelInfo};
-use crate::hooks::{EngineLoad, HooksBus};
+use crate::hooks::{EngineLoad, HooksBus, ObservedSequence, SequenceQueued};
 use crate::{EngineError, GenerationRequest, Prompt};
 
 /// Sequences decoded together when none is configured.
@@ -104,20 +101,13 @@ fn llama_backend() -> Result<&'static LlamaBackend, EngineError> {
         .map_err(|reason| EngineError::Inference(format!("llama.cpp backend: {reason}")))
 }
 
-/// The `span` of log lines written inside `model.queue` and `model.infer`.
-const QUEUE_LABEL: &str = "queue";
-pub(crate) const INFER_LABEL: &str = "infer";
-
 /// One unit of work for the engine thread.
 #[derive(Debug)]
 struct Job {
-    /// The OpenTelemetry context the request was in (the generation span's when telemetry is
-    /// on): the engine's spans are its children, whichever thread they run on.
-    parent: opentelemetry::Context,
     /// The generation span's context, which batch runs link to.
     generation: opentelemetry::trace::SpanContext,
-    /// `model.queue`, open from enqueue to dequeue.
-    queue_span: OtelSpan,
+    /// The observers' views of the request, told of its admission, tokens and end.
+    observed: ObservedSequence,
     enqueued_at: std::time::Instant,
     tokens: Vec<LlamaToken>,
     params: crate::SamplingParams,
@@ -451,28 +441,21 @@ impl Backend for LocalEngine {
         let prompt_tokens = u32::try_from(tokens.len()).unwrap_or(u32::MAX);
         let max_new_tokens = self.completion_budget(prompt_tokens, params.max_tokens)?;
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        // The generation's context (its span's when telemetry is on) travels with the job:
-        // the queue span starts here and the inference span on the engine thread, both its
-        // children.
+        // The generation's context (its span's when telemetry is on) goes to the observers,
+        // whose spans about the request are its children on whichever thread they end.
         let parent = opentelemetry::Context::current();
         let generation = {
             use opentelemetry::trace::TraceContextExt;
             parent.span().span_context().clone()
         };
-        let queue_span = OtelSpan::start_child_with(&parent, QUEUE_LABEL, || {
-            span_builder(
-                sc::SPAN_MODEL_QUEUE,
-                SpanKind::Internal,
-                vec![KeyValue::new(
-                    sc::INFERD_QUEUE_POSITION,
-                    i64::try_from(self.queued.load(Ordering::SeqCst)).unwrap_or(i64::MAX),
-                )],
-            )
+        let observed = self.hooks.sequence_queued(&SequenceQueued {
+            model: &self.id,
+            parent: &parent,
+            position: self.queued.load(Ordering::SeqCst),
         });
         let job = Job {
-            parent,
             generation,
-            queue_span,
+            observed,
             enqueued_at: std::time::Instant::now(),
             tokens,
             params,

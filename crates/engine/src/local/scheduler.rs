@@ -171,9 +171,9 @@ impl Scheduler {
                 break;
             };
             if job.events.is_closed() {
-                // The client left while waiting in the queue.
+                // The client left while waiting in the queue: the job's observers end with it.
                 self.dequeued();
-                job.queue_span.end();
+                drop(job);
                 continue;
             }
             let Some(pick) = self.slots.pick(&job.tokens) else {
@@ -345,7 +345,7 @@ impl Scheduler {
     /// Reports the step to the batch-run tracker: a prefill step is a run of its own; decode
     /// steps extend the current run while its membership stays the same.
     fn report_step(&mut self, prefill: bool, started: Instant, started_at: SystemTime) {
-        if self.settings.hooks.is_empty() {
+        if !self.settings.hooks.observes_batch_runs() {
             return;
         }
         let tokens: u64 = self.entries.iter().map(|e| e.tokens as u64).sum();

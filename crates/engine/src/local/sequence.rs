@@ -5,16 +5,14 @@ use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::Instant;
 
-use inferd_otel::semconv as sc;
-use inferd_otel::{log_event, span_builder, OtelSpan};
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::model::LlamaModel;
 use llama_cpp_2::sampling::LlamaSampler;
 use llama_cpp_2::token::LlamaToken;
-use opentelemetry::trace::SpanKind;
 use tokio::sync::mpsc;
 
 use super::Job;
+use crate::hooks::{ObservedSequence, SequenceFinished};
 use crate::text::{StopMatcher, Utf8Assembler};
 use crate::{EngineError, EngineTimings, FinishReason, GenerationEvent, SamplingParams, Usage};
 
@@ -62,8 +60,8 @@ pub(super) struct Sequence {
     utf8: Utf8Assembler,
     stops: StopMatcher,
     completion_tokens: u32,
-    /// `model.infer`, open while the sequence holds its slot.
-    infer_span: OtelSpan,
+    /// The observers' views of the request (they end when the sequence leaves its slot).
+    observed: ObservedSequence,
     admitted_at: Instant,
     /// When the generation timeout ends the sequence.
     deadline: Option<Instant>,
@@ -73,7 +71,7 @@ pub(super) struct Sequence {
 
 impl Sequence {
     /// Starts `job` in `slot` with the first `reused` prompt tokens already in the cache; it
-    /// may run for `timeout`. Ends the job's queue span and opens its inference span.
+    /// may run for `timeout`. Reports the admission.
     pub(super) fn start(
         job: Job,
         (slot, order): (usize, u64),
@@ -83,9 +81,8 @@ impl Sequence {
     ) -> Self {
         let admitted_at = Instant::now();
         let Job {
-            parent,
             generation,
-            queue_span,
+            mut observed,
             enqueued_at,
             tokens,
             params,
@@ -93,10 +90,7 @@ impl Sequence {
             background,
             events,
         } = job;
-        queue_span.end();
-        let infer_span = OtelSpan::start_child_with(&parent, super::INFER_LABEL, || {
-            span_builder(sc::SPAN_MODEL_INFER, SpanKind::Internal, Vec::new())
-        });
+        observed.admitted();
         let sampler = build_sampler(&params, n_vocab);
         let stops = StopMatcher::new(&params.stop);
         Self {
@@ -116,7 +110,7 @@ impl Sequence {
             utf8: Utf8Assembler::default(),
             stops,
             completion_tokens: 0,
-            infer_span,
+            observed,
             admitted_at,
             deadline: timeout.map(|t| admitted_at + t),
             queue_time: admitted_at - enqueued_at,
@@ -153,13 +147,13 @@ impl Sequence {
             return self.finish(FinishReason::Length, true);
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            log_event!(self.infer_span, INFO, "generation_timeout");
+            self.observed.timed_out();
             return self.finish(FinishReason::Length, true);
         }
         let token = self.sampler.sample(ctx, batch_index);
         if self.first_token_at.is_none() {
             self.first_token_at = Some(Instant::now());
-            log_event!(self.infer_span, INFO, "first_token");
+            self.observed.first_token();
         }
         let vocab = model.vocab();
         if vocab.is_eog(token) && !self.params.ignore_eos {
@@ -209,14 +203,10 @@ impl Sequence {
             completion_tokens: self.completion_tokens,
             cached_tokens: self.cached_tokens,
         };
-        log_event!(
-            self.infer_span,
-            INFO,
-            "finished",
-            finish_reason = reason.as_str(),
-            completion_tokens = self.completion_tokens,
-            cached_tokens = self.cached_tokens,
-        );
+        self.observed.finished(&SequenceFinished {
+            finish_reason: reason,
+            usage,
+        });
         let _ = self.events.send(Ok(GenerationEvent::Finished {
             finish_reason: reason,
             usage,
@@ -225,23 +215,15 @@ impl Sequence {
         Sampled::Done
     }
 
-    /// The client went away: the inference span records it.
+    /// The client went away: the observers are told.
     pub(super) fn cancel(&mut self) -> Sampled {
-        self.infer_span
-            .record_error("cancelled", "the client went away");
+        self.observed.cancelled();
         Sampled::Done
     }
 
     /// The engine failed this sequence: the client gets the error.
     pub(super) fn fail(&mut self, err: EngineError) {
-        let message = err.to_string();
-        log_event!(
-            self.infer_span,
-            ERROR,
-            "generation failed",
-            error = message.as_str()
-        );
-        self.infer_span.record_error(err.kind(), &message);
+        self.observed.failed(err.kind(), &err.to_string());
         let _ = self.events.send(Err(err));
     }
 
@@ -254,7 +236,6 @@ impl Sequence {
     /// Tokens whose KV stays in the slot's cache after the sequence ends.
     pub(super) fn into_cached_tokens(mut self) -> Vec<LlamaToken> {
         self.tokens.truncate(self.n_past);
-        self.infer_span.end();
         std::mem::take(&mut self.tokens)
     }
 }

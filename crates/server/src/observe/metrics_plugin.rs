@@ -235,7 +235,7 @@ impl MetricsCall {
 }
 
 impl Observer for MetricsPlugin {
-    fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+    fn generation_pre_call(&self, start: &GenerationStart) -> Option<Box<dyn GenerationCall>> {
         // A name the client made up is one label value for all of them (the semantic
         // conventions' `_OTHER`), so clients cannot grow the series.
         let model = if start.model_known {
@@ -259,13 +259,13 @@ impl Observer for MetricsPlugin {
             let sc = span.span_context();
             sc.is_sampled().then(|| sc.clone())
         });
-        Box::new(MetricsCall {
+        Some(Box::new(MetricsCall {
             exemplar_span,
             metrics: self.metrics.clone(),
             bound: Arc::clone(&self.bound),
             set,
             model,
-        })
+        }))
     }
 
     fn queue_changed(&self, model: &str, delta: i64) {
@@ -510,6 +510,7 @@ mod tests {
         for _ in 0..3 {
             plugin
                 .generation_pre_call(&remote)
+                .expect("a call")
                 .post_call(&remote, &end());
         }
         let failure = GenerationFailure {
@@ -517,7 +518,10 @@ mod tests {
             message: "down".into(),
             timings: end().timings,
         };
-        plugin.generation_pre_call(&remote).error(&remote, &failure);
+        plugin
+            .generation_pre_call(&remote)
+            .expect("a call")
+            .error(&remote, &failure);
         let text = rendered(&guard);
         let has = |line: &str| assert!(text.contains(line), "no `{line}` in\n{text}");
         has("gen_ai_server_request_duration_seconds_count{gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"up-model\"} 3");
@@ -540,9 +544,12 @@ mod tests {
         // Started unbound before the set existed, finished bound, and the other way round:
         // the one series counts each in flight once and returns to zero.
         let other = start("other-model", None);
-        let early = plugin.generation_pre_call(&other);
-        plugin.generation_pre_call(&other).post_call(&other, &end());
-        let late = plugin.generation_pre_call(&other);
+        let early = plugin.generation_pre_call(&other).expect("a call");
+        plugin
+            .generation_pre_call(&other)
+            .expect("a call")
+            .post_call(&other, &end());
+        let late = plugin.generation_pre_call(&other).expect("a call");
         let active =
             |n: u32| format!("inferd_requests_active{{gen_ai_request_model=\"other-model\"}} {n}");
         let text = rendered(&guard);
@@ -560,7 +567,10 @@ mod tests {
         let plugin = MetricsPlugin::new(InferdMetrics::from_guard(&guard));
         for i in 0..MAX_BOUND_SETS + 2 {
             let s = start(&format!("m{i}"), None);
-            plugin.generation_pre_call(&s).post_call(&s, &end());
+            plugin
+                .generation_pre_call(&s)
+                .expect("a call")
+                .post_call(&s, &end());
         }
         let (models, cached) = plugin.bound.counts();
         assert_eq!(cached, MAX_BOUND_SETS);
@@ -601,12 +611,14 @@ mod tests {
         for cached in [8, 0] {
             plugin
                 .generation_pre_call(&llama)
+                .expect("a call")
                 .post_call(&llama, &local_end(cached));
         }
         // A remote model's generations are the upstream's to count.
         let remote = start("up-model", Some(("10.0.0.5", 8000)));
         plugin
             .generation_pre_call(&remote)
+            .expect("a call")
             .post_call(&remote, &local_end(8));
 
         let text = rendered(&guard);
@@ -642,11 +654,15 @@ mod tests {
         let plugin = MetricsPlugin::new(InferdMetrics::from_guard(&guard));
         for i in 0..MAX_BOUND_SETS {
             let s = start(&format!("m{i}"), Some(("10.0.0.5", 8000)));
-            plugin.generation_pre_call(&s).post_call(&s, &end());
+            plugin
+                .generation_pre_call(&s)
+                .expect("a call")
+                .post_call(&s, &end());
         }
         let llama = start("llama", None);
         plugin
             .generation_pre_call(&llama)
+            .expect("a call")
             .post_call(&llama, &local_end(3));
         let text = rendered(&guard);
         for line in [

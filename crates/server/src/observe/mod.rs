@@ -1,12 +1,15 @@
-//! The first two hooks-bus plugins: [`tracing_plugin::TracingPlugin`] opens the generation
-//! span (`chat {model}` / `text_completion {model}`) with the GenAI semantic-convention
-//! attributes and records local engines' batch runs as `model.batch` spans, and
+//! The hooks-bus plugins: [`tracing_plugin::TracingPlugin`] opens the generation span
+//! (`chat {model}` / `text_completion {model}`) with the GenAI semantic-convention attributes
+//! and records local engines' batch runs as `model.batch` spans,
 //! [`metrics_plugin::MetricsPlugin`] records the GenAI and inferd metrics, local engines'
-//! state included. Both are registered only when telemetry is on; with it off the bus is
-//! empty. docs/telemetry.md lists what they emit.
+//! state included, and [`engine_spans::EngineSpans`] makes a local engine's `model.queue` and
+//! `model.infer` spans and its log lines from its sequence reports. The first two are
+//! registered only when telemetry is on; the third always (it writes log lines, and with
+//! telemetry off its spans are nothing). docs/telemetry.md lists what they emit.
 
 mod batch_span;
 mod engine_metrics;
+pub mod engine_spans;
 pub mod metrics_plugin;
 pub mod redact;
 pub mod tracing_plugin;
@@ -26,8 +29,9 @@ pub fn hooks_for(
     capture_max_bytes: usize,
     redactor: Option<Arc<dyn Redactor>>,
 ) -> HooksBus {
+    let engine_spans: Arc<dyn Observer> = Arc::new(engine_spans::EngineSpans);
     let Some(tracer) = telemetry.tracer() else {
-        return HooksBus::default();
+        return HooksBus::new(vec![engine_spans]);
     };
     let capture = telemetry.capture_message_content().then(|| {
         let capture = tracing_plugin::ContentCapture::new(capture_max_bytes);
@@ -37,6 +41,7 @@ pub fn hooks_for(
         }
     });
     let observers: Vec<Arc<dyn Observer>> = vec![
+        engine_spans,
         Arc::new(tracing_plugin::TracingPlugin::new(tracer, capture)),
         Arc::new(metrics_plugin::MetricsPlugin::new(
             InferdMetrics::from_guard(telemetry),

@@ -14,7 +14,7 @@ use inferd_engine::hooks::{
 use inferd_engine::{ChatRole, Prompt};
 use inferd_openai::Api;
 use inferd_otel::semconv as sc;
-use inferd_otel::{log_event, span_builder, OtelSpan, Tracer};
+use inferd_otel::{span_builder, OtelSpan, Tracer};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Array, KeyValue, StringValue, Value};
 use serde_json::{json, Value as JsonValue};
@@ -117,7 +117,7 @@ struct TracingCall {
 const GENERATION_LABEL: &str = "generation";
 
 impl Observer for TracingPlugin {
-    fn generation_pre_call(&self, start: &GenerationStart) -> Box<dyn GenerationCall> {
+    fn generation_pre_call(&self, start: &GenerationStart) -> Option<Box<dyn GenerationCall>> {
         let operation = start.api.operation_name();
         let mut name = String::with_capacity(operation.len() + 1 + start.model.len());
         name.push_str(operation);
@@ -202,7 +202,7 @@ impl Observer for TracingPlugin {
             GENERATION_LABEL,
             span_builder(name, kind, attributes),
         );
-        Box::new(TracingCall { span, capture })
+        Some(Box::new(TracingCall { span, capture }))
     }
 
     fn request_rejected(&self, error_type: &str, message: &str) {
@@ -219,13 +219,11 @@ impl GenerationCall for TracingCall {
         Some(&self.span)
     }
 
+    /// An event only: the log has the access line (and a local engine's own `first_token`).
     fn first_token(&mut self, elapsed: Duration) {
-        // One INFO line per request is the access line; this one is for debugging.
-        log_event!(
-            self.span,
-            DEBUG,
+        self.span.add_event(
             "first_token",
-            seconds = elapsed.as_secs_f64()
+            vec![KeyValue::new("seconds", elapsed.as_secs_f64())],
         );
     }
 
@@ -304,16 +302,20 @@ impl GenerationCall for TracingCall {
             ]);
         }
         span.set_attributes(attributes);
-        log_event!(
-            span,
-            DEBUG,
-            "finished",
-            model = end.response_model.as_str(),
-            input_tokens = end.usage.prompt_tokens,
-            seconds = end.timings.duration.as_secs_f64(),
-            finish_reason = generated.then(|| end.finish_reason.as_str()),
-            output_tokens = generated.then_some(end.usage.completion_tokens),
-        );
+        // An event only: the access line is the request's line.
+        let mut fields = Vec::with_capacity(5);
+        fields.extend([
+            KeyValue::new("model", end.response_model.clone()),
+            KeyValue::new("input_tokens", i64::from(end.usage.prompt_tokens)),
+            KeyValue::new("seconds", end.timings.duration.as_secs_f64()),
+        ]);
+        if generated {
+            fields.extend([
+                KeyValue::new("finish_reason", end.finish_reason.as_str()),
+                KeyValue::new("output_tokens", i64::from(end.usage.completion_tokens)),
+            ]);
+        }
+        span.add_event("finished", fields);
         span.end();
     }
 
@@ -324,11 +326,11 @@ impl GenerationCall for TracingCall {
             failure.timings.duration.as_secs_f64(),
         ));
         span.record_error(failure.error_type.clone(), &failure.message);
+        // An event only, as `finished` is.
         span.add_event(
             "failed",
             vec![KeyValue::new(sc::ERROR_TYPE, failure.error_type.clone())],
         );
-        span.in_scope(|| tracing::info!(error.type = %failure.error_type, "failed"));
         span.end();
     }
 }
@@ -437,7 +439,10 @@ mod tests {
             engine_timings: None,
             captured_output: None,
         };
-        plugin.generation_pre_call(&start).post_call(&start, &end);
+        plugin
+            .generation_pre_call(&start)
+            .expect("a call")
+            .post_call(&start, &end);
         let store = guard.trace_store().unwrap_or_else(|| panic!("no store"));
         let traces = store.recent_traces(10);
         let spans = store
