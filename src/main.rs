@@ -152,7 +152,6 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ModelRegistry::new(config.models, hooks.clone())
                 .with_upstreams(Arc::clone(&gateway) as Arc<dyn inferd_engine::Upstreams>)
                 .with_memory_budget(config.memory_budget)
-                .with_tracer(telemetry.tracer())
                 .with_resolver(Arc::new(resolver::StoreResolver::new(store))),
         );
         tokio::spawn(Arc::clone(&registry).load_all());

@@ -85,15 +85,154 @@ pub struct GenerationTimings {
     pub time_per_output_chunk: Option<Duration>,
 }
 
-/// A model load, as reported to observers.
+/// A model load starting, as reported to observers.
+#[derive(Debug, Clone, Copy)]
+pub struct LoadStarted<'a> {
+    pub model_id: &'a str,
+    /// The context of what asked for the load (the request's, or none at start-up).
+    pub parent: &'a opentelemetry::Context,
+}
+
+/// How a local engine was started, reported once its model is in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineStarted {
+    pub model_id: String,
+    /// The model file.
+    pub path: String,
+    /// Tokens of KV cache each slot has.
+    pub context_length: u32,
+    pub threads: u32,
+    /// Slots (sequences decoded together).
+    pub parallel: u32,
+    /// Most prompt tokens one step processes.
+    pub prefill_chunk: u32,
+    pub has_chat_template: bool,
+}
+
+/// A model load that ended, as reported to observers.
 #[derive(Debug, Clone)]
 pub struct ModelLoad {
     pub model_id: String,
     /// Where the artifacts came from (`inferd.model.artifacts.source`): `local_cache`, `http`, …
     pub source: &'static str,
     pub duration: Duration,
-    /// `Err` carries the message of a failed load.
-    pub result: Result<(), String>,
+    pub result: Result<(), LoadFailed>,
+}
+
+/// Why a model load failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadFailed {
+    /// As [`crate::EngineError::kind`].
+    pub error_type: &'static str,
+    pub message: String,
+}
+
+/// One observer's view of one model load: [`LoadCall::engine_started`] when the model is in
+/// memory, then [`LoadCall::finished`]; dropped unfinished when whoever waited for the load
+/// went away.
+pub trait LoadCall: Send + Sync {
+    /// The context the load's work runs in (an observer's span, which the artifact steps and
+    /// llama.cpp's lines then belong to).
+    fn context(&self) -> Option<&opentelemetry::Context> {
+        None
+    }
+    /// The local engine started.
+    fn engine_started(&mut self, _engine: &EngineStarted) {}
+    /// The load succeeded or failed.
+    fn finished(self: Box<Self>, _load: &ModelLoad) {}
+}
+
+/// The observers' views of one model load; see [`LoadCall`].
+pub struct ObservedLoad {
+    calls: Vec<Box<dyn LoadCall>>,
+    /// What the load runs in: the first observer's span's context, else its parent.
+    context: opentelemetry::Context,
+    bus: HooksBus,
+}
+
+impl std::fmt::Debug for ObservedLoad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedLoad")
+            .field("observers", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservedLoad {
+    /// The context to run the load's work in, on whichever thread or task it runs.
+    pub fn context(&self) -> &opentelemetry::Context {
+        &self.context
+    }
+
+    /// Reports the started engine.
+    pub fn engine_started(&mut self, engine: &EngineStarted) {
+        self.calls.iter_mut().for_each(|c| c.engine_started(engine));
+    }
+
+    /// Reports the load's end, to its calls and then to every observer's
+    /// [`Observer::model_loaded`].
+    pub fn finished(self, load: &ModelLoad) {
+        for call in self.calls {
+            call.finished(load);
+        }
+        for observer in self.bus.observers.iter() {
+            observer.model_loaded(load);
+        }
+    }
+}
+
+/// A model unload starting, as reported to observers.
+#[derive(Debug, Clone, Copy)]
+pub struct UnloadStarted<'a> {
+    pub model_id: &'a str,
+    /// `admin` (asked for) or `evicted` (room for another under the memory budget).
+    pub reason: &'static str,
+    /// The context of what asked for it.
+    pub parent: &'a opentelemetry::Context,
+}
+
+/// One observer's view of one unload: [`UnloadCall::finished`] when the model left memory;
+/// dropped unfinished when the unload was refused (the model was busy or not loaded).
+pub trait UnloadCall: Send + Sync {
+    /// The context the unload runs in.
+    fn context(&self) -> Option<&opentelemetry::Context> {
+        None
+    }
+    /// The model left memory.
+    fn finished(self: Box<Self>, _unload: &ModelUnload) {}
+}
+
+/// The observers' views of one unload; see [`UnloadCall`].
+pub struct ObservedUnload {
+    calls: Vec<Box<dyn UnloadCall>>,
+    context: opentelemetry::Context,
+    bus: HooksBus,
+}
+
+impl std::fmt::Debug for ObservedUnload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObservedUnload")
+            .field("observers", &self.calls.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ObservedUnload {
+    /// The context to run the unload in.
+    pub fn context(&self) -> &opentelemetry::Context {
+        &self.context
+    }
+
+    /// Reports the unload, to its calls and then to every observer's
+    /// [`Observer::model_unloaded`].
+    pub fn finished(self, unload: &ModelUnload) {
+        for call in self.calls {
+            call.finished(unload);
+        }
+        for observer in self.bus.observers.iter() {
+            observer.model_unloaded(unload);
+        }
+    }
 }
 
 /// A model left memory.
@@ -290,8 +429,19 @@ pub trait Observer: Send + Sync + std::fmt::Debug {
         None
     }
 
+    /// A model load starts; the returned call object receives the rest of its events (see
+    /// [`LoadCall`]; `None`: the observer does not follow loads one by one).
+    fn model_load_started(&self, _started: &LoadStarted<'_>) -> Option<Box<dyn LoadCall>> {
+        None
+    }
+
     /// A model finished loading, or failed to.
     fn model_loaded(&self, _load: &ModelLoad) {}
+
+    /// A model unload starts (see [`UnloadCall`]).
+    fn model_unload_started(&self, _started: &UnloadStarted<'_>) -> Option<Box<dyn UnloadCall>> {
+        None
+    }
 
     /// A model was unloaded.
     fn model_unloaded(&self, _unload: &ModelUnload) {}
@@ -352,17 +502,39 @@ impl HooksBus {
         }
     }
 
-    /// Reports a model load to every observer.
-    pub fn model_loaded(&self, load: &ModelLoad) {
-        for observer in self.observers.iter() {
-            observer.model_loaded(load);
+    /// Starts observing a model load.
+    pub fn model_load_started(&self, started: &LoadStarted<'_>) -> ObservedLoad {
+        let calls: Vec<Box<dyn LoadCall>> = self
+            .observers
+            .iter()
+            .filter_map(|o| o.model_load_started(started))
+            .collect();
+        let context = calls
+            .iter()
+            .find_map(|c| c.context().cloned())
+            .unwrap_or_else(|| started.parent.clone());
+        ObservedLoad {
+            calls,
+            context,
+            bus: self.clone(),
         }
     }
 
-    /// Reports an unload to every observer.
-    pub fn model_unloaded(&self, unload: &ModelUnload) {
-        for observer in self.observers.iter() {
-            observer.model_unloaded(unload);
+    /// Starts observing a model unload.
+    pub fn model_unload_started(&self, started: &UnloadStarted<'_>) -> ObservedUnload {
+        let calls: Vec<Box<dyn UnloadCall>> = self
+            .observers
+            .iter()
+            .filter_map(|o| o.model_unload_started(started))
+            .collect();
+        let context = calls
+            .iter()
+            .find_map(|c| c.context().cloned())
+            .unwrap_or_else(|| started.parent.clone());
+        ObservedUnload {
+            calls,
+            context,
+            bus: self.clone(),
         }
     }
 

@@ -15,12 +15,13 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use inferd_otel::semconv as sc;
-use inferd_otel::{log_event, span_builder, OtelSpan, Tracer};
+use inferd_otel::{span_builder, OtelSpan};
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 
 use crate::backend::{Backend, ModelInfo, Upstreams};
-use crate::hooks::{HooksBus, ModelLoad, ModelUnload};
+use crate::hooks::{HooksBus, LoadFailed, LoadStarted, ModelLoad, ModelUnload, UnloadStarted};
 use crate::local::{LocalEngine, LocalEngineConfig};
 use crate::EngineError;
 
@@ -288,8 +289,6 @@ pub struct ModelRegistry {
     resolver: Arc<dyn ArtifactResolver>,
     /// Most bytes of model artifacts loaded at once.
     memory_budget: Option<u64>,
-    /// Starts the `model.load` / `model.unload` spans (none: telemetry is off).
-    tracer: Option<Tracer>,
 }
 
 impl ModelRegistry {
@@ -331,7 +330,6 @@ impl ModelRegistry {
             upstreams: None,
             resolver: Arc::new(LocalFiles),
             memory_budget: None,
-            tracer: None,
         }
     }
 
@@ -352,12 +350,6 @@ impl ModelRegistry {
     /// recently used first) to make room.
     pub fn with_memory_budget(mut self, bytes: Option<u64>) -> Self {
         self.memory_budget = bytes;
-        self
-    }
-
-    /// Traces loads and unloads with `tracer` (a load at start-up is a trace of its own).
-    pub fn with_tracer(mut self, tracer: Option<Tracer>) -> Self {
-        self.tracer = tracer;
         self
     }
 
@@ -511,15 +503,9 @@ impl ModelRegistry {
             None => return Ok(()),
         };
         let started = Instant::now();
-        let span = OtelSpan::start_opt(self.tracer.as_ref(), parent, "load", || {
-            span_builder(
-                sc::SPAN_MODEL_LOAD,
-                SpanKind::Internal,
-                vec![
-                    KeyValue::new(sc::INFERD_MODEL_ID, id.to_owned()),
-                    KeyValue::new(sc::INFERD_MODEL_FORMAT, "gguf"),
-                ],
-            )
+        let mut observed = self.hooks.model_load_started(&LoadStarted {
+            model_id: id,
+            parent,
         });
         let remote = self.resolver.is_remote(&spec);
         self.set_state(
@@ -530,16 +516,17 @@ impl ModelRegistry {
                 ModelState::Loading
             },
         );
-        let loading = async {
+        let context = observed.context().clone();
+        let in_load = context.clone();
+        let loading = async move {
             let artifact = self.resolver.resolve(&spec).await?;
             self.set_state(id, ModelState::Loading);
             self.make_room(id, artifact.bytes).await?;
             let hooks = self.hooks.clone();
-            let in_span = span.clone();
             let path = artifact.path.clone();
             let engine = tokio::task::spawn_blocking(move || {
-                in_span
-                    .in_scope(|| LocalEngine::load(&spec.id, &path, &spec.engine, hooks, &in_span))
+                let _attached = in_load.attach();
+                LocalEngine::load(&spec.id, &path, &spec.engine, hooks)
             })
             .await
             .unwrap_or_else(|e| {
@@ -549,22 +536,11 @@ impl ModelRegistry {
             })?;
             Ok::<_, EngineError>((engine, artifact))
         };
-        let result = span.run(loading).await;
+        let result = loading.with_context(context).await;
         let duration = started.elapsed();
-        span.set_attribute(KeyValue::new(
-            sc::INFERD_MODEL_LOAD_DURATION,
-            duration.as_secs_f64(),
-        ));
-        let outcome = match result {
+        match result {
             Ok((engine, artifact)) => {
-                log_event!(
-                    span,
-                    INFO,
-                    "model ready",
-                    model = id,
-                    seconds = duration.as_secs_f64(),
-                    source = artifact.source,
-                );
+                observed.engine_started(engine.started());
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));
@@ -576,7 +552,7 @@ impl ModelRegistry {
                     entry.attempts += 1;
                 }
                 drop(entries);
-                self.hooks.model_loaded(&ModelLoad {
+                observed.finished(&ModelLoad {
                     model_id: id.to_owned(),
                     source: artifact.source,
                     duration,
@@ -585,31 +561,24 @@ impl ModelRegistry {
                 Ok(())
             }
             Err(err) => {
-                log_event!(
-                    span,
-                    ERROR,
-                    "model failed to load",
-                    model = id,
-                    error = err.to_string(),
-                );
-                span.record_error(err.kind(), &err.to_string());
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Failed(err.to_string());
                     entry.attempts += 1;
                 }
                 drop(entries);
-                self.hooks.model_loaded(&ModelLoad {
+                observed.finished(&ModelLoad {
                     model_id: id.to_owned(),
                     source: if remote { "download" } else { SOURCE_LOCAL },
                     duration,
-                    result: Err(err.to_string()),
+                    result: Err(LoadFailed {
+                        error_type: err.kind(),
+                        message: err.to_string(),
+                    }),
                 });
                 Err(not_ready_failed(id, &err.to_string()))
             }
-        };
-        span.end();
-        outcome
+        }
     }
 
     /// Unloads idle models, least recently used first, until `bytes` more fit in the budget.
@@ -667,16 +636,11 @@ impl ModelRegistry {
     /// the `model.unload` span, a child of the current span.
     pub fn unload(&self, model: &str, reason: &'static str) -> Result<(), UnloadError> {
         let id = self.canonical(model).to_owned();
-        // A refused unload keeps its span too (ended when dropped on the way out).
-        let span = OtelSpan::start_opt(self.tracer.as_ref(), &Context::current(), "unload", || {
-            span_builder(
-                sc::SPAN_MODEL_UNLOAD,
-                SpanKind::Internal,
-                vec![
-                    KeyValue::new(sc::INFERD_MODEL_ID, id.clone()),
-                    KeyValue::new(sc::INFERD_MODEL_UNLOAD_REASON, reason),
-                ],
-            )
+        // A refused unload is reported too (its observers are dropped on the way out).
+        let observed = self.hooks.model_unload_started(&UnloadStarted {
+            model_id: &id,
+            reason,
+            parent: &Context::current(),
         });
         let taken = {
             let mut entries = self.write();
@@ -696,20 +660,15 @@ impl ModelRegistry {
             std::mem::replace(&mut entry.state, ModelState::Unloading)
         };
         // Dropping the last handle stops the engine thread and frees the model.
-        span.in_scope(|| drop(taken));
+        {
+            let _attached = observed.context().clone().attach();
+            drop(taken);
+        }
         if let Some(entry) = self.write().get_mut(&id) {
             entry.state = ModelState::Available;
             entry.load_seconds = None;
         }
-        log_event!(
-            span,
-            INFO,
-            "model unloaded",
-            model = id.as_str(),
-            reason = reason
-        );
-        span.end();
-        self.hooks.model_unloaded(&ModelUnload {
+        observed.finished(&ModelUnload {
             model_id: id,
             reason,
         });

@@ -16,7 +16,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
-use inferd_otel::{log_event, OtelSpan};
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
 use llama_cpp_2::model::params::LlamaModelParams;
@@ -25,7 +24,7 @@ use llama_cpp_2::token::LlamaToken;
 use tokio::sync::mpsc;
 
 use crate::backend::{Backend, GenerationStream, ModelInfo};
-use crate::hooks::{EngineLoad, HooksBus, ObservedSequence, SequenceQueued};
+use crate::hooks::{EngineLoad, EngineStarted, HooksBus, ObservedSequence, SequenceQueued};
 use crate::{EngineError, GenerationRequest, Prompt};
 
 /// Sequences decoded together when none is configured.
@@ -141,17 +140,17 @@ pub struct LocalEngine {
     hooks: HooksBus,
     /// The engine thread's latest state, for the admin API.
     load: Arc<std::sync::Mutex<EngineLoad>>,
+    started: EngineStarted,
 }
 
 impl LocalEngine {
     /// Loads the model file and starts its engine thread. Blocking: call it off the async workers.
-    /// `load_span` (the registry's `model.load`) gets the `model loaded` event.
+    /// What it started with is [`LocalEngine::started`].
     pub fn load(
         id: &str,
         path: &Path,
         config: &LocalEngineConfig,
         hooks: HooksBus,
-        load_span: &OtelSpan,
     ) -> Result<Self, EngineError> {
         let load_error = |reason: String| EngineError::Load {
             model: id.to_owned(),
@@ -221,19 +220,17 @@ impl LocalEngine {
             .recv()
             .map_err(|_| load_error("engine thread exited during start-up".into()))?
             .map_err(load_error)?;
-        log_event!(
-            load_span,
-            INFO,
-            "model loaded",
-            model = id,
-            path = path.display().to_string(),
-            context_length = context_length,
-            threads = threads,
-            parallel = parallel,
-            prefill_chunk = prefill_chunk,
-            has_chat_template = template.is_some(),
-        );
+        let started = EngineStarted {
+            model_id: id.to_owned(),
+            path: path.display().to_string(),
+            context_length,
+            threads: u32::try_from(threads).unwrap_or(u32::MAX),
+            parallel,
+            prefill_chunk,
+            has_chat_template: template.is_some(),
+        };
         Ok(Self {
+            started,
             id: id.to_owned(),
             prompter: Arc::new(Prompter {
                 id: id.to_owned(),
@@ -249,6 +246,11 @@ impl LocalEngine {
             hooks,
             load,
         })
+    }
+
+    /// What the engine was started with (reported to observers once the load ends).
+    pub fn started(&self) -> &EngineStarted {
+        &self.started
     }
 
     /// Checks the request against the context window and returns how many tokens it may generate.

@@ -5,7 +5,8 @@
 //! state included, and [`engine_spans::EngineSpans`] makes a local engine's `model.queue` and
 //! `model.infer` spans and its log lines from its sequence reports. The first two are
 //! registered only when telemetry is on; the third always (it writes log lines, and with
-//! telemetry off its spans are nothing). docs/telemetry.md lists what they emit.
+//! telemetry off its spans are nothing). It also makes the `model.load` and `model.unload`
+//! spans and lines from the registry's reports. docs/telemetry.md lists what they emit.
 
 mod batch_span;
 mod engine_metrics;
@@ -29,10 +30,11 @@ pub fn hooks_for(
     capture_max_bytes: usize,
     redactor: Option<Arc<dyn Redactor>>,
 ) -> HooksBus {
-    let engine_spans: Arc<dyn Observer> = Arc::new(engine_spans::EngineSpans);
     let Some(tracer) = telemetry.tracer() else {
-        return HooksBus::new(vec![engine_spans]);
+        return HooksBus::new(vec![Arc::new(engine_spans::EngineSpans::new(None))]);
     };
+    let engine_spans: Arc<dyn Observer> =
+        Arc::new(engine_spans::EngineSpans::new(Some(tracer.clone())));
     let capture = telemetry.capture_message_content().then(|| {
         let capture = tracing_plugin::ContentCapture::new(capture_max_bytes);
         match redactor {
