@@ -142,28 +142,36 @@ pub trait LoadCall: Send + Sync {
     fn finished(self: Box<Self>, _load: &ModelLoad) {}
 }
 
-/// The observers' views of one model load; see [`LoadCall`].
-pub struct ObservedLoad {
-    calls: Vec<Box<dyn LoadCall>>,
-    /// What the load runs in: the first observer's span's context, else its parent.
+/// The observers' views of one model load or unload (see [`LoadCall`], [`UnloadCall`]).
+pub struct Observed<C: ?Sized> {
+    calls: Vec<Box<C>>,
+    /// What the work runs in: the first observer's span's context, else its parent.
     context: opentelemetry::Context,
     bus: HooksBus,
 }
 
-impl std::fmt::Debug for ObservedLoad {
+/// The observers' views of one model load.
+pub type ObservedLoad = Observed<dyn LoadCall>;
+
+/// The observers' views of one unload.
+pub type ObservedUnload = Observed<dyn UnloadCall>;
+
+impl<C: ?Sized> std::fmt::Debug for Observed<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObservedLoad")
+        f.debug_struct("Observed")
             .field("observers", &self.calls.len())
             .finish_non_exhaustive()
     }
 }
 
-impl ObservedLoad {
-    /// The context to run the load's work in, on whichever thread or task it runs.
+impl<C: ?Sized> Observed<C> {
+    /// The context to run the work in, on whichever thread or task it runs.
     pub fn context(&self) -> &opentelemetry::Context {
         &self.context
     }
+}
 
+impl ObservedLoad {
     /// Reports the started engine.
     pub fn engine_started(&mut self, engine: &EngineStarted) {
         self.calls.iter_mut().for_each(|c| c.engine_started(engine));
@@ -177,6 +185,19 @@ impl ObservedLoad {
         }
         for observer in self.bus.observers.iter() {
             observer.model_loaded(load);
+        }
+    }
+}
+
+impl ObservedUnload {
+    /// Reports the unload, to its calls and then to every observer's
+    /// [`Observer::model_unloaded`].
+    pub fn finished(self, unload: &ModelUnload) {
+        for call in self.calls {
+            call.finished(unload);
+        }
+        for observer in self.bus.observers.iter() {
+            observer.model_unloaded(unload);
         }
     }
 }
@@ -200,39 +221,6 @@ pub trait UnloadCall: Send + Sync {
     }
     /// The model left memory.
     fn finished(self: Box<Self>, _unload: &ModelUnload) {}
-}
-
-/// The observers' views of one unload; see [`UnloadCall`].
-pub struct ObservedUnload {
-    calls: Vec<Box<dyn UnloadCall>>,
-    context: opentelemetry::Context,
-    bus: HooksBus,
-}
-
-impl std::fmt::Debug for ObservedUnload {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObservedUnload")
-            .field("observers", &self.calls.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl ObservedUnload {
-    /// The context to run the unload in.
-    pub fn context(&self) -> &opentelemetry::Context {
-        &self.context
-    }
-
-    /// Reports the unload, to its calls and then to every observer's
-    /// [`Observer::model_unloaded`].
-    pub fn finished(self, unload: &ModelUnload) {
-        for call in self.calls {
-            call.finished(unload);
-        }
-        for observer in self.bus.observers.iter() {
-            observer.model_unloaded(unload);
-        }
-    }
 }
 
 /// A model left memory.
