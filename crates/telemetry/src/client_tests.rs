@@ -19,6 +19,7 @@ fn current_ids() -> (String, String) {
 
 #[test]
 fn client_span_is_a_child_with_client_attributes() {
+    let _serial = crate::serial_dispatch();
     let (guard, dispatch) = build_for_test(Mode::Local);
     let Some(tracer) = guard.tracer() else {
         panic!("no tracer")
@@ -77,6 +78,7 @@ fn client_span_is_a_child_with_client_attributes() {
 
 #[test]
 fn client_span_inside_a_tracing_span_inside_a_request_joins_both() {
+    let _serial = crate::serial_dispatch();
     let (guard, dispatch) = build_for_test(Mode::Local);
     let Some(tracer) = guard.tracer() else {
         panic!("no tracer")

@@ -562,6 +562,7 @@ mod tests {
     use crate::setup::build_for_test;
 
     fn serve_one(read_body: bool) -> crate::store::TraceDetail {
+        let _serial = crate::serial_dispatch();
         let (guard, dispatch) = build_for_test(Mode::Local);
         let app = with_http_layer(
             Router::new().route("/stream", get(|| async { "chunk" })),
@@ -608,6 +609,7 @@ mod tests {
     /// a cancelled body).
     #[test]
     fn durations_count_per_method_route_and_status() {
+        let _serial = crate::serial_dispatch();
         let (guard, dispatch) = build_for_test(Mode::Local);
         let app = with_http_layer(
             Router::new()

@@ -257,6 +257,7 @@ mod tests {
 
     #[test]
     fn instruments_record_and_render_with_their_units() {
+        let _serial = crate::serial_dispatch();
         let (guard, _) = build_for_test(Mode::Local);
         let m = InferdMetrics::from_guard(&guard);
         let model = [KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, "smollm2-135m")];
@@ -290,6 +291,7 @@ mod tests {
 
     #[test]
     fn engine_instruments_render_under_the_names_operators_know() {
+        let _serial = crate::serial_dispatch();
         let (guard, _) = build_for_test(Mode::Local);
         let m = InferdMetrics::from_guard(&guard);
         let model = [KeyValue::new(semconv::GEN_AI_REQUEST_MODEL, "llama")];
@@ -334,6 +336,7 @@ mod tests {
 
     #[test]
     fn instruments_are_no_ops_when_off() {
+        let _serial = crate::serial_dispatch();
         let (guard, _) = build_for_test(Mode::Off);
         let m = InferdMetrics::from_guard(&guard);
         m.errors.add(1, &[]);

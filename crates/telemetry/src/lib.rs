@@ -12,6 +12,16 @@
 
 mod args;
 mod bound;
+/// Tests that build a dispatcher run one at a time: tracing's callsite interest is shared by
+/// every dispatcher of the process, and a dispatcher registered (or an interest rebuilt) on
+/// another test's thread can leave a stale interest behind for this one (a span built by a
+/// dispatcher that builds none, a line past a filter that drops it).
+#[cfg(test)]
+pub(crate) fn serial_dispatch() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 #[cfg(test)]
 #[path = "client_tests.rs"]
 mod client_tests;

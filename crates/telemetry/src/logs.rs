@@ -605,6 +605,7 @@ mod tests {
     /// What the log layer, as `build_with_writer` sets it up, writes for one event inside a
     /// span that has fields of its own, and whether that span was built at all.
     fn logged_in_mode(log_format: LogFormat, mode: Mode) -> (String, bool) {
+        let _serial = crate::serial_dispatch();
         let config = TelemetryConfig {
             mode,
             log_format,
@@ -709,6 +710,7 @@ mod tests {
 
     #[test]
     fn json_lines_escape_text_and_keep_value_types() {
+        let _serial = crate::serial_dispatch();
         let config = TelemetryConfig {
             mode: Mode::Off,
             log_format: LogFormat::Json,
@@ -770,6 +772,7 @@ mod tests {
     /// The same access line through the `tracing` event and through the direct writer, in
     /// `mode`, inside an OtelSpan (when there is a tracer), a tracing span, and no span.
     fn direct_and_traced(mode: Mode) -> Vec<(String, String)> {
+        let _serial = crate::serial_dispatch();
         use inferd_otel::{span_builder, OtelSpan};
         let config = TelemetryConfig {
             mode,
@@ -863,6 +866,7 @@ mod tests {
 
     #[test]
     fn pretty_access_lines_go_through_tracing_not_the_direct_writer() {
+        let _serial = crate::serial_dispatch();
         let config = TelemetryConfig {
             log_format: LogFormat::Pretty,
             ..TelemetryConfig::default()
@@ -885,6 +889,7 @@ mod tests {
 
     #[test]
     fn direct_access_lines_follow_the_log_filter_in_every_mode() {
+        let _serial = crate::serial_dispatch();
         for (mode, filter, expected) in [
             (Mode::Local, "warn", 0),
             (Mode::Local, "warn,inferd::access=info", 1),

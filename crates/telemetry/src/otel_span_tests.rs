@@ -14,6 +14,7 @@ fn run<F>(f: F) -> (Vec<Value>, TraceDetail)
 where
     F: FnOnce(&Tracer) -> String,
 {
+    let _serial = crate::serial_dispatch();
     let config = TelemetryConfig {
         mode: Mode::Local,
         log_format: LogFormat::Json,

@@ -441,6 +441,7 @@ mod tests {
     }
 
     fn start_error(config: &TelemetryConfig) -> String {
+        let _serial = crate::serial_dispatch();
         match build_with_writer(config, std::io::sink, false) {
             Ok(_) => panic!("started"),
             Err(e) => e.to_string(),

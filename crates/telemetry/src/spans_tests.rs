@@ -50,6 +50,7 @@ fn local(format: LogFormat) -> TelemetryConfig {
 
 #[test]
 fn record_error_sets_status_type_and_exception_event() {
+    let _serial = crate::serial_dispatch();
     let (guard, dispatch) =
         match build_with_writer(&local(LogFormat::Json), Captured::default(), false) {
             Ok(x) => x,
@@ -93,6 +94,7 @@ fn record_error_sets_status_type_and_exception_event() {
 
 #[test]
 fn spans_are_no_ops_when_off() {
+    let _serial = crate::serial_dispatch();
     let config = TelemetryConfig {
         mode: Mode::Off,
         ..TelemetryConfig::default()
@@ -119,6 +121,7 @@ fn spans_are_no_ops_when_off() {
 
 #[test]
 fn log_line_in_a_span_carries_that_spans_ids() {
+    let _serial = crate::serial_dispatch();
     let out = Captured::default();
     let (_guard, dispatch) = match build_with_writer(&local(LogFormat::Json), out.clone(), false) {
         Ok(x) => x,
@@ -153,6 +156,7 @@ fn log_line_in_a_span_carries_that_spans_ids() {
 
 #[test]
 fn pretty_log_line_in_a_span_carries_ids() {
+    let _serial = crate::serial_dispatch();
     let out = Captured::default();
     let (_guard, dispatch) = match build_with_writer(&local(LogFormat::Pretty), out.clone(), false)
     {

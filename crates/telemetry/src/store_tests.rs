@@ -364,6 +364,7 @@ fn status_filters_parse_codes_and_classes_and_refuse_the_rest() {
 
 #[test]
 fn a_trace_comes_with_the_log_lines_written_in_its_spans() {
+    let _serial = crate::serial_dispatch();
     use crate::config::{LogFormat, Mode, TelemetryConfig};
     use crate::spans_tests::Captured;
     use inferd_otel::{span_builder, OtelSpan};
