@@ -492,34 +492,36 @@ impl HooksBus {
 
     /// Starts observing a model load.
     pub fn model_load_started(&self, started: &LoadStarted<'_>) -> ObservedLoad {
-        let calls: Vec<Box<dyn LoadCall>> = self
-            .observers
-            .iter()
-            .filter_map(|o| o.model_load_started(started))
-            .collect();
-        let context = calls
-            .iter()
-            .find_map(|c| c.context().cloned())
-            .unwrap_or_else(|| started.parent.clone());
-        ObservedLoad {
-            calls,
-            context,
-            bus: self.clone(),
-        }
+        self.observe(
+            |o| o.model_load_started(started),
+            |c| c.context(),
+            started.parent,
+        )
     }
 
     /// Starts observing a model unload.
     pub fn model_unload_started(&self, started: &UnloadStarted<'_>) -> ObservedUnload {
-        let calls: Vec<Box<dyn UnloadCall>> = self
-            .observers
-            .iter()
-            .filter_map(|o| o.model_unload_started(started))
-            .collect();
+        self.observe(
+            |o| o.model_unload_started(started),
+            |c| c.context(),
+            started.parent,
+        )
+    }
+
+    /// The calls `start` gets from the observers, run in the first one's context (else in
+    /// `parent`).
+    fn observe<C: ?Sized>(
+        &self,
+        start: impl Fn(&Arc<dyn Observer>) -> Option<Box<C>>,
+        context: impl Fn(&C) -> Option<&opentelemetry::Context>,
+        parent: &opentelemetry::Context,
+    ) -> Observed<C> {
+        let calls: Vec<Box<C>> = self.observers.iter().filter_map(start).collect();
         let context = calls
             .iter()
-            .find_map(|c| c.context().cloned())
-            .unwrap_or_else(|| started.parent.clone());
-        ObservedUnload {
+            .find_map(|c| context(c).cloned())
+            .unwrap_or_else(|| parent.clone());
+        Observed {
             calls,
             context,
             bus: self.clone(),

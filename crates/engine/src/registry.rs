@@ -539,8 +539,8 @@ impl ModelRegistry {
         let result = loading.with_context(context).await;
         let duration = started.elapsed();
         match result {
-            Ok((engine, artifact)) => {
-                observed.engine_started(engine.started());
+            Ok(((engine, engine_started), artifact)) => {
+                observed.engine_started(&engine_started);
                 let mut entries = self.write();
                 if let Some(entry) = entries.get_mut(id) {
                     entry.state = ModelState::Ready(Arc::new(engine));

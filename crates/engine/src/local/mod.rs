@@ -140,18 +140,17 @@ pub struct LocalEngine {
     hooks: HooksBus,
     /// The engine thread's latest state, for the admin API.
     load: Arc<std::sync::Mutex<EngineLoad>>,
-    started: EngineStarted,
 }
 
 impl LocalEngine {
     /// Loads the model file and starts its engine thread. Blocking: call it off the async workers.
-    /// What it started with is [`LocalEngine::started`].
+    /// Returns the engine and what it was started with (for the observers).
     pub fn load(
         id: &str,
         path: &Path,
         config: &LocalEngineConfig,
         hooks: HooksBus,
-    ) -> Result<Self, EngineError> {
+    ) -> Result<(Self, EngineStarted), EngineError> {
         let load_error = |reason: String| EngineError::Load {
             model: id.to_owned(),
             path: path.display().to_string(),
@@ -229,8 +228,7 @@ impl LocalEngine {
             prefill_chunk,
             has_chat_template: template.is_some(),
         };
-        Ok(Self {
-            started,
+        let engine = Self {
             id: id.to_owned(),
             prompter: Arc::new(Prompter {
                 id: id.to_owned(),
@@ -245,12 +243,8 @@ impl LocalEngine {
             jobs: jobs_tx,
             hooks,
             load,
-        })
-    }
-
-    /// What the engine was started with (reported to observers once the load ends).
-    pub fn started(&self) -> &EngineStarted {
-        &self.started
+        };
+        Ok((engine, started))
     }
 
     /// Checks the request against the context window and returns how many tokens it may generate.

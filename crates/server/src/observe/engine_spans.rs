@@ -69,7 +69,7 @@ impl Observer for EngineSpans {
                 ],
             )
         });
-        Some(Box::new(LoadSpan(span)))
+        Some(Box::new(ModelSpan(span)))
     }
 
     fn model_unload_started(&self, started: &UnloadStarted<'_>) -> Option<Box<dyn UnloadCall>> {
@@ -83,7 +83,7 @@ impl Observer for EngineSpans {
                 ],
             )
         });
-        Some(Box::new(UnloadSpan(span)))
+        Some(Box::new(ModelSpan(span)))
     }
 
     /// Batch runs are the tracing plugin's (`model.batch`).
@@ -92,10 +92,11 @@ impl Observer for EngineSpans {
     }
 }
 
-/// `model.load`, ended when the load is (or when nobody waits for it any more).
-struct LoadSpan(OtelSpan);
+/// `model.load` or `model.unload`, ended when the load or unload is (or when nobody waits for
+/// it any more, or the unload was refused).
+struct ModelSpan(OtelSpan);
 
-impl LoadCall for LoadSpan {
+impl LoadCall for ModelSpan {
     fn context(&self) -> Option<&Context> {
         self.0.context()
     }
@@ -144,16 +145,7 @@ impl LoadCall for LoadSpan {
     }
 }
 
-impl Drop for LoadSpan {
-    fn drop(&mut self) {
-        self.0.end();
-    }
-}
-
-/// `model.unload`, ended when the model left memory or the unload was refused.
-struct UnloadSpan(OtelSpan);
-
-impl UnloadCall for UnloadSpan {
+impl UnloadCall for ModelSpan {
     fn context(&self) -> Option<&Context> {
         self.0.context()
     }
@@ -169,7 +161,7 @@ impl UnloadCall for UnloadSpan {
     }
 }
 
-impl Drop for UnloadSpan {
+impl Drop for ModelSpan {
     fn drop(&mut self) {
         self.0.end();
     }
