@@ -260,6 +260,19 @@ impl OtelSpan {
         }
     }
 
+    /// Adds an event whose attributes `fields` pushes, only when the span records (nothing is
+    /// built for an unsampled span, nor with telemetry off).
+    pub fn add_event_with(&self, name: &'static str, fields: impl FnOnce(&mut Vec<KeyValue>)) {
+        let Some(cx) = &self.cx else { return };
+        let span = cx.span();
+        if !span.is_recording() {
+            return;
+        }
+        let mut attributes = Vec::with_capacity(8);
+        fields(&mut attributes);
+        span.add_event(name, attributes);
+    }
+
     /// Adds a log line written inside this span as an event, as tracing-opentelemetry records
     /// a line written inside a `tracing` span: named by the line's message, with its `level`,
     /// its `target` and its fields (`fields` pushes them, only when the span records).
@@ -270,18 +283,13 @@ impl OtelSpan {
         message: &'static str,
         fields: impl FnOnce(&mut Vec<KeyValue>),
     ) {
-        let Some(cx) = &self.cx else { return };
-        let span = cx.span();
-        if !span.is_recording() {
-            return;
-        }
-        let mut attributes = Vec::with_capacity(8);
-        attributes.extend([
-            KeyValue::new("level", level.as_str()),
-            KeyValue::new("target", target),
-        ]);
-        fields(&mut attributes);
-        span.add_event(message, attributes);
+        self.add_event_with(message, |attributes| {
+            attributes.extend([
+                KeyValue::new("level", level.as_str()),
+                KeyValue::new("target", target),
+            ]);
+            fields(attributes);
+        });
     }
 
     /// Records why the client's request was refused (a 4xx) on a SERVER span: an `exception`

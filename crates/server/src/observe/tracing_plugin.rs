@@ -221,10 +221,9 @@ impl GenerationCall for TracingCall {
 
     /// An event only: the log has the access line (and a local engine's own `first_token`).
     fn first_token(&mut self, elapsed: Duration) {
-        self.span.add_event(
-            "first_token",
-            vec![KeyValue::new("seconds", elapsed.as_secs_f64())],
-        );
+        self.span.add_event_with("first_token", |fields| {
+            fields.push(KeyValue::new("seconds", elapsed.as_secs_f64()));
+        });
     }
 
     fn server_changed(&mut self, address: &str, port: u16) {
@@ -303,19 +302,19 @@ impl GenerationCall for TracingCall {
         }
         span.set_attributes(attributes);
         // An event only: the access line is the request's line.
-        let mut fields = Vec::with_capacity(5);
-        fields.extend([
-            KeyValue::new("model", end.response_model.clone()),
-            KeyValue::new("input_tokens", i64::from(end.usage.prompt_tokens)),
-            KeyValue::new("seconds", end.timings.duration.as_secs_f64()),
-        ]);
-        if generated {
+        span.add_event_with("finished", |fields| {
             fields.extend([
-                KeyValue::new("finish_reason", end.finish_reason.as_str()),
-                KeyValue::new("output_tokens", i64::from(end.usage.completion_tokens)),
+                KeyValue::new("model", end.response_model.clone()),
+                KeyValue::new("input_tokens", i64::from(end.usage.prompt_tokens)),
+                KeyValue::new("seconds", end.timings.duration.as_secs_f64()),
             ]);
-        }
-        span.add_event("finished", fields);
+            if generated {
+                fields.extend([
+                    KeyValue::new("finish_reason", end.finish_reason.as_str()),
+                    KeyValue::new("output_tokens", i64::from(end.usage.completion_tokens)),
+                ]);
+            }
+        });
         span.end();
     }
 
@@ -327,10 +326,9 @@ impl GenerationCall for TracingCall {
         ));
         span.record_error(failure.error_type.clone(), &failure.message);
         // An event only, as `finished` is.
-        span.add_event(
-            "failed",
-            vec![KeyValue::new(sc::ERROR_TYPE, failure.error_type.clone())],
-        );
+        span.add_event_with("failed", |fields| {
+            fields.push(KeyValue::new(sc::ERROR_TYPE, failure.error_type.clone()));
+        });
         span.end();
     }
 }
