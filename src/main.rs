@@ -141,8 +141,11 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         server_config.capture_content = telemetry.capture_message_content();
         let mut store_config = inferd_artifacts::StoreConfig::new(&config.models_dir);
         store_config.s3 = inferd_artifacts::S3Config::from_env(&env);
-        let store = inferd_artifacts::ArtifactStore::new(store_config)
-            .context("cannot open the model cache")?;
+        let store = inferd_artifacts::ArtifactStore::with_observer(
+            store_config,
+            Arc::new(inferd_server::observe::artifact_spans::ArtifactSpans),
+        )
+        .context("cannot open the model cache")?;
         let gateway = inferd_gateway::Gateway::new(config.upstreams, config.ready_policy)
             .map_err(anyhow::Error::msg)?;
         gateway.spawn_probes();

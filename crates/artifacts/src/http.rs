@@ -1,11 +1,14 @@
-//! `http://` and `https://` downloads with reqwest: one CLIENT span per request, traceparent
-//! injected, and a Range request to resume an interrupted `.part` when the server supports it.
+//! `http://` and `https://` downloads with reqwest: each request reported to the store's
+//! observer (its context sent as traceparent), and a Range request to resume an interrupted
+//! `.part` when the server supports it.
 
 use ::http::header::{ACCEPT_RANGES, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, RANGE};
 use ::http::{HeaderMap, HeaderValue, Method, StatusCode};
-use inferd_otel::{http_client_span, inject_span_context, record_http_response};
+use inferd_otel::propagate::inject_into_headers;
+use opentelemetry::context::FutureExt as _;
 
 use crate::cache::{self, part_meta_path, part_path, PartMeta};
+use crate::observe::HttpRequest;
 use crate::part::PartWriter;
 use crate::transfer::{error_chain, stream_to_part, Downloaded, Job};
 use crate::ArtifactError;
@@ -20,13 +23,21 @@ pub(crate) async fn download(
     let mut resume = resumable_part(&part, &meta_path).await;
     // At most two requests: a resume attempt, then (if the server would not resume) a fresh one.
     loop {
-        let span = http_client_span(&Method::GET, url.as_str());
+        let request = job.download.request_started(&HttpRequest {
+            method: &Method::GET,
+            url,
+        });
         let mut headers = HeaderMap::new();
         if let Some((offset, meta)) = &resume {
             insert(&mut headers, RANGE, &format!("bytes={offset}-"));
             insert(&mut headers, IF_RANGE, &meta.validator);
         }
-        inject_span_context(&span, &mut headers);
+        // The request's own context, else the download's (the caller's when nobody observes).
+        let cx = request
+            .context()
+            .unwrap_or_else(|| job.download.context())
+            .clone();
+        inject_into_headers(&cx, &mut headers);
         let attempt = async {
             let response = client
                 .get(url.clone())
@@ -40,12 +51,12 @@ pub(crate) async fn download(
             let response = match response {
                 Ok(r) => r,
                 Err(e) => {
-                    span.record_error(e.kind(), &e.to_string());
+                    request.failed(&e);
                     return Err(e);
                 }
             };
             let status = response.status();
-            record_http_response(&span, status);
+            request.responded(status);
             let etag = header(response.headers(), ETAG);
             match (status, &resume) {
                 (StatusCode::PARTIAL_CONTENT, Some((offset, _))) => {
@@ -58,13 +69,7 @@ pub(crate) async fn download(
                     };
                     match (writer, range) {
                         (Some(writer), Some((_, total))) if writer.written() == *offset => {
-                            inferd_otel::log_event!(
-                                job.span,
-                                INFO,
-                                "resuming download",
-                                offset = *offset,
-                                url = job.source_url,
-                            );
+                            job.download.resuming(*offset, job.source_url);
                             let body = response.bytes_stream();
                             Ok(Some(
                                 stream_to_part(writer, body, total, true, job, etag).await,
@@ -108,12 +113,13 @@ pub(crate) async fn download(
                 }),
             }
         };
-        // The span is current while the body streams to disk, and ends with the attempt.
-        let attempt = span.run(attempt).await;
+        // The request's context is current while the body streams to disk; the request ends
+        // with the attempt.
+        let attempt = attempt.with_context(cx).await;
         if let Ok(Some(Err(e))) = &attempt {
-            span.record_error(e.kind(), &e.to_string());
+            request.failed(e);
         }
-        span.end();
+        drop(request);
         match attempt {
             Ok(Some(result)) => return result,
             Ok(None) if resume.is_some() => {

@@ -7,21 +7,19 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
-use inferd_otel::log_event;
-use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan};
-use opentelemetry::trace::SpanKind;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::Context;
 use tokio::sync::watch;
 
 use crate::cache::{self, Lookup, Sidecar};
 use crate::digest::Sha256Digest;
 use crate::lock::CacheLock;
+use crate::observe::{check_finished, Download, Observers, Started, StoreObserver};
 use crate::transfer::Job;
 use crate::{file, http, s3, ArtifactError, ArtifactSource, Progress, StoreConfig};
 
 /// `inferd.model.artifacts.source` for a file found on local disk (cache hit or local path).
-pub(crate) const SOURCE_LOCAL_CACHE: &str = "local_cache";
+pub const SOURCE_LOCAL_CACHE: &str = "local_cache";
 
 /// What to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +96,7 @@ struct Inner {
     config: StoreConfig,
     http: reqwest::Client,
     in_flight: Mutex<HashMap<PathBuf, InFlight>>,
+    observers: Observers,
 }
 
 impl std::fmt::Debug for Inner {
@@ -109,8 +108,25 @@ impl std::fmt::Debug for Inner {
 }
 
 impl ArtifactStore {
-    /// A store with these settings. The cache directory is created on the first download.
+    /// A store with these settings, reporting to no observer. The cache directory is created
+    /// on the first download.
     pub fn new(config: StoreConfig) -> Result<Self, ArtifactError> {
+        Self::build(config, None)
+    }
+
+    /// A store with these settings that reports what it does to `observer` (which makes its
+    /// spans and lines).
+    pub fn with_observer(
+        config: StoreConfig,
+        observer: Arc<dyn StoreObserver>,
+    ) -> Result<Self, ArtifactError> {
+        Self::build(config, Some(observer))
+    }
+
+    fn build(
+        config: StoreConfig,
+        observer: Option<Arc<dyn StoreObserver>>,
+    ) -> Result<Self, ArtifactError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("inferd/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
@@ -122,6 +138,7 @@ impl ArtifactStore {
                 config,
                 http,
                 in_flight: Mutex::new(HashMap::new()),
+                observers: Observers::new(observer),
             }),
         })
     }
@@ -157,7 +174,8 @@ impl ArtifactStore {
     }
 
     /// Makes the file of `request` available locally: the local path itself, a verified cache
-    /// hit, or a download. Spans are children of the current span.
+    /// hit, or a download. What it does is reported to the observer with the current context as
+    /// parent.
     pub async fn fetch(&self, request: &ArtifactRequest) -> Result<Artifact, ArtifactError> {
         self.fetch_with_progress(request, |_| {}).await
     }
@@ -170,7 +188,9 @@ impl ArtifactStore {
         mut on_progress: impl FnMut(Progress) + Send,
     ) -> Result<Artifact, ArtifactError> {
         let dest = match (&request.source, self.cache_path(&request.source)) {
-            (ArtifactSource::Local(path), _) => return local_file(request, path).await,
+            (ArtifactSource::Local(path), _) => {
+                return local_file(&self.inner.observers, request, path).await
+            }
             (_, Some(dest)) => dest,
             (_, None) => {
                 return Err(ArtifactError::InvalidSource {
@@ -212,14 +232,14 @@ impl ArtifactStore {
     ) -> (SharedFetch, watch::Receiver<Progress>) {
         let mut in_flight = lock(&self.inner.in_flight);
         if let Some(running) = in_flight.get(&dest) {
-            tracing::debug!(path = %dest.display(), "joining a fetch in flight");
+            self.inner.observers.fetch_joined(&dest);
             return (running.result.clone(), running.progress.clone());
         }
         let (progress_tx, progress_rx) = watch::channel(Progress::default());
         let inner = Arc::clone(&self.inner);
         let task_request = request.clone();
         let task_dest = dest.clone();
-        // The download runs on a task of its own: its spans' parent goes with it.
+        // The download runs on a task of its own: its parent context goes with it.
         let parent = Context::current();
         let task = tokio::spawn(async move {
             let result = inner
@@ -251,7 +271,7 @@ impl ArtifactStore {
 }
 
 impl Inner {
-    /// Cache hit or download, with its span under `parent`.
+    /// Cache hit or download, reported with `parent` as the parent context.
     async fn resolve(
         &self,
         request: &ArtifactRequest,
@@ -259,89 +279,52 @@ impl Inner {
         parent: &Context,
         progress: &watch::Sender<Progress>,
     ) -> Result<Artifact, ArtifactError> {
+        let started = Started { request, parent };
         // Another process (a second server, `inferd pull`) may be fetching the same file.
         let _lock = match lock_cache_file(dest).await {
             Ok(lock) => lock,
             Err(e) => {
-                record_load_error(parent, &request.model_id, &e);
+                check_finished(self.observers.check_started(&started), Err(&e));
                 return Err(e);
             }
         };
         let expected = request.sha256.as_ref();
         match cache::lookup(dest, expected, self.config.rehash_cache_hits).await {
             Ok(Lookup::Hit(sidecar)) => {
-                let span = load_span(parent, &request.model_id);
-                span.set_attribute(KeyValue::new(
-                    sc::INFERD_MODEL_ARTIFACTS_BYTES,
-                    to_i64(sidecar.size),
-                ));
+                let check = self.observers.check_started(&started);
                 progress.send_replace(Progress {
                     done: sidecar.size,
                     total: Some(sidecar.size),
                 });
-                span.in_scope(
-                    || tracing::debug!(path = %dest.display(), "model file found in the cache"),
-                );
-                span.end();
-                return Ok(Artifact {
+                let artifact = Artifact {
                     path: dest.to_owned(),
                     bytes: sidecar.size,
                     sha256: Some(sidecar.sha256),
                     origin: ArtifactOrigin::CacheHit,
                     source: SOURCE_LOCAL_CACHE,
-                });
+                };
+                check_finished(check, Ok(&artifact));
+                return Ok(artifact);
             }
             Ok(Lookup::Miss {
                 reason: Some(reason),
             }) => {
-                tracing::warn!(path = %dest.display(), %reason, "cached model file not usable; fetching it again");
+                self.observers.cached_copy_rejected(dest, &reason);
                 cache::evict(dest).await?;
             }
             Ok(Lookup::Miss { reason: None }) => {}
             Err(e) => {
-                record_load_error(parent, &request.model_id, &e);
+                check_finished(self.observers.check_started(&started), Err(&e));
                 return Err(e);
             }
         }
-        let span = OtelSpan::start_child_with(parent, "artifacts_download", || {
-            span_builder(
-                sc::SPAN_MODEL_ARTIFACTS_DOWNLOAD,
-                SpanKind::Internal,
-                vec![
-                    KeyValue::new(sc::INFERD_MODEL_ID, request.model_id.clone()),
-                    KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, request.source.kind()),
-                    KeyValue::new(sc::URL_FULL, request.source.display_url()),
-                ],
-            )
-        });
-        let result = span
-            .run(self.download(request, dest, progress, &span))
+        let download = self.observers.download_started(&started);
+        let cx = download.context().clone();
+        let result = self
+            .download(request, dest, progress, &download)
+            .with_context(cx)
             .await;
-        match &result {
-            Ok(artifact) => {
-                span.set_attribute(KeyValue::new(
-                    sc::INFERD_MODEL_ARTIFACTS_BYTES,
-                    to_i64(artifact.bytes),
-                ));
-                log_event!(
-                    span,
-                    INFO,
-                    "model file downloaded",
-                    path = dest.display().to_string(),
-                    bytes = artifact.bytes,
-                );
-            }
-            Err(e) => {
-                span.record_error(e.kind(), &e.to_string());
-                log_event!(
-                    span,
-                    WARN,
-                    "model file download failed",
-                    error = e.to_string()
-                );
-            }
-        }
-        span.end();
+        download.finished(result.as_ref());
         result
     }
 
@@ -350,7 +333,7 @@ impl Inner {
         request: &ArtifactRequest,
         dest: &Path,
         progress: &watch::Sender<Progress>,
-        span: &OtelSpan,
+        download: &Download,
     ) -> Result<Artifact, ArtifactError> {
         let source_url = request.source.display_url();
         let job = Job {
@@ -358,7 +341,7 @@ impl Inner {
             expected: request.sha256.as_ref(),
             source_url: &source_url,
             progress,
-            span,
+            download,
         };
         let downloaded = match &request.source {
             ArtifactSource::Http(url) => http::download(&self.http, url, &job).await?,
@@ -403,8 +386,15 @@ async fn lock_cache_file(dest: &Path) -> Result<CacheLock, ArtifactError> {
 }
 
 /// A local path: present, a file, and (when expected) of the right digest. Never modified.
-async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, ArtifactError> {
-    let span = load_span(&Context::current(), &request.model_id);
+async fn local_file(
+    observers: &Observers,
+    request: &ArtifactRequest,
+    path: &Path,
+) -> Result<Artifact, ArtifactError> {
+    let check = observers.check_started(&Started {
+        request,
+        parent: &Context::current(),
+    });
     let result = async {
         let meta = match tokio::fs::metadata(path).await {
             Ok(meta) => meta,
@@ -422,10 +412,6 @@ async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, 
                 detail: ": it is not a file".into(),
             });
         }
-        span.set_attribute(KeyValue::new(
-            sc::INFERD_MODEL_ARTIFACTS_BYTES,
-            to_i64(meta.len()),
-        ));
         let sha256 = match &request.sha256 {
             Some(expected) => {
                 let actual = cache::hash_file(path).await?;
@@ -448,38 +434,10 @@ async fn local_file(request: &ArtifactRequest, path: &Path) -> Result<Artifact, 
             origin: ArtifactOrigin::LocalFile,
             source: SOURCE_LOCAL_CACHE,
         })
-    };
-    let result = span.run(result).await;
-    if let Err(e) = &result {
-        span.record_error(e.kind(), &e.to_string());
     }
-    span.end();
+    .await;
+    check_finished(check, result.as_ref());
     result
-}
-
-/// A `model.artifacts.load` span, child of `parent`, that failed with `error`.
-fn record_load_error(parent: &Context, model_id: &str, error: &ArtifactError) {
-    let span = load_span(parent, model_id);
-    span.record_error(error.kind(), &error.to_string());
-    span.end();
-}
-
-/// The `model.artifacts.load` span of a file found on disk, child of `parent`.
-fn load_span(parent: &Context, model_id: &str) -> OtelSpan {
-    OtelSpan::start_child_with(parent, "artifacts_load", || {
-        span_builder(
-            sc::SPAN_MODEL_ARTIFACTS_LOAD,
-            SpanKind::Internal,
-            vec![
-                KeyValue::new(sc::INFERD_MODEL_ID, model_id.to_owned()),
-                KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL_CACHE),
-            ],
-        )
-    })
-}
-
-fn to_i64(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -5,11 +5,11 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
-use inferd_otel::OtelSpan;
 use tokio::sync::watch;
 
 use crate::cache::{self, part_meta_path};
 use crate::digest::Sha256Digest;
+use crate::observe::Download;
 use crate::part::PartWriter;
 use crate::{ArtifactError, Progress};
 
@@ -22,8 +22,8 @@ pub(crate) struct Job<'a> {
     /// The source as it may be shown (no credentials).
     pub source_url: &'a str,
     pub progress: &'a watch::Sender<Progress>,
-    /// The `model.artifacts.download` span (what happens to the transfer is an event on it).
-    pub span: &'a OtelSpan,
+    /// What the download reports to the store's observer (its requests, a resume).
+    pub download: &'a Download,
 }
 
 /// A finished, verified download.

@@ -14,11 +14,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use inferd_otel::semconv as sc;
-use inferd_otel::{span_builder, OtelSpan};
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::SpanKind;
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::Context;
 
 use crate::backend::{Backend, ModelInfo, Upstreams};
 use crate::hooks::{HooksBus, LoadFailed, LoadStarted, ModelLoad, ModelUnload, UnloadStarted};
@@ -71,8 +68,9 @@ pub struct ResolvedArtifact {
     pub bytes: u64,
 }
 
-/// Turns a model's source into a local file. Called inside the `model.load` span, so its
-/// `model.artifacts.load` / `model.artifacts.download` spans are the load's children.
+/// Turns a model's source into a local file. Called in the context of the `model.load` span,
+/// so what it reports (the artifact store's `model.artifacts.load` / `model.artifacts.download`
+/// spans) are the load's children.
 #[async_trait]
 pub trait ArtifactResolver: Send + Sync + std::fmt::Debug {
     /// Whether resolving `spec` downloads (the model is then `downloading`, not `loading`).
@@ -81,7 +79,8 @@ pub trait ArtifactResolver: Send + Sync + std::fmt::Debug {
     async fn resolve(&self, spec: &ModelSpec) -> Result<ResolvedArtifact, EngineError>;
 }
 
-/// Local files only: the source is a path, used in place.
+/// Local files only: the source is a path, used in place. It reports nothing (no
+/// `model.artifacts.load` span: that is the artifact store's, which inferd's server uses).
 #[derive(Debug, Default)]
 pub struct LocalFiles;
 
@@ -92,45 +91,24 @@ impl ArtifactResolver for LocalFiles {
     }
 
     async fn resolve(&self, spec: &ModelSpec) -> Result<ResolvedArtifact, EngineError> {
-        let span = OtelSpan::start_in_current_with("artifacts", || {
-            span_builder(
-                sc::SPAN_MODEL_ARTIFACTS_LOAD,
-                SpanKind::Internal,
-                vec![
-                    KeyValue::new(sc::INFERD_MODEL_ID, spec.id.clone()),
-                    KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL),
-                ],
-            )
-        });
-        let result = span.in_scope(|| {
-            if spec.source.contains("://") {
-                return Err(EngineError::Load {
-                    model: spec.id.clone(),
-                    path: spec.source.clone(),
-                    reason: "this server was built without an artifact store for URLs".into(),
-                });
-            }
-            let path = PathBuf::from(&spec.source);
-            let meta = std::fs::metadata(&path).map_err(|e| EngineError::Load {
+        if spec.source.contains("://") {
+            return Err(EngineError::Load {
                 model: spec.id.clone(),
                 path: spec.source.clone(),
-                reason: e.to_string(),
-            })?;
-            span.set_attribute(KeyValue::new(
-                sc::INFERD_MODEL_ARTIFACTS_BYTES,
-                i64::try_from(meta.len()).unwrap_or(i64::MAX),
-            ));
-            Ok(ResolvedArtifact {
-                path,
-                source: SOURCE_LOCAL,
-                bytes: meta.len(),
-            })
-        });
-        if let Err(err) = &result {
-            span.record_error("artifact_missing", &err.to_string());
+                reason: "this server was built without an artifact store for URLs".into(),
+            });
         }
-        span.end();
-        result
+        let path = PathBuf::from(&spec.source);
+        let meta = std::fs::metadata(&path).map_err(|e| EngineError::Load {
+            model: spec.id.clone(),
+            path: spec.source.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(ResolvedArtifact {
+            path,
+            source: SOURCE_LOCAL,
+            bytes: meta.len(),
+        })
     }
 }
 

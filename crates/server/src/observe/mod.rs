@@ -6,8 +6,12 @@
 //! `model.infer` spans and its log lines from its sequence reports. The first two are
 //! registered only when telemetry is on; the third always (it writes log lines, and with
 //! telemetry off its spans are nothing). It also makes the `model.load` and `model.unload`
-//! spans and lines from the registry's reports. docs/telemetry.md lists what they emit.
+//! spans and lines from the registry's reports. [`artifact_spans::ArtifactSpans`] is the
+//! artifact store's observer (not on the bus: the store sits below the engine): it makes the
+//! `model.artifacts.*` spans, the CLIENT spans of downloads and the store's lines, always
+//! registered. docs/telemetry.md lists what they emit.
 
+pub mod artifact_spans;
 mod batch_span;
 mod engine_metrics;
 pub mod engine_spans;
