@@ -381,6 +381,58 @@ async fn generation_errors_and_cancellations_are_recorded_and_counted() {
 }
 
 #[tokio::test]
+async fn a_client_that_leaves_while_queued_ends_its_queue_span_as_cancelled() {
+    use futures::StreamExt;
+    let server = Server::start(&["--telemetry", "local", "--parallel", "1"]);
+    // A holds the only slot.
+    let mut a = client()
+        .post(server.url("/v1/completions"))
+        .json(
+            &json!({"model": "smollm2-135m", "prompt": "Tell a long story", "max_tokens": 4000,
+                      "ignore_eos": true, "stream": true}),
+        )
+        .send()
+        .await
+        .expect("send a")
+        .bytes_stream();
+    a.next().await.expect("a chunk").expect("bytes");
+    // B waits in the queue, and its client gives up.
+    let queued = "9bf92f3577b34da6a3ce929d0e0e4732";
+    let url = server.url("/v1/completions");
+    let b = tokio::spawn(async move {
+        client()
+            .post(url)
+            .header("traceparent", format!("00-{queued}-{CALLER_SPAN}-01"))
+            .json(&json!({"model": "smollm2-135m", "prompt": "Hi", "max_tokens": 4}))
+            .send()
+            .await
+    });
+    let admin_waiting = || async {
+        get_json(&server, "/admin/models").await["models"][0]["slots"]["waiting"].clone()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while admin_waiting().await != 1 {
+        assert!(std::time::Instant::now() < deadline, "B never queued");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    b.abort();
+    let _ = b.await;
+    // A's end frees the slot; the engine finds B's client gone instead of admitting it.
+    drop(a);
+    let spans = wait_for_trace(&server, queued, 3).await;
+    let queue = spans
+        .iter()
+        .find(|s| s["name"] == "model.queue")
+        .unwrap_or_else(|| panic!("no model.queue span: {spans:?}"));
+    assert_eq!(queue["status"]["code"], "error", "{queue}");
+    assert_eq!(queue["attributes"]["error.type"], "cancelled", "{queue}");
+    assert!(
+        spans.iter().all(|s| s["name"] != "model.infer"),
+        "B never ran: {spans:?}"
+    );
+}
+
+#[tokio::test]
 async fn genai_metrics_count_every_generation() {
     let server = Server::start(&["--telemetry", "local"]);
     for _ in 0..3 {

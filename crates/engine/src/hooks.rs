@@ -330,9 +330,10 @@ pub struct SequenceFinished {
 /// One observer's view of one request a local engine runs (a sequence): reported on the
 /// engine thread, in this order: [`SequenceCall::admitted`] when it takes a slot, then
 /// [`SequenceCall::first_token`], then at most one of the ends (`finished`, `cancelled`,
-/// `failed`; `timed_out` comes just before its `finished`). The call is dropped when the
-/// sequence leaves its slot, or when it never got one (refused as overloaded, the engine
-/// stopped). Record only: the engine waits for each.
+/// `failed`; `timed_out` comes just before its `finished`). A client that leaves while its
+/// sequence waits in the queue is reported as `cancelled` without `admitted`. The call is
+/// dropped when the sequence leaves its slot, or when it never got one (refused as
+/// overloaded, the engine stopped, the client left). Record only: the engine waits for each.
 pub trait SequenceCall: Send {
     /// The sequence took a slot: its prompt is processed from now on.
     fn admitted(&mut self) {}
@@ -342,7 +343,7 @@ pub trait SequenceCall: Send {
     fn timed_out(&mut self) {}
     /// The sequence finished; its client has had all its text.
     fn finished(&mut self, _finished: &SequenceFinished) {}
-    /// The client went away before the sequence finished.
+    /// The client went away before the sequence finished (or before it took a slot).
     fn cancelled(&mut self) {}
     /// The engine failed the sequence (`error_type` as [`crate::EngineError::kind`]).
     fn failed(&mut self, _error_type: &'static str, _message: &str) {}

@@ -171,9 +171,10 @@ impl Scheduler {
                 break;
             };
             if job.events.is_closed() {
-                // The client left while waiting in the queue: the job's observers end with it.
+                // The client left while waiting in the queue.
                 self.dequeued();
-                drop(job);
+                let mut job = job;
+                job.observed.cancelled();
                 continue;
             }
             let Some(pick) = self.slots.pick(&job.tokens) else {

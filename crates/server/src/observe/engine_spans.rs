@@ -55,6 +55,7 @@ impl Observer for EngineSpans {
             parent: queued.parent.clone(),
             queue,
             infer: OtelSpan::none(),
+            admitted: false,
         }))
     }
 
@@ -173,10 +174,13 @@ struct SequenceSpans {
     parent: Context,
     queue: OtelSpan,
     infer: OtelSpan,
+    /// Whether the sequence took a slot (`infer` may be none with telemetry off).
+    admitted: bool,
 }
 
 impl SequenceCall for SequenceSpans {
     fn admitted(&mut self) {
+        self.admitted = true;
         self.queue.end();
         self.infer = OtelSpan::start_child_with(&self.parent, INFER_LABEL, || {
             span_builder(sc::SPAN_MODEL_INFER, SpanKind::Internal, Vec::new())
@@ -203,7 +207,14 @@ impl SequenceCall for SequenceSpans {
     }
 
     fn cancelled(&mut self) {
-        self.infer.record_error("cancelled", "the client went away");
+        if self.admitted {
+            self.infer.record_error("cancelled", "the client went away");
+        } else {
+            self.queue.record_error(
+                "cancelled",
+                "the client went away while the request was queued",
+            );
+        }
     }
 
     fn failed(&mut self, error_type: &'static str, message: &str) {
@@ -306,7 +317,8 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_sequence_marks_its_infer_span_and_one_never_admitted_ends_its_queue_span() {
+    fn a_failed_sequence_marks_its_infer_span_and_one_never_admitted_ends_its_queue_span_marked_if_its_client_left(
+    ) {
         let guard = super::super::test_support::local();
         let generation = generation(&guard);
         let parent = generation.context().expect("span").clone();
@@ -317,6 +329,10 @@ mod tests {
         drop(failed);
         // Refused as overloaded: dropped before admission.
         drop(bus.sequence_queued(&queued(&parent, 1)));
+        // The client left while queued.
+        let mut left = bus.sequence_queued(&queued(&parent, 2));
+        left.cancelled();
+        drop(left);
         generation.end();
 
         let spans = spans(&guard, &generation);
@@ -326,11 +342,18 @@ mod tests {
         assert_eq!(infer[0].attributes["error.type"], "inference_error");
         let events: Vec<&str> = infer[0].events.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(events, ["generation failed", "exception"]);
-        assert_eq!(
-            named(&spans, "model.queue").len(),
-            2,
-            "both queue spans ended"
-        );
+        let queues = named(&spans, "model.queue");
+        assert_eq!(queues.len(), 3, "every queue span ended");
+        let at = |position: i64| {
+            queues
+                .iter()
+                .find(|s| s.attributes["inferd.queue.position"] == position)
+                .expect("a queue span at that position")
+        };
+        let left = at(2);
+        assert_eq!(left.status.code, "error");
+        assert_eq!(left.attributes["error.type"], "cancelled");
+        assert_ne!(at(1).status.code, "error");
     }
 
     #[test]
