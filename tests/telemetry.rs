@@ -417,6 +417,9 @@ async fn a_client_that_leaves_while_queued_ends_its_queue_span_as_cancelled() {
     }
     b.abort();
     let _ = b.await;
+    // The server sees B's connection close (socket readiness, not a timer); a margin so that
+    // it has before A's slot frees.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     // A's end frees the slot; the engine finds B's client gone instead of admitting it.
     drop(a);
     let spans = wait_for_trace(&server, queued, 3).await;
