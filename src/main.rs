@@ -183,6 +183,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<()> {
         tracing::info!(
             address = %format!("http://{local}"),
             telemetry = ?telemetry.mode(),
+            http_workers = tokio::runtime::Handle::current().metrics().num_workers(),
             "inferd listening on http://{local}"
         );
         inferd_server::serve(listener, state, &telemetry, shutdown_signal())

@@ -389,15 +389,33 @@ async fn an_absent_upstream_fails_fast_with_503_naming_it() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn http_workers_sets_the_number_of_async_worker_threads() {
+    // The runtime's own count, as the start-up line reports it.
     let workers = |server: &Server| {
-        std::fs::read_dir(format!("/proc/{}/task", server.pid()))
+        let line = server
+            .logs()
+            .into_iter()
+            .find(|l| l.contains("inferd listening"))
+            .expect("the start-up line");
+        let line: Value = serde_json::from_str(&line).expect("a JSON line");
+        let n = line["fields"]["http_workers"]
+            .as_u64()
+            .expect("http_workers");
+        // And the threads themselves: tokio names its blocking-pool threads (file I/O, DNS)
+        // like its workers, so /proc shows at least that many, and more while a blocking
+        // thread idles.
+        let threads = std::fs::read_dir(format!("/proc/{}/task", server.pid()))
             .expect("tasks")
             .filter_map(Result::ok)
             .filter(|task| {
                 std::fs::read_to_string(task.path().join("comm"))
                     .is_ok_and(|name| name.trim() == "tokio-rt-worker")
             })
-            .count()
+            .count();
+        assert!(
+            threads >= usize::try_from(n).expect("count"),
+            "{threads} threads, {n} workers"
+        );
+        usize::try_from(n).expect("count")
     };
     let back = format!("http://127.0.0.1:{}", free_port());
     let dir = TempDir::new("gateway-workers");

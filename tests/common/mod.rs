@@ -176,15 +176,17 @@ impl Server {
         let sink = std::sync::Arc::clone(&logs);
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(at) = line.find("listening on http://") {
-                    let rest = &line[at + "listening on ".len()..];
-                    let url: String = rest
+                let url = line.find("listening on http://").map(|at| {
+                    line[at + "listening on ".len()..]
                         .chars()
                         .take_while(|c| !c.is_whitespace() && *c != '"')
-                        .collect();
+                        .collect::<String>()
+                });
+                // The line is in `logs` before the start returns.
+                sink.lock().expect("log lock").push(line);
+                if let Some(url) = url {
                     let _ = addr_tx.send(url);
                 }
-                sink.lock().expect("log lock").push(line);
             }
         });
         let base = match addr_rx.recv_timeout(Duration::from_secs(60)) {
