@@ -34,4 +34,4 @@ pub use observe::StoreObserver;
 pub use progress::Progress;
 pub use pull::{pull, PullDisplay, PullOptions};
 pub use source::{ArtifactSource, S3Location};
-pub use store::{Artifact, ArtifactOrigin, ArtifactRequest, ArtifactStore, SOURCE_LOCAL_CACHE};
+pub use store::{Artifact, ArtifactOrigin, ArtifactRequest, ArtifactStore};

@@ -105,7 +105,7 @@ impl ArtifactSource {
     /// (also for https) or `s3`; `local_cache` for a local path.
     pub fn kind(&self) -> &'static str {
         match self {
-            Self::Local(_) => crate::store::SOURCE_LOCAL_CACHE,
+            Self::Local(_) => inferd_otel::semconv::INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE,
             Self::File(_) => "file",
             Self::Http(_) => "http",
             Self::S3(_) => "s3",

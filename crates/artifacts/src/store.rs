@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
+use inferd_otel::semconv::INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::Context;
 use tokio::sync::watch;
@@ -17,9 +18,6 @@ use crate::lock::CacheLock;
 use crate::observe::{check_finished, Download, Observers, Started, StoreObserver};
 use crate::transfer::Job;
 use crate::{file, http, s3, ArtifactError, ArtifactSource, Progress, StoreConfig};
-
-/// `inferd.model.artifacts.source` for a file found on local disk (cache hit or local path).
-pub const SOURCE_LOCAL_CACHE: &str = "local_cache";
 
 /// What to fetch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -301,7 +299,7 @@ impl Inner {
                     bytes: sidecar.size,
                     sha256: Some(sidecar.sha256),
                     origin: ArtifactOrigin::CacheHit,
-                    source: SOURCE_LOCAL_CACHE,
+                    source: INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE,
                 };
                 check_finished(check, Ok(&artifact));
                 return Ok(artifact);
@@ -432,7 +430,7 @@ async fn local_file(
             bytes: meta.len(),
             sha256,
             origin: ArtifactOrigin::LocalFile,
-            source: SOURCE_LOCAL_CACHE,
+            source: INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE,
         })
     }
     .await;

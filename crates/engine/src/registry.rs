@@ -14,6 +14,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
+use inferd_otel::semconv::INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::Context;
 
@@ -21,9 +22,6 @@ use crate::backend::{Backend, ModelInfo, Upstreams};
 use crate::hooks::{HooksBus, LoadFailed, LoadStarted, ModelLoad, ModelUnload, UnloadStarted};
 use crate::local::{LocalEngine, LocalEngineConfig};
 use crate::EngineError;
-
-/// `inferd.model.artifacts.source` of a model file already on local disk.
-pub const SOURCE_LOCAL: &str = "local_cache";
 
 /// A model to serve: where its GGUF file comes from and how to run it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,7 +104,7 @@ impl ArtifactResolver for LocalFiles {
         })?;
         Ok(ResolvedArtifact {
             path,
-            source: SOURCE_LOCAL,
+            source: INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE,
             bytes: meta.len(),
         })
     }
@@ -547,7 +545,11 @@ impl ModelRegistry {
                 drop(entries);
                 observed.finished(&ModelLoad {
                     model_id: id.to_owned(),
-                    source: if remote { "download" } else { SOURCE_LOCAL },
+                    source: if remote {
+                        "download"
+                    } else {
+                        INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE
+                    },
                     duration,
                     result: Err(LoadFailed {
                         error_type: err.kind(),

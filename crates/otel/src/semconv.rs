@@ -159,6 +159,9 @@ pub const INFERD_MODEL_FORMAT: &str = "inferd.model.format";
 pub const INFERD_MODEL_ID: &str = "inferd.model.id";
 /// Where model artifacts came from (`local_cache`, `http`, `s3`, ...).
 pub const INFERD_MODEL_ARTIFACTS_SOURCE: &str = "inferd.model.artifacts.source";
+/// The `inferd.model.artifacts.source` of a model file found on local disk (a local path or
+/// a cache hit).
+pub const INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE: &str = "local_cache";
 /// Size of the model artifacts in bytes.
 pub const INFERD_MODEL_ARTIFACTS_BYTES: &str = "inferd.model.artifacts.bytes";
 /// Why a model was unloaded (`admin`, `evicted`), on `model.unload`.

@@ -167,13 +167,12 @@ impl Scheduler {
         let parallel = usize::try_from(self.settings.parallel).unwrap_or(1);
         let mut changed = false;
         while self.running.len() < parallel {
-            let Some(job) = self.held.take().or_else(|| jobs.try_recv().ok()) else {
+            let Some(mut job) = self.held.take().or_else(|| jobs.try_recv().ok()) else {
                 break;
             };
             if job.events.is_closed() {
                 // The client left while waiting in the queue.
                 self.dequeued();
-                let mut job = job;
                 job.observed.cancelled();
                 continue;
             }

@@ -14,7 +14,7 @@ use std::path::Path;
 use inferd_artifacts::observe::{
     CheckCall, DownloadCall, HttpRequest, Outcome, RequestCall, Started,
 };
-use inferd_artifacts::{ArtifactError, ArtifactOrigin, StoreObserver, SOURCE_LOCAL_CACHE};
+use inferd_artifacts::{ArtifactError, ArtifactOrigin, StoreObserver};
 use inferd_otel::semconv as sc;
 use inferd_otel::{http_client_span, log_event, record_http_response, span_builder, OtelSpan};
 use opentelemetry::trace::SpanKind;
@@ -37,7 +37,10 @@ impl StoreObserver for ArtifactSpans {
                 SpanKind::Internal,
                 vec![
                     KeyValue::new(sc::INFERD_MODEL_ID, started.request.model_id.clone()),
-                    KeyValue::new(sc::INFERD_MODEL_ARTIFACTS_SOURCE, SOURCE_LOCAL_CACHE),
+                    KeyValue::new(
+                        sc::INFERD_MODEL_ARTIFACTS_SOURCE,
+                        sc::INFERD_MODEL_ARTIFACTS_SOURCE_LOCAL_CACHE,
+                    ),
                 ],
             )
         });
